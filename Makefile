@@ -1,0 +1,29 @@
+# The two set-up commands of the README:
+#   make demo   installs stemwatch (CPU onnxruntime, trainer) and runs the demo
+#   make test   installs stemwatch with the dev tools and a headless browser, then lints,
+#               type-checks and runs the tests (.ci/run calls exactly this)
+PY ?= python3
+
+.PHONY: demo test install install-dev lint typecheck pytest
+
+install:
+	$(PY) -m pip install --quiet -e '.[cpu,train]'
+
+install-dev:
+	$(PY) -m pip install --quiet -e '.[cpu,train,dev]'
+	bash scripts/ensure-browser.sh
+
+demo: install
+	stemwatch demo
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck:
+	$(PY) -m mypy
+
+pytest:
+	$(PY) -m pytest
+
+test: install-dev lint typecheck pytest

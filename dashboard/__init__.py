@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: plate view, per-well probability over time, onsets, alerts."""

@@ -1,0 +1,64 @@
+"""The ``stemwatch`` command line: a thin dispatcher over one module per subcommand.
+
+Each module in :mod:`stemwatch.commands` exposes ``register(subparsers)``, which adds its parser
+and sets ``func`` (``args -> exit code``). Heavy imports (torch, onnxruntime, streamlit) happen
+inside ``func``, so ``stemwatch --help`` is instant and the monitor never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from stemwatch import __version__
+from stemwatch.commands import COMMANDS
+from stemwatch.errors import StemwatchError
+
+log = logging.getLogger("stemwatch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stemwatch",
+        description="Label-free detection of stem cell differentiation beside the microscope.",
+    )
+    parser.add_argument("--version", action="version", version=f"stemwatch {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging verbosity (default: INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except StemwatchError as exc:
+        print(f"stemwatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Loading and documenting the per-component YAML configuration.
+
+Each component (monitor, trainer) owns one pydantic model with ``extra="forbid"``; this module
+turns a YAML file into that model and turns validation failures into messages that name the
+file, the field path and the bad value.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from stemwatch.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every configuration section: unknown keys are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: ``source: field.path: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling against `stemwatch config --example`"
+        got = err.get("input")
+        got_text = "" if err["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{source}: {loc}: {msg}{got_text}")
+    return "\n".join(lines)
+
+
+def validate_mapping(model_cls: type[M], data: Any, source: str) -> M:
+    """Validate an already-parsed mapping; raise :class:`ConfigError` naming ``source``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of fields, got {type(data).__name__}"
+        )
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_config(model_cls: type[M], path: str | Path | None) -> M:
+    """Load ``path`` into ``model_cls``; ``None`` gives the embedded defaults."""
+    if path is None:
+        return model_cls()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"{p}: config file not found; write one with `stemwatch config --example > {p.name}`"
+        )
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file; a config must be UTF-8 YAML") from None
+    return validate_mapping(model_cls, data, str(p))
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if _is_model(annotation):
+        return typing.cast(type[BaseModel], annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if _is_model(arg):
+                return typing.cast(type[BaseModel], arg)
+    return None
+
+
+def example_yaml(model: BaseModel, indent: int = 0) -> str:
+    """A commented YAML rendering of ``model``: each field preceded by its description."""
+    pad = " " * indent
+    out: list[str] = []
+    for name, field in type(model).model_fields.items():
+        if field.description:
+            for line in field.description.splitlines():
+                out.append(f"{pad}# {line}")
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) and _model_in(field.annotation) is not None:
+            out.append(f"{pad}{name}:")
+            out.append(example_yaml(value, indent + 2))
+        else:
+            dumped = yaml.safe_dump(
+                {name: _plain(value)}, default_flow_style=None, sort_keys=False
+            ).rstrip("\n")
+            out.extend(pad + line for line in dumped.splitlines())
+    return "\n".join(out)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+        return value.value
+    return value

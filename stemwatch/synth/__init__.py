@@ -1,0 +1,1 @@
+"""The synthetic microscope: label-free colony images with ground truth, and live acquisition."""
