@@ -1,9 +1,186 @@
-"""Configuration of the monitor daemon (one YAML file, validated)."""
+"""Configuration of the monitor daemon (one YAML file, validated).
+
+``stemwatch config monitor --example`` prints these models with their descriptions as comments.
+The onset and alerts sections belong to :mod:`monitor.onset` and :mod:`monitor.alerts`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
 from stemwatch.config import StrictModel
+
+try:  # the onset and alerts sections are owned by monitor-store
+    from monitor.onset import OnsetConfig
+except ImportError:  # pragma: no cover - only until monitor/onset.py lands
+
+    class OnsetConfig(StrictModel):  # type: ignore[no-redef]
+        """Placeholder until monitor/onset.py lands."""
+
+
+try:
+    from monitor.alerts import AlertsConfig
+except ImportError:  # pragma: no cover - only until monitor/alerts.py lands
+
+    class AlertsConfig(StrictModel):  # type: ignore[no-redef]
+        """Placeholder until monitor/alerts.py lands."""
+
+
+DEFAULT_SUFFIXES = [".tif", ".tiff", ".png", ".jpg", ".jpeg"]
+
+
+class WatchConfig(StrictModel):
+    """How new images are noticed and when a file counts as completely written."""
+
+    polling: bool = Field(
+        default=False,
+        description=(
+            "Use a polling observer instead of inotify. Needed on network shares (SMB/NFS),\n"
+            "where inotify sees nothing."
+        ),
+    )
+    polling_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between directory polls with `polling: true`."
+    )
+    recursive: bool = Field(default=True, description="Also watch sub-folders.")
+    quiet_period_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "A file is complete once it had no events for this long and its size and mtime\n"
+            "did not change meanwhile (then its TIFF structure and page count are checked)."
+        ),
+    )
+    rescan_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between rescans of the folder for images with no record "
+        "(dropped events).",
+    )
+    folder_check_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between checks that the watched folder still exists "
+        "(a re-mounted share re-arms the observer).",
+    )
+    suffixes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SUFFIXES),
+        description="File suffixes treated as images (case-insensitive).",
+    )
+    ignore: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra glob patterns of file names to ignore, on top of the built-in ones\n"
+            "(~$*, *.tmp, *.part, hidden files, *_thumb*, Thumbs.db, ...)."
+        ),
+    )
+
+
+class InferenceConfig(StrictModel):
+    """The ONNX model and how it runs."""
+
+    model: Path | None = Field(
+        default=None,
+        description="The exported .onnx model; empty means models/stemwatch-default.onnx.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="auto: CUDA execution provider when present, else CPU.",
+    )
+    require_gpu: bool = Field(
+        default=False, description="Fail at startup instead of falling back to the CPU."
+    )
+    intra_op_threads: int = Field(
+        default=1, ge=1, description="onnxruntime intra-op threads per inference worker."
+    )
+    inference_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Threads running the model concurrently (each uses intra_op_threads).",
+    )
+    decode_workers: int = Field(
+        default=2, ge=1, description="Threads reading, decoding and tiling images beside inference."
+    )
+    batch_tiles: int = Field(
+        default=64, ge=1, description="Tiles of several images are batched up to this many."
+    )
+    batch_wait_s: float = Field(
+        default=0.02,
+        ge=0,
+        description="How long a partial batch waits for more images before it runs.",
+    )
+    queue_images: int = Field(
+        default=8,
+        ge=1,
+        description="Decoded images waiting for inference at most; bounds memory with a backlog.",
+    )
+    warmup: bool = Field(default=True, description="Run one batch at startup.")
+
+
+class RetryConfig(StrictModel):
+    """What happens to files that cannot be read (yet)."""
+
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Attempts before an unreadable file is recorded as failed with the reason.",
+    )
+    initial_backoff_s: float = Field(
+        default=2.0, ge=0, description="Wait before the second attempt; doubles each time."
+    )
+    max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait between attempts.")
+
+
+class PlateConfig(StrictModel):
+    """How plate, well, field and time point are found for each image."""
+
+    filename_regex: str | None = Field(
+        default=None,
+        description=(
+            "Regular expression with named groups (plate, well or row/col, field, timepoint)\n"
+            "for instruments whose file names are not recognised; empty uses the presets."
+        ),
+    )
+    default_plate: str | None = Field(
+        default=None, description="Plate name when neither OME metadata nor the name gives one."
+    )
+    min_image_size: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Smallest accepted image side in pixels; 0 means one tile after downsampling.\n"
+            "Smaller images are recorded as failed."
+        ),
+    )
 
 
 class MonitorConfig(StrictModel):
-    """Placeholder; the monitor issue fills this in."""
+    """The monitor daemon beside the microscope."""
+
+    database: Path = Field(
+        default=Path("stemwatch.db"), description="SQLite database with all results."
+    )
+    folder: Path | None = Field(
+        default=None, description="Folder the microscope writes to (the command line wins)."
+    )
+    heartbeat_interval_s: float = Field(
+        default=10.0, gt=0, description="Seconds between heartbeats written to the database."
+    )
+    instrument_check_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between instrument checks (stalled acquisition, daemon health).",
+    )
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="Noticing new images.")
+    inference: InferenceConfig = Field(
+        default_factory=InferenceConfig, description="The model and how it runs."
+    )
+    retry: RetryConfig = Field(default_factory=RetryConfig, description="Unreadable files.")
+    plate: PlateConfig = Field(
+        default_factory=PlateConfig, description="Plate, well, field and time point of images."
+    )
+    onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
