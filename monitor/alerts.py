@@ -1,0 +1,397 @@
+"""Alerts: onset of differentiation and instrument trouble, to the log, the database and apprise.
+
+Every alert is written to the database and the log, always. Each configured apprise channel
+(e-mail, Slack, Teams, webhooks... any apprise URL) then gets it unless that channel already
+sent ``rate_limit_per_hour`` messages in the last hour; held-back alerts are summarised in the
+channel's next message (or by :meth:`Alerter.flush` once the hour frees up), never dropped from
+the database.
+
+One alert per well per onset episode; instrument conditions (stalled microscope, failures
+piling up, disk nearly full) alert once when they begin and again only after they cleared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import shutil
+import sqlite3
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from monitor import store
+from monitor.onset import OnsetEvent
+from stemwatch.config import StrictModel
+
+log = logging.getLogger(__name__)
+
+HOUR_S = 3600.0
+
+
+class AlertsConfig(StrictModel):
+    """Where alerts go and when instrument alerts fire."""
+
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named apprise URLs, e.g. {lab-slack: 'slack://T000/B000/XXXX', "
+        "me: 'mailto://user:pass@example.org'}; see https://github.com/caronc/apprise/wiki. "
+        "Alerts always go to the log and the database as well. URLs hold secrets: keep "
+        "this file private.",
+    )
+    rate_limit_per_hour: int = Field(
+        10,
+        ge=1,
+        description="At most this many messages per channel per hour; the rest are summarised "
+        "in the channel's next message (all stay in the database).",
+    )
+    title_prefix: str = Field("stemwatch", description="Start of every message title.")
+    expected_interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between time points of the acquisition; empty = inferred from "
+        "the images' times.",
+    )
+    stall_factor: float = Field(
+        3.0,
+        gt=1.0,
+        description="Alert when no image arrived for this many expected intervals "
+        "(microscope stalled, or the run ended).",
+    )
+    max_failed_per_hour: int = Field(
+        10, ge=0, description="Alert when more images than this failed in the last hour."
+    )
+    min_free_percent: float = Field(
+        5.0,
+        ge=0.0,
+        le=100.0,
+        description="Alert when the watched folder's or the database's disk has less free "
+        "space than this percentage.",
+    )
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """Outcome of one delivery: ``sent``, ``failed: why`` or ``rate-limited``."""
+
+    channel: str
+    ok: bool
+    detail: str
+
+    @property
+    def text(self) -> str:
+        return "sent" if self.ok else self.detail
+
+
+def send_to_channel(name: str, url: str, title: str, body: str) -> ChannelResult:
+    """Deliver one message through one apprise URL; never raises."""
+    import apprise
+
+    try:
+        obj = apprise.Apprise()
+        if not obj.add(url):
+            return ChannelResult(name, False, "failed: not a valid apprise URL")
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            ok = bool(obj.notify(title=title, body=body))
+            detail = captured.getvalue().strip() if not ok else ""
+    except Exception as exc:  # a channel's plugin must never take the daemon down
+        return ChannelResult(name, False, f"failed: {type(exc).__name__}: {exc}")
+    if ok:
+        return ChannelResult(name, True, "sent")
+    last = detail.splitlines()[-1] if detail else "delivery failed"
+    return ChannelResult(name, False, f"failed: {last}")
+
+
+def send_test(config: AlertsConfig) -> list[ChannelResult]:
+    """Send a test message through every configured channel (no rate limit, no database)."""
+    return [
+        send_to_channel(
+            name,
+            url,
+            f"{config.title_prefix}: test message",
+            "This is a test of the stemwatch alert channel "
+            f"'{name}'. If you read this, alerts reach you.",
+        )
+        for name, url in config.channels.items()
+    ]
+
+
+class Alerter:
+    """Raises, records and delivers alerts for one daemon (needs a writable connection)."""
+
+    def __init__(
+        self,
+        config: AlertsConfig,
+        conn: sqlite3.Connection,
+        *,
+        disk_paths: Sequence[str | Path] = (),
+    ) -> None:
+        self.config = config
+        self.conn = conn
+        db = store.db_path_of(conn)
+        paths = [Path(p) for p in disk_paths]
+        if db not in ("", ":memory:", "database"):
+            paths.append(Path(db).parent)
+        self.disk_paths = list(dict.fromkeys(paths))
+
+    # -- alert sources ---------------------------------------------------------------------
+
+    def onset(self, event: OnsetEvent, *, now: float | None = None) -> store.AlertRecord | None:
+        """Alert about an onset; None if this well's episode was already alerted."""
+        when = "" if event.onset_time_s is None else f", began ~{event.onset_time_s / 3600:.1f} h"
+        message = (
+            f"Differentiation onset in plate {event.plate} well {event.well}{when} "
+            f"(smoothed probability {event.probability:.2f}, episode {event.episode})."
+        )
+        return self.raise_alert(
+            "onset",
+            message,
+            plate=event.plate,
+            well=event.well,
+            dedup_key=f"onset:{event.plate}:{event.well}:{event.episode}",
+            now=now,
+        )
+
+    def instrument_checks(self, now: float | None = None) -> list[store.AlertRecord]:
+        """Check the instrument conditions; alert on those that just began. Also flushes."""
+        t = time.time() if now is None else now
+        raised: list[store.AlertRecord] = []
+        conditions: dict[str, str | None] = {
+            "stall": self._stall_message(t),
+            "failures": self._failures_message(t),
+        }
+        for path in self.disk_paths:
+            conditions[f"disk:{path}"] = self._disk_message(path)
+        for key, message in conditions.items():
+            alert = self._condition(key, message, t)
+            if alert is not None:
+                raised.append(alert)
+        self.flush(now=t)
+        return raised
+
+    # -- conditions ------------------------------------------------------------------------
+
+    def expected_interval_s(self) -> float | None:
+        """Configured interval, else the median gap between distinct image times."""
+        if self.config.expected_interval_s is not None:
+            return self.config.expected_interval_s
+        rows = self.conn.execute(
+            "SELECT DISTINCT plate, round(time_s / 60.0) AS m FROM images "
+            "WHERE time_s IS NOT NULL AND superseded_by IS NULL ORDER BY plate, m"
+        ).fetchall()
+        gaps: list[float] = []
+        for prev, cur in itertools.pairwise(rows):
+            if prev["plate"] == cur["plate"] and cur["m"] > prev["m"]:
+                gaps.append(60.0 * (cur["m"] - prev["m"]))
+        return statistics.median(gaps) if gaps else None
+
+    def _stall_message(self, now: float) -> str | None:
+        last = self.conn.execute("SELECT max(created_at) FROM images").fetchone()[0]
+        interval = self.expected_interval_s()
+        if last is None or interval is None:
+            return None
+        silent = now - float(last)
+        if silent <= self.config.stall_factor * interval:
+            return None
+        return (
+            f"No new image for {silent / 60:.0f} min ({silent / interval:.1f} x the expected "
+            f"interval of {interval / 60:.0f} min): the microscope may have stalled, or the "
+            "run ended."
+        )
+
+    def _failures_message(self, now: float) -> str | None:
+        n = self.conn.execute(
+            "SELECT count(*) FROM images WHERE status = 'failed' AND superseded_by IS NULL "
+            "AND updated_at >= ?",
+            (now - HOUR_S,),
+        ).fetchone()[0]
+        if n <= self.config.max_failed_per_hour:
+            return None
+        last = self.conn.execute(
+            "SELECT path, error FROM images WHERE status = 'failed' ORDER BY updated_at DESC "
+            "LIMIT 1"
+        ).fetchone()
+        return (
+            f"{n} images failed in the last hour (limit {self.config.max_failed_per_hour}); "
+            f"latest: {last['path']}: {last['error']}"
+        )
+
+    def _disk_message(self, path: Path) -> str | None:
+        try:
+            usage = shutil.disk_usage(path)
+        except OSError as exc:
+            log.warning("cannot check free space of %s: %s", path, exc)
+            return None
+        free_pct = 100.0 * usage.free / usage.total if usage.total else 100.0
+        if free_pct >= self.config.min_free_percent:
+            return None
+        return (
+            f"Disk of {path} is nearly full: {free_pct:.1f}% free "
+            f"({usage.free / 1e9:.1f} GB; alert below {self.config.min_free_percent}%)."
+        )
+
+    def _condition(self, key: str, message: str | None, now: float) -> store.AlertRecord | None:
+        """Track an instrument condition; alert once when it begins."""
+        row = self.conn.execute(
+            "SELECT active, since FROM alert_conditions WHERE key = ?", (key,)
+        ).fetchone()
+        was_active = bool(row and row["active"])
+        if message is None:
+            if was_active:
+                log.info("instrument condition cleared: %s", key)
+                store.write_transaction(
+                    self.conn,
+                    lambda c: c.execute(
+                        "UPDATE alert_conditions SET active = 0 WHERE key = ?", (key,)
+                    ),
+                )
+            return None
+        if was_active:
+            return None
+        kind = key.split(":", 1)[0]
+        alert = self.raise_alert(kind, message, dedup_key=f"{key}@{now:.3f}", now=now)
+        alert_id = alert.id if alert else None
+        store.write_transaction(
+            self.conn,
+            lambda c: c.execute(
+                "INSERT INTO alert_conditions (key, active, since, alert_id) VALUES (?, 1, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET active = 1, since = excluded.since, "
+                "alert_id = excluded.alert_id",
+                (key, now, alert_id),
+            ),
+        )
+        return alert
+
+    # -- recording and delivery ------------------------------------------------------------
+
+    def raise_alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        plate: str | None = None,
+        well: str | None = None,
+        dedup_key: str | None = None,
+        now: float | None = None,
+    ) -> store.AlertRecord | None:
+        """Record an alert, log it and deliver it; None if ``dedup_key`` was seen before."""
+        t = time.time() if now is None else now
+
+        def insert(c: sqlite3.Connection) -> int | None:
+            cur = c.execute(
+                "INSERT INTO alerts (kind, plate, well, dedup_key, message, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
+                (kind, plate, well, dedup_key, message, t),
+            )
+            return int(cur.lastrowid or 0) if cur.rowcount else None
+
+        alert_id = store.write_transaction(self.conn, insert)
+        if alert_id is None:
+            return None
+        log.warning("ALERT [%s] %s", kind, message)
+        title = f"{self.config.title_prefix}: {kind}" + (f" {plate} {well}" if well else "")
+        results = {r.channel: r.text for r in self._deliver(alert_id, title, message, t)}
+        store.write_transaction(
+            self.conn,
+            lambda c: c.execute(
+                "UPDATE alerts SET channel_results = ? WHERE id = ?",
+                (json.dumps(results), alert_id),
+            ),
+        )
+        return store.AlertRecord(
+            id=alert_id,
+            kind=kind,
+            plate=plate,
+            well=well,
+            message=message,
+            created_at=t,
+            channel_results=results,
+        )
+
+    def _sent_in_last_hour(self, channel: str, now: float) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM alert_deliveries WHERE channel = ? AND at > ? "
+                "AND result != 'rate-limited' AND result != 'summarised'",
+                (channel, now - HOUR_S),
+            ).fetchone()[0]
+        )
+
+    def _held_back(self, channel: str) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT d.id, a.created_at, a.message FROM alert_deliveries d "
+            "JOIN alerts a ON a.id = d.alert_id "
+            "WHERE d.channel = ? AND d.result = 'rate-limited' ORDER BY d.id",
+            (channel,),
+        ).fetchall()
+
+    def _deliver(
+        self, alert_id: int | None, title: str, message: str, now: float
+    ) -> list[ChannelResult]:
+        results: list[ChannelResult] = []
+        for name, url in self.config.channels.items():
+            if self._sent_in_last_hour(name, now) >= self.config.rate_limit_per_hour:
+                log.info("channel %s over its rate limit; alert %s held back", name, alert_id)
+                results.append(ChannelResult(name, False, "rate-limited"))
+                self._record_delivery(alert_id, name, "rate-limited", now)
+                continue
+            held = self._held_back(name)
+            body = message + _summary(held)
+            result = send_to_channel(name, url, title, body)
+            if not result.ok:
+                log.error("alert channel %s: %s", name, result.detail)
+            self._record_delivery(alert_id, name, result.text, now, summarised=held)
+            results.append(result)
+        return results
+
+    def _record_delivery(
+        self,
+        alert_id: int | None,
+        channel: str,
+        result: str,
+        now: float,
+        summarised: Sequence[sqlite3.Row] = (),
+    ) -> None:
+        def do(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO alert_deliveries (alert_id, channel, at, result) VALUES (?, ?, ?, ?)",
+                (alert_id, channel, now, result),
+            )
+            if result == "sent" and summarised:
+                c.executemany(
+                    "UPDATE alert_deliveries SET result = 'summarised' WHERE id = ?",
+                    [(r["id"],) for r in summarised],
+                )
+
+        store.write_transaction(self.conn, do)
+
+    def flush(self, now: float | None = None) -> list[ChannelResult]:
+        """Send a summary of held-back alerts on channels whose hourly budget freed up."""
+        t = time.time() if now is None else now
+        results = []
+        for name, url in self.config.channels.items():
+            held = self._held_back(name)
+            if not held or self._sent_in_last_hour(name, t) >= self.config.rate_limit_per_hour:
+                continue
+            body = f"{len(held)} alert(s) were held back by the rate limit." + _summary(held)
+            result = send_to_channel(name, url, f"{self.config.title_prefix}: summary", body)
+            self._record_delivery(None, name, result.text, t, summarised=held)
+            results.append(result)
+        return results
+
+
+def _summary(held: Sequence[sqlite3.Row], max_lines: int = 20) -> str:
+    if not held:
+        return ""
+    lines = [
+        f"- {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))} {r['message']}"
+        for r in held[:max_lines]
+    ]
+    if len(held) > max_lines:
+        lines.append(f"- ... and {len(held) - max_lines} more (see `stemwatch status`)")
+    return f"\n\nHeld back by the rate limit ({len(held)}):\n" + "\n".join(lines)
