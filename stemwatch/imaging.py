@@ -1,22 +1,36 @@
 """Reading microscope images and turning them into model-ready tiles.
 
 One module used by both the trainer and the monitor, so preprocessing in deployment is the
-preprocessing of training. The recipe:
+preprocessing of training. The recipe (:func:`prepare`):
 
-1. read the image (TIFF of any bit depth, OME-TIFF, compressed TIFF, PNG, JPEG) as a 2-D
-   grayscale plane in its own dtype (palette and RGB are converted to luminance);
-2. downsample by an integer factor (block mean, float32; :class:`TilingSpec`);
-3. normalise the whole downsampled plane with :class:`NormalisationRecipe`:
-   ``(x - P_low) / (P_high - P_low)`` with the percentiles taken over the whole plane, clipped
-   to ``[0, 1]``; a flat image (``P_high - P_low`` below ``eps``) becomes all zeros;
-4. cut into ``tile_size`` tiles, keeping the tiles that hold enough texture to be foreground.
+1. :func:`read_image` reads one 2-D grayscale plane in its own dtype: TIFF (8/12/16-bit
+   integer, float, multi-page, OME-TIFF, BigTIFF; uncompressed, LZW, deflate, zstd, JPEG...
+   through imagecodecs), PNG and JPEG. Palette images become their luminance (uint8), RGB(A)
+   becomes luminance in the sample dtype, min-is-white is inverted. The file type is told
+   from its first bytes, not its suffix. Truncated, corrupt or empty files raise
+   :class:`ImageReadError` naming the file; nothing is zero-filled.
+2. :func:`downsample` by an integer factor: block mean in float32; edge rows and columns
+   that do not fill a block are dropped.
+3. :func:`normalise` the downsampled plane with :class:`NormalisationRecipe`:
+   ``(x - P_low) / (P_high - P_low)`` clipped to ``[0, 1]``, float32. The percentiles are
+   taken over the finite pixels of an evenly strided grid of at most ``max_samples`` pixels
+   (all pixels of planes up to that size; 65,536 by default, a 256 x 256 grid). A flat image
+   (``P_high - P_low < eps``) becomes all zeros; NaN and inf pixels become 0.
+4. :func:`make_tiles` cuts ``tile_size`` tiles on a ``stride`` grid (the last row and column of
+   tiles are aligned to the image edge, so every pixel is covered) and keeps the foreground
+   tiles: standard deviation at least ``min_foreground_std`` (drops empty background) and at
+   most ``max_dark_fraction`` of pixels at or below 0 (drops the black surround of a round
+   whole-well image, whose pixels sit at the clipped floor). At most ``max_tiles`` tiles are
+   kept, evenly spread over the foreground.
 """
 
 from __future__ import annotations
 
+import hashlib
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,17 +41,29 @@ TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 OTHER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 IMAGE_SUFFIXES = TIFF_SUFFIXES | OTHER_SUFFIXES
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_LUMA = (0.299, 0.587, 0.114)
+_HASH_CHUNK = 1 << 20
+
 
 class NormalisationRecipe(BaseModel):
-    """Percentile normalisation to float32 in [0, 1], over the whole image."""
+    """Percentile normalisation to float32 in [0, 1] over the whole (downsampled) image."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["percentile"] = "percentile"
-    p_low: float = Field(default=1.0, ge=0, lt=100)
-    p_high: float = Field(default=99.8, gt=0, le=100)
-    clip: bool = True
-    eps: float = Field(default=1e-6, gt=0)
+    p_low: float = Field(default=1.0, ge=0, lt=100, description="Lower percentile -> 0.")
+    p_high: float = Field(default=99.8, gt=0, le=100, description="Upper percentile -> 1.")
+    clip: bool = Field(default=True, description="Clip the result to [0, 1].")
+    eps: float = Field(default=1e-6, gt=0, description="Spans below this count as flat.")
+    max_samples: int = Field(
+        default=65536,
+        ge=1024,
+        description="Percentiles are estimated on an evenly strided grid of at most this many "
+        "pixels (exact for smaller planes).",
+    )
 
 
 class TilingSpec(BaseModel):
@@ -47,18 +73,31 @@ class TilingSpec(BaseModel):
 
     downsample: int = Field(default=4, ge=1, description="Block-mean factor before tiling.")
     tile_size: int = Field(default=128, ge=16, description="Tile side in downsampled pixels.")
-    stride: int | None = Field(default=None, description="Tile step; None means tile_size.")
+    stride: int | None = Field(default=None, ge=1, description="Tile step; None means tile_size.")
     min_foreground_std: float = Field(
         default=0.02,
         ge=0,
         description="Tiles whose normalised std is below this are background and skipped.",
+    )
+    max_dark_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Tiles with more than this fraction of pixels at or below 0 after "
+        "normalisation (e.g. the black surround of a round well) are skipped.",
     )
     max_tiles: int = Field(default=64, ge=1, description="At most this many tiles per image.")
 
 
 @dataclass(frozen=True)
 class ImageData:
-    """A grayscale plane read from a file, with what the file said about itself."""
+    """A grayscale plane read from a file, with what the file said about itself.
+
+    ``bit_depth`` is the significant bits per sample: BitsPerSample when it is below the
+    container's (a 12-bit TIFF), else for 16-bit integer data the smallest of 12, 14, 16 that
+    holds the data's maximum (cameras write 12- and 14-bit data into 16-bit containers), else
+    the container's bits (8, 16, 32 for float).
+    """
 
     path: Path
     pixels: np.ndarray
@@ -78,20 +117,124 @@ class Tiles:
     foreground_fraction: float = field(default=1.0)
 
 
+# --------------------------------------------------------------------------- reading
+
+
 def to_grayscale(arr: np.ndarray) -> np.ndarray:
-    """Luminance of an RGB(A) array (last axis 3 or 4); 2-D arrays pass through."""
+    """Luminance of an RGB(A) array (last axis 3 or 4); 2-D arrays pass through.
+
+    Integer input keeps its dtype (rounded); float input gives float32.
+    """
     if arr.ndim == 2:
         return arr
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         rgb = arr[..., :3].astype(np.float32)
-        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = rgb @ np.array(_LUMA, dtype=np.float32)
         if np.issubdtype(arr.dtype, np.integer):
-            return np.clip(np.rint(gray), 0, np.iinfo(arr.dtype).max).astype(arr.dtype)
+            info = np.iinfo(arr.dtype)
+            return np.clip(np.rint(gray), info.min, info.max).astype(arr.dtype)
         return gray
     raise ValueError(f"cannot make a grayscale plane from an array of shape {arr.shape}")
 
 
-def _read_tiff(path: Path, page: int) -> ImageData:
+def _sniff(path: Path) -> str:
+    """'tiff', 'pil' or raise: the file kind from its first bytes."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot open the file ({exc.strerror or exc})") from None
+    if head[:4] in _TIFF_MAGIC:
+        return "tiff"
+    if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
+        return "pil"
+    raise ImageReadError(
+        path, f"not a TIFF, PNG or JPEG file (starts with {head!r}); is it a different format?"
+    )
+
+
+def _check_present(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageReadError(
+            path, "file does not exist (deleted or moved before it was read)"
+        ) from None
+    except PermissionError:
+        raise ImageReadError(
+            path, "permission denied; make the file readable for this user"
+        ) from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot stat the file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes); still being written?")
+    return size
+
+
+def _palette_to_gray(arr: np.ndarray, colormap: np.ndarray) -> np.ndarray:
+    """Index image + (3, 2**bits) colour map -> uint8 luminance via a lookup table."""
+    cmap = np.asarray(colormap, dtype=np.float32)
+    if cmap.max() > 255:
+        cmap = cmap / 257.0
+    lut = np.clip(np.rint(np.array(_LUMA, dtype=np.float32) @ cmap[:3]), 0, 255).astype(np.uint8)
+    if arr.size and int(arr.max()) >= lut.shape[0]:
+        raise ValueError(f"palette index {int(arr.max())} beyond the {lut.shape[0]}-entry colormap")
+    return lut[arr]
+
+
+def _significant_bits(arr: np.ndarray, bits_per_sample: int, max_sample: int | None) -> int:
+    container = arr.dtype.itemsize * 8
+    if arr.dtype.kind == "f":
+        return container
+    if 0 < bits_per_sample < container:
+        return bits_per_sample
+    if container == 16 and arr.dtype.kind == "u":
+        top = max_sample if max_sample is not None and max_sample < 65535 else int(arr.max())
+        for bits in (12, 14):
+            if top < (1 << bits):
+                return bits
+    return container
+
+
+def _check_strips(path: Path, page: Any, file_size: int) -> None:
+    """Raise when a strip or tile of ``page`` lies beyond the end of the file or is empty."""
+    offsets = page.dataoffsets
+    counts = page.databytecounts
+    for i, (off, cnt) in enumerate(zip(offsets, counts, strict=False)):
+        if cnt == 0 or off == 0:
+            raise ImageReadError(
+                path, f"strip/tile {i} of page {page.index} is empty: incomplete or corrupt file"
+            )
+        if off + cnt > file_size:
+            raise ImageReadError(
+                path,
+                f"truncated: strip/tile {i} of page {page.index} ends at byte {off + cnt}, "
+                f"file has {file_size} bytes (still being written or cut off?)",
+            )
+
+
+def _check_ifd_chain(path: Path, tif: Any, last_page: Any, file_size: int) -> None:
+    """Raise when the last IFD found points to a next IFD beyond the file end (cut stack)."""
+    import struct
+
+    t = tif.tiff
+    fh = tif.filehandle
+    fh.seek(last_page.offset)
+    (n_tags,) = struct.unpack(t.tagnoformat, fh.read(t.tagnosize))
+    fh.seek(last_page.offset + t.tagnosize + n_tags * t.tagsize)
+    raw = fh.read(t.offsetsize)
+    if len(raw) < t.offsetsize:
+        raise ImageReadError(path, "truncated: the last page's IFD is cut off")
+    (nxt,) = struct.unpack(t.offsetformat, raw)
+    if nxt != 0 and nxt >= file_size:
+        raise ImageReadError(
+            path,
+            f"truncated: page {last_page.index + 1} starts at byte {nxt}, file has "
+            f"{file_size} bytes (a multi-page file cut short)",
+        )
+
+
+def _read_tiff(path: Path, page: int, file_size: int) -> ImageData:
     import tifffile
 
     try:
@@ -102,26 +245,56 @@ def _read_tiff(path: Path, page: int) -> ImageData:
                 raise ImageReadError(path, "TIFF holds no image pages")
             if not 0 <= page < n_pages:
                 raise ImageReadError(path, f"page {page} requested, file has {n_pages}")
+            _check_ifd_chain(path, tif, pages[n_pages - 1], file_size)
             tpage = pages[page]
+            if isinstance(tpage, tifffile.TiffFrame):
+                tpage = tpage.aspage()
+            _check_strips(path, tpage, file_size)
+            ome = tif.ome_metadata if tif.is_ome else None
+            if ome:
+                expected = expected_pages_from_ome(ome, filename=path.name)
+                if expected is not None and expected > n_pages:
+                    raise ImageReadError(
+                        path,
+                        f"truncated: OME-XML describes {expected} pages, file holds {n_pages}",
+                    )
             arr = tpage.asarray()
-            photometric = int(getattr(tpage, "photometric", 1))
-            if photometric == 3 and getattr(tpage, "colormap", None) is not None:
-                cmap = np.asarray(tpage.colormap)  # type: ignore[union-attr]
-                rgb = cmap.T[arr]
-                arr = to_grayscale((rgb >> 8).astype(np.uint8) if cmap.max() > 255 else rgb)
-            ome = tif.ome_metadata
-            desc = getattr(tpage, "description", None) or None
-            bits = int(getattr(tpage, "bitspersample", arr.dtype.itemsize * 8))
+            photometric = int(tpage.photometric)
+            planar = int(tpage.planarconfig)
+            bits = int(tpage.bitspersample)
+            max_tag = tpage.tags.get(281)  # MaxSampleValue
+            max_sample = int(np.max(max_tag.value)) if max_tag is not None else None
+            desc = tpage.description or None
+            if photometric == 3:
+                if tpage.colormap is None:
+                    raise ImageReadError(path, "palette image without a ColorMap tag")
+                arr = _palette_to_gray(arr, tpage.colormap)
+                bits = 8
     except ImageReadError:
         raise
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
-        raise ImageReadError(path, f"not a readable TIFF ({exc})") from exc
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode this image") from None
+    except Exception as exc:  # tifffile and imagecodecs raise many types on corrupt data
+        raise ImageReadError(path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
+    if photometric == 2 and planar == 2 and arr.ndim == 3 and arr.shape[0] in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)
     arr = np.squeeze(arr)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = to_grayscale(arr)
     if arr.ndim != 2:
-        raise ImageReadError(path, f"expected a 2-D plane per page, got shape {arr.shape}")
-    return ImageData(path, arr, n_pages, bits, ome, desc)
+        raise ImageReadError(
+            path, f"expected one 2-D plane per page, page {page} has shape {arr.shape}"
+        )
+    if photometric == 0 and arr.dtype.kind == "u":  # min-is-white: make bright = high
+        top = min((1 << bits) - 1, int(np.iinfo(arr.dtype).max))
+        arr = (top - arr).astype(arr.dtype)
+    if arr.dtype.kind == "f" and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * np.uint8(255)
+    return ImageData(
+        path, arr, n_pages, _significant_bits(arr, bits, max_sample), ome or None, desc
+    )
 
 
 def _read_pil(path: Path) -> ImageData:
@@ -130,57 +303,203 @@ def _read_pil(path: Path) -> ImageData:
     try:
         with Image.open(path) as im:
             im.load()
-            converted = im.convert("RGB") if im.mode in ("P", "PA", "RGBA", "LA", "CMYK") else im
-            arr = np.asarray(converted)
+            mode = im.mode
+            if mode in ("1", "LA", "L"):
+                arr = np.asarray(im.convert("L"))
+            elif mode.startswith("I;16"):
+                arr = np.asarray(im).astype(np.uint16)
+            elif mode == "I":
+                arr = np.asarray(im)
+                if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+                    arr = arr.astype(np.uint16)
+                else:
+                    arr = arr.astype(np.float32)
+            elif mode == "F":
+                arr = np.asarray(im, dtype=np.float32)
+            else:
+                arr = to_grayscale(np.asarray(im.convert("RGB")))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"not a readable image ({exc})") from exc
-    arr = to_grayscale(arr)
-    return ImageData(path, arr, 1, arr.dtype.itemsize * 8)
+        raise ImageReadError(path, f"not a readable image ({exc})") from None
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"expected a 2-D plane, got shape {arr.shape}")
+    bits = _significant_bits(arr, arr.dtype.itemsize * 8, None)
+    return ImageData(path, np.ascontiguousarray(arr), 1, bits)
 
 
 def read_image(path: str | Path, *, page: int = 0) -> ImageData:
-    """Read one grayscale plane; any failure raises :class:`ImageReadError` naming ``path``."""
+    """Read one grayscale plane (``page`` of a multi-page TIFF).
+
+    Any failure (missing, empty, truncated, corrupt, unsupported) raises
+    :class:`ImageReadError` naming ``path`` and the reason.
+    """
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ImageReadError(p, f"unsupported suffix {suffix!r}; use .tif, .tiff, .png or .jpg")
+    size = _check_present(p)
+    if _sniff(p) == "tiff":
+        return _read_tiff(p, page, size)
+    if page != 0:
+        raise ImageReadError(p, f"page {page} requested, PNG/JPEG files have one page")
+    return _read_pil(p)
+
+
+def read_ome_xml(path: str | Path) -> str | None:
+    """The OME-XML of a TIFF from its header only (no pixels decoded); None when absent."""
+    import tifffile
+
+    p = Path(path)
+    _check_present(p)
+    if _sniff(p) != "tiff":
+        return None
     try:
-        size = p.stat().st_size
-    except FileNotFoundError:
+        with tifffile.TiffFile(p) as tif:
+            return (tif.ome_metadata or None) if tif.is_ome else None
+    except Exception as exc:
+        raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def expected_pages_from_ome(ome_xml: str, *, filename: str | None = None) -> int | None:
+    """How many TIFF pages the OME-XML says this file holds; None when it does not say.
+
+    Uses the ``TiffData`` elements (``IFD`` + ``PlaneCount``) that refer to this file (no
+    ``UUID FileName``, or one equal to ``filename``); without TiffData, the sum over Images of
+    ``SizeZ * SizeT * channels`` (channels: the ``Channel`` elements, else ``SizeC``). A
+    truncated OME-TIFF opens with fewer pages than this.
+    """
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    images = [e for e in root.iter() if _local(e.tag) == "Image"]
+    if not images:
+        return None
+    needed = 0
+    planes_total = 0
+    saw_tiffdata = False
+    for img in images:
+        pixels = next((e for e in img if _local(e.tag) == "Pixels"), None)
+        if pixels is None:
+            continue
+        try:
+            size_z = int(pixels.get("SizeZ", "1"))
+            size_t = int(pixels.get("SizeT", "1"))
+            size_c = int(pixels.get("SizeC", "1"))
+        except ValueError:
+            return None
+        channels = [e for e in pixels if _local(e.tag) == "Channel"]
+        n_planes = size_z * size_t * (len(channels) or size_c)
+        planes_total += n_planes
+        tiffdata = [e for e in pixels if _local(e.tag) == "TiffData"]
+        for td in tiffdata:
+            uuid = next((e for e in td if _local(e.tag) == "UUID"), None)
+            fname = uuid.get("FileName") if uuid is not None else None
+            if fname and filename and Path(fname).name != filename:
+                continue
+            saw_tiffdata = True
+            try:
+                ifd = int(td.get("IFD", "0"))
+                count = td.get("PlaneCount")
+                n = int(count) if count is not None else (n_planes if len(tiffdata) == 1 else 1)
+            except ValueError:
+                return None
+            needed = max(needed, ifd + n)
+    if saw_tiffdata:
+        return needed or None
+    return planes_total or None
+
+
+def content_hash(path: str | Path) -> str:
+    """BLAKE2b-128 hex digest of the whole file, read in 1 MiB chunks.
+
+    Used to tell a rewritten file from an unchanged one; raises :class:`ImageReadError`
+    when the file cannot be read.
+    """
+    p = Path(path)
+    h = hashlib.blake2b(digest_size=16)
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    try:
+        with p.open("rb", buffering=0) as fh:
+            while True:
+                n = fh.readinto(buf)
+                if not n:
+                    break
+                h.update(view[:n])
+    except OSError as exc:
         raise ImageReadError(
-            p, "file does not exist (deleted or moved before it was read)"
+            p, f"cannot read the file to hash it ({exc.strerror or exc})"
         ) from None
-    except PermissionError:
-        raise ImageReadError(p, "permission denied; make the file readable for this user") from None
-    if size == 0:
-        raise ImageReadError(p, "file is empty (0 bytes)")
-    if suffix in TIFF_SUFFIXES:
-        return _read_tiff(p, page)
-    if suffix in OTHER_SUFFIXES:
-        return _read_pil(p)
-    raise ImageReadError(p, f"unsupported suffix {suffix!r}; use TIFF, PNG or JPEG")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- preparing
+
+
+def _sample_grid(x: np.ndarray, max_samples: int) -> np.ndarray:
+    """An evenly strided sub-grid of ``x`` with at most about ``max_samples`` pixels."""
+    if x.size <= max_samples:
+        return x
+    step = int(np.ceil(np.sqrt(x.size / max_samples)))
+    return x[::step, ::step]
 
 
 def normalise(pixels: np.ndarray, recipe: NormalisationRecipe | None = None) -> np.ndarray:
-    """Apply the percentile recipe; returns float32, safe on flat images."""
+    """Apply the percentile recipe; returns a new float32 array, safe on flat and NaN images."""
     r = recipe or NormalisationRecipe()
-    x = np.asarray(pixels, dtype=np.float32)
-    lo, hi = np.percentile(x, [r.p_low, r.p_high])
+    x = np.asarray(pixels)
+    sample = _sample_grid(x, r.max_samples)
+    floating = x.dtype.kind == "f"
+    if floating:
+        sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return np.zeros(x.shape, dtype=np.float32)
+    lo, hi = np.percentile(sample, [r.p_low, r.p_high])
     span = float(hi - lo)
-    if span < r.eps:
-        return np.zeros_like(x, dtype=np.float32)
-    out = (x - np.float32(lo)) * np.float32(1.0 / span)
+    if not np.isfinite(span) or span < r.eps:
+        return np.zeros(x.shape, dtype=np.float32)
+    out = np.subtract(x, np.float32(lo), dtype=np.float32)
+    out *= np.float32(1.0 / span)
     if r.clip:
         np.clip(out, 0.0, 1.0, out=out)
+    if floating:
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0 if r.clip else 0.0, neginf=0.0)
     return out
 
 
 def downsample(x: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean by an integer factor; edge rows and columns that do not fill a block are
-    dropped."""
+    """Block mean by an integer factor, as float32; edge rows and columns that do not fill a
+    block are dropped."""
+    if factor < 1:
+        raise ValueError(f"downsample factor must be >= 1, got {factor}")
     if factor == 1:
         return np.asarray(x, dtype=np.float32)
     h, w = (x.shape[0] // factor) * factor, (x.shape[1] // factor) * factor
-    v = x[:h, :w].reshape(h // factor, factor, w // factor, factor)
-    return v.mean(axis=(1, 3), dtype=np.float32)
+    if h == 0 or w == 0:
+        raise ValueError(f"image of shape {x.shape} is smaller than one {factor}x{factor} block")
+    v = x[:h, :w]
+    if v.dtype.kind in "ub" and v.dtype.itemsize <= 2:
+        acc = np.uint32 if factor * factor * 65535 < 2**32 else np.uint64
+        s = v.reshape(h, w // factor, factor).sum(axis=2, dtype=acc)
+        s = s.reshape(h // factor, factor, w // factor).sum(axis=1, dtype=acc)
+        out = s.astype(np.float32)
+    else:
+        s32 = v.reshape(h, w // factor, factor).sum(axis=2, dtype=np.float32)
+        out = s32.reshape(h // factor, factor, w // factor).sum(axis=1, dtype=np.float32)
+    out *= np.float32(1.0 / (factor * factor))
+    return out
+
+
+def _starts(length: int, size: int, step: int) -> list[int]:
+    """Tile starts covering ``length``; the last tile is aligned to the end."""
+    starts = list(range(0, length - size + 1, step))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
 
 
 def make_tiles(norm: np.ndarray, spec: TilingSpec) -> Tiles:
@@ -191,24 +510,34 @@ def make_tiles(norm: np.ndarray, spec: TilingSpec) -> Tiles:
     """
     s = spec.tile_size
     step = spec.stride or s
+    if norm.ndim != 2 or norm.size == 0:
+        raise ValueError(f"make_tiles needs a non-empty 2-D plane, got shape {norm.shape}")
     if norm.shape[0] < s or norm.shape[1] < s:
         pad_h, pad_w = max(0, s - norm.shape[0]), max(0, s - norm.shape[1])
-        norm = np.pad(
-            norm, ((0, pad_h), (0, pad_w)), mode="reflect" if min(norm.shape) > 1 else "edge"
-        )
-    rows = list(range(0, norm.shape[0] - s + 1, step))
-    cols = list(range(0, norm.shape[1] - s + 1, step))
+        reflect_ok = norm.shape[0] > pad_h and norm.shape[1] > pad_w
+        norm = np.pad(norm, ((0, pad_h), (0, pad_w)), mode="reflect" if reflect_ok else "edge")
+    rows = _starts(norm.shape[0], s, step)
+    cols = _starts(norm.shape[1], s, step)
     origins = np.array([(r, c) for r in rows for c in cols], dtype=np.int32)
-    data = np.stack([norm[r : r + s, c : c + s] for r, c in origins]).astype(np.float32)
-    stds = data.reshape(len(data), -1).std(axis=1)
-    keep = stds >= spec.min_foreground_std
-    if not keep.any():
-        keep[int(np.argmax(stds))] = True
-    idx = np.flatnonzero(keep)
+    stds = np.empty(len(origins), dtype=np.float32)
+    dark = np.empty(len(origins), dtype=np.float32)
+    for i, (r0, c0) in enumerate(origins.tolist()):
+        t = norm[r0 : r0 + s, c0 : c0 + s]
+        stds[i] = t.std()
+        dark[i] = np.count_nonzero(t <= 0.0) / t.size
+    keep = (stds >= spec.min_foreground_std) & (dark <= spec.max_dark_fraction)
+    if keep.any():
+        idx = np.flatnonzero(keep)
+    else:
+        idx = np.array([int(np.argmax(np.where(dark <= spec.max_dark_fraction, stds, -1.0)))])
     if len(idx) > spec.max_tiles:
         idx = idx[np.linspace(0, len(idx) - 1, spec.max_tiles).round().astype(int)]
+    data = np.empty((len(idx), 1, s, s), dtype=np.float32)
+    for j, k in enumerate(idx.tolist()):
+        r0, c0 = int(origins[k, 0]), int(origins[k, 1])
+        data[j, 0] = norm[r0 : r0 + s, c0 : c0 + s]
     return Tiles(
-        data=data[idx][:, None, :, :],
+        data=data,
         origins=origins[idx],
         grid_shape=(len(rows), len(cols)),
         foreground_fraction=float(keep.mean()),
