@@ -1,0 +1,737 @@
+"""The training loop: seeded, resumable, early-stopping, class-balanced, AMP on CUDA.
+
+Each epoch draws its sample order, augmentation and dropout from generators seeded by
+``(seed, epoch)``, so resuming from the last checkpoint reproduces an uninterrupted run.
+:func:`run_training` is the whole pipeline of one run (data, split, fit, calibrate, test);
+:func:`run_cross_validation` repeats it over grouped folds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from trainer.augment import augment_batch
+from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
+from trainer.config import TrainerConfig
+from trainer.data import Sample, TileCache, TileSet, load_samples
+from trainer.evaluate import aggregate_images, evaluate_tiles, summarise_folds
+from trainer.splits import Split, kfold_splits, train_val_test_split
+
+log = logging.getLogger(__name__)
+
+BEST_NAME = "best.pt"
+LAST_NAME = "last.pt"
+METRICS_NAME = "metrics.csv"
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Rank and world size of a data-parallel run (a single process is rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+@dataclass
+class FitResult:
+    """What :class:`Trainer.fit` produced."""
+
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    temperature: float
+    ece_before: float
+    ece_after: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_path: Path | None = None
+    last_path: Path | None = None
+
+
+# ---------------------------------------------------------------- runtime choices
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU falls back, logged."""
+    if choice in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if choice == "cuda":
+        log.warning("runtime.device=cuda but no CUDA device is available; using the CPU")
+    return torch.device("cpu")
+
+
+def amp_enabled(device: torch.device, requested: bool) -> bool:
+    """Mixed precision only on CUDA; the choice is logged by the caller."""
+    return requested and device.type == "cuda"
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+# ---------------------------------------------------------------- model and checkpoints
+
+
+def build_model(cfg: TrainerConfig) -> nn.Module:
+    """Fresh model from the registry (seeded), optionally initialised from ``init_weights``."""
+    from trainer.architectures import create, load_init_weights
+
+    torch.manual_seed(cfg.runtime.seed)
+    model = create(
+        cfg.model.architecture,
+        num_classes=len(cfg.data.classes),
+        in_channels=1,
+        **cfg.model.kwargs,
+    )
+    if cfg.model.init_weights is not None:
+        load_init_weights(model, cfg.model.init_weights, in_channels=1)
+        log.info("initial weights loaded from %s", cfg.model.init_weights)
+    return model
+
+
+def load_model_from_checkpoint(
+    path: Path, *, expected_architecture: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (CPU, eval mode) and return it with its metadata."""
+    from trainer.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path, expected_architecture=expected_architecture)
+    info = {
+        "architecture": ck.architecture,
+        "class_names": list(ck.class_names),
+        "positive_class": ck.positive_class,
+        "tiling": ck.tiling.model_dump(mode="json"),
+        "normalisation": ck.normalisation.model_dump(mode="json"),
+        "temperature": float(ck.temperature),
+        "checkpoint": ck,
+    }
+    return ck.build_model(), info
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    x: np.ndarray,
+    *,
+    batch_size: int = 128,
+    device: torch.device | None = None,
+    amp: bool = False,
+) -> np.ndarray:
+    """Logits of ``x`` (N,1,S,S) in eval mode, batched; float32 numpy (N, C)."""
+    dev = device or torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(dev)
+        with _autocast(dev, amp):
+            outs.append(model(xb).float().cpu().numpy())
+    model.train(was_training)
+    if not outs:
+        return np.zeros((0, 2), dtype=np.float32)
+    return np.concatenate(outs)
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, normalised to mean 1 over present classes."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def epoch_order(labels: np.ndarray, balance: str, gen: torch.Generator) -> np.ndarray:
+    """Indices of one epoch: a permutation, or a class-balanced draw with replacement."""
+    n = len(labels)
+    if balance == "sampler":
+        counts = np.bincount(labels)
+        w = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+        return torch.multinomial(w, n, replacement=True, generator=gen).numpy()
+    return torch.randperm(n, generator=gen).numpy()
+
+
+def shard(order: np.ndarray, dist: DistContext, epoch: int) -> np.ndarray:
+    """This rank's share of the epoch order (DistributedSampler pads to equal length)."""
+    if not dist.active:
+        return order
+    from torch.utils.data import DistributedSampler
+
+    sampler: DistributedSampler[int] = DistributedSampler(
+        range(len(order)),  # type: ignore[arg-type]
+        num_replicas=dist.world_size,
+        rank=dist.rank,
+        shuffle=False,
+    )
+    sampler.set_epoch(epoch)
+    return order[list(iter(sampler))]
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+def _progress(iterable: Sequence[Any], enabled: bool, desc: str) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    show = enabled and sys.stderr.isatty()
+    return iter(tqdm(iterable, desc=desc, disable=not show, leave=False))
+
+
+class Trainer:
+    """Fit one model on ``train`` with early stopping on ``val``; writes into ``out_dir``."""
+
+    def __init__(
+        self,
+        cfg: TrainerConfig,
+        train: TileSet,
+        val: TileSet,
+        out_dir: Path,
+        *,
+        dist: DistContext | None = None,
+        split_info: dict[str, Any] | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.train_set = train
+        self.val_set = val
+        self.out_dir = out_dir
+        self.dist = dist or DistContext()
+        self.split_info = split_info or {}
+        self.device = device or resolve_device(cfg.runtime.device)
+        if self.device.type == "cuda" and self.dist.active and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.amp = amp_enabled(self.device, cfg.runtime.amp)
+        self.positive_index = cfg.data.classes.index(cfg.data.positive_class)
+
+    # -- pieces
+
+    def _make_optim(
+        self, model: nn.Module
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        o = self.cfg.optim
+        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs)
+        return opt, sched
+
+    def _loss_fn(self) -> nn.Module:
+        o = self.cfg.optim
+        weight = None
+        if o.balance == "weights":
+            weight = class_weights(self.train_set.y, len(self.cfg.data.classes)).to(self.device)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=o.label_smoothing)
+
+    def _save(
+        self,
+        path: Path,
+        model: nn.Module,
+        epoch: int,
+        *,
+        temperature: float,
+        metrics: dict[str, Any],
+        extra: dict[str, Any],
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        state: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        from trainer.checkpoint import save_checkpoint
+
+        m = _unwrap(model)
+        if state is not None:
+            m = copy.deepcopy(m)
+            m.load_state_dict(state)
+        cfg = self.cfg
+        save_checkpoint(
+            path,
+            model=m,
+            architecture=cfg.model.architecture,
+            arch_kwargs=dict(cfg.model.kwargs),
+            class_names=list(cfg.data.classes),
+            positive_class=cfg.data.positive_class,
+            tiling=cfg.data.tiling,
+            normalisation=cfg.data.normalisation,
+            temperature=temperature,
+            training=self._training_record(epoch),
+            metrics=metrics,
+            epoch=epoch,
+            optimizer_state=optimizer.state_dict() if optimizer is not None else None,
+            scheduler_state=scheduler.state_dict() if scheduler is not None else None,
+            extra=extra,
+        )
+
+    def _training_record(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "architecture": cfg.model.architecture,
+            "epochs": epoch + 1,
+            "n_train_tiles": len(self.train_set),
+            "n_val_tiles": len(self.val_set),
+            "n_train_images": len(self.train_set.samples),
+            "split": self.split_info,
+            "data": str(cfg.data.manifest or cfg.data.folder or ""),
+            "seed": cfg.runtime.seed,
+            "world_size": self.dist.world_size,
+            "device": self.device.type,
+            "amp": self.amp,
+            "optim": cfg.optim.model_dump(mode="json"),
+        }
+
+    def validate(self, model: nn.Module, loss_fn: nn.Module) -> tuple[float, dict[str, float]]:
+        """Validation loss (tile level) and accuracy / balanced accuracy at image level."""
+        logits = predict_logits(
+            _unwrap(model),
+            self.val_set.x,
+            batch_size=self.cfg.optim.batch_size * 2,
+            device=self.device,
+            amp=self.amp,
+        )
+        y = torch.from_numpy(self.val_set.y)
+        with torch.no_grad():
+            loss = float(nn.functional.cross_entropy(torch.from_numpy(logits).float(), y).item())
+        probs = softmax(logits)
+        img = aggregate_images(probs, self.val_set.image, len(self.val_set.samples))
+        labels = np.array([s.label for s in self.val_set.samples])
+        ok = ~np.isnan(img).any(axis=1)
+        pred = img[ok].argmax(axis=1)
+        lab = labels[ok]
+        acc = float((pred == lab).mean()) if len(lab) else float("nan")
+        recalls = [float((pred[lab == c] == c).mean()) for c in np.unique(lab)]
+        bal = float(np.mean(recalls)) if recalls else float("nan")
+        return loss, {"val_loss": loss, "val_accuracy": acc, "val_balanced_accuracy": bal}
+
+    def _train_epoch(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        opt: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler | None,
+        epoch: int,
+    ) -> float:
+        cfg = self.cfg
+        seed = cfg.runtime.seed
+        torch.manual_seed(seed * 7919 + epoch)  # dropout and other in-model randomness
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = shard(epoch_order(self.train_set.y, cfg.optim.balance, gen), self.dist, epoch)
+        bs = cfg.optim.batch_size
+        starts = list(range(0, len(order), bs))
+        model.train()
+        total, count = 0.0, 0
+        for start in _progress(
+            starts, cfg.runtime.progress and self.dist.is_main, f"epoch {epoch + 1}"
+        ):
+            idx = order[start : start + bs]
+            if len(idx) < 2 and len(order) > 1:  # batch norm cannot train on one sample
+                continue
+            xb = torch.from_numpy(self.train_set.x[idx]).to(self.device)
+            yb = torch.from_numpy(self.train_set.y[idx]).to(self.device)
+            xb = augment_batch(xb, cfg.augment, gen)
+            opt.zero_grad(set_to_none=True)
+            with _autocast(self.device, self.amp):
+                loss = loss_fn(model(xb).float(), yb)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            total += float(loss.item()) * len(idx)
+            count += len(idx)
+        return total / max(1, count)
+
+    # -- the loop
+
+    def fit(self, *, resume: bool = False, stop_after_epochs: int | None = None) -> FitResult:
+        """Train until ``optim.epochs`` or early stopping; resume from ``last.pt`` if asked.
+
+        ``stop_after_epochs`` ends this call after that many epochs (simulates an
+        interruption; used by tests and for time-boxed runs) without calibrating.
+        """
+        cfg = self.cfg
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "training %s on %s (AMP %s) with %d train / %d val tiles, world size %d",
+            cfg.model.architecture,
+            self.device.type,
+            "on" if self.amp else "off",
+            len(self.train_set),
+            len(self.val_set),
+            self.dist.world_size,
+        )
+        model = build_model(cfg).to(self.device)
+        opt, sched = self._make_optim(model)
+        loss_fn = self._loss_fn()
+        history: list[dict[str, float]] = []
+        best_loss, best_epoch, bad_epochs, start_epoch = math.inf, -1, 0, 0
+        best_state: dict[str, torch.Tensor] | None = None
+        last_path, best_path = self.out_dir / LAST_NAME, self.out_dir / BEST_NAME
+
+        if resume and last_path.is_file():
+            model, opt, sched, extra, start_epoch = self._resume(last_path, model, opt, sched)
+            history = list(extra.get("history", []))
+            best_loss = float(extra.get("best_val_loss", math.inf))
+            best_epoch = int(extra.get("best_epoch", -1))
+            bad_epochs = int(extra.get("bad_epochs", 0))
+            if best_path.is_file():
+                _, best_info = load_model_from_checkpoint(best_path)
+                best_state = best_info["checkpoint"].model_state
+            if extra.get("finished"):
+                log.info("%s: run already finished; nothing to resume", last_path)
+                start_epoch = cfg.optim.epochs
+            else:
+                log.info("resuming from %s at epoch %d", last_path, start_epoch + 1)
+
+        train_model: nn.Module = model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            train_model = DistributedDataParallel(model, device_ids=ids)
+        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+
+        stopped_early = interrupted = False
+        epochs_this_call = 0
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            if bad_epochs >= cfg.optim.patience:
+                stopped_early = True
+                break
+            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+                interrupted = True
+                break
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(train_model, loss_fn, opt, scaler, epoch)
+            lr = float(opt.param_groups[0]["lr"])
+            sched.step()
+            val_loss, val_metrics = self.validate(model, loss_fn)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **val_metrics,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(row)
+            improved = val_loss < best_loss - 1e-6
+            if improved:
+                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
+            else:
+                bad_epochs += 1
+            log.info(
+                "epoch %d/%d train_loss %.4f val_loss %.4f val_bal_acc %.3f%s",
+                epoch + 1,
+                cfg.optim.epochs,
+                train_loss,
+                val_loss,
+                val_metrics["val_balanced_accuracy"],
+                " *" if improved else "",
+            )
+            epochs_this_call += 1  # noqa: SIM113 - counts epochs of this call only
+            if self.dist.is_main:
+                self._write_metrics(history)
+                extra = {
+                    "history": history,
+                    "best_val_loss": best_loss,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                    "finished": False,
+                }
+                if improved:
+                    self._save(
+                        best_path, model, epoch, temperature=1.0, metrics=val_metrics, extra=extra
+                    )
+                self._save(
+                    last_path,
+                    model,
+                    epoch,
+                    temperature=1.0,
+                    metrics=val_metrics,
+                    extra=extra,
+                    optimizer=opt,
+                    scheduler=sched,
+                )
+
+        result = FitResult(
+            best_epoch=best_epoch + 1,
+            best_val_loss=best_loss,
+            epochs_run=len(history),
+            stopped_early=stopped_early,
+            temperature=1.0,
+            ece_before=float("nan"),
+            ece_after=float("nan"),
+            history=history,
+            best_path=best_path,
+            last_path=last_path,
+        )
+        if interrupted or best_state is None:
+            return result
+
+        # calibrate the best model on validation tiles, store T in the best checkpoint
+        best_model = copy.deepcopy(_unwrap(model))
+        best_model.load_state_dict(best_state)
+        logits = predict_logits(best_model, self.val_set.x, device=self.device, amp=self.amp)
+        ece_before = expected_calibration_error(softmax(logits), self.val_set.y)
+        t = fit_temperature(logits, self.val_set.y) if cfg.runtime.calibrate else 1.0
+        ece_after = expected_calibration_error(softmax(logits, t), self.val_set.y)
+        log.info("temperature %.3f: val ECE %.4f -> %.4f", t, ece_before, ece_after)
+        result.temperature, result.ece_before, result.ece_after = t, ece_before, ece_after
+        best_row = next((h for h in history if h["epoch"] == best_epoch + 1), {})
+        if self.dist.is_main:
+            extra = {
+                "history": history,
+                "best_val_loss": best_loss,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "finished": True,
+            }
+            metrics = {**best_row, "val_ece_before": ece_before, "val_ece_after": ece_after}
+            self._save(
+                best_path, best_model, best_epoch, temperature=t, metrics=metrics, extra=extra
+            )
+            self._save(
+                last_path,
+                model,
+                max(0, len(history) - 1),
+                temperature=1.0,
+                metrics=metrics,
+                extra=extra,
+                optimizer=opt,
+                scheduler=sched,
+            )
+        result.history = history
+        self.best_model = best_model
+        return result
+
+    def _resume(
+        self,
+        path: Path,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+    ) -> tuple[
+        nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, dict[str, Any], int
+    ]:
+        from trainer.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(path, expected_architecture=self.cfg.model.architecture)
+        model.load_state_dict(ck.model_state)
+        if ck.optimizer_state is not None:
+            opt.load_state_dict(ck.optimizer_state)
+        if ck.scheduler_state is not None:
+            sched.load_state_dict(ck.scheduler_state)
+        return model, opt, sched, dict(ck.extra or {}), ck.epoch + 1
+
+    def _write_metrics(self, history: list[dict[str, float]]) -> None:
+        path = self.out_dir / METRICS_NAME
+        if not history:
+            return
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+
+
+# ---------------------------------------------------------------- whole runs
+
+
+@dataclass
+class PreparedData:
+    """Readable samples and their tile cache."""
+
+    samples: list[Sample]
+    cache: TileCache
+
+
+def prepare_data(cfg: TrainerConfig) -> PreparedData:
+    """Load the sample list and decode every image once (unreadable ones listed, skipped)."""
+    d = cfg.data
+    samples = load_samples(manifest=d.manifest, folder=d.folder, classes=d.classes)
+    cache = TileCache(d.tiling, d.normalisation, page=d.page, keep=d.cache)
+    t0 = time.perf_counter()
+    readable = cache.warm(
+        samples, workers=d.io_workers, max_unreadable_fraction=d.max_unreadable_fraction
+    )
+    log.info(
+        "prepared %d images (%d unreadable) in %.1f s",
+        len(readable),
+        len(samples) - len(readable),
+        time.perf_counter() - t0,
+    )
+    return PreparedData(readable, cache)
+
+
+def _subset(data: PreparedData, idx: np.ndarray) -> TileSet:
+    return data.cache.tileset([data.samples[i] for i in idx.tolist()])
+
+
+def write_run_files(cfg: TrainerConfig, out_dir: Path, splits: list[dict[str, Any]]) -> None:
+    """config.yaml (the config used) and split.json (which groups went where)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+    )
+    payload: Any = splits[0] if len(splits) == 1 else {"folds": splits}
+    (out_dir / "split.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def train_on_split(
+    cfg: TrainerConfig,
+    data: PreparedData,
+    split: Split,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    dist: DistContext | None = None,
+) -> dict[str, Any]:
+    """Fit on one split, then evaluate the calibrated best model on its test part."""
+    info = split.describe(data.samples, cfg.split.group_by)
+    trainer = Trainer(
+        cfg,
+        _subset(data, split.train),
+        _subset(data, split.val),
+        out_dir,
+        dist=dist,
+        split_info=info,
+    )
+    fit = trainer.fit(resume=resume)
+    summary: dict[str, Any] = {
+        "split": split.name,
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "stopped_early": fit.stopped_early,
+        "temperature": fit.temperature,
+        "val_ece_before": fit.ece_before,
+        "val_ece_after": fit.ece_after,
+        "best_checkpoint": str(fit.best_path),
+    }
+    if len(split.test) and hasattr(trainer, "best_model"):
+        test = _subset(data, split.test)
+        logits = predict_logits(trainer.best_model, test.x, device=trainer.device)
+        probs = softmax(logits, fit.temperature)
+        pos = cfg.data.classes.index(cfg.data.positive_class)
+        summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos)
+        summary["test"]["image"]["ece_uncalibrated"] = expected_calibration_error(
+            aggregate_images(softmax(logits), test.image, len(test.samples)),
+            np.array([s.label for s in test.samples]),
+        )
+    return summary
+
+
+def run_training(
+    cfg: TrainerConfig, *, resume: bool = False, dist: DistContext | None = None
+) -> dict[str, Any]:
+    """One run: data, grouped split, fit, calibrate, test; files in ``runtime.out_dir``."""
+    out_dir = cfg.runtime.out_dir
+    seed_everything(cfg.runtime.seed)
+    data = prepare_data(cfg)
+    s = cfg.split
+    split = train_val_test_split(
+        data.samples,
+        group_by=s.group_by,
+        test_fraction=s.test_fraction,
+        val_fraction=s.val_fraction,
+        holdout_experiment=s.holdout_experiment,
+        seed=s.seed,
+    )
+    if dist is None or dist.is_main:
+        write_run_files(cfg, out_dir, [split.describe(data.samples, s.group_by)])
+    summary = train_on_split(cfg, data, split, out_dir, resume=resume, dist=dist)
+    if dist is None or dist.is_main:
+        _write_summary(out_dir, summary, cfg)
+    return summary
+
+
+def run_cross_validation(cfg: TrainerConfig, k: int, *, resume: bool = False) -> dict[str, Any]:
+    """K grouped folds; each fold in ``out_dir/foldI``; report with mean ± sd."""
+    out_dir = cfg.runtime.out_dir
+    seed_everything(cfg.runtime.seed)
+    data = prepare_data(cfg)
+    s = cfg.split
+    splits = kfold_splits(
+        data.samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
+    )
+    write_run_files(cfg, out_dir, [sp.describe(data.samples, s.group_by) for sp in splits])
+    folds = []
+    for sp in splits:
+        log.info("cross-validation %s", sp.name)
+        folds.append(train_on_split(cfg, data, sp, out_dir / sp.name, resume=resume))
+    summary = {
+        "k": k,
+        "folds": folds,
+        "image": summarise_folds([f["test"]["image"] for f in folds if "test" in f]),
+        "tile": summarise_folds([f["test"]["tile"] for f in folds if "test" in f]),
+    }
+    _write_summary(out_dir, summary, cfg)
+    return summary
+
+
+def _write_summary(out_dir: Path, summary: dict[str, Any], cfg: TrainerConfig) -> None:
+    from trainer.report import write_cv_report, write_report
+
+    if "folds" in summary:
+        write_cv_report(summary, out_dir, title=f"{cfg.model.architecture} cross-validation")
+    elif "test" in summary:
+        write_report(summary["test"], out_dir, title=f"{cfg.model.architecture} test set")
+    (out_dir / "summary.json").write_text(
+        json.dumps(_jsonable(summary), indent=2), encoding="utf-8"
+    )
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (np.floating, np.integer)):
+        return _jsonable(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def env_world() -> DistContext | None:
+    """The torchrun rank / world size from the environment, or None outside torchrun."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+    return None
