@@ -316,8 +316,9 @@ def update_well(
         det_tp, det_ts, _, _ = series[det.detected_index]
         cur = c.execute(
             "INSERT INTO onsets (plate, well, episode, onset_time_s, onset_timepoint, "
-            "detected_time_s, detected_at, probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (plate, well, episode, onset_ts, onset_tp, det_ts, t, det.smoothed),
+            "detected_time_s, detected_timepoint, detected_at, probability) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (plate, well, episode, onset_ts, onset_tp, det_ts, det_tp, t, det.smoothed),
         )
         return OnsetEvent(
             id=int(cur.lastrowid or 0),

@@ -174,9 +174,16 @@ CREATE TABLE heartbeat (
 );
 """
 
+# v2: onsets remember the time point at which they were detected (the dashboard marks it),
+# and the stall check's max(created_at) gets an index.
+_V2 = """
+ALTER TABLE onsets ADD COLUMN detected_timepoint INTEGER;
+CREATE INDEX images_created ON images(created_at);
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -663,6 +670,7 @@ class OnsetRecord:
     probability: float | None
     reset_at: float | None
     reset_by: str | None
+    detected_timepoint: int | None = None
 
     @property
     def active(self) -> bool:
@@ -855,6 +863,7 @@ def _onset(r: sqlite3.Row) -> OnsetRecord:
         probability=r["probability"],
         reset_at=r["reset_at"],
         reset_by=r["reset_by"],
+        detected_timepoint=r["detected_timepoint"],
     )
 
 
