@@ -1,0 +1,245 @@
+"""The biology of a synthetic well: colonies that grow, touch and (maybe) differentiate.
+
+Everything here is geometry in micrometres and time in hours since the start of the
+experiment; :mod:`stemwatch.synth.render` turns a :class:`ColonyView` into pixels.
+
+Differentiation state ``d`` in [0, 1] per colony follows a normalised sigmoid after the well's
+induction time t0:
+``d(t) = strength * (s((t - t0 - t50) / tau) - s(-t50 / tau)) / (1 - s(-t50 / tau))``
+with ``s`` the logistic function, ``t50`` drawn per colony around the difficulty's ``onset_h``.
+Maintenance wells stay at ``d = 0`` except a few spontaneously differentiating colonies that
+start at a random time with slower kinetics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from stemwatch.synth.difficulty import Difficulty
+
+Condition = Literal["maintenance", "induced"]
+
+ONSET_THRESHOLD = 0.25
+"""A well's true onset is when its mean colony state first reaches this value."""
+
+N_HARMONICS = 10
+
+
+@dataclass(frozen=True)
+class Colony:
+    """One colony in well coordinates (µm), with the random numbers that fix its look."""
+
+    x_um: float
+    y_um: float
+    r0_um: float
+    t50_h: float
+    kinetics_h: float
+    strength: float
+    start_h: float | None
+    """Time differentiation starts (induction or spontaneous start); None: never."""
+    shape_amp: tuple[float, ...]
+    shape_phase: tuple[float, ...]
+    aspect: float
+    angle: float
+    seed: int
+    born_h: float = 0.0
+
+
+@dataclass(frozen=True)
+class Well:
+    """A well's condition, induction time and colonies."""
+
+    well: str
+    condition: Condition
+    induction_h: float | None
+    colonies: tuple[Colony, ...]
+    difficulty: Difficulty
+    seed: int
+    n_spontaneous: int = 0
+
+
+@dataclass(frozen=True)
+class ColonyView:
+    """A colony as seen in one field at one time: pixel centre, radius and state."""
+
+    cx: float
+    cy: float
+    radius: float
+    d: float
+    shape_amp: tuple[float, ...]
+    shape_phase: tuple[float, ...]
+    aspect: float
+    angle: float
+    seed: int
+    age_h: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+def sigmoid_state(t_since_start: float, t50: float, tau: float, strength: float) -> float:
+    """Normalised sigmoid: 0 at the start, ``strength`` long after; 0 before the start."""
+    if t_since_start <= 0:
+        return 0.0
+    s0 = _logistic(-t50 / tau)
+    s = _logistic((t_since_start - t50) / tau)
+    return float(strength * max(0.0, (s - s0) / (1.0 - s0)))
+
+
+def colony_state(colony: Colony, t_h: float) -> float:
+    """Differentiation state of ``colony`` at ``t_h`` hours since the experiment started."""
+    if colony.start_h is None:
+        return 0.0
+    return sigmoid_state(t_h - colony.start_h, colony.t50_h, colony.kinetics_h, colony.strength)
+
+
+def colony_radius_um(colony: Colony, t_h: float, d: float) -> float:
+    """Radius grows with proliferation (area doubles in ~24 h) and with spreading of
+    differentiating cells (area up to ~2.5x)."""
+    age = max(0.0, t_h - colony.born_h)
+    growth = 2.0 ** (age / 48.0)
+    spread = math.sqrt(1.0 + 1.5 * d)
+    return colony.r0_um * growth * spread
+
+
+def make_colony(
+    rng: np.random.Generator,
+    x_um: float,
+    y_um: float,
+    difficulty: Difficulty,
+    start_h: float | None,
+    *,
+    spontaneous: bool = False,
+    r_median_um: float = 60.0,
+) -> Colony:
+    """Draw one colony's size, shape and kinetics."""
+    k = np.arange(2, N_HARMONICS + 2)
+    amp = rng.normal(0.0, 1.0, N_HARMONICS) / k**1.3
+    if spontaneous:
+        t50 = float(rng.uniform(10.0, 30.0))
+        tau = float(rng.uniform(5.0, 10.0))
+        strength = float(rng.uniform(0.6, 1.0))
+    else:
+        t50 = float(max(2.0, rng.normal(difficulty.onset_h, difficulty.onset_spread_h)))
+        tau = float(difficulty.kinetics_h * rng.uniform(0.8, 1.25))
+        strength = float(np.clip(difficulty.strength * rng.uniform(0.85, 1.1), 0.0, 1.0))
+    return Colony(
+        x_um=float(x_um),
+        y_um=float(y_um),
+        r0_um=float(r_median_um * math.exp(rng.normal(0.0, 0.35))),
+        t50_h=t50,
+        kinetics_h=tau,
+        strength=strength,
+        start_h=start_h,
+        shape_amp=tuple(float(a) for a in amp),
+        shape_phase=tuple(float(p) for p in rng.uniform(0, 2 * math.pi, N_HARMONICS)),
+        aspect=float(rng.uniform(1.0, 1.45)),
+        angle=float(rng.uniform(0, math.pi)),
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def make_well(
+    rng: np.random.Generator,
+    well: str,
+    condition: Condition,
+    induction_h: float | None,
+    difficulty: Difficulty,
+    *,
+    regions_um: list[tuple[float, float, float, float]],
+    duration_h: float = 48.0,
+) -> Well:
+    """Seed colonies over ``regions_um`` (x0, y0, width, height: the fields' windows with margin).
+
+    Colony density is ~12 per mm² times ``difficulty.density`` so colonies cover about a
+    quarter of the surface at 0 h and touch after a day or two; every region gets a colony
+    near its centre so no field is empty.
+    """
+    seed = int(rng.integers(0, 2**31 - 1))
+    colonies: list[Colony] = []
+    n_spont = 0
+    density_per_um2 = 12e-6 * difficulty.density
+    start = induction_h if condition == "induced" else None
+    for x0, y0, w, h in regions_um:
+        n = int(rng.poisson(density_per_um2 * w * h))
+        xs = [x0 + w / 2 + rng.normal(0, w / 10), *(x0 + rng.uniform(0, w, n))]
+        ys = [y0 + h / 2 + rng.normal(0, h / 10), *(y0 + rng.uniform(0, h, n))]
+        for x, y in zip(xs, ys, strict=True):
+            c_start = start
+            spont = False
+            if condition == "maintenance" and rng.random() < difficulty.spontaneous_fraction:
+                c_start = float(rng.uniform(0.0, max(1.0, duration_h * 0.7)))
+                spont = True
+                n_spont += 1
+            colonies.append(make_colony(rng, x, y, difficulty, c_start, spontaneous=spont))
+    return Well(
+        well=well,
+        condition=condition,
+        induction_h=induction_h,
+        colonies=tuple(colonies),
+        difficulty=difficulty,
+        seed=seed,
+        n_spontaneous=n_spont,
+    )
+
+
+def well_mean_state(well: Well, t_h: float) -> float:
+    """Mean differentiation state over the well's colonies at ``t_h``."""
+    if not well.colonies:
+        return 0.0
+    return float(np.mean([colony_state(c, t_h) for c in well.colonies]))
+
+
+def true_onset_h(well: Well, *, horizon_h: float = 240.0, step_h: float = 0.25) -> float | None:
+    """First time (hours since start) the mean state of an induced well reaches
+    :data:`ONSET_THRESHOLD`; None for maintenance wells and wells that never get there."""
+    if well.condition != "induced" or well.induction_h is None:
+        return None
+    t = well.induction_h
+    while t <= well.induction_h + horizon_h:
+        if well_mean_state(well, t) >= ONSET_THRESHOLD:
+            return round(t, 2)
+        t += step_h
+    return None
+
+
+def views_for_field(
+    well: Well,
+    t_h: float,
+    origin_um: tuple[float, float],
+    size_px: int,
+    pixel_size_um: float,
+) -> list[ColonyView]:
+    """The colonies visible in a square field whose top-left corner is at ``origin_um``."""
+    ox, oy = origin_um
+    views: list[ColonyView] = []
+    for c in well.colonies:
+        d = colony_state(c, t_h)
+        r = colony_radius_um(c, t_h, d)
+        cx = (c.x_um - ox) / pixel_size_um
+        cy = (c.y_um - oy) / pixel_size_um
+        rp = r / pixel_size_um
+        reach = rp * 1.8 + 80.0 / pixel_size_um
+        if cx + reach < 0 or cy + reach < 0 or cx - reach > size_px or cy - reach > size_px:
+            continue
+        views.append(
+            ColonyView(
+                cx=cx,
+                cy=cy,
+                radius=rp,
+                d=d,
+                shape_amp=c.shape_amp,
+                shape_phase=c.shape_phase,
+                aspect=c.aspect,
+                angle=c.angle,
+                seed=c.seed,
+                age_h=max(0.0, t_h - c.born_h),
+            )
+        )
+    return views

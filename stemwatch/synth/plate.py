@@ -1,0 +1,436 @@
+"""Synthetic plates: a plan (wells, conditions, colonies, fields, stage drift, times) and its
+rendering into OME-TIFF files with Incucyte-style names plus a ground-truth table.
+
+File names follow the Incucyte export convention that :mod:`stemwatch.platemeta` parses with
+its ``incucyte`` preset: ``{plate}_{well}_{field}_{YYYY}y{MM}m{DD}d_{HH}h{MM}m.tif`` with the
+well unpadded (``A1``) and the field 1-based. The OME-XML inside each file is authoritative
+(Plate/Well/WellSample/ImageRef, AcquisitionDate = experiment start, Plane DeltaT = seconds
+since then).
+
+Every image is drawn from its own random stream seeded by (seed, well, field, time point), so
+the same seed gives the same bytes whatever the order or the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from stemwatch.platemeta import normalise_well, well_from_index
+from stemwatch.synth.biology import (
+    Condition,
+    Well,
+    make_well,
+    true_onset_h,
+    views_for_field,
+    well_mean_state,
+)
+from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
+from stemwatch.synth.ome import plate_image_xml
+from stemwatch.synth.render import render_field
+
+log = logging.getLogger(__name__)
+
+PLATE_FORMATS: dict[int, tuple[int, int]] = {6: (2, 3), 24: (4, 6), 96: (8, 12), 384: (16, 24)}
+DEFAULT_START = datetime(2026, 1, 5, 9, 0)
+GROUND_TRUTH_COLUMNS = (
+    "plate",
+    "well",
+    "condition",
+    "induction_h",
+    "true_onset_h",
+    "n_colonies",
+    "n_spontaneous",
+)
+
+
+@dataclass(frozen=True)
+class WellTruth:
+    """What really happened in one well (hours since the experiment started)."""
+
+    plate: str
+    well: str
+    condition: Condition
+    induction_h: float | None
+    true_onset_h: float | None
+    n_colonies: int
+    n_spontaneous: int
+
+
+@dataclass(frozen=True)
+class PlateTruth:
+    """The result of :func:`generate_plate`: ground truth and what was written where."""
+
+    plate: str
+    out_dir: Path
+    wells: tuple[WellTruth, ...]
+    files: tuple[Path, ...]
+    ground_truth_csv: Path
+    times_h: tuple[float, ...]
+
+    def well(self, name: str) -> WellTruth:
+        key = normalise_well(name)
+        for w in self.wells:
+            if w.well == key:
+                return w
+        raise KeyError(name)
+
+
+def _split_well(name: str) -> tuple[int, int]:
+    w = normalise_well(name)
+    letters = w.rstrip("0123456789")
+    row = 0
+    for ch in letters:
+        row = row * 26 + (ord(ch) - ord("A") + 1)
+    return row - 1, int(w[len(letters) :]) - 1
+
+
+@dataclass(frozen=True)
+class PlatePlan:
+    """Everything about a synthetic plate except the pixels, which :meth:`render` draws."""
+
+    plate: str
+    n_rows: int
+    n_cols: int
+    wells: dict[str, Well]
+    n_fields: int
+    times_h: tuple[float, ...]
+    size: int
+    bit_depth: int
+    pixel_size_um: float
+    difficulty: Difficulty
+    seed: int
+    start: datetime
+    drift_um: np.ndarray
+    field_origins_um: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def well_names(self) -> list[str]:
+        return list(self.wells)
+
+    def acquired(self, t: int) -> datetime:
+        return self.start + timedelta(hours=self.times_h[t])
+
+    def filename(self, well: str, fld: int, t: int) -> str:
+        """Incucyte-style: ``SYN001_A1_1_2026y01m05d_09h00m.tif`` (field 1-based)."""
+        _row, col = _split_well(well)
+        when = self.acquired(t)
+        letters = normalise_well(well).rstrip("0123456789")
+        return (
+            f"{self.plate}_{letters}{col + 1}_{fld + 1}_"
+            f"{when:%Y}y{when:%m}m{when:%d}d_{when:%H}h{when:%M}m.tif"
+        )
+
+    def origin(self, well: str, fld: int, t: int) -> tuple[float, float]:
+        """Top-left of the field in well coordinates, with stage drift at time point ``t``."""
+        ox, oy = self.field_origins_um[fld]
+        rng = np.random.default_rng([self.seed, 7, _well_key(well), fld, t])
+        jx, jy = rng.normal(0.0, 1.0, 2)
+        dx, dy = self.drift_um[t]
+        return ox + float(dx + jx), oy + float(dy + jy)
+
+    def render(self, well: str, fld: int, t: int) -> np.ndarray:
+        """The image of ``well``, field ``fld`` (0-based), time point ``t`` (0-based)."""
+        w = self.wells[normalise_well(well)]
+        views = views_for_field(
+            w, self.times_h[t], self.origin(well, fld, t), self.size, self.pixel_size_um
+        )
+        rng = np.random.default_rng([self.seed, 11, _well_key(well), fld, t])
+        return render_field(
+            views,
+            self.size,
+            rng,
+            self.difficulty,
+            bit_depth=self.bit_depth,
+            pixel_size_um=self.pixel_size_um,
+        )
+
+    def ome_xml(self, well: str, fld: int, t: int) -> str:
+        row, col = _split_well(well)
+        return plate_image_xml(
+            plate=self.plate,
+            row=row,
+            column=col,
+            field=fld,
+            timepoint=t,
+            n_rows=self.n_rows,
+            n_columns=self.n_cols,
+            size_x=self.size,
+            size_y=self.size,
+            pixel_type="uint8" if self.bit_depth == 8 else "uint16",
+            significant_bits=8 if self.bit_depth == 8 else 12,
+            delta_t_s=self.times_h[t] * 3600.0,
+            started=self.start,
+            acquired=self.acquired(t),
+            image_name=self.filename(well, fld, t),
+            pixel_size_um=self.pixel_size_um,
+        )
+
+    def encode(self, well: str, fld: int, t: int, compression: str | None = None) -> bytes:
+        """The complete OME-TIFF file of one image, as bytes (acquire writes these in chunks)."""
+        import io
+
+        buf = io.BytesIO()
+        write_tiff(buf, self.render(well, fld, t), self.ome_xml(well, fld, t), compression)
+        return buf.getvalue()
+
+    def truth(self) -> tuple[WellTruth, ...]:
+        return tuple(
+            WellTruth(
+                plate=self.plate,
+                well=name,
+                condition=w.condition,
+                induction_h=w.induction_h,
+                true_onset_h=true_onset_h(w),
+                n_colonies=len(w.colonies),
+                n_spontaneous=w.n_spontaneous,
+            )
+            for name, w in self.wells.items()
+        )
+
+    def mean_state(self, well: str, t: int) -> float:
+        """Mean differentiation state of the well's colonies at time point ``t``."""
+        return well_mean_state(self.wells[normalise_well(well)], self.times_h[t])
+
+
+def _well_key(well: str) -> int:
+    row, col = _split_well(well)
+    return row * 100 + col
+
+
+def write_tiff(
+    target: Path | object, img: np.ndarray, ome_xml: str | None, compression: str | None
+) -> None:
+    """Write one plane; with ``ome_xml`` it becomes the first page's ImageDescription."""
+    import tifffile
+
+    tifffile.imwrite(
+        target,  # type: ignore[arg-type]
+        img,
+        photometric="minisblack",
+        description=ome_xml,
+        metadata=None,
+        compression=compression,
+    )
+
+
+def plate_wells(wells: int | Sequence[str]) -> tuple[int, int, list[str]]:
+    """Rows, columns and well names for a plate format (6/24/96/384) or an explicit list."""
+    if isinstance(wells, int):
+        if wells not in PLATE_FORMATS:
+            raise SynthError(
+                f"wells={wells} is not a plate format; use one of "
+                f"{', '.join(map(str, PLATE_FORMATS))} or a list of well names"
+            )
+        rows, cols = PLATE_FORMATS[wells]
+        return rows, cols, [well_from_index(r, c) for r in range(rows) for c in range(cols)]
+    names: list[str] = []
+    for w in wells:
+        try:
+            names.append(normalise_well(str(w)))
+        except ValueError as exc:
+            raise SynthError(f"wells: {exc}") from None
+    if not names:
+        raise SynthError("wells: the list is empty; name at least one well like 'A01'")
+    rc = [_split_well(n) for n in names]
+    max_r = max(r for r, _ in rc) + 1
+    max_c = max(c for _, c in rc) + 1
+    fmt = next(
+        (f for f, (r, c) in sorted(PLATE_FORMATS.items()) if r >= max_r and c >= max_c), None
+    )
+    rows, cols = PLATE_FORMATS[fmt] if fmt else (max_r, max_c)
+    return rows, cols, names
+
+
+def plan_plate(
+    *,
+    wells: int | Sequence[str] = 96,
+    n_fields: int = 2,
+    n_timepoints: int = 8,
+    interval_h: float = 6.0,
+    times_h: Sequence[float] | None = None,
+    size: int = 512,
+    bit_depth: int = 16,
+    seed: int = 0,
+    plate_name: str = "SYN001",
+    difficulty: str | Difficulty = "default",
+    induced: Sequence[str] | None = None,
+    induction_h: float | None = None,
+    pixel_size_um: float = 1.0,
+    start: datetime = DEFAULT_START,
+    drift_um: float = 4.0,
+) -> PlatePlan:
+    """Lay out a plate: which wells are induced and when, their colonies, fields and drift.
+
+    Conditions: ``induced`` lists the induced wells; by default every other column of a plate
+    format is induced (A01 maintenance, A02 induced, ...), for an explicit list every other
+    well. Induction time: ``induction_h`` for all, else per well a multiple of ``interval_h``
+    in the first third of the run (0 h included).
+    """
+    if bit_depth not in (8, 16):
+        raise SynthError(f"bit_depth={bit_depth} is not supported; use 8 or 16")
+    if size < 32:
+        raise SynthError(f"size={size} is too small; use at least 32 pixels")
+    if n_fields < 1:
+        raise SynthError(f"n_fields={n_fields}; use at least 1")
+    diff = get_difficulty(difficulty)
+    rows, cols, names = plate_wells(wells)
+    if times_h is None:
+        if n_timepoints < 1:
+            raise SynthError(f"n_timepoints={n_timepoints}; use at least 1")
+        times = tuple(float(i * interval_h) for i in range(n_timepoints))
+    else:
+        times = tuple(float(t) for t in times_h)
+    if induced is not None:
+        induced_set = {normalise_well(w) for w in induced}
+    elif isinstance(wells, int):
+        induced_set = {n for n in names if _split_well(n)[1] % 2 == 1}
+    else:
+        induced_set = set(names[1::2])
+    duration = max(times) if times else 0.0
+    fov_um = size * pixel_size_um
+    step = 1.6 * fov_um
+    grid = int(np.ceil(np.sqrt(n_fields)))
+    origins = {f: ((f % grid) * step, (f // grid) * step) for f in range(n_fields)}
+    margin = 0.6 * fov_um
+    regions = [
+        (x - margin, y - margin, fov_um + 2 * margin, fov_um + 2 * margin)
+        for x, y in origins.values()
+    ]
+    plate_rng = np.random.default_rng([seed, 3])
+    drift = np.cumsum(plate_rng.normal(0.0, drift_um, (len(times), 2)), axis=0)
+    drift[0] = 0.0
+    candidates = [
+        k * interval_h for k in range(max(1, int(duration / 3 / max(interval_h, 1e-9)) + 1))
+    ]
+    well_models: dict[str, Well] = {}
+    for name in names:
+        rng = np.random.default_rng([seed, 5, _well_key(name)])
+        cond: Condition = "induced" if name in induced_set else "maintenance"
+        ind: float | None = None
+        if cond == "induced":
+            ind = float(induction_h) if induction_h is not None else float(rng.choice(candidates))
+        well_models[name] = make_well(
+            rng, name, cond, ind, diff, regions_um=regions, duration_h=duration
+        )
+    return PlatePlan(
+        plate=plate_name,
+        n_rows=rows,
+        n_cols=cols,
+        wells=well_models,
+        n_fields=n_fields,
+        times_h=times,
+        size=size,
+        bit_depth=bit_depth,
+        pixel_size_um=pixel_size_um,
+        difficulty=diff,
+        seed=seed,
+        start=start,
+        drift_um=drift,
+        field_origins_um=origins,
+    )
+
+
+def write_ground_truth(path: Path, truth: Sequence[WellTruth]) -> Path:
+    """``ground_truth.csv``: one row per well; empty cells where there is no value."""
+    with path.open("w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(GROUND_TRUTH_COLUMNS)
+        for w in truth:
+            wr.writerow(
+                [
+                    w.plate,
+                    w.well,
+                    w.condition,
+                    "" if w.induction_h is None else f"{w.induction_h:g}",
+                    "" if w.true_onset_h is None else f"{w.true_onset_h:g}",
+                    w.n_colonies,
+                    w.n_spontaneous,
+                ]
+            )
+    return path
+
+
+def _write_one(args: tuple[PlatePlan, str, int, int, Path, str | None]) -> Path:
+    plan, well, fld, t, out_dir, compression = args
+    path = out_dir / plan.filename(well, fld, t)
+    write_tiff(path, plan.render(well, fld, t), plan.ome_xml(well, fld, t), compression)
+    return path
+
+
+def write_timepoint(
+    plan: PlatePlan,
+    t: int,
+    out_dir: Path,
+    *,
+    compression: str | None = None,
+    workers: int = 1,
+) -> list[Path]:
+    """Render and write every well and field of time point ``t``."""
+    jobs = [
+        (plan, w, f, t, out_dir, compression) for w in plan.well_names for f in range(plan.n_fields)
+    ]
+    if workers <= 1:
+        return [_write_one(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_write_one, jobs, chunksize=4))
+
+
+def generate_plate(
+    out_dir: Path,
+    *,
+    wells: int | Sequence[str] = 96,
+    n_fields: int = 2,
+    n_timepoints: int = 8,
+    interval_h: float = 6.0,
+    size: int = 512,
+    bit_depth: int = 16,
+    seed: int = 0,
+    compression: str | None = None,
+    plate_name: str = "SYN001",
+    difficulty: str | Difficulty = "default",
+    induced: Sequence[str] | None = None,
+    induction_h: float | None = None,
+    pixel_size_um: float = 1.0,
+    start: datetime = DEFAULT_START,
+    workers: int = 1,
+) -> PlateTruth:
+    """Write a plate time-lapse as OME-TIFFs plus ``ground_truth.csv`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_plate(
+        wells=wells,
+        n_fields=n_fields,
+        n_timepoints=n_timepoints,
+        interval_h=interval_h,
+        size=size,
+        bit_depth=bit_depth,
+        seed=seed,
+        plate_name=plate_name,
+        difficulty=difficulty,
+        induced=induced,
+        induction_h=induction_h,
+        pixel_size_um=pixel_size_um,
+        start=start,
+    )
+    files: list[Path] = []
+    for t in range(len(plan.times_h)):
+        files += write_timepoint(plan, t, out_dir, compression=compression, workers=workers)
+        log.info("plate %s: time point %d/%d written", plan.plate, t + 1, len(plan.times_h))
+    truth = plan.truth()
+    gt = write_ground_truth(out_dir / "ground_truth.csv", truth)
+    return PlateTruth(
+        plate=plan.plate,
+        out_dir=out_dir,
+        wells=truth,
+        files=tuple(files),
+        ground_truth_csv=gt,
+        times_h=plan.times_h,
+    )
