@@ -3,18 +3,78 @@
 from __future__ import annotations
 
 import argparse
-
-from stemwatch.errors import StemwatchError
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "watch",
         help="Watch a folder and run the model on each new image",
-        description="Watch a folder and run the model on each new image.",
+        description=(
+            "Watch FOLDER (the microscope's output), run the model on every complete image once, "
+            "store results in SQLite, detect per-well onset and alert. Runs in the foreground; "
+            "SIGTERM/SIGINT finish the batch in flight, flush and exit."
+        ),
+    )
+    p.add_argument(
+        "folder", type=Path, nargs="?", help="folder to watch (else `folder:` in config)"
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="monitor YAML config")
+    p.add_argument("--db", type=Path, metavar="PATH", help="SQLite database (overrides config)")
+    p.add_argument("--model", type=Path, metavar="PATH", help="exported .onnx model")
+    p.add_argument("--once", action="store_true", help="process what is there, then exit")
+    p.add_argument(
+        "--require-gpu", action="store_true", help="fail instead of falling back to the CPU"
+    )
+    p.add_argument(
+        "--polling", action="store_true", help="poll the folder (network shares) instead of inotify"
     )
     p.set_defaults(func=run)
 
 
+def build_config(args: argparse.Namespace) -> object:
+    """The config file with the command line's overrides applied (validated)."""
+    from monitor.config import MonitorConfig
+    from stemwatch.config import load_config, validate_mapping
+
+    cfg = load_config(MonitorConfig, args.config)
+    data = cfg.model_dump()
+    if args.folder is not None:
+        data["folder"] = args.folder
+    if args.db is not None:
+        data["database"] = args.db
+    if args.model is not None:
+        data["inference"]["model"] = args.model
+    if args.require_gpu:
+        data["inference"]["require_gpu"] = True
+    if args.polling:
+        data["watch"]["polling"] = True
+    return validate_mapping(MonitorConfig, data, "command line")
+
+
 def run(args: argparse.Namespace) -> int:
-    raise StemwatchError("`stemwatch watch` is not implemented yet")
+    import signal
+    import threading
+
+    from monitor.config import MonitorConfig
+    from monitor.daemon import Daemon
+
+    cfg = build_config(args)
+    assert isinstance(cfg, MonitorConfig)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        daemon = Daemon(cfg, once=args.once, stop=stop)
+        summary = daemon.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print(
+        f"stemwatch watch: {summary.done} processed, {summary.failed} failed, "
+        f"{summary.duplicates} duplicates ({summary.provider})"
+    )
+    return 0

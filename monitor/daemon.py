@@ -1,0 +1,391 @@
+"""The daemon's main loop: events and scans in, stable files out to the pipeline.
+
+One thread (the caller's) owns the stability tracker. It drains the inbox (watchdog hints and
+pipeline outcomes), hands files that are quiet and unchanged to the pipeline without ever
+blocking on it, schedules retries with backoff, rescans the folder periodically and re-arms the
+observer when the folder disappears and comes back. ``stop`` (an Event) ends it: the batch in
+flight is finished and flushed, every thread joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor.config import MonitorConfig
+from monitor.ignore import IgnoreFilter
+from monitor.inference import LoadedModel, default_model_path, load_model
+from monitor.pipeline import Candidate, Outcome, Pipeline
+from monitor.scanner import scan_folder
+from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
+from monitor.watcher import Hint, start_observer, stop_observer
+from stemwatch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What one run did (returned by :meth:`Daemon.run`)."""
+
+    done: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    gone: int = 0
+    ignored: int = 0
+    retries: int = 0
+    provider: str = ""
+
+
+def check_folder(folder: Path | None) -> Path:
+    """The watched folder, or a :class:`ConfigError` that says what is wrong."""
+    if folder is None:
+        raise ConfigError("no folder to watch; pass FOLDER or set `folder:` in the config")
+    if not folder.exists():
+        raise ConfigError(f"{folder}: watched folder does not exist; check the path or mount")
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder; pass the folder the microscope writes to")
+    return folder
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if os.path.isdir(folder) else None
+
+
+class Daemon:
+    """Watch ``config.folder``, process every complete image once, until stopped."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        *,
+        once: bool = False,
+        stop: threading.Event | None = None,
+        model: LoadedModel | None = None,
+    ) -> None:
+        self.config = config
+        self.once = once
+        self.stop = stop or threading.Event()
+        self.folder = check_folder(config.folder).resolve()
+        self.accept = IgnoreFilter.build(config.watch.suffixes, config.watch.ignore)
+        self.tracker = StabilityTracker(config.watch.quiet_period_s)
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.pending: deque[Candidate] = deque()
+        self.in_flight: set[Path] = set()
+        self.settled: dict[Path, FileStat] = {}
+        self.summary = RunSummary()
+        self.model = model or self._load_model()
+        self.summary.provider = self.model.provider
+        self._observer: Any = None
+        self._folder_id: tuple[int, int] | None = None
+        self._rescan_due = 0.0
+        self._conn: Any = None
+        self._read_conn: Any = None
+        self.pipeline: Pipeline | None = None
+
+    # -- startup -------------------------------------------------------------------------
+
+    def _load_model(self) -> LoadedModel:
+        inf = self.config.inference
+        path = inf.model if inf.model is not None else default_model_path()
+        model = load_model(
+            path,
+            device=inf.device,
+            require_gpu=inf.require_gpu,
+            intra_op_threads=inf.intra_op_threads,
+        )
+        if inf.warmup:
+            t0 = time.perf_counter()
+            model.warmup(min(inf.batch_tiles, model.metadata.tiling.max_tiles))
+            log.info("model warm-up took %.2f s", time.perf_counter() - t0)
+        return model
+
+    def _open(self) -> None:
+        from monitor import store
+        from monitor.alerts import Alerter
+
+        db = self.config.database
+        self._conn = store.open_db(db)
+        self._read_conn = store.open_db(db, readonly=True)
+        store.register_model(
+            self._conn,
+            model_hash=self.model.model_hash,
+            name=self.model.metadata.name,
+            metadata_json=self.model.metadata.to_json(),
+            provider=self.model.provider,
+        )
+        store.beat(self._conn, state="starting", detail=f"watching {self.folder}")
+        alerter = Alerter(self.config.alerts, self._conn, disk_paths=[self.folder])
+        self.pipeline = Pipeline(
+            self.config,
+            self.model,
+            self._conn,
+            self.inbox.put,
+            alerter=alerter,
+            heartbeat=self._heartbeat_detail,
+        )
+        self.pipeline.start()
+
+    def _heartbeat_detail(self) -> str:
+        s = self.summary
+        return (
+            f"{s.done} done, {s.failed} failed, {len(self.tracker)} waiting, "
+            f"{len(self.in_flight)} in flight; {self.model.provider}"
+        )
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Process until ``stop`` is set (or, with ``once``, until the folder is done)."""
+        try:
+            self._open()
+            log.info(
+                "stemwatch monitor: %s -> %s (quiet period %.1f s%s)",
+                self.folder,
+                self.config.database,
+                self.config.watch.quiet_period_s,
+                ", once" if self.once else "",
+            )
+            if not self.once:
+                self._arm_observer()
+            self._folder_id = _identity(self.folder)
+            self._rescan(time.monotonic())
+            self._loop()
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def _loop(self) -> None:
+        watch = self.config.watch
+        next_folder_check = time.monotonic() + watch.folder_check_interval_s
+        while not self.stop.is_set():
+            now = time.monotonic()
+            self._drain_inbox(now)
+            self._collect_due(now)
+            self._submit()
+            if now >= next_folder_check:
+                self._check_folder(now)
+                next_folder_check = now + watch.folder_check_interval_s
+            if not self.once and now >= self._rescan_due:
+                self._rescan(now)
+            if self.once and self._idle():
+                log.info("--once: every image in %s is processed", self.folder)
+                return
+            wait = self.tracker.next_due_in(now)
+            timeout = 0.1 if wait is None else min(0.1, max(0.005, wait))
+            if self.pending:
+                timeout = min(timeout, 0.02)
+            try:
+                item = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            self._handle(item, time.monotonic())
+
+    def _idle(self) -> bool:
+        return not self.tracker and not self.pending and not self.in_flight
+
+    def _drain_inbox(self, now: float) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(item, now)
+
+    def _handle(self, item: Hint | Outcome, now: float) -> None:
+        if isinstance(item, Outcome):
+            self._on_outcome(item, now)
+            return
+        if item.kind == "rescan":
+            self._rescan_due = min(self._rescan_due, now)
+            return
+        path = item.path
+        if item.kind == "gone":
+            self.tracker.forget(path)
+            return
+        if self.accept.reason(path, self.folder) is not None:
+            return
+        self.tracker.hint(path, now, stat_file(path))
+
+    def _on_outcome(self, out: Outcome, now: float) -> None:
+        self.in_flight.discard(out.path)
+        s = self.summary
+        if out.kind in ("done", "failed", "duplicate", "ignored"):
+            if out.stat is not None:
+                self.settled[out.path] = out.stat
+            if out.kind == "done":
+                s.done += 1
+            elif out.kind == "failed":
+                s.failed += 1
+            elif out.kind == "duplicate":
+                s.duplicates += 1
+            else:
+                s.ignored += 1
+        elif out.kind == "gone":
+            s.gone += 1
+            self.settled.pop(out.path, None)
+            self.tracker.forget(out.path)
+        elif out.kind == "changed":
+            self.tracker.hint(out.path, now, out.stat)
+        elif out.kind == "retry":
+            s.retries += 1
+            self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
+
+    def _collect_due(self, now: float) -> None:
+        room = 2 * self.config.inference.decode_workers + 2 - len(self.pending)
+        if room <= 0:
+            return
+        for path in self.tracker.due(now, exclude=self.in_flight)[:room]:
+            decision = self.tracker.confirm(path, now, stat_file(path))
+            if decision.verdict is not Verdict.STABLE or decision.stat is None:
+                continue
+            if self._known(path, decision.stat):
+                continue
+            self.pending.append(Candidate(path, decision.stat, decision.attempts))
+            self.in_flight.add(path)
+
+    def _submit(self) -> None:
+        assert self.pipeline is not None
+        while self.pending and self.pipeline.try_submit(self.pending[0]):
+            self.pending.popleft()
+
+    def _known(self, path: Path, stat: FileStat) -> bool:
+        """This exact version (path, size, mtime) is already recorded (done or failed)."""
+        from monitor import store
+
+        if self.settled.get(path) == stat:
+            return True
+        try:
+            found = store.find_image(self._read_conn, str(path), stat.size, stat.mtime_ns, None)
+        except Exception as exc:  # a locked or vanished database must not stop the loop
+            log.warning("database: cannot check %s (%s); processing it", path, exc)
+            return False
+        if found is not None:
+            self.settled[path] = stat
+            return True
+        return False
+
+    # -- scans and the folder ------------------------------------------------------------
+
+    def _rescan(self, now: float) -> None:
+        self._rescan_due = now + self.config.watch.rescan_interval_s
+        if _identity(self.folder) is None:
+            return
+        t0 = time.perf_counter()
+        wall = time.time()
+        queued = 0
+        for path, stat, mtime_s in scan_folder(
+            self.folder, self.accept, recursive=self.config.watch.recursive
+        ):
+            if path in self.in_flight or path in self.tracker:
+                continue
+            if self._known(path, stat):
+                continue
+            quiet_since = now - max(0.0, wall - mtime_s)
+            self.tracker.hint(path, now, stat, quiet_since=quiet_since)
+            queued += 1
+        if queued:
+            log.info(
+                "scan of %s: %d image(s) without a record queued (%.2f s)",
+                self.folder,
+                queued,
+                time.perf_counter() - t0,
+            )
+
+    def _arm_observer(self) -> None:
+        watch = self.config.watch
+        stop_observer(self._observer)
+        self._observer = None
+        try:
+            self._observer = start_observer(
+                self.folder,
+                self.inbox,
+                polling=watch.polling,
+                polling_interval_s=watch.polling_interval_s,
+                recursive=watch.recursive,
+            )
+        except OSError as exc:
+            log.error("%s: cannot watch the folder (%s); relying on rescans", self.folder, exc)
+
+    def _observer_healthy(self) -> bool:
+        obs = self._observer
+        if obs is None or not obs.is_alive():
+            return False
+        return all(e.is_alive() for e in getattr(obs, "emitters", ()))
+
+    def _check_folder(self, now: float) -> None:
+        ident = _identity(self.folder)
+        if ident is None:
+            if self._folder_id is not None:
+                log.warning(
+                    "%s: watched folder disappeared; waiting for it to come back", self.folder
+                )
+                stop_observer(self._observer)
+                self._observer = None
+            self._folder_id = None
+            return
+        if ident != self._folder_id:
+            if self._folder_id is None:
+                log.warning("%s: watched folder is back; re-arming and rescanning", self.folder)
+            else:
+                log.warning(
+                    "%s: watched folder was replaced; re-arming and rescanning", self.folder
+                )
+            self._folder_id = ident
+            if not self.once:
+                self._arm_observer()
+            self._rescan(now)
+            return
+        if not self.once and not self._observer_healthy():
+            log.warning("%s: observer stopped; re-arming and rescanning", self.folder)
+            self._arm_observer()
+            self._rescan(now)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        from monitor import store
+
+        stop_observer(self._observer)
+        self._observer = None
+        if self.pipeline is not None:
+            # hand over what is already stable so nothing stable is left half-done
+            deadline = time.monotonic() + 10.0
+            while self.pending and time.monotonic() < deadline:
+                if not self.pipeline.try_submit(self.pending[0]):
+                    time.sleep(0.01)
+                    continue
+                self.pending.popleft()
+            self.pipeline.close()
+            self.pipeline = None
+            self._drain_inbox(time.monotonic())
+        if self._conn is not None:
+            try:
+                store.beat(self._conn, state="stopped", detail=self._heartbeat_detail())
+            except Exception as exc:
+                log.warning("database: final heartbeat failed (%s)", exc)
+            self._conn.close()
+            self._conn = None
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+        s = self.summary
+        log.info(
+            "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",
+            s.done,
+            s.failed,
+            s.duplicates,
+            s.gone,
+            s.retries,
+        )

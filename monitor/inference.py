@@ -1,0 +1,185 @@
+"""The ONNX model: one onnxruntime session, its metadata, and batched prediction.
+
+The model's own metadata (:class:`stemwatch.modelmeta.ModelMetadata`) decides input size,
+tiling and normalisation; a file without it, or not ONNX at all, is refused at startup with a
+:class:`ModelMetadataError`. The CUDA execution provider is used when present, else the CPU;
+the provider actually in use is reported, and ``require_gpu`` turns the fallback into an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stemwatch.errors import ConfigError, ModelMetadataError, StemwatchError
+from stemwatch.modelmeta import ModelMetadata
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "stemwatch-default.onnx"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class GpuUnavailableError(StemwatchError):
+    """``require_gpu`` was set but the CUDA execution provider could not be used."""
+
+
+def default_model_path() -> Path:
+    """The bundled model: ``models/stemwatch-default.onnx`` in the repository or the package."""
+    here = Path(__file__).resolve()
+    candidates = [
+        here.parents[1] / "models" / DEFAULT_MODEL_NAME,  # repository checkout
+        here.parent / "models" / DEFAULT_MODEL_NAME,  # installed with monitor/
+    ]
+    try:
+        import stemwatch
+
+        candidates.append(Path(stemwatch.__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME)
+    except ImportError:  # pragma: no cover
+        pass
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(
+        f"no model given and no bundled model at {candidates[0]}; train and export one "
+        f"(`stemwatch train ...` then `stemwatch export ... --out models/{DEFAULT_MODEL_NAME}`) "
+        "or pass --model PATH"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file: identifies which model made each prediction."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def choose_providers(device: str, available: list[str]) -> list[str]:
+    """Execution providers to ask for, in order of preference."""
+    if device == "cpu":
+        return [CPU]
+    if device in ("cuda", "auto") and CUDA in available:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+@dataclass
+class LoadedModel:
+    """An onnxruntime session with the metadata that says how to feed it."""
+
+    path: Path
+    session: Any  # onnxruntime.InferenceSession
+    metadata: ModelMetadata
+    model_hash: str
+    provider: str
+
+    @property
+    def tile_size(self) -> int:
+        return self.metadata.tiling.tile_size
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Positive-class probability of each tile of a (N, 1, S, S) float32 batch."""
+        out = self.session.run(
+            [self.metadata.output_name],
+            {self.metadata.input_name: np.ascontiguousarray(batch, dtype=np.float32)},
+        )[0]
+        probs = np.asarray(out, dtype=np.float32)
+        if probs.ndim != 2 or probs.shape[0] != batch.shape[0]:
+            raise ModelMetadataError(
+                f"{self.path}: output {self.metadata.output_name!r} has shape {probs.shape}, "
+                f"expected ({batch.shape[0]}, {len(self.metadata.class_names)})"
+            )
+        return probs[:, self.metadata.positive_index]
+
+    def warmup(self, batch_size: int = 1) -> None:
+        s = self.tile_size
+        self.predict(np.zeros((batch_size, self.metadata.in_channels, s, s), dtype=np.float32))
+
+
+def load_model(
+    path: Path,
+    *,
+    device: str = "auto",
+    require_gpu: bool = False,
+    intra_op_threads: int = 1,
+) -> LoadedModel:
+    """Open ``path`` in one session; raise a :class:`StemwatchError` subclass on any problem."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: model file not found; pass --model with an exported .onnx file")
+    available = list(ort.get_available_providers())
+    providers = choose_providers(device, available)
+    if require_gpu and CUDA not in providers:
+        raise GpuUnavailableError(
+            f"--require-gpu: onnxruntime offers no CUDA execution provider here "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu with CUDA, or drop "
+            "--require-gpu to run on the CPU"
+        )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own unrelated exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelMetadataError(
+            f"{path}: not a loadable ONNX model ({first}); export one with `stemwatch export`"
+        ) from None
+    in_use = session.get_providers()
+    provider = in_use[0] if in_use else CPU
+    if require_gpu and provider != CUDA:
+        raise GpuUnavailableError(
+            f"--require-gpu: the CUDA execution provider failed to start for {path} "
+            f"(session runs on {provider}); check the CUDA/cuDNN install"
+        )
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    meta = ModelMetadata.from_props(props, path)
+    _check_signature(path, session, meta)
+    model = LoadedModel(path, session, meta, file_sha256(path), provider)
+    log.info(
+        "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling x%d",
+        path,
+        meta.name,
+        model.model_hash[:12],
+        provider,
+        intra_op_threads,
+        meta.tiling.tile_size,
+        meta.tiling.downsample,
+    )
+    return model
+
+
+def _check_signature(path: Path, session: Any, meta: ModelMetadata) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    if meta.input_name not in inputs:
+        raise ModelMetadataError(
+            f"{path}: metadata names input {meta.input_name!r} but the graph has "
+            f"{sorted(inputs)}; re-export the model"
+        )
+    if meta.output_name not in outputs:
+        raise ModelMetadataError(
+            f"{path}: metadata names output {meta.output_name!r} but the graph has "
+            f"{sorted(outputs)}; re-export the model"
+        )
+    shape = list(inputs[meta.input_name].shape)
+    want = [meta.in_channels, meta.tiling.tile_size, meta.tiling.tile_size]
+    fixed = [d if isinstance(d, int) else None for d in shape[1:]]
+    if len(shape) != 4 or any(f is not None and f != w for f, w in zip(fixed, want, strict=True)):
+        raise ModelMetadataError(
+            f"{path}: input {meta.input_name!r} has shape {shape} but the metadata's tiling "
+            f"needs (N, {want[0]}, {want[1]}, {want[2]}); re-export the model"
+        )

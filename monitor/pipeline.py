@@ -1,0 +1,505 @@
+"""The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
+
+* ``decode_workers`` threads take stable candidates, check the file is complete, hash it, read
+  it, resolve its plate/well and cut it into tiles with :func:`stemwatch.imaging.prepare` (the
+  trainer's own preprocessing, configured by the model's metadata);
+* ``inference_workers`` threads batch the tiles of several images into one onnxruntime call;
+* one writer thread owns the database connection: it stores each result once (image record and
+  prediction in one transaction), updates the well's onset state, passes onsets to the alerter,
+  records final failures, and writes the heartbeat and instrument checks periodically.
+
+Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
+finished candidate is reported to the daemon as an :class:`Outcome` through ``report``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from monitor.config import MonitorConfig
+from monitor.inference import LoadedModel
+from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
+from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
+from stemwatch.imaging import Tiles, prepare, read_image
+from stemwatch.platemeta import ImageLocation, resolve
+
+log = logging.getLogger(__name__)
+
+OutcomeKind = Literal["done", "duplicate", "retry", "failed", "gone", "changed", "ignored"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file the stability tracker found complete, handed to the pipeline."""
+
+    path: Path
+    stat: FileStat
+    attempts: int = 0  # failed attempts so far
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one candidate (reported back to the daemon's loop)."""
+
+    path: Path
+    kind: OutcomeKind
+    stat: FileStat | None = None
+    attempts: int = 0
+    reason: str = ""
+    retry_in_s: float = 0.0
+    image_id: int | None = None
+
+
+@dataclass
+class Prepared:
+    candidate: Candidate
+    content_hash: str
+    location: ImageLocation | None
+    tiles: Tiles
+
+
+@dataclass
+class Scored:
+    prepared: Prepared
+    probabilities: np.ndarray  # positive-class probability of each tile
+
+
+@dataclass
+class FinalFailure:
+    candidate: Candidate
+    reason: str
+    attempts: int
+    content_hash: str | None = None
+
+
+class PermanentImageError(ImageReadError):
+    """The file is readable but can never be analysed (e.g. smaller than one tile)."""
+
+
+@dataclass
+class Counters:
+    """Running totals (read by the heartbeat and the benchmark)."""
+
+    done: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    tiles: int = 0
+    batches: int = 0
+    infer_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: float) -> None:
+        with self.lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+_STOP = object()
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a file (the shared :func:`stemwatch.imaging.content_hash` if present)."""
+    from stemwatch import imaging
+
+    shared: Callable[[Path], str] | None = getattr(imaging, "content_hash", None)
+    if shared is not None:
+        return shared(path)
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def summarise(probabilities: np.ndarray) -> tuple[float, float, float, int]:
+    """(probability, tile_mean, tile_sd, n_tiles) of one image from its tiles' probabilities."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    mean = float(p.mean()) if p.size else float("nan")
+    sd = float(p.std()) if p.size else float("nan")
+    return mean, mean, sd, int(p.size)
+
+
+class Pipeline:
+    """Decode, inference and writer threads joined by bounded queues."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        model: LoadedModel,
+        conn: sqlite3.Connection,
+        report: Callable[[Outcome], None],
+        *,
+        alerter: Any | None = None,
+        heartbeat: Callable[[], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.conn = conn
+        self.report = report
+        self.alerter = alerter
+        self.heartbeat_detail = heartbeat
+        inf = config.inference
+        self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
+        self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
+        self.writes: queue.Queue[Any] = queue.Queue(maxsize=2 * inf.queue_images)
+        self.counters = Counters()
+        self._decoders = [
+            threading.Thread(target=self._decode_loop, name=f"stemwatch-decode-{i}", daemon=True)
+            for i in range(inf.decode_workers)
+        ]
+        self._inferers = [
+            threading.Thread(target=self._infer_loop, name=f"stemwatch-infer-{i}", daemon=True)
+            for i in range(inf.inference_workers)
+        ]
+        self._writer = threading.Thread(
+            target=self._write_loop, name="stemwatch-writer", daemon=True
+        )
+        self._abandon = threading.Event()
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for t in [*self._decoders, *self._inferers, self._writer]:
+            t.start()
+        self._started = True
+
+    def try_submit(self, candidate: Candidate) -> bool:
+        """Queue a candidate without blocking; False when the pipeline is full (back-pressure)."""
+        try:
+            self.work.put_nowait(candidate)
+        except queue.Full:
+            return False
+        return True
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Finish what is queued, flush the writer, join every thread."""
+        if not self._started:
+            return
+        deadline = time.monotonic() + timeout_s
+        for _ in self._decoders:
+            self.work.put(_STOP)
+        for t in self._decoders:
+            t.join(max(0.1, deadline - time.monotonic()))
+        for _ in self._inferers:
+            self.ready.put(_STOP)
+        for t in self._inferers:
+            t.join(max(0.1, deadline - time.monotonic()))
+        self.writes.put(_STOP)
+        self._writer.join(max(0.1, deadline - time.monotonic()))
+        if self._writer.is_alive():
+            log.error(
+                "writer did not finish within %.0f s; abandoning unwritten results", timeout_s
+            )
+            self._abandon.set()
+            self._writer.join(5.0)
+        self._started = False
+
+    # -- decode --------------------------------------------------------------------------
+
+    def _decode_loop(self) -> None:
+        while True:
+            item = self.work.get()
+            if item is _STOP:
+                return
+            try:
+                self._decode_one(item)
+            except Exception:  # a bug must not kill the worker; the file is retried
+                log.exception("%s: unexpected error while preparing", item.path)
+                self._retry_or_fail(item, "internal error while preparing (see log)", None)
+
+    def _decode_one(self, cand: Candidate) -> None:
+        path = cand.path
+        stat = stat_file(path)
+        if stat is None:
+            log.warning("%s: gone before it was read (deleted or moved away)", path)
+            self.report(Outcome(path, "gone", attempts=cand.attempts))
+            return
+        if stat != cand.stat:
+            self.report(Outcome(path, "changed", stat, cand.attempts))
+            return
+        incomplete = tiff_incomplete(path)
+        if incomplete is not None:
+            self._retry_or_fail(cand, f"incomplete: {incomplete}", None)
+            return
+        digest: str | None = None
+        try:
+            digest = file_digest(path)
+            image = read_image(path)
+            location = self._locate(path, image.ome_xml)
+            expected = location.expected_pages if location is not None else None
+            if expected is not None and image.n_pages < expected:
+                raise ImageReadError(
+                    path, f"incomplete: {image.n_pages} of {expected} pages present"
+                )
+            tiles = self._tiles(path, image.pixels)
+        except _IgnoredError as exc:
+            log.info("%s: ignored (%s)", path, exc)
+            self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
+            return
+        except PermanentImageError as exc:
+            self._fail(cand, exc.reason, cand.attempts + 1, digest)
+            return
+        except ImageReadError as exc:
+            if not path.exists():
+                log.warning("%s: gone before it was read (deleted or moved away)", path)
+                self.report(Outcome(path, "gone", attempts=cand.attempts))
+                return
+            self._retry_or_fail(cand, exc.reason, digest)
+            return
+        if stat_file(path) != cand.stat:  # rewritten while we read it: read it again later
+            self.report(Outcome(path, "changed", stat_file(path), cand.attempts))
+            return
+        self.ready.put(Prepared(cand, digest, location, tiles))
+
+    def _locate(self, path: Path, ome_xml: str | None) -> ImageLocation | None:
+        plate = self.config.plate
+        try:
+            return resolve(
+                path,
+                ome_xml=ome_xml,
+                user_regex=plate.filename_regex,
+                default_plate=plate.default_plate,
+            )
+        except PlateMetadataError as exc:
+            if type(exc).__name__ == "IgnoredImageError":
+                raise _IgnoredError(str(exc)) from None
+            log.warning("%s: stored without plate/well (%s)", path, exc)
+            return None
+
+    def _tiles(self, path: Path, pixels: np.ndarray) -> Tiles:
+        tiling = self.model.metadata.tiling
+        need = self.config.plate.min_image_size or tiling.tile_size * tiling.downsample
+        if min(pixels.shape[:2]) < need:
+            raise PermanentImageError(
+                path,
+                f"image is {pixels.shape[1]}x{pixels.shape[0]} px, smaller than {need} px "
+                f"(one {tiling.tile_size}-px tile after downsampling x{tiling.downsample}); "
+                "is this a thumbnail or the wrong channel?",
+            )
+        return prepare(pixels, self.model.metadata.normalisation, tiling)
+
+    def _retry_or_fail(self, cand: Candidate, reason: str, digest: str | None) -> None:
+        attempts = cand.attempts + 1
+        retry = self.config.retry
+        if attempts >= retry.max_attempts:
+            self._fail(cand, reason, attempts, digest)
+            return
+        delay = backoff_delay(attempts, retry.initial_backoff_s, retry.max_backoff_s)
+        log.info(
+            "%s: not readable yet (%s); attempt %d of %d, retry in %.1f s",
+            cand.path,
+            reason,
+            attempts,
+            retry.max_attempts,
+            delay,
+        )
+        self.counters.add(retries=1)
+        self.report(
+            Outcome(cand.path, "retry", cand.stat, attempts, reason=reason, retry_in_s=delay)
+        )
+
+    def _fail(self, cand: Candidate, reason: str, attempts: int, digest: str | None) -> None:
+        log.warning("%s: failed after %d attempt(s): %s", cand.path, attempts, reason)
+        self.writes.put(FinalFailure(cand, reason, attempts, digest))
+
+    # -- inference -----------------------------------------------------------------------
+
+    def _infer_loop(self) -> None:
+        inf = self.config.inference
+        stop = False
+        while not stop:
+            first = self.ready.get()
+            if first is _STOP:
+                return
+            items: list[Prepared] = [first]
+            n = len(first.tiles.data)
+            deadline = time.monotonic() + inf.batch_wait_s
+            while n < inf.batch_tiles:
+                try:
+                    item = self.ready.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                items.append(item)
+                n += len(item.tiles.data)
+            self._infer_batch(items)
+
+    def _infer_batch(self, items: list[Prepared]) -> None:
+        batch = np.concatenate([p.tiles.data for p in items], axis=0)
+        t0 = time.perf_counter()
+        try:
+            probs = np.concatenate(
+                [
+                    self.model.predict(batch[i : i + self.config.inference.batch_tiles])
+                    for i in range(0, len(batch), self.config.inference.batch_tiles)
+                ]
+            )
+        except Exception as exc:  # onnxruntime errors: record, keep running
+            log.exception("inference failed on a batch of %d image(s)", len(items))
+            for p in items:
+                self._fail(p.candidate, f"inference failed: {exc}", p.candidate.attempts + 1, None)
+            return
+        self.counters.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
+        start = 0
+        for p in items:
+            n = len(p.tiles.data)
+            self.writes.put(Scored(p, probs[start : start + n]))
+            start += n
+
+    # -- writer --------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        cfg = self.config
+        next_beat = 0.0
+        next_checks = time.monotonic() + cfg.instrument_check_interval_s
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                self._periodic(self._beat)
+                next_beat = now + cfg.heartbeat_interval_s
+            if now >= next_checks and self.alerter is not None:
+                self._periodic(self._instrument_checks)
+                next_checks = now + cfg.instrument_check_interval_s
+            try:
+                item = self.writes.get(timeout=max(0.05, min(next_beat, next_checks) - now))
+            except queue.Empty:
+                continue
+            if item is _STOP:
+                return
+            self._write_with_retry(item)
+
+    def _periodic(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except (StemwatchError, sqlite3.Error) as exc:
+            log.warning("database: periodic write failed (%s); will try again", exc)
+        except Exception:
+            log.exception("periodic task failed; will try again")
+
+    def _instrument_checks(self) -> None:
+        if self.alerter is not None:
+            self.alerter.instrument_checks(time.time())
+
+    def _beat(self) -> None:
+        from monitor import store
+
+        detail = self.heartbeat_detail() if self.heartbeat_detail else ""
+        store.beat(self.conn, state="running", detail=detail)
+
+    def _write_with_retry(self, item: Scored | FinalFailure) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self._write(item)
+                return
+            except (StemwatchError, sqlite3.Error) as exc:
+                path = (
+                    item.prepared.candidate.path
+                    if isinstance(item, Scored)
+                    else item.candidate.path
+                )
+                if self._abandon.is_set():
+                    log.error(
+                        "%s: result not stored (%s); it is redone at the next start", path, exc
+                    )
+                    return
+                log.error("%s: cannot store the result (%s); retrying in %.1f s", path, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _write(self, item: Scored | FinalFailure) -> None:
+        from monitor import store
+
+        if isinstance(item, FinalFailure):
+            c = item.candidate
+            image_id = store.record_failure(
+                self.conn,
+                path=str(c.path),
+                size=c.stat.size,
+                mtime_ns=c.stat.mtime_ns,
+                reason=item.reason,
+                attempts=item.attempts,
+                content_hash=item.content_hash,
+            )
+            self.counters.add(failed=1)
+            self.report(
+                Outcome(c.path, "failed", c.stat, item.attempts, item.reason, 0.0, image_id)
+            )
+            return
+        prep = item.prepared
+        c = prep.candidate
+        existing = store.find_image(
+            self.conn, str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash
+        )
+        if existing is not None:
+            self.counters.add(duplicates=1)
+            log.debug("%s: same content already recorded (image %d)", c.path, existing)
+            self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
+            return
+        probability, tile_mean, tile_sd, n_tiles = summarise(item.probabilities)
+        with store.transaction(self.conn):
+            image_id = store.register_image(
+                self.conn,
+                path=str(c.path),
+                size=c.stat.size,
+                mtime_ns=c.stat.mtime_ns,
+                content_hash=prep.content_hash,
+                location=prep.location,
+                status="queued",
+            )
+            store.record_prediction(
+                self.conn,
+                image_id,
+                model_hash=self.model.model_hash,
+                probability=probability,
+                tile_mean=tile_mean,
+                tile_sd=tile_sd,
+                n_tiles=n_tiles,
+                cam_png=None,
+            )
+        self.counters.add(done=1)
+        log.info(
+            "%s: p(%s)=%.3f over %d tiles%s",
+            c.path,
+            self.model.metadata.positive_class,
+            probability,
+            n_tiles,
+            "" if prep.location is None else f" [{prep.location.plate} {prep.location.well}]",
+        )
+        self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
+        if prep.location is not None:
+            self._update_well(prep.location)
+
+    def _update_well(self, loc: ImageLocation) -> None:
+        from monitor import onset
+
+        try:
+            event = onset.update_well(self.conn, loc.plate, loc.well, self.config.onset)
+            if event is not None and self.alerter is not None:
+                self.alerter.onset(event)
+        except (StemwatchError, sqlite3.Error) as exc:
+            log.warning("%s %s: onset update failed (%s)", loc.plate, loc.well, exc)
+        except Exception:
+            log.exception("%s %s: onset update failed", loc.plate, loc.well)
+
+
+class _IgnoredError(Exception):
+    """An instrument by-product the plate resolver recognised (e.g. a thumbnail)."""

@@ -1,0 +1,257 @@
+"""When is a file completely written?
+
+Filesystem events are only hints: instruments create a file, write it in chunks (or under a
+temporary name and rename it into place), sometimes rewrite it. :class:`StabilityTracker` is
+pure logic (time is an argument): a path is *due* once it had no events for the quiet period,
+and *stable* once its size and mtime did not change across that period. Then
+:func:`tiff_incomplete` checks the file itself: every IFD parses completely, every page's data
+lies inside the file, and the page count matches the OME metadata or the naming. A truncated
+OME-TIFF otherwise opens as a single page without any error.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stemwatch.imaging import TIFF_SUFFIXES
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What the size-and-mtime stability test compares."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(int(st.st_size), int(st.st_mtime_ns))
+
+
+def stat_file(path: Path) -> FileStat | None:
+    """The file's :class:`FileStat`, or ``None`` when it is gone or not a regular file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    return FileStat.of(st)
+
+
+class Verdict(enum.Enum):
+    WAIT = "wait"  # changed since last look: wait another quiet period
+    STABLE = "stable"  # unchanged across the quiet period: hand it on
+    GONE = "gone"  # deleted or moved away meanwhile
+
+
+@dataclass
+class _Entry:
+    last_event: float
+    stat: FileStat | None
+    not_before: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    stat: FileStat | None = None
+    attempts: int = 0
+
+
+class StabilityTracker:
+    """Tracks candidate files until each is quiet and unchanged for ``quiet_s`` seconds."""
+
+    def __init__(self, quiet_s: float) -> None:
+        self.quiet_s = quiet_s
+        self._entries: dict[Path, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._entries
+
+    def hint(
+        self, path: Path, now: float, stat: FileStat | None, *, quiet_since: float | None = None
+    ) -> None:
+        """An event (or a scan) saw ``path`` at ``now`` with ``stat`` (``None``: not stat'ed).
+
+        ``quiet_since`` (a scan of an old file) says when the file last changed; by default the
+        event itself counts as the change. A changed stat resets the retry count.
+        """
+        since = now if quiet_since is None else min(now, quiet_since)
+        entry = self._entries.get(path)
+        if entry is None:
+            self._entries[path] = _Entry(last_event=since, stat=stat)
+            return
+        entry.last_event = max(entry.last_event, since)
+        if stat is not None:
+            if entry.stat is not None and stat != entry.stat:
+                entry.attempts = 0
+                entry.not_before = 0.0
+            entry.stat = stat
+
+    def forget(self, path: Path) -> None:
+        self._entries.pop(path, None)
+
+    def retry_later(self, path: Path, now: float, delay: float, attempts: int) -> None:
+        """Track ``path`` again after a failed attempt; it is due no earlier than now + delay."""
+        self._entries[path] = _Entry(
+            last_event=now, stat=None, not_before=now + delay, attempts=attempts
+        )
+
+    def due(self, now: float, exclude: set[Path] | frozenset[Path] = frozenset()) -> list[Path]:
+        """Paths quiet for the whole quiet period (and past any retry delay), oldest first."""
+        ready = [
+            (e.last_event, p)
+            for p, e in self._entries.items()
+            if now - e.last_event >= self.quiet_s and now >= e.not_before and p not in exclude
+        ]
+        return [p for _, p in sorted(ready)]
+
+    def confirm(self, path: Path, now: float, stat: FileStat | None) -> Decision:
+        """Compare the current ``stat`` with the one seen before the quiet period."""
+        entry = self._entries.get(path)
+        if entry is None:
+            return Decision(Verdict.GONE)
+        if stat is None:
+            del self._entries[path]
+            return Decision(Verdict.GONE, attempts=entry.attempts)
+        if entry.stat is None or stat != entry.stat:
+            if entry.stat is not None:
+                entry.attempts = 0
+            entry.stat = stat
+            entry.last_event = now
+            return Decision(Verdict.WAIT, stat, entry.attempts)
+        del self._entries[path]
+        return Decision(Verdict.STABLE, stat, entry.attempts)
+
+    def next_due_in(self, now: float) -> float | None:
+        """Seconds until the next path can become due (for sleeping), ``None`` when empty."""
+        if not self._entries:
+            return None
+        return max(
+            0.0,
+            min(
+                max(e.last_event + self.quiet_s, e.not_before) - now for e in self._entries.values()
+            ),
+        )
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
+    """Wait before attempt ``attempt + 1`` (``attempt`` >= 1): doubling from ``initial_s``."""
+    return float(min(max_s, initial_s * 2 ** max(0, attempt - 1)))
+
+
+def expected_pages_from_ome(ome_xml: str | None, file_name: str | None = None) -> int | None:
+    """Pages this file should hold according to its OME-XML, or ``None`` when it cannot say.
+
+    Uses :func:`stemwatch.imaging.expected_pages_from_ome` when core-io provides it.
+    """
+    from stemwatch import imaging
+
+    shared = getattr(imaging, "expected_pages_from_ome", None)
+    if shared is not None:
+        result = shared(ome_xml)
+        return None if result is None else int(result)
+    if not ome_xml:
+        return None
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    total = 0
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag == "UUID" and file_name and el.get("FileName") not in (None, file_name):
+            return None  # a multi-file dataset: this file holds only part of it
+        if tag == "Pixels":
+            try:
+                z, c, t = (int(el.get(k, "1")) for k in ("SizeZ", "SizeC", "SizeT"))
+            except ValueError:
+                return None
+            samples = 1
+            for ch in el:
+                if ch.tag.rsplit("}", 1)[-1] == "Channel":
+                    samples = max(samples, int(ch.get("SamplesPerPixel", "1") or 1))
+            # interleaved RGB stores its channels in one page
+            total += z * t * (c // samples if samples > 1 and c % samples == 0 else c)
+    return total or None
+
+
+def tiff_incomplete(path: Path, expected_pages: int | None = None) -> str | None:
+    """Why the TIFF at ``path`` is not completely written yet, or ``None`` when it is.
+
+    Checks only structure (no pixel decoding): each IFD's declared tags all parse, each page's
+    strips or tiles end inside the file, and the number of pages reaches ``expected_pages`` and
+    what the OME-XML says. Non-TIFF files are not checked here (decoding them is the test).
+    """
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    import tifffile
+
+    try:
+        size = path.stat().st_size
+        with tifffile.TiffFile(path) as tif:
+            pages = list(tif.pages)
+            if not pages:
+                return "no image pages yet"
+            fh = tif.filehandle
+            fmt = tif.tiff
+            for page in pages:
+                outside = _tag_value_outside(fh, page.offset, fmt, size)
+                if outside is not None:
+                    return outside
+                offsets = getattr(page, "dataoffsets", ()) or ()
+                counts = getattr(page, "databytecounts", ()) or ()
+                if offsets and counts:
+                    end = max(int(o) + int(c) for o, c in zip(offsets, counts, strict=False))
+                    if end > size:
+                        return f"image data ends at byte {end} but the file has {size}"
+            n_pages = len(pages)
+            ome_pages = expected_pages_from_ome(tif.ome_metadata, path.name) if tif.is_ome else None
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError, struct.error) as exc:
+        return f"not a parseable TIFF yet ({exc})"
+    for source, want in (("the OME metadata", ome_pages), ("the file name", expected_pages)):
+        if want is not None and n_pages < want:
+            return f"{n_pages} of {want} pages present ({source} says {want})"
+    return None
+
+
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+_TYPE_SIZES.update({13: 4, 16: 8, 17: 8, 18: 8})
+
+
+def _tag_value_outside(fh: Any, offset: int, fmt: Any, size: int) -> str | None:
+    """Read the raw IFD at ``offset``: does any tag's value lie beyond the file's end?"""
+    try:
+        fh.seek(offset)
+        (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
+        raw = fh.read(count * fmt.tagsize)
+        tail = fh.read(fmt.offsetsize)
+    except (OSError, struct.error, ValueError):
+        return f"IFD at byte {offset} cannot be read"
+    if len(raw) < count * fmt.tagsize:
+        return f"IFD at byte {offset} is cut short"
+    for i in range(count):
+        code, dtype, n, value = struct.unpack_from(fmt.tagheaderformat, raw, i * fmt.tagsize)
+        nbytes = _TYPE_SIZES.get(dtype, 1) * n
+        if nbytes <= fmt.tagoffsetthreshold:
+            continue
+        (value_offset,) = struct.unpack(fmt.offsetformat, value[: fmt.offsetsize])
+        if value_offset + nbytes > size:
+            return f"tag {code} value ends at byte {value_offset + nbytes} but the file has {size}"
+    if len(tail) < fmt.offsetsize:
+        return f"IFD at byte {offset} is cut short"
+    (next_ifd,) = struct.unpack(fmt.offsetformat, tail)
+    if next_ifd >= size:
+        return f"next IFD at byte {next_ifd} lies beyond the file's {size} bytes"
+    return None
