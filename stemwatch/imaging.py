@@ -19,9 +19,9 @@ preprocessing of training. The recipe (:func:`prepare`):
 4. :func:`make_tiles` cuts ``tile_size`` tiles on a ``stride`` grid (the last row and column of
    tiles are aligned to the image edge, so every pixel is covered) and keeps the foreground
    tiles: standard deviation at least ``min_foreground_std`` (drops empty background) and at
-   most ``max_dark_fraction`` of pixels at or below 0 (drops the black surround of a round
-   whole-well image, whose pixels sit at the clipped floor). At most ``max_tiles`` tiles are
-   kept, evenly spread over the foreground.
+   most ``max_dark_fraction`` of pixels at or below ``dark_level`` (drops the black surround
+   of a round whole-well image, whose pixels sit at the normalised floor). At most
+   ``max_tiles`` tiles are kept, evenly spread over the foreground.
 """
 
 from __future__ import annotations
@@ -79,12 +79,16 @@ class TilingSpec(BaseModel):
         ge=0,
         description="Tiles whose normalised std is below this are background and skipped.",
     )
+    dark_level: float = Field(
+        default=0.02,
+        description="Normalised values at or below this count as dark (outside the sample).",
+    )
     max_dark_fraction: float = Field(
         default=0.5,
         ge=0,
         le=1,
-        description="Tiles with more than this fraction of pixels at or below 0 after "
-        "normalisation (e.g. the black surround of a round well) are skipped.",
+        description="Tiles with more than this fraction of dark pixels (e.g. the black "
+        "surround of a round well) are skipped.",
     )
     max_tiles: int = Field(default=64, ge=1, description="At most this many tiles per image.")
 
@@ -524,7 +528,7 @@ def make_tiles(norm: np.ndarray, spec: TilingSpec) -> Tiles:
     for i, (r0, c0) in enumerate(origins.tolist()):
         t = norm[r0 : r0 + s, c0 : c0 + s]
         stds[i] = t.std()
-        dark[i] = np.count_nonzero(t <= 0.0) / t.size
+        dark[i] = np.count_nonzero(t <= spec.dark_level) / t.size
     keep = (stds >= spec.min_foreground_std) & (dark <= spec.max_dark_fraction)
     if keep.any():
         idx = np.flatnonzero(keep)
