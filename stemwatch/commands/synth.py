@@ -3,8 +3,43 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from stemwatch.errors import StemwatchError
+
+
+def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int) -> None:
+    p.add_argument("out", type=Path, help="output folder (created if missing)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
+    p.add_argument("--size", type=int, default=size, help=f"image side in pixels ({size})")
+    p.add_argument(
+        "--difficulty",
+        default="default",
+        choices=["easy", "default", "hard"],
+        help="how early/strongly morphology changes, noise, density (default)",
+    )
+    p.add_argument(
+        "--bit-depth", type=int, default=bit_depth, choices=[8, 16], help=f"({bit_depth})"
+    )
+    p.add_argument(
+        "--compression",
+        default=None,
+        choices=["zlib", "lzw", "zstd"],
+        help="TIFF compression (none)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="rendering processes (1)")
+
+
+def _plate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wells",
+        default="96",
+        help="plate format 6/24/96/384 or a comma-separated list like A01,A02 (96)",
+    )
+    p.add_argument("--fields", type=int, default=2, help="fields per well (2)")
+    p.add_argument("--timepoints", type=int, default=8, help="time points (8)")
+    p.add_argument("--interval", type=float, default=6.0, help="hours between passes (6)")
+    p.add_argument("--plate-name", default="SYN001", help="plate name in files and OME (SYN001)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,8 +48,110 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Generate synthetic label-free images, plates and live acquisitions",
         description="Generate synthetic label-free images, plates and live acquisitions.",
     )
+    ss = p.add_subparsers(dest="synth_command", metavar="WHAT", required=True)
+
+    d = ss.add_parser("dataset", help="labelled images (class folders + manifest.csv)")
+    _common(d, size=512, bit_depth=8)
+    d.add_argument("--experiments", type=int, default=2, help="experiments/plates (2)")
+    d.add_argument("--wells-per-class", type=int, default=4, help="wells per class (4)")
+    d.add_argument("--fields", type=int, default=2, help="fields per well (2)")
+    d.add_argument("--hours", default="0,6,12,24,48", help="hours since induction (0,6,12,24,48)")
+    d.add_argument(
+        "--label-by",
+        default="condition",
+        choices=["condition", "state"],
+        help="label by well condition (as Waisman et al.) or by true state (condition)",
+    )
+
+    pl = ss.add_parser("plate", help="a plate time-lapse as OME-TIFF + ground_truth.csv")
+    _common(pl, size=512, bit_depth=16)
+    _plate_args(pl)
+
+    a = ss.add_parser("acquire", help="write a plate time-lapse live, like an instrument")
+    _common(a, size=512, bit_depth=16)
+    _plate_args(a)
+    a.add_argument("--speedup", type=float, default=3600.0, help="time compression factor (3600)")
+    a.add_argument(
+        "--pass-interval",
+        type=float,
+        default=None,
+        help="real seconds between passes (overrides --speedup)",
+    )
+    a.add_argument("--log", type=Path, default=None, help="JSON-lines log of what was written")
     p.set_defaults(func=run)
 
 
+def _wells(text: str) -> int | list[str]:
+    if text.isdigit():
+        return int(text)
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
 def run(args: argparse.Namespace) -> int:
-    raise StemwatchError("`stemwatch synth` is not implemented yet")
+    if args.synth_command == "dataset":
+        from stemwatch.synth.dataset import generate_dataset
+
+        try:
+            hours = tuple(float(h) for h in args.hours.split(","))
+        except ValueError:
+            raise StemwatchError(
+                f"--hours {args.hours!r}: give comma-separated numbers like 0,6,12,24,48"
+            ) from None
+        manifest = generate_dataset(
+            args.out,
+            n_experiments=args.experiments,
+            wells_per_class=args.wells_per_class,
+            fields_per_well=args.fields,
+            timepoints_h=hours,
+            size=args.size,
+            bit_depth=args.bit_depth,
+            difficulty=args.difficulty,
+            seed=args.seed,
+            label_by=args.label_by,
+            compression=args.compression,
+            workers=args.workers,
+        )
+        n = sum(1 for _ in manifest.open()) - 1
+        print(f"wrote {n} images; manifest: {manifest}")
+        return 0
+    if args.synth_command == "plate":
+        from stemwatch.synth.plate import generate_plate
+
+        truth = generate_plate(
+            args.out,
+            wells=_wells(args.wells),
+            n_fields=args.fields,
+            n_timepoints=args.timepoints,
+            interval_h=args.interval,
+            size=args.size,
+            bit_depth=args.bit_depth,
+            seed=args.seed,
+            compression=args.compression,
+            plate_name=args.plate_name,
+            difficulty=args.difficulty,
+            workers=args.workers,
+        )
+        print(f"wrote {len(truth.files)} images; ground truth: {truth.ground_truth_csv}")
+        return 0
+    from stemwatch.synth.acquire import acquire
+
+    speedup = args.speedup
+    if args.pass_interval is not None:
+        speedup = args.interval * 3600.0 / max(args.pass_interval, 1e-3)
+    result = acquire(
+        args.out,
+        wells=_wells(args.wells),
+        n_fields=args.fields,
+        n_timepoints=args.timepoints,
+        interval_h=args.interval,
+        speedup=speedup,
+        size=args.size,
+        bit_depth=args.bit_depth,
+        seed=args.seed,
+        compression=args.compression,
+        plate_name=args.plate_name,
+        difficulty=args.difficulty,
+        log_path=args.log,
+    )
+    print(f"acquired {len(result.records)} files into {args.out}")
+    return 0

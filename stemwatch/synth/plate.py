@@ -136,13 +136,16 @@ class PlatePlan:
         dx, dy = self.drift_um[t]
         return ox + float(dx + jx), oy + float(dy + jy)
 
-    def render(self, well: str, fld: int, t: int) -> np.ndarray:
-        """The image of ``well``, field ``fld`` (0-based), time point ``t`` (0-based)."""
+    def render(self, well: str, fld: int, t: int, *, take: int = 0) -> np.ndarray:
+        """The image of ``well``, field ``fld`` (0-based), time point ``t`` (0-based).
+
+        ``take`` > 0 images the same specimen again (new optics draws and noise)."""
         w = self.wells[normalise_well(well)]
         views = views_for_field(
             w, self.times_h[t], self.origin(well, fld, t), self.size, self.pixel_size_um
         )
-        rng = np.random.default_rng([self.seed, 11, _well_key(well), fld, t])
+        key = [self.seed, 11, _well_key(well), fld, t] + ([take] if take else [])
+        rng = np.random.default_rng(key)
         return render_field(
             views,
             self.size,
@@ -173,12 +176,15 @@ class PlatePlan:
             pixel_size_um=self.pixel_size_um,
         )
 
-    def encode(self, well: str, fld: int, t: int, compression: str | None = None) -> bytes:
+    def encode(
+        self, well: str, fld: int, t: int, compression: str | None = None, *, take: int = 0
+    ) -> bytes:
         """The complete OME-TIFF file of one image, as bytes (acquire writes these in chunks)."""
         import io
 
         buf = io.BytesIO()
-        write_tiff(buf, self.render(well, fld, t), self.ome_xml(well, fld, t), compression)
+        img = self.render(well, fld, t, take=take)
+        write_tiff(buf, img, self.ome_xml(well, fld, t), compression)
         return buf.getvalue()
 
     def truth(self) -> tuple[WellTruth, ...]:
