@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import Field
 
 from monitor import store
-from monitor.onset import OnsetEvent
+from monitor.onset import OnsetEvent, describe_time
 from stemwatch.config import StrictModel
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class Alerter:
 
     def onset(self, event: OnsetEvent, *, now: float | None = None) -> store.AlertRecord | None:
         """Alert about an onset; None if this well's episode was already alerted."""
-        when = "" if event.onset_time_s is None else f", began ~{event.onset_time_s / 3600:.1f} h"
+        when = "" if event.onset_time_s is None else f", began ~{describe_time(event.onset_time_s)}"
         message = (
             f"Differentiation onset in plate {event.plate} well {event.well}{when} "
             f"(smoothed probability {event.probability:.2f}, episode {event.episode})."

@@ -38,6 +38,18 @@ from stemwatch.config import StrictModel
 log = logging.getLogger(__name__)
 
 
+EPOCH_THRESHOLD_S = 1e8  # ~3 years: larger experiment times are wall-clock (file mtime)
+
+
+def describe_time(time_s: float | None) -> str:
+    """Experiment time for people: ``36.0 h``, or a date when it is a wall-clock time."""
+    if time_s is None:
+        return "?"
+    if time_s >= EPOCH_THRESHOLD_S:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(time_s))
+    return f"{time_s / 3600:.1f} h"
+
+
 class OnsetParams(StrictModel):
     """Detector parameters (also the shape of a per-plate override)."""
 

@@ -3,18 +3,130 @@
 from __future__ import annotations
 
 import argparse
-
-from stemwatch.errors import StemwatchError
+import time
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "status",
         help="Print what the daemon is doing, from its database",
-        description="Print what the daemon is doing, from its database.",
+        description="Print what the daemon is doing, from its database (opened read-only).",
     )
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the daemon's database (default: `database` of --config, else stemwatch.db)",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, metavar="FILE", help="monitor configuration YAML"
+    )
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="heartbeat older than this many seconds means the daemon looks dead "
+        "(default: 3 heartbeat intervals, at least 30 s)",
+    )
+    p.add_argument("--limit", type=int, default=5, help="rows per list (default: 5)")
     p.set_defaults(func=run)
 
 
+def _ago(t: float | None, now: float) -> str:
+    if t is None:
+        return "never"
+    s = max(0.0, now - t)
+    if s < 120:
+        return f"{s:.0f} s ago"
+    if s < 7200:
+        return f"{s / 60:.0f} min ago"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h ago"
+    return f"{s / 86400:.1f} days ago"
+
+
 def run(args: argparse.Namespace) -> int:
-    raise StemwatchError("`stemwatch status` is not implemented yet")
+    from monitor import store
+    from monitor.config import MonitorConfig
+    from monitor.onset import describe_time
+    from stemwatch.config import load_config
+
+    config = load_config(MonitorConfig, args.config) if args.config else MonitorConfig()
+    db = args.db or config.database
+    stale_after = args.stale_after or max(30.0, 3 * config.heartbeat_interval_s)
+    conn = store.open_db(db, readonly=True)
+    now = time.time()
+    try:
+        print(f"database: {db}")
+        hb = store.last_heartbeat(conn)
+        if hb is None:
+            print("daemon:   never ran on this database")
+        else:
+            if hb.state == "stopped":
+                verdict = "stopped"
+            elif hb.alive(stale_after, now):
+                verdict = f"alive; state {hb.state}"
+            else:
+                verdict = f"NOT RUNNING (stale heartbeat; last state {hb.state})"
+            detail = f" - {hb.detail}" if hb.detail else ""
+            print(
+                f"daemon:   {verdict}{detail}; last heartbeat "
+                f"{_ago(hb.at, now)} (pid {hb.pid} on {hb.host})"
+            )
+        model = store.current_model(conn)
+        if model is None:
+            print("model:    none registered yet")
+        else:
+            print(
+                f"model:    {model.name} ({model.model_hash[:12]}) on {model.provider}, "
+                f"last used {_ago(model.last_seen, now)}"
+            )
+        c = store.counts(conn)
+        print(
+            f"images:   {c.done} done, {c.queued} queued, {c.failed} failed"
+            + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
+        )
+        plates = store.list_plates(conn)
+        for p in plates:
+            print(
+                f"plate:    {p.plate}: {p.n_wells} wells, {p.n_images} images, "
+                f"up to {describe_time(p.last_time_s)}, {p.n_onsets} wells with onset"
+            )
+
+        recent = store.recent_images(conn, limit=args.limit)
+        print(f"\nlast images ({len(recent)}):")
+        for img in recent:
+            where = (
+                f"{img.plate} {img.well} field {img.field} @ {describe_time(img.time_s)}"
+                if img.well
+                else "(no plate/well)"
+            )
+            result = (
+                f"p={img.probability:.2f}"
+                if img.status == "done" and img.probability is not None
+                else img.status + (f": {img.error}" if img.error else "")
+            )
+            print(f"  {_ago(img.updated_at, now):>12}  {where:<32} {result}  {img.path}")
+
+        onsets = store.list_onsets(conn, include_reset=False)
+        print(f"\nwells with onset ({len(onsets)}):")
+        for o in onsets[: args.limit * 4]:
+            print(
+                f"  {o.plate} {o.well}: began ~{describe_time(o.onset_time_s)}, detected at "
+                f"{describe_time(o.detected_time_s)} ({_ago(o.detected_at, now)}), "
+                f"episode {o.episode}"
+            )
+        alerts = store.list_alerts(conn, limit=1000, unacknowledged_only=True)
+        print(f"\nunacknowledged alerts ({len(alerts)}):")
+        for a in alerts[: args.limit * 4]:
+            channels = ", ".join(f"{k}: {v}" for k, v in a.channel_results.items())
+            print(
+                f"  #{a.id} {_ago(a.created_at, now)} [{a.kind}] {a.message}"
+                + (f" ({channels})" if channels else "")
+            )
+    finally:
+        conn.close()
+    return 0

@@ -1,0 +1,261 @@
+"""Alerts through apprise to a real HTTP server on loopback (the stand-in chat service)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor import store
+from monitor.alerts import Alerter, AlertsConfig, send_test
+from monitor.onset import OnsetEvent
+from stemwatch.cli import main
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1 recording each JSON payload."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.status = status
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                hook.payloads.append(json.loads(self.rfile.read(length)))
+                self.send_response(hook.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"json://127.0.0.1:{port}/"  # nothing listens there any more
+
+
+def event(well: str = "B03", episode: int = 0) -> OnsetEvent:
+    return OnsetEvent(
+        id=1,
+        plate="P1",
+        well=well,
+        episode=episode,
+        onset_time_s=36 * 3600.0,
+        onset_timepoint=6,
+        detected_time_s=48 * 3600.0,
+        detected_timepoint=8,
+        probability=0.83,
+        detected_at=0.0,
+    )
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    return store.open_db(tmp_path / "s.db")
+
+
+def test_onset_alert_reaches_the_webhook_once_per_episode(
+    conn: sqlite3.Connection, hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerter = Alerter(AlertsConfig(channels={"lab": hook.url}), conn)
+    alert = alerter.onset(event(), now=1000.0)
+    assert alert is not None and alert.channel_results == {"lab": "sent"}
+    (payload,) = hook.payloads
+    assert payload["title"] == "stemwatch: onset P1 B03"
+    assert "plate P1 well B03" in payload["message"] and "36.0 h" in payload["message"]
+    assert "Differentiation onset in plate P1 well B03" in caplog.text  # the log, always
+
+    assert alerter.onset(event(), now=1001.0) is None  # same episode
+    assert len(hook.payloads) == 1
+    assert alerter.onset(event(episode=1), now=1002.0) is not None  # after a reset
+    assert len(hook.payloads) == 2
+    stored = store.list_alerts(conn)
+    assert [(a.kind, a.well, a.channel_results) for a in stored] == [
+        ("onset", "B03", {"lab": "sent"}),
+        ("onset", "B03", {"lab": "sent"}),
+    ]
+
+
+def test_rate_limit_holds_back_then_summarises_never_loses(
+    conn: sqlite3.Connection, hook: Hook
+) -> None:
+    alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, rate_limit_per_hour=2), conn)
+    for i, well in enumerate(["A01", "A02", "A03", "A04"]):
+        alerter.onset(event(well), now=1000.0 + i)
+    assert len(hook.payloads) == 2
+    alerts = store.list_alerts(conn)
+    assert len(alerts) == 4  # every alert is in the database
+    assert sorted(a.channel_results["lab"] for a in alerts) == [
+        "rate-limited",
+        "rate-limited",
+        "sent",
+        "sent",
+    ]
+    # nothing to flush while the hour is still full
+    assert alerter.flush(now=2000.0) == []
+    # an hour later the held-back alerts go out as one summary
+    (result,) = alerter.flush(now=1000.0 + 3601)
+    assert result.ok
+    assert len(hook.payloads) == 3
+    summary = hook.payloads[-1]["message"]
+    assert "2 alert(s) were held back" in summary
+    assert "well A03" in summary and "well A04" in summary
+    assert alerter.flush(now=1000.0 + 3700) == []  # summarised once
+
+
+def test_held_back_alerts_ride_along_with_the_next_message(
+    conn: sqlite3.Connection, hook: Hook
+) -> None:
+    alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, rate_limit_per_hour=1), conn)
+    alerter.onset(event("A01"), now=0.0)
+    alerter.onset(event("A02"), now=10.0)  # held back
+    alerter.onset(event("A03"), now=4000.0)  # new hour: sent, with A02 summarised
+    assert len(hook.payloads) == 2
+    assert "well A03" in hook.payloads[1]["message"]
+    assert "Held back by the rate limit (1)" in hook.payloads[1]["message"]
+    assert "well A02" in hook.payloads[1]["message"]
+
+
+def test_failing_channel_is_recorded_and_others_still_get_it(
+    conn: sqlite3.Connection, hook: Hook
+) -> None:
+    cfg = AlertsConfig(channels={"dead": closed_port_url(), "lab": hook.url, "bad": "nope://x"})
+    alert = Alerter(cfg, conn).onset(event(), now=5.0)
+    assert alert is not None
+    assert alert.channel_results["lab"] == "sent"
+    assert alert.channel_results["dead"].startswith("failed")
+    assert alert.channel_results["bad"] == "failed: not a valid apprise URL"
+    assert len(hook.payloads) == 1
+    (stored,) = store.list_alerts(conn)
+    assert stored.channel_results == alert.channel_results
+
+
+def add_image(
+    conn: sqlite3.Connection, name: str, tp: int, *, at: float, failed: bool = False
+) -> None:
+    from stemwatch.platemeta import ImageLocation
+
+    location = ImageLocation("P1", "A01", 0, tp, tp * 600.0, "test")
+    if failed:
+        store.record_failure(
+            conn,
+            path=name,
+            size=1,
+            mtime_ns=tp,
+            reason="truncated",
+            attempts=3,
+            location=location,
+            now=at,
+        )
+    else:
+        store.register_image(
+            conn,
+            path=name,
+            size=1,
+            mtime_ns=tp,
+            content_hash=None,
+            location=location,
+            status="done",
+            now=at,
+        )
+
+
+def test_stall_alert_once_per_episode(conn: sqlite3.Connection, hook: Hook) -> None:
+    alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, stall_factor=3.0), conn)
+    for tp in range(4):  # one image every 10 min of experiment time
+        add_image(conn, f"/i/{tp}.tif", tp, at=1000.0 + 600 * tp)
+    assert alerter.expected_interval_s() == 600.0
+    last = 1000.0 + 600 * 3
+    assert alerter.instrument_checks(now=last + 1700) == []  # < 3 intervals
+    (stall,) = alerter.instrument_checks(now=last + 1900)
+    assert stall.kind == "stall" and "stalled" in stall.message
+    assert alerter.instrument_checks(now=last + 5000) == []  # same episode
+    add_image(conn, "/i/4.tif", 4, at=last + 6000)  # images flow again: episode ends
+    assert alerter.instrument_checks(now=last + 6100) == []
+    (again,) = alerter.instrument_checks(now=last + 6000 + 1900)
+    assert again.kind == "stall"
+    assert [p["title"] for p in hook.payloads] == ["stemwatch: stall"] * 2
+
+
+def test_failures_piling_up(conn: sqlite3.Connection) -> None:
+    alerter = Alerter(AlertsConfig(max_failed_per_hour=2, expected_interval_s=1e6), conn)
+    for i in range(3):
+        add_image(conn, f"/i/bad{i}.tif", i, at=100.0 + i, failed=True)
+    (alert,) = alerter.instrument_checks(now=200.0)
+    assert alert.kind == "failures" and "3 images failed" in alert.message
+    assert "/i/bad2.tif: truncated" in alert.message
+    assert alerter.instrument_checks(now=300.0) == []
+    assert alerter.instrument_checks(now=100.0 + 3700) == []  # older than an hour: cleared
+    assert (
+        conn.execute("SELECT active FROM alert_conditions WHERE key='failures'").fetchone()[0] == 0
+    )
+
+
+def test_disk_nearly_full_names_the_folder(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    watched = tmp_path / "microscope"
+    watched.mkdir()
+    cfg = AlertsConfig(min_free_percent=100.0, expected_interval_s=1e6)  # never enough free
+    alerts = Alerter(cfg, conn, disk_paths=[watched]).instrument_checks(now=10.0)
+    keys = sorted(a.message.split(" is nearly full")[0] for a in alerts)
+    assert keys == sorted([f"Disk of {tmp_path}", f"Disk of {watched}"])  # watched + db folder
+    assert all(a.kind == "disk" for a in alerts)
+    assert Alerter(cfg, conn, disk_paths=[watched]).instrument_checks(now=20.0) == []
+    roomy = AlertsConfig(min_free_percent=0.0, expected_interval_s=1e6)
+    assert Alerter(roomy, conn, disk_paths=[watched]).instrument_checks(now=30.0) == []
+
+
+def test_send_test_and_alert_test_command(
+    hook: Hook, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ok,) = send_test(AlertsConfig(channels={"lab": hook.url}))
+    assert ok.ok and "test" in hook.payloads[0]["title"]
+
+    good = tmp_path / "good.yaml"
+    good.write_text(f"alerts:\n  channels:\n    lab: '{hook.url}'\n")
+    assert main(["alert-test", "--config", str(good)]) == 0
+    assert "lab  OK" in capsys.readouterr().out
+    assert len(hook.payloads) == 2
+
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        f"alerts:\n  channels:\n    lab: '{hook.url}'\n    dead: '{closed_port_url()}'\n"
+    )
+    assert main(["alert-test", "--config", str(mixed)]) == 1
+    out = capsys.readouterr().out
+    assert "dead  FAIL" in out and "1 of 2 channel(s) failed: dead" in out
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("alerts: {}\n")
+    assert main(["alert-test", "--config", str(empty)]) == 2
+    assert "alerts.channels is empty" in capsys.readouterr().err

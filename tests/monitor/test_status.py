@@ -1,0 +1,116 @@
+"""`stemwatch status` against a real database written through the store's API."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor import store
+from monitor.alerts import Alerter, AlertsConfig
+from monitor.onset import OnsetConfig, update_well
+from stemwatch.cli import main
+from stemwatch.platemeta import ImageLocation
+
+
+def build_db(db: Path, *, beat_at: float) -> None:
+    conn = store.open_db(db)
+    store.register_model(
+        conn,
+        model_hash="0123456789abcdef",
+        name="stemwatch-default",
+        metadata_json="{}",
+        provider="CPUExecutionProvider",
+    )
+    cfg = OnsetConfig(k=2, alpha=1.0)
+    for tp, p in enumerate([0.1, 0.2, 0.8, 0.9]):
+        loc = ImageLocation("PLATE7", "D04", 0, tp, tp * 6 * 3600.0, "test")
+        iid = store.register_image(
+            conn,
+            path=f"/scope/D04_t{tp}.tif",
+            size=1,
+            mtime_ns=tp,
+            content_hash=None,
+            location=loc,
+            status="queued",
+        )
+        store.record_prediction(
+            conn,
+            iid,
+            model_hash="0123456789abcdef",
+            probability=p,
+            tile_mean=p,
+            tile_sd=0.1,
+            n_tiles=4,
+            cam_png=None,
+        )
+        event = update_well(conn, "PLATE7", "D04", cfg)
+        if event is not None:
+            Alerter(AlertsConfig(), conn).onset(event)
+    store.register_image(
+        conn,
+        path="/scope/D05_t0.tif",
+        size=1,
+        mtime_ns=0,
+        content_hash=None,
+        location=ImageLocation("PLATE7", "D05", 0, 0, 0.0, "test"),
+        status="queued",
+    )
+    store.record_failure(
+        conn, path="/scope/broken.tif", size=7, mtime_ns=0, reason="truncated TIFF", attempts=5
+    )
+    store.beat(conn, state="running", detail="1 queued", now=beat_at)
+    conn.close()
+
+
+def test_status_prints_what_the_daemon_is_doing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.db"
+    build_db(db, beat_at=time.time())
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "daemon:   alive; state running - 1 queued" in out
+    assert "stemwatch-default (0123456789ab) on CPUExecutionProvider" in out
+    assert "images:   4 done, 1 queued, 1 failed" in out
+    assert "PLATE7: 2 wells" in out and "1 wells with onset" in out
+    assert "failed: truncated TIFF  /scope/broken.tif" in out
+    assert "PLATE7 D04: began ~12.0 h, detected at 18.0 h" in out
+    assert "unacknowledged alerts (1):" in out and "[onset]" in out
+
+
+def test_status_flags_a_stale_heartbeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    build_db(db, beat_at=time.time() - 3600)
+    assert main(["status", "--db", str(db), "--stale-after", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT RUNNING (stale heartbeat; last state running)" in out and "60 min ago" in out
+
+
+def test_status_reads_the_database_path_from_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "from-config.db"
+    build_db(db, beat_at=time.time())
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(f"database: '{db}'\n")
+    assert main(["status", "--config", str(cfg)]) == 0
+    assert f"database: {db}" in capsys.readouterr().out
+
+
+def test_status_of_a_missing_database_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.db"
+    assert main(["status", "--db", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and "not found" in err[0]
+
+
+def test_status_of_a_fresh_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "fresh.db"
+    store.open_db(db).close()
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "never ran on this database" in out and "none registered yet" in out
