@@ -169,6 +169,36 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    x: np.ndarray,
+    *,
+    batch_size: int = 128,
+    device: torch.device | None = None,
+    max_tiles: int = 2048,
+) -> None:
+    """Recompute batch-norm running statistics over (a fixed subset of) un-augmented training
+    tiles ("precise BN"). With few steps per epoch the momentum-averaged statistics lag the
+    weights and an eval-mode model predicts one class; exact averages fix that."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(x) == 0:
+        return
+    dev = device or torch.device("cpu")
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    idx = np.linspace(0, len(x) - 1, min(len(x), max_tiles)).round().astype(int)
+    for i in range(0, len(idx), batch_size):
+        model(torch.from_numpy(np.ascontiguousarray(x[idx[i : i + batch_size]])).to(dev))
+    for bn, momentum in zip(bns, momenta, strict=True):
+        bn.momentum = momentum
+    model.train(was_training)
+
+
 # ---------------------------------------------------------------- sampling
 
 
@@ -441,6 +471,12 @@ class Trainer:
             train_loss = self._train_epoch(train_model, loss_fn, opt, scaler, epoch)
             lr = float(opt.param_groups[0]["lr"])
             sched.step()
+            recalibrate_batchnorm(
+                _unwrap(model),
+                self.train_set.x,
+                batch_size=cfg.optim.batch_size * 2,
+                device=self.device,
+            )
             val_loss, val_metrics = self.validate(model, loss_fn)
             row = {
                 "epoch": epoch + 1,
