@@ -477,7 +477,11 @@ def normalise(pixels: np.ndarray, recipe: NormalisationRecipe | None = None) -> 
 
 def downsample(x: np.ndarray, factor: int) -> np.ndarray:
     """Block mean by an integer factor, as float32; edge rows and columns that do not fill a
-    block are dropped."""
+    block are dropped.
+
+    Sums strided slices (exact integer sums for 8/16-bit input), several times faster than a
+    reshape-and-mean over two axes.
+    """
     if factor < 1:
         raise ValueError(f"downsample factor must be >= 1, got {factor}")
     if factor == 1:
@@ -486,14 +490,22 @@ def downsample(x: np.ndarray, factor: int) -> np.ndarray:
     if h == 0 or w == 0:
         raise ValueError(f"image of shape {x.shape} is smaller than one {factor}x{factor} block")
     v = x[:h, :w]
-    if v.dtype.kind in "ub" and v.dtype.itemsize <= 2:
-        acc = np.uint32 if factor * factor * 65535 < 2**32 else np.uint64
-        s = v.reshape(h, w // factor, factor).sum(axis=2, dtype=acc)
-        s = s.reshape(h // factor, factor, w // factor).sum(axis=1, dtype=acc)
-        out = s.astype(np.float32)
+    acc: type[np.generic]
+    if v.dtype.kind in "ub" and v.dtype.itemsize <= 2 and factor <= 256:
+        acc = np.uint32
+    elif v.dtype.kind == "i" and v.dtype.itemsize <= 2 and factor <= 256:
+        acc = np.int32
+    elif v.dtype.kind == "f":
+        acc = np.float32
     else:
-        s32 = v.reshape(h, w // factor, factor).sum(axis=2, dtype=np.float32)
-        out = s32.reshape(h // factor, factor, w // factor).sum(axis=1, dtype=np.float32)
+        acc = np.float64
+    cols = v[:, 0::factor].astype(acc)
+    for k in range(1, factor):
+        np.add(cols, v[:, k::factor], out=cols, casting="unsafe")
+    blocks = cols[0::factor].copy()
+    for k in range(1, factor):
+        np.add(blocks, cols[k::factor], out=blocks)
+    out = blocks.astype(np.float32, copy=acc is not np.float32)
     out *= np.float32(1.0 / (factor * factor))
     return out
 
