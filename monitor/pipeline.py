@@ -14,7 +14,6 @@ finished candidate is reported to the daemon as an :class:`Outcome` through ``re
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import sqlite3
@@ -31,7 +30,7 @@ from monitor.config import MonitorConfig
 from monitor.inference import LoadedModel
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
 from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
-from stemwatch.imaging import Tiles, prepare, read_image
+from stemwatch.imaging import Tiles, content_hash, prepare, read_image
 from stemwatch.platemeta import ImageLocation, resolve
 
 log = logging.getLogger(__name__)
@@ -107,23 +106,6 @@ class Counters:
 
 
 _STOP = object()
-
-
-def file_digest(path: Path) -> str:
-    """Content hash of a file (the shared :func:`stemwatch.imaging.content_hash` if present)."""
-    from stemwatch import imaging
-
-    shared: Callable[[Path], str] | None = getattr(imaging, "content_hash", None)
-    if shared is not None:
-        return shared(path)
-    h = hashlib.blake2b(digest_size=16)
-    try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError as exc:
-        raise ImageReadError(path, f"cannot read the file ({exc.strerror or exc})") from None
-    return h.hexdigest()
 
 
 def summarise(probabilities: np.ndarray) -> tuple[float, float, float, int]:
@@ -233,14 +215,13 @@ class Pipeline:
         if stat != cand.stat:
             self.report(Outcome(path, "changed", stat, cand.attempts))
             return
-        incomplete = tiff_incomplete(path)
-        if incomplete is not None:
-            self._retry_or_fail(cand, f"incomplete: {incomplete}", None)
-            return
         digest: str | None = None
         try:
-            digest = file_digest(path)
+            digest = content_hash(path)
             image = read_image(path)
+            incomplete = tiff_incomplete(path)
+            if incomplete is not None:
+                raise ImageReadError(path, f"incomplete: {incomplete}")
             location = self._locate(path, image.ome_xml)
             expected = location.expected_pages if location is not None else None
             if expected is not None and image.n_pages < expected:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import enum
 import os
 import struct
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stemwatch import imaging
 from stemwatch.imaging import TIFF_SUFFIXES
 
 
@@ -152,39 +152,10 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
 
 
 def expected_pages_from_ome(ome_xml: str | None, file_name: str | None = None) -> int | None:
-    """Pages this file should hold according to its OME-XML, or ``None`` when it cannot say.
-
-    Uses :func:`stemwatch.imaging.expected_pages_from_ome` when core-io provides it.
-    """
-    from stemwatch import imaging
-
-    shared = getattr(imaging, "expected_pages_from_ome", None)
-    if shared is not None:
-        result = shared(ome_xml)
-        return None if result is None else int(result)
+    """Pages this file should hold according to its OME-XML, or ``None`` when it cannot say."""
     if not ome_xml:
         return None
-    try:
-        root = ET.fromstring(ome_xml)
-    except ET.ParseError:
-        return None
-    total = 0
-    for el in root.iter():
-        tag = el.tag.rsplit("}", 1)[-1]
-        if tag == "UUID" and file_name and el.get("FileName") not in (None, file_name):
-            return None  # a multi-file dataset: this file holds only part of it
-        if tag == "Pixels":
-            try:
-                z, c, t = (int(el.get(k, "1")) for k in ("SizeZ", "SizeC", "SizeT"))
-            except ValueError:
-                return None
-            samples = 1
-            for ch in el:
-                if ch.tag.rsplit("}", 1)[-1] == "Channel":
-                    samples = max(samples, int(ch.get("SamplesPerPixel", "1") or 1))
-            # interleaved RGB stores its channels in one page
-            total += z * t * (c // samples if samples > 1 and c % samples == 0 else c)
-    return total or None
+    return imaging.expected_pages_from_ome(ome_xml, filename=file_name)
 
 
 def tiff_incomplete(path: Path, expected_pages: int | None = None) -> str | None:

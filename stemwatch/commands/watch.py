@@ -53,12 +53,15 @@ def build_config(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import signal
     import threading
 
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
 
+    # tifffile logs every half-written file at ERROR; the daemon reports those itself
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     cfg = build_config(args)
     assert isinstance(cfg, MonitorConfig)
     stop = threading.Event()

@@ -1,0 +1,160 @@
+"""Helpers for the monitor tests: real TIFF files, a daemon in a thread, polling waits."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from monitor import store
+from monitor.config import MonitorConfig
+from monitor.daemon import Daemon, RunSummary
+from monitor.inference import LoadedModel
+
+
+def image_name(well: str = "A01", field: int = 1, hour: int = 9, plate: str = "P1") -> str:
+    """An IncuCyte-style name the plate resolver understands."""
+    return f"{plate}_{well}_{field}_2026y01m05d_{hour:02d}h00m.tif"
+
+
+def tiff_bytes(
+    seed: int = 0, size: int = 256, *, compression: str | None = None, pages: int = 1
+) -> bytes:
+    """A textured uint16 (OME-)TIFF as bytes."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(20000, 4000, size=(pages, size, size)).clip(0, 65535).astype(np.uint16)
+    buf = io.BytesIO()
+    axes = "ZYX" if pages > 1 else "YX"
+    tifffile.imwrite(
+        buf,
+        base if pages > 1 else base[0],
+        compression=compression,
+        ome=True,
+        metadata={"axes": axes},
+    )
+    return buf.getvalue()
+
+
+def write_tiff(path: Path, seed: int = 0, **kwargs: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tiff_bytes(seed, **kwargs))
+    return path
+
+
+def write_slowly(path: Path, data: bytes, chunks: int, pause_s: float) -> None:
+    """Write ``data`` under its final name in ``chunks`` pieces, pausing between them."""
+    step = -(-len(data) // chunks)
+    with path.open("wb") as fh:
+        for i in range(0, len(data), step):
+            fh.write(data[i : i + step])
+            fh.flush()
+            if i + step < len(data):
+                time.sleep(pause_s)
+
+
+def make_config(root: Path, model_path: Path, **overrides: Any) -> MonitorConfig:
+    """A fast test configuration: short quiet period, quick retries and checks."""
+    folder = root / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {
+        "folder": folder,
+        "database": root / "stemwatch.db",
+        "heartbeat_interval_s": 0.5,
+        "instrument_check_interval_s": 0.5,
+        "watch": {
+            "quiet_period_s": 0.3,
+            "rescan_interval_s": 30.0,
+            "folder_check_interval_s": 0.2,
+            "polling_interval_s": 0.1,
+        },
+        "inference": {"model": model_path, "decode_workers": 1, "batch_wait_s": 0.01},
+        "retry": {"max_attempts": 3, "initial_backoff_s": 0.1, "max_backoff_s": 0.3},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return MonitorConfig.model_validate(data)
+
+
+class DaemonThread:
+    """A :class:`Daemon` running in a thread until :meth:`stop`."""
+
+    def __init__(self, config: MonitorConfig, model: LoadedModel | None = None) -> None:
+        self.stop_event = threading.Event()
+        self.daemon = Daemon(config, stop=self.stop_event, model=model)
+        self.summary: RunSummary | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="test-daemon")
+
+    def _run(self) -> None:
+        try:
+            self.summary = self.daemon.run()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self, timeout_s: float = 20.0) -> RunSummary:
+        self.stop_event.set()
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "daemon did not stop"
+        if self.error is not None:
+            raise self.error
+        assert self.summary is not None
+        return self.summary
+
+
+@contextlib.contextmanager
+def running_daemon(
+    config: MonitorConfig, model: LoadedModel | None = None
+) -> Iterator[DaemonThread]:
+    """Run a daemon for the ``with`` block; afterwards check it left no thread behind."""
+    before = {t.ident for t in threading.enumerate()}
+    d = DaemonThread(config, model)
+    d.thread.start()
+    try:
+        wait_for(lambda: d.daemon.pipeline is not None or d.error is not None, 10)
+        yield d
+    finally:
+        d.stop()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+        if not leaked:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
+
+
+def wait_for(cond: Callable[[], object], timeout_s: float = 10.0, every_s: float = 0.05) -> Any:
+    """Poll ``cond`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(every_s)
+
+
+def records(db: Path) -> list[store.ImageRecord]:
+    """Every image record (any status, superseded included), oldest first."""
+    if not db.exists():
+        return []
+    conn = store.open_db(db, readonly=True)
+    try:
+        return sorted(store.recent_images(conn, limit=10_000), key=lambda r: r.id)
+    finally:
+        conn.close()
+
+
+def by_name(db: Path, name: str) -> list[store.ImageRecord]:
+    return [r for r in records(db) if Path(r.path).name == name]

@@ -1,0 +1,226 @@
+"""The daemon with real watchdog observers on real folders, real TIFFs, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from monitor_helpers import (
+    by_name,
+    image_name,
+    make_config,
+    records,
+    running_daemon,
+    tiff_bytes,
+    wait_for,
+    write_slowly,
+    write_tiff,
+)
+
+from monitor import store
+from monitor.inference import LoadedModel
+
+
+def done(db: Path, name: str, n: int = 1) -> bool:
+    return sum(r.status == "done" for r in by_name(db, name)) >= n
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_slow_chunked_write_is_read_once_complete(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel, polling: bool
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path, watch={"polling": polling})
+    name = image_name("A01")
+    data = tiff_bytes(1)
+    with running_daemon(cfg, tiny_model) as d:
+        write_slowly(cfg.folder / name, data, chunks=6, pause_s=0.08)
+        wait_for(lambda: done(cfg.database, name), 10)
+        time.sleep(0.5)  # any late duplicate would show up now
+    recs = by_name(cfg.database, name)
+    assert [r.status for r in recs] == ["done"]
+    assert recs[0].size == len(data) and recs[0].n_tiles == 4
+    assert recs[0].model_hash == tiny_model.model_hash
+    assert recs[0].plate == "P1" and recs[0].well == "A01"
+    assert d.summary is not None and d.summary.done == 1
+
+
+def test_writer_stalling_longer_than_the_quiet_period_is_not_read_truncated(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path, retry={"max_attempts": 10})
+    name = image_name("A02")
+    data = tiff_bytes(2)
+    with running_daemon(cfg, tiny_model) as d:
+        write_slowly(cfg.folder / name, data, chunks=2, pause_s=0.8)  # stall > quiet 0.3 s
+        wait_for(lambda: done(cfg.database, name), 10)
+    recs = by_name(cfg.database, name)
+    assert [(r.status, r.size) for r in recs] == [("done", len(data))]
+    assert d.summary is not None and d.summary.failed == 0
+    assert d.summary.retries >= 1  # the half-written file was looked at and refused
+
+
+def test_rename_into_place_is_processed(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    name = image_name("B01")
+    with running_daemon(cfg, tiny_model):
+        tmp = cfg.folder / (name + ".part")
+        write_slowly(tmp, tiff_bytes(3), chunks=3, pause_s=0.05)
+        os.rename(tmp, cfg.folder / name)
+        wait_for(lambda: done(cfg.database, name), 10)
+    assert [r.status for r in records(cfg.database)] == ["done"]  # the .part never recorded
+
+
+def test_rewrite_is_processed_again_and_history_kept(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    name = image_name("C03")
+    path = cfg.folder / name
+    with running_daemon(cfg, tiny_model):
+        path.write_bytes(tiff_bytes(4))
+        wait_for(lambda: done(cfg.database, name), 10)
+        first = by_name(cfg.database, name)[0]
+        time.sleep(0.05)
+        write_slowly(path, tiff_bytes(5), chunks=3, pause_s=0.05)  # re-acquired: new bytes
+        wait_for(lambda: len(by_name(cfg.database, name)) == 2, 10)
+        time.sleep(0.5)
+    recs = by_name(cfg.database, name)
+    assert len(recs) == 2
+    old, new = recs
+    assert old.id == first.id and old.superseded_by == new.id
+    assert new.status == "done" and new.content_hash != old.content_hash
+
+
+def test_bad_files_fail_with_reason_and_the_next_good_file_is_processed(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    folder = cfg.folder
+    assert folder is not None
+    bad = {
+        "empty": image_name("D01"),
+        "not_tiff": image_name("D02"),
+        "truncated": image_name("D03"),
+        "tiny": image_name("D04"),
+    }
+    with running_daemon(cfg, tiny_model) as d:
+        (folder / bad["empty"]).write_bytes(b"")
+        (folder / bad["not_tiff"]).write_text("this is a text file with a .tif name\n")
+        (folder / bad["truncated"]).write_bytes(tiff_bytes(6)[:5000])
+        write_tiff(folder / bad["tiny"], 7, size=64)  # smaller than one tile after x4
+        (folder / "renamed_zero.tif.part").write_bytes(b"")
+        os.rename(folder / "renamed_zero.tif.part", folder / image_name("D05"))
+        good = image_name("D06")
+        write_tiff(folder / good, 8)
+        wait_for(lambda: done(cfg.database, good), 10)
+        wait_for(lambda: sum(r.status == "failed" for r in records(cfg.database)) == 5, 15)
+    by = {Path(r.path).name: r for r in records(cfg.database)}
+    assert by[good].status == "done"
+    assert "empty" in (by[bad["empty"]].error or "")
+    assert "TIFF" in (by[bad["not_tiff"]].error or "")
+    assert by[bad["truncated"]].error
+    assert "smaller" in (by[bad["tiny"]].error or "")
+    assert by[bad["empty"]].attempts == cfg.retry.max_attempts
+    assert by[bad["tiny"]].attempts == 1  # permanent: not retried
+    assert d.summary is not None and d.summary.failed == 5
+
+
+def test_file_deleted_before_it_was_read(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    assert cfg.folder is not None
+    with running_daemon(cfg, tiny_model):
+        doomed = write_tiff(cfg.folder / image_name("E01"), 9)
+        time.sleep(0.05)
+        doomed.unlink()
+        good = image_name("E02")
+        write_tiff(cfg.folder / good, 10)
+        wait_for(lambda: done(cfg.database, good), 10)
+        time.sleep(0.5)
+    assert [Path(r.path).name for r in records(cfg.database)] == [good]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads chmod 000 files; cannot test here")
+def test_permission_denied_is_recorded_as_failed(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    assert cfg.folder is not None
+    locked = write_tiff(cfg.folder / image_name("F01"), 11)
+    locked.chmod(0)
+    try:
+        with running_daemon(cfg, tiny_model):
+            wait_for(lambda: by_name(cfg.database, locked.name), 10)
+    finally:
+        locked.chmod(0o644)
+    (rec,) = by_name(cfg.database, locked.name)
+    assert rec.status == "failed" and "permission" in (rec.error or "").lower()
+
+
+def test_folder_that_disappears_and_comes_back(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    folder = cfg.folder
+    assert folder is not None
+    with running_daemon(cfg, tiny_model):
+        write_tiff(folder / image_name("G01"), 12)
+        wait_for(lambda: done(cfg.database, image_name("G01")), 10)
+        shutil.rmtree(folder)  # the share goes away...
+        time.sleep(0.5)
+        folder.mkdir()  # ...and is re-mounted (a new inode)
+        time.sleep(0.5)  # the observer is re-armed
+        name = image_name("G02")
+        write_slowly(folder / name, tiff_bytes(13), chunks=3, pause_s=0.05)
+        wait_for(lambda: done(cfg.database, name), 10)
+
+
+def test_locked_database_delays_but_loses_nothing(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    assert cfg.folder is not None
+    with running_daemon(cfg, tiny_model):
+        other = sqlite3.connect(cfg.database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        names = [image_name("H01", f) for f in (1, 2)]
+        for i, n in enumerate(names):
+            write_tiff(cfg.folder / n, 20 + i)
+        time.sleep(1.5)
+        assert not any(done(cfg.database, n) for n in names)
+        other.execute("ROLLBACK")
+        other.close()
+        wait_for(lambda: all(done(cfg.database, n) for n in names), 15)
+
+
+def test_heartbeat_and_model_are_stored(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    with running_daemon(cfg, tiny_model):
+
+        def running() -> bool:
+            conn = store.open_db(cfg.database, readonly=True)
+            try:
+                hb = store.last_heartbeat(conn)
+                return hb is not None and hb.state == "running"
+            finally:
+                conn.close()
+
+        wait_for(running, 10)
+    conn = store.open_db(cfg.database, readonly=True)
+    try:
+        hb = store.last_heartbeat(conn)
+        model = store.current_model(conn)
+    finally:
+        conn.close()
+    assert hb is not None and hb.state == "stopped"
+    assert model is not None and model.model_hash == tiny_model.model_hash
+    assert model.provider == "CPUExecutionProvider"

@@ -1,0 +1,188 @@
+"""The stability tracker (pure, explicit times) and the TIFF completeness check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from monitor_helpers import tiff_bytes
+
+from monitor.stability import (
+    FileStat,
+    StabilityTracker,
+    Verdict,
+    backoff_delay,
+    expected_pages_from_ome,
+    stat_file,
+    tiff_incomplete,
+)
+
+P = Path("/data/a.tif")
+S1 = FileStat(100, 1_000)
+S2 = FileStat(200, 2_000)
+
+
+def test_not_due_before_quiet_period() -> None:
+    t = StabilityTracker(quiet_s=2.0)
+    t.hint(P, 10.0, S1)
+    assert t.due(11.9) == []
+    assert t.due(12.0) == [P]
+
+
+def test_each_event_restarts_the_quiet_period() -> None:
+    t = StabilityTracker(quiet_s=2.0)
+    t.hint(P, 10.0, S1)
+    t.hint(P, 11.5, S2)
+    assert t.due(12.5) == []
+    assert t.due(13.5) == [P]
+
+
+def test_unchanged_stat_is_stable_and_leaves_the_tracker() -> None:
+    t = StabilityTracker(quiet_s=1.0)
+    t.hint(P, 0.0, S1)
+    d = t.confirm(P, 1.0, S1)
+    assert d.verdict is Verdict.STABLE and d.stat == S1
+    assert P not in t and len(t) == 0
+
+
+def test_changed_stat_without_event_waits_another_quiet_period() -> None:
+    # a writer whose events were lost (network share): size grew silently
+    t = StabilityTracker(quiet_s=1.0)
+    t.hint(P, 0.0, S1)
+    d = t.confirm(P, 1.0, S2)
+    assert d.verdict is Verdict.WAIT
+    assert t.due(1.5) == []
+    assert t.due(2.0) == [P]
+    assert t.confirm(P, 2.0, S2).verdict is Verdict.STABLE
+
+
+def test_hint_without_stat_needs_one_confirmation_round() -> None:
+    t = StabilityTracker(quiet_s=1.0)
+    t.hint(P, 0.0, None)
+    assert t.confirm(P, 1.0, S1).verdict is Verdict.WAIT
+    assert t.confirm(P, 2.0, S1).verdict is Verdict.STABLE
+
+
+def test_deleted_file_is_gone() -> None:
+    t = StabilityTracker(quiet_s=1.0)
+    t.hint(P, 0.0, S1)
+    assert t.confirm(P, 1.0, None).verdict is Verdict.GONE
+    assert len(t) == 0
+    assert t.confirm(P, 1.0, S1).verdict is Verdict.GONE  # unknown path
+
+
+def test_scan_of_an_old_file_is_due_at_once() -> None:
+    t = StabilityTracker(quiet_s=5.0)
+    t.hint(P, 100.0, S1, quiet_since=10.0)
+    assert t.due(100.0) == [P]
+    # a file modified just now is not
+    q = Path("/data/b.tif")
+    t.hint(q, 100.0, S1, quiet_since=99.0)
+    assert t.due(100.0) == [P]
+
+
+def test_quiet_since_in_the_future_counts_as_now() -> None:
+    t = StabilityTracker(quiet_s=1.0)
+    t.hint(P, 10.0, S1, quiet_since=50.0)  # clock skew on a share
+    assert t.due(10.5) == [] and t.due(11.0) == [P]
+
+
+def test_retry_later_respects_backoff_and_counts_attempts() -> None:
+    t = StabilityTracker(quiet_s=0.5)
+    t.retry_later(P, 10.0, delay=3.0, attempts=2)
+    assert t.due(11.0) == []
+    assert t.due(13.0) == [P]
+    assert t.confirm(P, 13.0, S1).verdict is Verdict.WAIT
+    d = t.confirm(P, 13.5, S1)
+    assert d.verdict is Verdict.STABLE and d.attempts == 2
+
+
+def test_new_content_resets_attempts() -> None:
+    t = StabilityTracker(quiet_s=0.5)
+    t.retry_later(P, 0.0, delay=0.0, attempts=2)
+    t.hint(P, 0.1, S1)
+    t.hint(P, 0.2, S2)
+    assert t.confirm(P, 1.0, S2).attempts == 0
+
+
+def test_due_excludes_in_flight_and_orders_oldest_first() -> None:
+    t = StabilityTracker(quiet_s=1.0)
+    a, b, c = Path("/a.tif"), Path("/b.tif"), Path("/c.tif")
+    t.hint(b, 1.0, S1)
+    t.hint(a, 2.0, S1)
+    t.hint(c, 0.5, S1)
+    assert t.due(5.0) == [c, b, a]
+    assert t.due(5.0, exclude={b}) == [c, a]
+
+
+def test_next_due_in() -> None:
+    t = StabilityTracker(quiet_s=2.0)
+    assert t.next_due_in(0.0) is None
+    t.hint(P, 10.0, S1)
+    assert t.next_due_in(11.0) == pytest.approx(1.0)
+    t.retry_later(P, 10.0, delay=5.0, attempts=1)
+    assert t.next_due_in(11.0) == pytest.approx(4.0)
+
+
+def test_backoff_doubles_up_to_the_limit() -> None:
+    assert [backoff_delay(n, 1.0, 5.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+
+
+# ------------------------------------------------------------------ TIFF completeness
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("pages", [1, 3])
+def test_truncated_tiffs_are_incomplete(
+    tmp_path: Path, compression: str | None, pages: int
+) -> None:
+    data = tiff_bytes(1, 64, compression=compression, pages=pages)
+    f = tmp_path / "x.tif"
+    for cut in (0, 7, len(data) // 3, len(data) // 2, len(data) - 40, len(data) - 1):
+        f.write_bytes(data[:cut])
+        assert tiff_incomplete(f) is not None, f"cut at {cut} of {len(data)} looked complete"
+    f.write_bytes(data)
+    assert tiff_incomplete(f) is None
+
+
+def test_a_cut_ome_tiff_that_opens_as_one_page_is_caught(tmp_path: Path) -> None:
+    import tifffile
+
+    data = tiff_bytes(2, 64, pages=3)
+    f = tmp_path / "x.tif"
+    f.write_bytes(data[: len(data) - 20])  # only the OME-XML at the end is cut
+    with tifffile.TiffFile(f) as tif:  # tifffile opens it without an error...
+        assert len(tif.pages) >= 1
+    assert tiff_incomplete(f) is not None  # ...we do not take it as complete
+
+
+def test_page_count_below_what_the_name_says(tmp_path: Path) -> None:
+    f = tmp_path / "x.tif"
+    f.write_bytes(tiff_bytes(3, 64, pages=2))
+    assert tiff_incomplete(f, expected_pages=2) is None
+    reason = tiff_incomplete(f, expected_pages=4)
+    assert reason is not None and "2 of 4 pages" in reason
+
+
+def test_non_tiff_suffixes_are_not_checked(tmp_path: Path) -> None:
+    f = tmp_path / "x.png"
+    f.write_bytes(b"")
+    assert tiff_incomplete(f) is None
+
+
+def test_expected_pages_from_ome() -> None:
+    import tifffile
+
+    with tifffile.TiffFile(__import__("io").BytesIO(tiff_bytes(0, 32, pages=5))) as tif:
+        assert expected_pages_from_ome(tif.ome_metadata, "x.tif") == 5
+    assert expected_pages_from_ome(None) is None
+    assert expected_pages_from_ome("<not xml") is None
+
+
+def test_stat_file(tmp_path: Path) -> None:
+    f = tmp_path / "a.tif"
+    assert stat_file(f) is None
+    f.write_bytes(b"123")
+    st = stat_file(f)
+    assert st is not None and st.size == 3
+    assert stat_file(tmp_path) is None  # a folder is not a file
