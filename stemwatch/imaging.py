@@ -98,9 +98,10 @@ class ImageData:
     """A grayscale plane read from a file, with what the file said about itself.
 
     ``bit_depth`` is the significant bits per sample: BitsPerSample when it is below the
-    container's (a 12-bit TIFF), else for 16-bit integer data the smallest of 12, 14, 16 that
-    holds the data's maximum (cameras write 12- and 14-bit data into 16-bit containers), else
-    the container's bits (8, 16, 32 for float).
+    container's (a 12-bit TIFF), else OME ``Pixels SignificantBits``, else for 16-bit integer
+    data the smallest of 12, 14, 16 that holds MaxSampleValue or the data's maximum (cameras
+    write 12- and 14-bit data into 16-bit containers), else the container's bits (8, 16, 32
+    for float).
     """
 
     path: Path
@@ -186,12 +187,16 @@ def _palette_to_gray(arr: np.ndarray, colormap: np.ndarray) -> np.ndarray:
     return lut[arr]
 
 
-def _significant_bits(arr: np.ndarray, bits_per_sample: int, max_sample: int | None) -> int:
+def _significant_bits(
+    arr: np.ndarray, bits_per_sample: int, max_sample: int | None, declared: int | None = None
+) -> int:
     container = arr.dtype.itemsize * 8
     if arr.dtype.kind == "f":
         return container
     if 0 < bits_per_sample < container:
         return bits_per_sample
+    if declared is not None and 0 < declared <= container:
+        return declared
     if container == 16 and arr.dtype.kind == "u":
         top = max_sample if max_sample is not None and max_sample < 65535 else int(arr.max())
         for bits in (12, 14):
@@ -217,25 +222,46 @@ def _check_strips(path: Path, page: Any, file_size: int) -> None:
             )
 
 
-def _check_ifd_chain(path: Path, tif: Any, last_page: Any, file_size: int) -> None:
-    """Raise when the last IFD found points to a next IFD beyond the file end (cut stack)."""
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+                    13: 4, 16: 8, 17: 8, 18: 8}  # fmt: skip
+
+
+def _check_ifd(path: Path, tif: Any, page: Any, file_size: int, *, last: bool) -> None:
+    """Raise when a tag value of ``page``'s IFD lies beyond the end of the file (tifffile only
+    logs and drops such a tag, e.g. the OME-XML that tifffile writes at the end of the file),
+    or, for the ``last`` page, when the next-IFD pointer points past the end (a cut stack)."""
     import struct
 
     t = tif.tiff
     fh = tif.filehandle
-    fh.seek(last_page.offset)
+    fh.seek(page.offset)
     (n_tags,) = struct.unpack(t.tagnoformat, fh.read(t.tagnosize))
-    fh.seek(last_page.offset + t.tagnosize + n_tags * t.tagsize)
-    raw = fh.read(t.offsetsize)
-    if len(raw) < t.offsetsize:
-        raise ImageReadError(path, "truncated: the last page's IFD is cut off")
-    (nxt,) = struct.unpack(t.offsetformat, raw)
-    if nxt != 0 and nxt >= file_size:
-        raise ImageReadError(
-            path,
-            f"truncated: page {last_page.index + 1} starts at byte {nxt}, file has "
-            f"{file_size} bytes (a multi-page file cut short)",
-        )
+    raw = fh.read(n_tags * t.tagsize + t.offsetsize)
+    if len(raw) < n_tags * t.tagsize + t.offsetsize:
+        raise ImageReadError(path, f"truncated: the IFD of page {page.index} is cut off")
+    count_fmt = t.byteorder + ("Q" if t.is_bigtiff else "I")
+    for i in range(n_tags):
+        entry = raw[i * t.tagsize : (i + 1) * t.tagsize]
+        code, dtype = struct.unpack(t.byteorder + "HH", entry[:4])
+        (count,) = struct.unpack(count_fmt, entry[4 : 4 + (t.tagsize - 4 - t.offsetsize)])
+        nbytes = count * _TIFF_TYPE_SIZES.get(dtype, 0)
+        if nbytes <= t.offsetsize:
+            continue  # value stored inline
+        (value_offset,) = struct.unpack(t.offsetformat, entry[-t.offsetsize :])
+        if value_offset + nbytes > file_size:
+            raise ImageReadError(
+                path,
+                f"truncated: tag {code} of page {page.index} ends at byte "
+                f"{value_offset + nbytes}, file has {file_size} bytes",
+            )
+    if last:
+        (nxt,) = struct.unpack(t.offsetformat, raw[n_tags * t.tagsize :])
+        if nxt != 0 and nxt >= file_size:
+            raise ImageReadError(
+                path,
+                f"truncated: page {page.index + 1} starts at byte {nxt}, file has "
+                f"{file_size} bytes (a multi-page file cut short)",
+            )
 
 
 def _read_tiff(path: Path, page: int, file_size: int) -> ImageData:
@@ -249,10 +275,11 @@ def _read_tiff(path: Path, page: int, file_size: int) -> ImageData:
                 raise ImageReadError(path, "TIFF holds no image pages")
             if not 0 <= page < n_pages:
                 raise ImageReadError(path, f"page {page} requested, file has {n_pages}")
-            _check_ifd_chain(path, tif, pages[n_pages - 1], file_size)
             tpage = pages[page]
             if isinstance(tpage, tifffile.TiffFrame):
                 tpage = tpage.aspage()
+            for checked in {0, page, n_pages - 1}:
+                _check_ifd(path, tif, pages[checked], file_size, last=checked == n_pages - 1)
             _check_strips(path, tpage, file_size)
             ome = tif.ome_metadata if tif.is_ome else None
             if ome:
@@ -296,9 +323,9 @@ def _read_tiff(path: Path, page: int, file_size: int) -> ImageData:
         arr = arr.astype(np.float32)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * np.uint8(255)
-    return ImageData(
-        path, arr, n_pages, _significant_bits(arr, bits, max_sample), ome or None, desc
-    )
+    declared = _ome_significant_bits(ome) if ome else None
+    bit_depth = _significant_bits(arr, bits, max_sample, declared)
+    return ImageData(path, arr, n_pages, bit_depth, ome or None, desc)
 
 
 def _read_pil(path: Path) -> ImageData:
@@ -365,6 +392,19 @@ def read_ome_xml(path: str | Path) -> str | None:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def _ome_significant_bits(ome_xml: str) -> int | None:
+    """``SignificantBits`` of the first OME Pixels element, if any."""
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    for el in root.iter():
+        if _local(el.tag) == "Pixels":
+            value = el.get("SignificantBits", "")
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def expected_pages_from_ome(ome_xml: str, *, filename: str | None = None) -> int | None:

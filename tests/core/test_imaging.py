@@ -61,6 +61,19 @@ def test_bitspersample_12_tag_wins(tmp_path):
     assert img.bit_depth == 12
 
 
+def test_ome_significant_bits_win_over_the_data(tmp_path):
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0">'
+        '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SignificantBits="14" '
+        'SizeX="16" SizeY="16" SizeZ="1" SizeC="1" SizeT="1"><TiffData IFD="0" PlaneCount="1"/>'
+        "</Pixels></Image></OME>"
+    )
+    path = tmp_path / "sb.ome.tif"
+    tifffile.imwrite(path, _ramp((16, 16), 1000), description=xml)
+    assert read_image(path).bit_depth == 14
+
+
 def test_float_tiff_is_float32(tmp_path):
     arr = np.linspace(-1, 1, 32 * 32).reshape(32, 32)
     path = tmp_path / "f.tif"
@@ -248,6 +261,27 @@ def test_truncated_ome_raises(tmp_path):
     tifffile.imwrite(full, np.zeros((4, 64, 64), np.uint16), ome=True, metadata={"axes": "TYX"})
     cut = _cut(full, tmp_path / "cut.ome.tif", 0.6)
     with pytest.raises(ImageReadError, match=r"cut\.ome\.tif"):
+        read_image(cut)
+
+
+def test_ome_xml_cut_off_at_the_end_raises(tmp_path):
+    # tifffile writes the OME-XML after the pixels: a cut there leaves a readable image whose
+    # metadata tifffile silently drops
+    full = tmp_path / "full.ome.tif"
+    tifffile.imwrite(full, _ramp((64, 64), 4095), ome=True)
+    with tifffile.TiffFile(full) as tif:
+        end_of_pixels = tif.pages[0].dataoffsets[0] + tif.pages[0].databytecounts[0]
+    cut = tmp_path / "cut.ome.tif"
+    cut.write_bytes(full.read_bytes()[:end_of_pixels])
+    with pytest.raises(ImageReadError, match=r"cut\.ome\.tif: truncated: tag 270"):
+        read_image(cut)
+
+
+def test_truncated_tiled_tiff_names_the_tile(tmp_path):
+    full = tmp_path / "tiled.tif"
+    tifffile.imwrite(full, _ramp((128, 128), 4095), tile=(32, 32), compression="zlib")
+    cut = _cut(full, tmp_path / "cut.tif", 0.8)
+    with pytest.raises(ImageReadError, match=r"truncated: strip/tile \d+ of page 0"):
         read_image(cut)
 
 
