@@ -351,6 +351,10 @@ def _read_pil(path: Path) -> ImageData:
                 arr = to_grayscale(np.asarray(im.convert("RGB")))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"not a readable image ({exc})") from None
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode this image") from None
+    except Exception as exc:  # e.g. DecompressionBombError; the daemon must not die on a file
+        raise ImageReadError(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a 2-D plane, got shape {arr.shape}")
     bits = _significant_bits(arr, arr.dtype.itemsize * 8, None)
@@ -496,6 +500,8 @@ def normalise(pixels: np.ndarray, recipe: NormalisationRecipe | None = None) -> 
     """Apply the percentile recipe; returns a new float32 array, safe on flat and NaN images."""
     r = recipe or NormalisationRecipe()
     x = np.asarray(pixels)
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
     sample = _sample_grid(x, r.max_samples)
     floating = x.dtype.kind == "f"
     if floating:

@@ -3,11 +3,12 @@
 Order of evidence (earlier evidence wins field by field; later evidence only fills gaps):
 
 1. **OME-XML** (from the TIFF itself): the ``WellSample`` whose ``ImageRef`` names this file's
-   ``Image`` gives well (``Row``/``Column``, 0-based in OME, or the ``Well`` ``Name``) and plate
-   (``Plate`` ``Name``, else its ``ID``); field is the WellSample's position in its Well
-   (1-based) when the Well lists several, else its ``Index`` + 1. Time: ``AcquisitionDate``
-   (epoch seconds, UTC when no zone is given) plus the first ``Plane`` ``DeltaT`` (per the OME
-   spec DeltaT counts from AcquisitionDate); ``DeltaT`` alone is elapsed time.
+   ``Image`` gives the well (``Row``/``Column``, 0-based in OME, or the ``Well`` ``Name``) and
+   the plate (``Plate`` ``Name``; without one, the fallback below). The field is the
+   WellSample's position in its Well (1-based) when the Well lists several, else its
+   ``Index`` + 1. Time: ``AcquisitionDate`` (epoch seconds, UTC when no zone is given) plus
+   the first ``Plane`` ``DeltaT`` (per the OME spec DeltaT counts from AcquisitionDate);
+   ``DeltaT`` alone is elapsed time.
 2. **File-name presets** (:data:`PRESETS`, selectable by name): ``incucyte``,
    ``incucyte-elapsed``, ``imagexpress``, ``operetta``, ``cellvoyager-cv7000``,
    ``cellvoyager-cv1000``; see each preset's ``example``.
@@ -22,7 +23,8 @@ generic instrument folder (``Images``, ``TimePoint_N``, ``ZStep_N``). Field fall
 (one field per well). ``field``, ``timepoint`` and ``channel`` are the instrument's 1-based
 numbers. Wells are normalised (``A1`` == ``A01``; rows A–Z and AA–AF, columns 1–48, so 6- to
 1536-well plates). A file without a well raises :class:`PlateMetadataError` naming the file and
-every source tried; nothing is guessed silently.
+every source tried; nothing is guessed silently. Instrument thumbnails raise
+:class:`IgnoredImageError` (a subclass) so a caller can skip them quietly.
 """
 
 from __future__ import annotations
@@ -201,9 +203,8 @@ def ome_evidence(ome_xml: str, filename: str) -> tuple[dict[str, Any], str | Non
                 well_name = _ome_well_name(well)
                 if well_name is None:
                     return found, "OME Well has neither Row/Column nor a well-like Name"
-                found["plate"] = plate.get("Name") or plate.get("ID") or None
-                if found["plate"] is None:
-                    del found["plate"]
+                if plate.get("Name"):  # the ID ("Plate:0") names nothing; fall back instead
+                    found["plate"] = plate.get("Name")
                 found["well"] = well_name
                 if len(samples) > 1:
                     found["field"] = pos + 1

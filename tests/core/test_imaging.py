@@ -379,6 +379,13 @@ def test_normalise_flat_and_nan_images_are_safe():
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
+def test_normalise_accepts_bool_and_int64():
+    mask = np.zeros((8, 8), bool)
+    mask[:4] = True
+    np.testing.assert_array_equal(normalise(mask, NormalisationRecipe(p_low=0, p_high=100)), mask)
+    assert normalise(np.arange(64, dtype=np.int64).reshape(8, 8)).dtype == np.float32
+
+
 def test_normalise_subsample_is_close_to_exact():
     rng = np.random.default_rng(1)
     x = rng.gamma(2.0, 300.0, (1024, 1024)).astype(np.float32)

@@ -230,6 +230,13 @@ def test_ome_wins_and_file_name_fills_gaps(tmp_path):
     assert loc.source == "ome+preset:cellvoyager-cv7000"
 
 
+def test_ome_plate_without_name_uses_the_folder(tmp_path):
+    xml = _plate_ome(wells=[(0, 0, ["Image:0"])], images=[("Image:0", "a.tif")])
+    xml = xml.replace(' Name="PlateOME"', "")
+    loc = resolve(tmp_path / "exp12" / "a.tif", ome_xml=xml, use_mtime=False)
+    assert (loc.plate, loc.source) == ("exp12", "ome+folder")
+
+
 def test_ome_without_plate_falls_through_to_presets(tmp_path):
     path = tmp_path / "plain.ome.tif"
     tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint8), ome=True)
