@@ -149,7 +149,10 @@ def records(db: Path) -> list[store.ImageRecord]:
     """Every image record (any status, superseded included), oldest first."""
     if not db.exists():
         return []
-    conn = store.open_db(db, readonly=True)
+    try:
+        conn = store.open_db(db, readonly=True)
+    except store.StoreError:  # being created by the daemon right now
+        return []
     try:
         return sorted(store.recent_images(conn, limit=10_000), key=lambda r: r.id)
     finally:

@@ -1,0 +1,136 @@
+"""`stemwatch watch` as a user runs it: --once, SIGTERM, startup errors, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from monitor_helpers import by_name, image_name, records, wait_for, write_tiff
+
+from monitor import store
+
+
+def watch(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stemwatch", "watch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def plate(tmp_path: Path) -> Path:
+    folder = tmp_path / "plate"
+    for i, well in enumerate(["A01", "A02", "B01"]):
+        write_tiff(folder / image_name(well), i)
+    old = time.time() - 60  # written a minute ago: past any quiet period
+    for f in folder.iterdir():
+        os.utime(f, (old, old))
+    return folder
+
+
+def test_once_processes_everything_then_exits(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert r.returncode == 0, r.stderr
+    assert "3 processed" in r.stdout
+    assert sorted(rec.well or "" for rec in records(db)) == ["A01", "A02", "B01"]
+    assert "CPUExecutionProvider" in r.stderr  # the provider in use is logged
+
+
+def test_restart_scans_what_arrived_while_stopped_and_never_duplicates(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    assert watch(plate, "--db", db, "--model", tiny_model_path, "--once").returncode == 0
+    write_tiff(plate / image_name("C01"), 10)  # arrived while the daemon was down
+    old = time.time() - 60
+    os.utime(plate / image_name("C01"), (old, old))
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert r.returncode == 0, r.stderr
+    assert "1 processed" in r.stdout
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert "0 processed" in r.stdout
+    assert len(records(db)) == 4 and all(rec.status == "done" for rec in records(db))
+
+
+def test_sigterm_finishes_flushes_and_exits_zero(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("watch:\n  quiet_period_s: 0.2\nheartbeat_interval_s: 0.2\n")
+    cmd = [sys.executable, "-m", "stemwatch", "watch", str(plate), "--config", str(cfg)]
+    proc = subprocess.Popen(
+        [*cmd, "--db", str(db), "--model", str(tiny_model_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(records(db)) == 3, 30)
+        write_tiff(plate / image_name("D01"), 20)  # a live arrival, via the observer
+        wait_for(lambda: by_name(db, image_name("D01")), 10)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "4 processed" in out
+    conn = store.open_db(db, readonly=True)
+    try:
+        hb = store.last_heartbeat(conn)
+    finally:
+        conn.close()
+    assert hb is not None and hb.state == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{tmp}/nowhere", "--model", "{model}"], "watched folder does not exist"),
+        (["{tmp}", "--model", "{tmp}/missing.onnx"], "missing.onnx: model file not found"),
+        (["{tmp}", "--model", "{model}", "--config", "{tmp}/bad.yaml"], "watch.quiet_perod_s"),
+        (["{tmp}", "--model", "{tmp}/junk.onnx"], "not a loadable ONNX model"),
+        (["{tmp}", "--model", "{model}", "--require-gpu"], "--require-gpu"),
+        (["{tmp}", "--model", "{model}", "--db", "{tmp}/ro/s.db"], "read-only"),
+        (["{tmp}", "--model", "{model}", "--db", "{tmp}/junk.db"], "junk.db"),
+    ],
+    ids=["folder", "model", "config", "not-onnx", "gpu", "readonly-db", "not-a-db"],
+)
+def test_startup_errors_are_one_line_and_exit_2(
+    tmp_path: Path, tiny_model_path: Path, args: list[str], message: str
+) -> None:
+    if "--require-gpu" in args:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            pytest.skip("CUDA present: --require-gpu succeeds here")
+    (tmp_path / "bad.yaml").write_text("watch:\n  quiet_perod_s: 1\n")
+    (tmp_path / "junk.onnx").write_text("not onnx")
+    (tmp_path / "junk.db").write_text("this is not an SQLite database " * 100)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "s.db").write_bytes(b"")
+    os.chmod(ro / "s.db", 0o444)
+    if os.geteuid() == 0 and "ro/s.db" in " ".join(args):
+        pytest.skip("root writes read-only files; cannot test here")
+    filled = [a.format(tmp=tmp_path, model=tiny_model_path) for a in args]
+    if "--db" not in filled:
+        filled += ["--db", str(tmp_path / "ok.db")]
+    r = watch(*filled, "--once")
+    assert r.returncode == 2, r.stderr
+    error_lines = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert len(error_lines) == 1 and message in error_lines[0], r.stderr
+    assert "Traceback" not in r.stderr
