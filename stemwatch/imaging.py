@@ -27,6 +27,7 @@ preprocessing of training. The recipe (:func:`prepare`):
 from __future__ import annotations
 
 import hashlib
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,8 +231,6 @@ def _check_ifd(path: Path, tif: Any, page: Any, file_size: int, *, last: bool) -
     """Raise when a tag value of ``page``'s IFD lies beyond the end of the file (tifffile only
     logs and drops such a tag, e.g. the OME-XML that tifffile writes at the end of the file),
     or, for the ``last`` page, when the next-IFD pointer points past the end (a cut stack)."""
-    import struct
-
     t = tif.tiff
     fh = tif.filehandle
     fh.seek(page.offset)
@@ -310,7 +309,9 @@ def _read_tiff(path: Path, page: int, file_size: int) -> ImageData:
     if photometric == 2 and planar == 2 and arr.ndim == 3 and arr.shape[0] in (3, 4):
         arr = np.moveaxis(arr, 0, -1)
     arr = np.squeeze(arr)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+    if arr.ndim == 3 and photometric in (0, 1) and arr.shape[-1] in (2, 3, 4):
+        arr = arr[..., 0]  # gray with extra samples (e.g. alpha): keep the gray sample
+    elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = to_grayscale(arr)
     if arr.ndim != 2:
         raise ImageReadError(

@@ -190,6 +190,14 @@ def test_rgb_tiff_becomes_luminance(tmp_path, planar):
     assert (img.pixels == round(0.299 * 200)).all()
 
 
+def test_gray_with_alpha_keeps_the_gray_sample(tmp_path):
+    data = np.zeros((16, 16, 2), np.uint8)
+    data[..., 0], data[..., 1] = 9, 255
+    path = tmp_path / "ga.tif"
+    tifffile.imwrite(path, data, photometric="minisblack", extrasamples=["unassalpha"])
+    assert (read_image(path).pixels == 9).all()
+
+
 def test_min_is_white_is_inverted(tmp_path):
     path = tmp_path / "mw.tif"
     tifffile.imwrite(path, np.array([[0, 10], [250, 255]], np.uint8), photometric="miniswhite")
