@@ -30,6 +30,7 @@ every source tried; nothing is guessed silently. Instrument thumbnails raise
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,8 @@ from pydantic import Field, field_validator
 
 from stemwatch.config import StrictModel
 from stemwatch.errors import ConfigError, PlateMetadataError
+
+log = logging.getLogger(__name__)
 
 _WELL_RE = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,2})\s*$")
 MAX_ROWS = 32  # 1536-well plates: A..Z, AA..AF
@@ -554,13 +557,24 @@ class PlateMetaConfig(StrictModel):
         return v
 
 
+def _same_well(a: object, b: object) -> bool | None:
+    try:
+        return normalise_well(str(a)) == normalise_well(str(b))
+    except ValueError:
+        return None
+
+
 @dataclass
 class _Evidence:
     values: dict[str, Any] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     tried: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     def add(self, source: str, found: Mapping[str, Any]) -> None:
+        known, other = self.values.get("well"), found.get("well")
+        if known is not None and other is not None and _same_well(known, other) is False:
+            self.conflicts.append(f"{source} says well {other}, {self.sources[0]} says {known}")
         new = {k: v for k, v in found.items() if k not in self.values and v is not None}
         if "time_s" in new and "time_basis" not in new:
             new.pop("time_s")
@@ -636,6 +650,9 @@ def resolve(
         well = normalise_well(str(well_raw))
     except ValueError as exc:
         raise UnresolvedImageError(p, f"bad well: {exc}", ev.tried) from None
+
+    for conflict in ev.conflicts:
+        log.warning("%s: conflicting well evidence, the first wins: %s", p, conflict)
 
     plate = ev.values.get("plate") or default_plate
     if not plate:

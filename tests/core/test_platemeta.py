@@ -221,13 +221,14 @@ def test_ome_picks_the_image_of_this_file_and_its_field(tmp_path):
     assert resolve(tmp_path / "f0.tif", ome_xml=xml, use_mtime=False).well == "A01"
 
 
-def test_ome_wins_and_file_name_fills_gaps(tmp_path):
+def test_ome_wins_and_file_name_fills_gaps(tmp_path, caplog):
     name = "Plate1_H12_T0007F003L01A01Z01C01.tif"  # the name disagrees on the well
     xml = _plate_ome(wells=[(0, 1, ["Image:0"])], images=[("Image:0", name)], delta_t="3600")
     loc = resolve(tmp_path / name, ome_xml=xml)
     assert (loc.plate, loc.well, loc.time_s) == ("PlateOME", "A02", 3600.0)
     assert loc.timepoint == 7 and loc.channel == 1  # only the name knows these
     assert loc.source == "ome+preset:cellvoyager-cv7000"
+    assert "preset:cellvoyager-cv7000 says well H12, ome says A02" in caplog.text
 
 
 def test_ome_plate_without_name_uses_the_folder(tmp_path):
