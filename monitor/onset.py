@@ -54,14 +54,14 @@ class OnsetParams(StrictModel):
     """Detector parameters (also the shape of a per-plate override)."""
 
     on_threshold: float = Field(
-        0.6,
+        0.55,
         ge=0.0,
         le=1.0,
         description="Smoothed well probability at or above which a time point counts as "
         "differentiated.",
     )
     off_threshold: float = Field(
-        0.4,
+        0.35,
         ge=0.0,
         le=1.0,
         description="After a reset the well re-arms only once its smoothed probability falls "
@@ -71,10 +71,11 @@ class OnsetParams(StrictModel):
         2, ge=1, description="Consecutive time points at or above on_threshold to flag onset."
     )
     alpha: float = Field(
-        0.6,
+        1.0,
         gt=0.0,
         le=1.0,
-        description="EWMA weight of the newest time point (1 = no smoothing).",
+        description="EWMA weight of the newest time point (1 = no smoothing; lower it for "
+        "noisy models, at the cost of delay; see docs/onset-detection.md).",
     )
     aggregate: Literal["mean", "median"] = Field(
         "median",
