@@ -385,12 +385,15 @@ def read_ome_xml(path: str | Path) -> str | None:
     import tifffile
 
     p = Path(path)
-    _check_present(p)
+    size = _check_present(p)
     if _sniff(p) != "tiff":
         return None
     try:
         with tifffile.TiffFile(p) as tif:
+            _check_ifd(p, tif, tif.pages.first, size, last=False)  # a cut-off XML must not vanish
             return (tif.ome_metadata or None) if tif.is_ome else None
+    except ImageReadError:
+        raise
     except Exception as exc:
         raise ImageReadError(p, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
 

@@ -283,6 +283,8 @@ def test_ome_xml_cut_off_at_the_end_raises(tmp_path):
     cut.write_bytes(full.read_bytes()[:end_of_pixels])
     with pytest.raises(ImageReadError, match=r"cut\.ome\.tif: truncated: tag 270"):
         read_image(cut)
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_ome_xml(cut)
 
 
 def test_truncated_tiled_tiff_names_the_tile(tmp_path):
