@@ -1,0 +1,185 @@
+"""The demo: the whole system on a synthetic plate, on embedded defaults.
+
+A synthetic microscope writes a plate time-lapse into ``<workdir>/incoming`` the way real
+instruments do; the monitor daemon watches that folder with the bundled model and writes
+``<workdir>/stemwatch.db``; the dashboard serves that database. Where no bundled model exists
+and torch is installed, a tiny model is trained and exported first (about a minute on CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from stemwatch.errors import StemwatchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo acquires and serves."""
+
+    workdir: Path
+    wells: int = 24
+    fields: int = 2
+    timepoints: int = 12
+    interval_s: float = 4.0
+    size: int = 1024
+    seed: int = 0
+    port: int | None = 8501
+    linger: bool = True
+
+    @property
+    def incoming(self) -> Path:
+        return self.workdir / "incoming"
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "stemwatch.db"
+
+
+def find_or_build_model(workdir: Path, model: Path | None) -> Path:
+    """The model to run: ``model``, else the bundled one, else a tiny one trained now."""
+    from monitor.inference import default_model_path
+
+    if model is not None:
+        return model
+    try:
+        return default_model_path()
+    except StemwatchError as missing:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise StemwatchError(
+                f"{missing}; or install the trainer (pip install -e '.[cpu,train]') so the demo "
+                "can train a tiny model itself"
+            ) from None
+    return train_tiny_model(workdir / "model")
+
+
+def train_tiny_model(out: Path) -> Path:
+    """Generate a small labelled set, train the fast default on it and export it to ONNX."""
+    from stemwatch.cli import main
+
+    onnx_path = out / "demo-model.onnx"
+    if onnx_path.is_file():
+        return onnx_path
+    log.info("no bundled model: training a tiny one in %s (about a minute)", out)
+    data = out / "data"
+    steps: list[Sequence[str]] = [
+        ["synth", "dataset", str(data), "--size", "512", "--seed", "1"],
+        ["train", str(data / "manifest.csv"), "-o", str(out / "run"), "--epochs", "6"],
+        ["export", str(out / "run" / "best.pt"), "-o", str(onnx_path)],
+    ]
+    for argv in steps:
+        if main(list(argv)) != 0:
+            raise StemwatchError(f"demo model: `stemwatch {' '.join(argv)}` failed (see above)")
+    return onnx_path
+
+
+def start_dashboard(database: Path, port: int) -> subprocess.Popen[bytes]:
+    """Serve the dashboard for ``database`` in a child process."""
+    from stemwatch.commands.dashboard import streamlit_argv
+
+    argv = streamlit_argv(database, port=port, address="127.0.0.1")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+
+def run_demo(
+    plan: DemoPlan, *, model: Path | None = None, stop: threading.Event | None = None
+) -> int:
+    """Acquire, watch, store and serve until the acquisition ends (and Ctrl-C, with linger)."""
+    from monitor import store
+    from monitor.config import MonitorConfig
+    from monitor.daemon import Daemon
+    from stemwatch.synth.acquire import acquire_in_thread
+
+    stop = stop or threading.Event()
+    plan.incoming.mkdir(parents=True, exist_ok=True)
+    model_path = find_or_build_model(plan.workdir, model)
+    config = MonitorConfig.model_validate(
+        {
+            "folder": plan.incoming,
+            "database": plan.database,
+            "inference": {"model": model_path},
+            "watch": {"quiet_period_s": 1.0},
+        }
+    )
+    daemon = Daemon(config, stop=stop)
+    daemon_thread = threading.Thread(target=daemon.run, name="stemwatch-daemon", daemon=True)
+    daemon_thread.start()
+    dashboard = None
+    if plan.port is not None:
+        dashboard = start_dashboard(plan.database, plan.port)
+        log.info("dashboard: http://127.0.0.1:%d", plan.port)
+    n_wells = plan.wells
+    induced = _induced_wells(n_wells)
+    acquisition = acquire_in_thread(
+        plan.incoming,
+        wells=n_wells,
+        n_fields=plan.fields,
+        n_timepoints=plan.timepoints,
+        interval_s=plan.interval_s,
+        size=plan.size,
+        seed=plan.seed,
+        induced=induced,
+        induction_h=6.0,
+        plate_name="DEMO01",
+    )
+    try:
+        acquisition.join()
+        if acquisition.error is not None:
+            raise StemwatchError(f"synthetic acquisition failed: {acquisition.error}")
+        expected = len(acquisition.result.final_paths()) if acquisition.result else 0
+        _wait_until_processed(plan.database, expected, stop, timeout_s=120.0)
+        with closing(store.open_db(plan.database, readonly=True)) as conn:
+            c = store.counts(conn)
+            onsets = store.list_onsets(conn)
+        print(
+            f"stemwatch demo: {expected} images acquired into {plan.incoming}; database "
+            f"{plan.database}: {c}; onset flagged in {len(onsets)} of {n_wells} wells "
+            f"({len(induced)} induced)"
+        )
+        if plan.linger and dashboard is not None:
+            print(f"dashboard at http://127.0.0.1:{plan.port} — Ctrl-C to stop")
+            while not stop.is_set() and dashboard.poll() is None:
+                stop.wait(0.5)
+    finally:
+        acquisition.stop()
+        stop.set()
+        daemon_thread.join(timeout=60)
+        if dashboard is not None:
+            dashboard.terminate()
+            dashboard.wait(timeout=20)
+    return 0
+
+
+def _induced_wells(n_wells: int) -> list[str]:
+    """Every other well column is induced; the rest are maintenance wells."""
+    from stemwatch.synth.plate import plate_wells
+
+    _, _, names = plate_wells(n_wells)
+    return [name for name in names if int(name.lstrip("ABCDEFGHIJKLMNOP")) % 2 == 0]
+
+
+def _wait_until_processed(
+    database: Path, expected: int, stop: threading.Event, timeout_s: float
+) -> None:
+    from monitor import store
+
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        if database.is_file():
+            with closing(store.open_db(database, readonly=True)) as conn:
+                c = store.counts(conn)
+            if c.done + c.failed >= expected:
+                return
+        stop.wait(0.5)
+    log.warning("demo: gave up waiting for the daemon after %.0f s", timeout_s)
