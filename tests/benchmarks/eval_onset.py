@@ -12,6 +12,7 @@ exported model's outputs with --calibrate MODEL.onnx).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from monitor.onset import OnsetConfig
@@ -33,6 +34,8 @@ def main() -> None:
     ap.add_argument("--difficulty", default="default", help="synth difficulty preset")
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (defaults tuned on 100)")
     ap.add_argument("--calibrate", metavar="MODEL", help="fit the noise model to this .onnx")
+    ap.add_argument("--glitch-rate", type=float, default=None, help="override: bad well visits")
+    ap.add_argument("--outlier-rate", type=float, default=None, help="override: debris fields")
     args = ap.parse_args()
 
     noise = NoiseModel()
@@ -43,6 +46,10 @@ def main() -> None:
             f"noise model calibrated on {n} rendered synth images in "
             f"{time.perf_counter() - t0:.0f} s"
         )
+    if args.glitch_rate is not None:
+        noise = dataclasses.replace(noise, glitch_rate=args.glitch_rate)
+    if args.outlier_rate is not None:
+        noise = dataclasses.replace(noise, outlier_rate=args.outlier_rate)
     print(f"noise model: {noise}")
     detector = OnsetConfig()
     print(
