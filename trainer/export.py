@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,7 +159,10 @@ def export_module(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The legacy exporter is chosen on purpose (module docstring): hide its deprecation.
+            warnings.filterwarnings("ignore", ".*legacy TorchScript-based", DeprecationWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
             torch.onnx.export(
                 module.eval(),
                 (dummy,),

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # torchvision's DenseNet files use 'denselayer1.norm.1.weight' for 'denselayer1.norm1.weight'.
 _OLD_DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 _WRAPPER_KEYS = ("model_state", "state_dict", "model")
 _SHOW = 6
@@ -120,7 +120,7 @@ def load_init_weights(model: nn.Module, path: str | Path, *, in_channels: int) -
             f"{path}: its keys do not match {model_name} (a file for another architecture?): "
             f"{len(missing)} model keys absent from the file [{_examples(missing)}]; "
             f"{len(unexpected)} file keys the model lacks [{_examples(unexpected)}]. "
-            "Use the weights file of the same architecture, e.g. resnet18 weights for resnet18"
+            "Use the weights file made for this architecture (resnet18 weights for resnet18)"
         )
     report = InitWeightsReport(path)
     new: dict[str, Tensor] = {}
