@@ -102,10 +102,9 @@ def example_yaml(model: BaseModel, indent: int = 0) -> str:
             out.append(f"{pad}{name}:")
             out.append(example_yaml(value, indent + 2))
         else:
-            dumped = yaml.safe_dump(
-                {name: _plain(value)}, default_flow_style=None, sort_keys=False
-            ).rstrip("\n")
-            out.extend(pad + line for line in dumped.splitlines())
+            dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=10_000)
+            dumped = dumped.removesuffix("\n").removesuffix("\n...").strip()
+            out.append(f"{pad}{name}: {dumped}")
     return "\n".join(out)
 
 

@@ -1,0 +1,68 @@
+"""Config files: commented examples that validate; errors name file, field and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stemwatch.cli import main
+from stemwatch.commands.config import COMPONENTS, component_model
+from stemwatch.config import example_yaml, load_config
+from stemwatch.errors import ConfigError
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_example_is_commented_and_validates(component: str, tmp_path: Path) -> None:
+    model = component_model(component)
+    text = example_yaml(model())
+    assert text.count("\n# ") + text.count("  # ") > 5, "descriptions become comments"
+    path = tmp_path / f"{component}.yaml"
+    path.write_text(text)
+    assert load_config(model, path) == model()
+
+
+def test_example_command_prints_yaml(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "monitor", "--example"]) == 0
+    assert "quiet_period_s:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_unknown_field_names_file_and_path(component: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("nonsense_key: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(component_model(component), path)
+    msg = str(err.value)
+    assert str(path) in msg and "nonsense_key" in msg and "unknown field" in msg
+
+
+def test_bad_value_names_field_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text("watch:\n  quiet_period_s: soon\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(component_model("monitor"), path)
+    msg = str(err.value)
+    assert "watch.quiet_period_s" in msg and "'soon'" in msg and str(path) in msg
+
+
+def test_malformed_yaml_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("watch:\n  quiet_period_s: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML at line \d+"):
+        load_config(component_model("monitor"), path)
+
+
+def test_top_level_must_be_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(component_model("trainer"), path)
+
+
+def test_check_command_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  architecture: resnet9000\n")
+    assert main(["config", "trainer", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "model.architecture" in err and "resnet9000" in err
