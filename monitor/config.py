@@ -105,7 +105,9 @@ class InferenceConfig(StrictModel):
         default=2, ge=1, description="Threads reading, decoding and tiling images beside inference."
     )
     batch_tiles: int = Field(
-        default=64, ge=1, description="Tiles of several images are batched up to this many."
+        default=32,
+        ge=1,
+        description="Tiles of several images are batched up to this many (CPU: 16-32 is best).",
     )
     batch_wait_s: float = Field(
         default=0.02,

@@ -182,10 +182,11 @@ class Daemon:
             if self.once and self._idle():
                 log.info("--once: every image in %s is processed", self.folder)
                 return
-            wait = self.tracker.next_due_in(now)
-            timeout = 0.1 if wait is None else min(0.1, max(0.005, wait))
-            if self.pending:
-                timeout = min(timeout, 0.02)
+            if self.pending:  # the pipeline is full: retry the hand-over soon
+                timeout = 0.02
+            else:
+                wait = self.tracker.next_due_in(now)
+                timeout = 0.1 if wait is None else min(0.1, max(0.005, wait))
             try:
                 item = self.inbox.get(timeout=timeout)
             except queue.Empty:
