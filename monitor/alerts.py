@@ -12,7 +12,6 @@ piling up, disk nearly full) alert once when they begin and again only after the
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import shutil
@@ -177,17 +176,20 @@ class Alerter:
     # -- conditions ------------------------------------------------------------------------
 
     def expected_interval_s(self) -> float | None:
-        """Configured interval, else the median gap between distinct image times."""
+        """Configured interval, else the median gap between successive images of one field.
+
+        Per field, not across the plate: a scan of a whole plate takes minutes, so gaps
+        between any two images say nothing about the time-lapse interval.
+        """
         if self.config.expected_interval_s is not None:
             return self.config.expected_interval_s
         rows = self.conn.execute(
-            "SELECT DISTINCT plate, round(time_s / 60.0) AS m FROM images "
-            "WHERE time_s IS NOT NULL AND superseded_by IS NULL ORDER BY plate, m"
+            "SELECT time_s - lag(time_s) OVER ("
+            "  PARTITION BY plate, well, field ORDER BY time_s) AS gap "
+            "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
+            "ORDER BY created_at DESC LIMIT 5000"
         ).fetchall()
-        gaps: list[float] = []
-        for prev, cur in itertools.pairwise(rows):
-            if prev["plate"] == cur["plate"] and cur["m"] > prev["m"]:
-                gaps.append(60.0 * (cur["m"] - prev["m"]))
+        gaps = [float(r["gap"]) for r in rows if r["gap"] is not None and r["gap"] > 0]
         return statistics.median(gaps) if gaps else None
 
     def _stall_message(self, now: float) -> str | None:

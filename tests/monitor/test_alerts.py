@@ -191,6 +191,28 @@ def add_image(
         )
 
 
+def test_expected_interval_is_per_field_not_across_a_scan(conn: sqlite3.Connection) -> None:
+    from stemwatch.platemeta import ImageLocation
+
+    # every 2 h, a scan of 12 wells x 2 fields taking 30 s per image (12 minutes in all)
+    for tp in range(3):
+        for i in range(24):
+            well, field = f"A{i // 2 + 1:02d}", i % 2
+            t = tp * 7200.0 + 30.0 * i
+            store.register_image(
+                conn,
+                path=f"/i/{well}_{field}_{tp}.tif",
+                size=1,
+                mtime_ns=1,
+                content_hash=None,
+                location=ImageLocation("P1", well, field, tp, t, "test"),
+                status="done",
+                now=t,
+            )
+    assert Alerter(AlertsConfig(), conn).expected_interval_s() == 7200.0
+    assert Alerter(AlertsConfig(expected_interval_s=60), conn).expected_interval_s() == 60
+
+
 def test_stall_alert_once_per_episode(conn: sqlite3.Connection, hook: Hook) -> None:
     alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, stall_factor=3.0), conn)
     for tp in range(4):  # one image every 10 min of experiment time
