@@ -100,11 +100,11 @@ def colony_state(colony: Colony, t_h: float) -> float:
 
 
 def colony_radius_um(colony: Colony, t_h: float, d: float) -> float:
-    """Radius grows with proliferation (area doubles in ~24 h) and with spreading of
-    differentiating cells (area up to ~2.5x)."""
+    """Radius grows with proliferation (area doubles in ~30 h) and with spreading of
+    differentiating cells (area up to ~1.8x)."""
     age = max(0.0, t_h - colony.born_h)
-    growth = 2.0 ** (age / 48.0)
-    spread = math.sqrt(1.0 + 1.5 * d)
+    growth = 2.0 ** (age / 60.0)
+    spread = math.sqrt(1.0 + 0.8 * d)
     return colony.r0_um * growth * spread
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -28,8 +30,14 @@ from scipy import ndimage as ndi
 from stemwatch.synth.biology import ColonyView
 from stemwatch.synth.difficulty import Difficulty, SynthError
 
-N_THETA = 2048
+N_THETA = 1024
 """Angular resolution of the radial shape table of a colony."""
+TILE = 256
+"""Side (px) of the periodic cell-lattice tiles that colonies sample their cells from."""
+TILE_BITS = 8
+NOISE_TILE = 512
+"""Side (px) of the periodic band-pass noise tiles (granularity, fragmented borders)."""
+NOISE_BITS = 9
 
 
 @dataclass(frozen=True)
@@ -43,68 +51,33 @@ class Exposure:
     dn_per_electron: float
 
 
-def _radial_table(view: ColonyView, rng: np.random.Generator, px_per_um: float) -> np.ndarray:
-    """Colony radius (px) as a function of angle, sampled at :data:`N_THETA` angles."""
-    theta = np.linspace(0.0, 2 * math.pi, N_THETA, endpoint=False)
-    d = view.d
-    r = view.radius
-    amp = np.asarray(view.shape_amp) * (0.05 + 0.22 * d)
-    k = np.arange(2, 2 + amp.size)[:, None]
-    rel = 1.0 + (
-        amp[:, None] * np.cos(k * theta[None, :] + np.asarray(view.shape_phase)[:, None])
-    ).sum(0)
-    # fine roughness: small for compact colonies, ragged for differentiating ones
-    kk = np.arange(12, 48)[:, None]
-    rough = rng.normal(0, 1, kk.size)[:, None] / kk**0.8
-    ph = rng.uniform(0, 2 * math.pi, kk.size)[:, None]
-    rel += (0.004 + 0.05 * d) * (rough * np.cos(kk * theta[None, :] + ph)).sum(0)
-    table = r * np.maximum(rel, 0.3)
-    # protrusions (lamellipodia / leading cells): many short ones on every colony, long with d
-    n_spikes = int(rng.poisson(2 * math.pi * r / (40.0 * px_per_um) * (0.3 + 1.5 * d)))
-    if n_spikes:
-        centres = rng.uniform(0, 2 * math.pi, n_spikes)
-        widths = rng.uniform(2.0, 7.0, n_spikes) * px_per_um / max(r, 1.0)
-        lengths = (
-            rng.uniform(2.0, 6.0, n_spikes) * px_per_um
-            + rng.uniform(0, 45.0, n_spikes) * px_per_um * d**1.5
-        )
-        delta = np.angle(np.exp(1j * (theta[None, :] - centres[:, None])))
-        table += (lengths[:, None] * np.exp(-((delta / widths[:, None]) ** 2))).sum(0)
-    return table.astype(np.float32)
+@lru_cache(maxsize=24)
+def _cell_tile(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A periodic jittered lattice of ``n`` x ``n`` cells on a :data:`TILE`-pixel square.
 
-
-def _worley(
-    u: np.ndarray, v: np.ndarray, spacing: float, rng: np.random.Generator, jitter: float = 0.42
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distances to the nearest and second-nearest seed of a jittered square lattice.
-
-    Returns ``(f1, edge, cell_rand)``: distance to the nearest seed (px), approximate distance
-    to the nearest cell border (px) and a per-cell uniform random number.
+    Returns flat float32 arrays: distance to the cell's seed (px), approximate distance to the
+    nearest cell border (px) and a per-cell uniform random number. Computed once per process
+    per ``n`` (Worley / Voronoi with the 3x3 neighbouring lattice sites as candidates).
     """
-    gu = u / spacing
-    gv = v / spacing
-    iu = np.floor(gu).astype(np.int32)
-    iv = np.floor(gv).astype(np.int32)
-    i0 = int(iu.min()) - 1
-    j0 = int(iv.min()) - 1
-    ni = int(iu.max()) - i0 + 2
-    nj = int(iv.max()) - j0 + 2
-    jit = rng.uniform(0.5 - jitter, 0.5 + jitter, (2, ni, nj)).astype(np.float32)
-    crand = rng.random((ni, nj), dtype=np.float32)
-    f1 = np.full(u.shape, np.inf, np.float32)
-    f2 = np.full(u.shape, np.inf, np.float32)
-    best = np.zeros(u.shape, np.int64)
-    fu = (gu - iu).astype(np.float32)
-    fv = (gv - iv).astype(np.float32)
-    li = iu - i0
-    lj = iv - j0
+    rng = np.random.default_rng(9000 + n)
+    spacing = TILE / n
+    jit = rng.uniform(0.08, 0.92, (2, n, n)).astype(np.float32)
+    crand = rng.random((n, n), dtype=np.float32)
+    g = ((np.arange(TILE, dtype=np.float32) + 0.5) / spacing).astype(np.float32)
+    gu = np.broadcast_to(g[None, :], (TILE, TILE))
+    gv = np.broadcast_to(g[:, None], (TILE, TILE))
+    iu = np.floor(gu).astype(np.int64)
+    iv = np.floor(gv).astype(np.int64)
+    f1 = np.full((TILE, TILE), np.inf, np.float32)
+    f2 = np.full((TILE, TILE), np.inf, np.float32)
+    best = np.zeros((TILE, TILE), np.int64)
     for di in (-1, 0, 1):
         for dj in (-1, 0, 1):
-            ci = li + di
-            cj = lj + dj
-            flat = ci * nj + cj
-            du = fu - (di + jit[0].ravel()[flat])
-            dv = fv - (dj + jit[1].ravel()[flat])
+            cu = iu + dj
+            cv = iv + di
+            flat = (cv % n) * n + (cu % n)
+            du = gu - (cu + jit[0].ravel()[flat])
+            dv = gv - (cv + jit[1].ravel()[flat])
             d2 = du * du + dv * dv
             closer = d2 < f1
             f2 = np.where(closer, f1, np.minimum(f2, d2))
@@ -112,60 +85,159 @@ def _worley(
             f1 = np.where(closer, d2, f1)
     r1 = np.sqrt(f1)
     edge = (np.sqrt(f2) - r1) * (0.5 * spacing)
-    return r1 * spacing, edge, crand.ravel()[best]
+    out = (
+        (r1 * spacing).astype(np.float32).ravel(),
+        edge.astype(np.float32).ravel(),
+        crand.ravel()[best.ravel()],
+    )
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=8)
+def _noise_tile(sigma_lo: float, sigma_hi: float) -> np.ndarray:
+    """Periodic band-pass Gaussian noise (unit sd, flat float32) keeping scales between
+    ``sigma_lo`` and ``sigma_hi`` pixels."""
+    n = NOISE_TILE
+    rng = np.random.default_rng(int(sigma_lo * 1000 + sigma_hi * 10))
+    spec = np.fft.rfft2(rng.standard_normal((n, n)))
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    f2 = fy * fy + fx * fx
+    k = 2 * math.pi**2
+    band = np.exp(-k * sigma_lo**2 * f2) - np.exp(-k * sigma_hi**2 * f2)
+    x = np.fft.irfft2(spec * band, s=(n, n))
+    x = (x / x.std()).astype(np.float32).ravel()
+    x.flags.writeable = False
+    return x
+
+
+def _noise_at(
+    ys: np.ndarray, xs: np.ndarray, offset: tuple[int, int], band: tuple[float, float]
+) -> np.ndarray:
+    """Band-pass noise (``band`` = sigma_lo, sigma_hi) at pixels (ys, xs), tile shifted by
+    ``offset``."""
+    oy, ox = offset
+    sigma_lo, sigma_hi = band
+    tile = _noise_tile(sigma_lo, sigma_hi)
+    m = NOISE_TILE - 1
+    return tile[(((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m)]
+
+
+@lru_cache(maxsize=1)
+def _theta_basis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    theta = np.linspace(-math.pi, math.pi, N_THETA, endpoint=False)
+    k = np.arange(2, 48)[None, :]
+    return theta, np.cos(k * theta[:, None]), np.sin(k * theta[:, None])
+
+
+def _radial_table(view: ColonyView, rng: np.random.Generator, px_per_um: float) -> np.ndarray:
+    """Colony radius (px) at :data:`N_THETA` angles from -pi: a few smooth harmonics (polygonal
+    colonies), fine roughness and protrusions, all growing with the state ``d``."""
+    _theta, cos_k, sin_k = _theta_basis()
+    d = view.d
+    amp = np.asarray(view.shape_amp) * (0.22 + 0.2 * d)
+    ph = np.asarray(view.shape_phase)
+    nk = amp.size
+    coef_c = np.zeros(cos_k.shape[1])
+    coef_s = np.zeros(cos_k.shape[1])
+    coef_c[:nk] = amp * np.cos(ph)
+    coef_s[:nk] = -amp * np.sin(ph)
+    # fine roughness: small for compact colonies, ragged for differentiating ones
+    kk = np.arange(2, 2 + cos_k.shape[1])
+    rough = rng.normal(0, 1, (2, kk.size)) / kk**0.9 * (0.012 + 0.05 * d) * (kk >= 8)
+    coef_c += rough[0]
+    coef_s += rough[1]
+    rel = 1.0 + cos_k @ coef_c + sin_k @ coef_s
+    r = view.radius
+    table = r * np.maximum(rel, 0.35)
+    # protrusions: short spikes on every colony, long lamellipodia as cells spread
+    n_spikes = int(rng.poisson(2 * math.pi * r / (35.0 * px_per_um) * (0.4 + 1.6 * d)))
+    if n_spikes:
+        centres = rng.uniform(0, N_THETA, n_spikes)
+        widths = rng.uniform(1.0, 4.0, n_spikes) * px_per_um / max(r, 1.0) * N_THETA / (2 * math.pi)
+        lengths = (
+            rng.uniform(2.0, 7.0, n_spikes) + rng.uniform(0, 40.0, n_spikes) * d**1.5
+        ) * px_per_um
+        half = int(min(N_THETA // 2 - 1, math.ceil(3 * widths.max())))
+        offs = np.arange(-half, half + 1)
+        pos = np.floor(centres)[:, None] + offs[None, :]
+        bumps = lengths[:, None] * np.exp(-(((pos - centres[:, None]) / widths[:, None]) ** 2))
+        np.add.at(table, (pos.astype(np.int64) % N_THETA).ravel(), bumps.ravel())
+    return table.astype(np.float32)
+
+
+def _lerp(undiff: float, diff: float, d: Any) -> Any:
+    return undiff + (diff - undiff) * d
 
 
 def _draw_cells(
     out: np.ndarray,
-    fg: np.ndarray,
     dots: np.ndarray,
     view: ColonyView,
     *,
-    s: np.ndarray,
-    inside: np.ndarray,
-    xx: np.ndarray,
-    yy: np.ndarray,
-    corner: tuple[int, int],
+    ys: np.ndarray,
+    xs: np.ndarray,
+    depth: np.ndarray,
     rmean: float,
     px_per_um: float,
     rng: np.random.Generator,
 ) -> None:
-    """The cells of a colony inside its border (``inside`` of the bounding box at ``corner``)."""
-    y0, x0 = corner
-    h, w = s.shape
-    y1, x1 = y0 + h, x0 + w
+    """The cells of a colony at absolute pixels (``ys``, ``xs``), ``depth`` px inside its
+    border. Compact colonies: small tightly packed cells, fragmented bright borders, dark
+    nuclei, much granularity. Differentiated: large flat cells, thin continuous outlines, pale
+    nuclei with dark nucleoli, little granularity."""
     d = float(np.clip(view.d, 0.0, 1.0))
-    # cells: larger and flatter with differentiation; packing tightens as colonies age
     compaction = 1.0 - 0.12 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = (9.0 + 9.0 * d) * compaction * px_per_um
-    uu = np.broadcast_to(xx, s.shape).astype(np.float32)
-    vv = np.broadcast_to(yy, s.shape).astype(np.float32)
-    f1, edge, crand = _worley(uu[inside], vv[inside], spacing, rng)
-    depth = s[inside]
+    spacing = _lerp(8.5, 18.0, d) * compaction * px_per_um
+    # few distinct lattices (every other cell count) so the per-process tile cache stays small
+    n = max(4, 2 * round(TILE / spacing / 2))
+    spacing = TILE / n
+    f1_t, edge_t, crand_t = _cell_tile(n)
+    ang = float(rng.uniform(0, math.pi))
+    stretch = 1.0 + 0.6 * d * float(rng.uniform(0.5, 1.0))
+    c, s = math.cos(ang), math.sin(ang)
+    oy, ox = (int(v) for v in rng.integers(0, TILE, 2))
+    xf = xs.astype(np.float32)
+    yf = ys.astype(np.float32)
+    iu = ((xf * c + yf * s) / stretch).astype(np.int64) + ox
+    iv = (yf * c - xf * s).astype(np.int64) + oy
+    flat = ((iv & (TILE - 1)) << TILE_BITS) | (iu & (TILE - 1))
+    f1 = f1_t[flat]
+    edge = edge_t[flat]
+    crand = crand_t[flat]
+    ny, nx = (int(v) for v in rng.integers(0, NOISE_TILE, 2))
+    fine = _noise_at(ys, xs, (ny, nx), (0.7, 2.5))
+    med = _noise_at(ys, xs, (nx, ny), (2.0, 7.0))
     dome = np.sqrt(np.clip(depth / (0.35 * rmean), 0.0, 1.0))
-    contrast = (1.0 - 0.6 * d) * (0.55 + 0.45 * dome)
-    line_w = (0.9 - 0.25 * d) * px_per_um
+    # the periphery differentiates first: local state is higher near the border
+    dl = np.clip(d * (1.45 - 0.7 * dome), 0.0, 1.0)
+    contrast = _lerp(1.0, 0.6, dl) * (0.65 + 0.35 * dome)
+    line_w = _lerp(1.0, 0.7, dl) * px_per_um
     border = np.exp(-((edge / line_w) ** 2))
-    nuc_r = (0.30 + 0.05 * d) * spacing
-    nucleus = np.exp(-((f1 / nuc_r) ** 2))
-    nucleolus = np.exp(-((f1 / max(0.9, 0.09 * spacing)) ** 2))
-    sig = contrast * (0.13 * border - 0.07 * nucleus * (0.6 + 0.8 * crand))
-    sig -= (0.05 + 0.06 * d) * nucleolus * (crand > 0.3)
-    # flattened cells show their outlines as thin dark lines beside the bright ones
-    sig -= 0.05 * d * np.exp(-(((edge - 1.3 * px_per_um) / (0.7 * px_per_um)) ** 2))
-    # dense, thick colonies are a little darker in the middle; dark rim just inside the border
-    sig -= 0.025 * (1.0 - d) * dome
-    sig -= (0.09 - 0.05 * d) * np.exp(-depth / (1.6 * px_per_um))
-    sub = out[y0:y1, x0:x1]
-    sub[inside] = sig
-    fg[y0:y1, x0:x1] |= inside
-    # dead / mitotic cells: dark dots, many in compact colonies
-    dead = crand < (0.035 * (1.0 - 0.7 * d))
-    if dead.any():
-        near = f1 < 1.5 * px_per_um
-        sel = dead & near
-        ys, xs = np.nonzero(inside)
-        dots[ys[sel] + y0, xs[sel] + x0] -= 0.6
+    frag = np.clip(_lerp(0.5, 0.8, dl) + _lerp(0.7, 0.3, dl) * med, 0.0, 1.0)
+    nucleus = np.exp(-((f1 / (_lerp(0.28, 0.2, d) * spacing)) ** 2))
+    nucleolus = np.exp(-((f1 / (_lerp(0.9, 1.4, d) * px_per_um)) ** 2))
+    sig = contrast * (
+        _lerp(0.085, 0.05, dl) * border * frag
+        + _lerp(0.035, 0.012, dl) * fine
+        - _lerp(0.05, 0.035, dl) * nucleus * (0.5 + crand)
+        - _lerp(0.03, 0.08, dl) * nucleolus * (crand > 0.25)
+        + _lerp(-0.015, 0.004, dl) * dome
+        + 0.012 * med
+    )
+    # flattened cells: a faint dark line beside each bright outline
+    if d > 0.05:
+        sig -= 0.03 * dl * np.exp(-(((edge - 1.4 * px_per_um) / (0.8 * px_per_um)) ** 2))
+    # dark rim just inside the border
+    sig -= _lerp(0.05, 0.012, dl) * np.exp(-depth / (1.5 * px_per_um))
+    out[ys, xs] = sig
+    # dead / mitotic cells: dark dots, many in compact colonies, most near the edge
+    p_dead = _lerp(0.03, 0.006, d)
+    sel = (crand < p_dead) & (f1 < 1.2 * px_per_um)
+    if sel.any():
+        dots[ys[sel], xs[sel]] -= 0.5 + 0.5 * (depth[sel] < 0.25 * rmean)
 
 
 def _draw_colony(
@@ -177,14 +249,16 @@ def _draw_colony(
     *,
     px_per_um: float,
 ) -> list[tuple[float, float, float]]:
-    """Paint one colony into ``out`` (painter's order); returns its border points for spindles."""
+    """Paint one colony into ``out`` where no colony drawn before it lies (callers draw the
+    top colony first); returns where its spindle cells are."""
     rng = np.random.default_rng(view.seed)
     h, w = out.shape
     d = float(np.clip(view.d, 0.0, 1.0))
     table = _radial_table(view, rng, px_per_um)
     rmax = float(table.max())
-    halo_w = 3.5 * px_per_um
-    reach = rmax * math.sqrt(view.aspect) + 6 * halo_w
+    halo_w = 2.5 * px_per_um
+    sq = math.sqrt(view.aspect)
+    reach = rmax * sq + 5 * halo_w
     y0 = max(0, int(view.cy - reach))
     y1 = min(h, int(view.cy + reach) + 1)
     x0 = max(0, int(view.cx - reach))
@@ -194,53 +268,54 @@ def _draw_colony(
     yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(view.cy)
     xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(view.cx)
     ca, sa = math.cos(view.angle), math.sin(view.angle)
-    sq = math.sqrt(view.aspect)
     u = (xx * ca + yy * sa) / sq
-    v = (-xx * sa + yy * ca) * sq
+    v = (yy * ca - xx * sa) * sq
     rho = np.hypot(u, v)
     theta = np.arctan2(v, u)
     idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) % N_THETA
-    # the table is indexed from -pi; rotate it accordingly
-    table_rot = np.roll(table, -N_THETA // 2)
-    s = table_rot[idx] - rho  # ~ signed distance to the border, positive inside
+    s = table[idx] - rho  # ~ signed distance to the border, positive inside
     inside = s > 0
-    if not inside.any() and (s > -6 * halo_w).sum() == 0:
-        return []
-
     rmean = max(float(table.mean()), 1.0)
-    if inside.any():
+    # colonies are drawn top first: pixels already covered stay as they are
+    todo = inside & ~fg[y0:y1, x0:x1]
+    if todo.any():
+        ys, xs = np.nonzero(todo)
+        depth = s[ys, xs]
+        ys += y0
+        xs += x0
         _draw_cells(
             out,
-            fg,
             dots,
             view,
-            s=s,
-            inside=inside,
-            xx=xx,
-            yy=yy,
-            corner=(y0, x0),
+            ys=ys,
+            xs=xs,
+            depth=depth,
             rmean=rmean,
             px_per_um=px_per_um,
             rng=rng,
         )
-    # halo outside the border, strong for compact dome-shaped colonies
-    outside = ~inside
-    hstrength = 0.26 * (1.0 - 0.8 * d)
-    hv = hstrength * np.exp(s[outside] / halo_w)
-    hsub = halo[y0:y1, x0:x1]
-    hsub[outside] = np.maximum(hsub[outside], hv)
-    # border points where spindle cells leave the colony
+        fg[ys, xs] = True
+    # bright phase halo just outside the border, strong for compact dome-shaped colonies
+    band = (~inside) & (s > -5 * halo_w)
+    if band.any():
+        hy, hx = np.nonzero(band)
+        hval = _lerp(0.11, 0.02, d) * np.exp(s[hy, hx] / halo_w)
+        hval *= 0.75 + 0.25 * _noise_at(hy, hx, (int(view.seed % 97), 5), (2.0, 7.0))
+        hy += y0
+        hx += x0
+        halo[hy, hx] = np.maximum(halo[hy, hx], hval)
+    # spindle-shaped cells migrating out of differentiating colonies
     pts: list[tuple[float, float, float]] = []
-    if d > 0.12:
-        n_sp = int(rng.poisson(d**1.5 * 2 * math.pi * rmean / (30.0 * px_per_um)))
+    if d > 0.15:
+        n_sp = int(rng.poisson(d**2 * 2 * math.pi * rmean / (90.0 * px_per_um)))
         for _ in range(n_sp):
             th = float(rng.uniform(-math.pi, math.pi))
-            rr = float(table_rot[int((th + math.pi) * N_THETA / (2 * math.pi)) % N_THETA])
-            dist = rr + float(rng.uniform(-0.2, 1.0)) * 45.0 * px_per_um * d
+            rr = float(table[int((th + math.pi) * N_THETA / (2 * math.pi)) % N_THETA])
+            dist = rr + float(rng.uniform(-0.1, 1.0)) * 50.0 * px_per_um * d
             uu0, vv0 = dist * math.cos(th) * sq, dist * math.sin(th) / sq
             px = view.cx + uu0 * ca - vv0 * sa
             py = view.cy + uu0 * sa + vv0 * ca
-            orient = math.atan2(py - view.cy, px - view.cx) + float(rng.normal(0, 0.45))
+            orient = math.atan2(py - view.cy, px - view.cx) + float(rng.normal(0, 0.5))
             pts.append((px, py, orient))
     return pts
 
@@ -248,12 +323,12 @@ def _draw_colony(
 def _draw_spindle(
     out: np.ndarray, at: tuple[float, float, float], rng: np.random.Generator, ppu: float
 ) -> None:
-    """An elongated, flat, migrating cell at ``at`` = (x, y, orientation): dark body, bright
-    rim, tapering ends."""
+    """An elongated, flat, migrating cell at ``at`` = (x, y, orientation): slightly dark
+    body and nucleus, faint bright rim, tapering ends."""
     px, py, orient = at
     h, w = out.shape
-    length = float(rng.uniform(22.0, 45.0)) * ppu
-    width = float(rng.uniform(3.0, 6.0)) * ppu
+    length = float(rng.uniform(20.0, 45.0)) * ppu
+    width = float(rng.uniform(2.5, 5.0)) * ppu
     reach = length + 4
     y0, y1 = max(0, int(py - reach)), min(h, int(py + reach) + 1)
     x0, x1 = max(0, int(px - reach)), min(w, int(px + reach) + 1)
@@ -263,14 +338,31 @@ def _draw_spindle(
     xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(px)
     c, s = math.cos(orient), math.sin(orient)
     a = (xx * c + yy * s) / length
-    b = (-xx * s + yy * c) / width
-    # spindle: width tapers towards both ends
-    taper = np.clip(1.0 - a * a, 0.02, 1.0)
+    b = (yy * c - xx * s) / width
+    taper = np.clip(1.0 - np.abs(a) ** 1.5, 0.01, 1.0) ** 2
     q = np.sqrt(a * a + (b * b) / taper)
     body = np.exp(-(q**2) * 2.5)
-    rim = np.exp(-(((q - 0.95) / 0.18) ** 2)) * (np.abs(a) < 1.0)
-    nucleus = np.exp(-((a * length / (0.35 * length)) ** 2 + (b * 1.2) ** 2) * 1.5)
-    out[y0:y1, x0:x1] += -0.05 * body - 0.05 * nucleus + 0.09 * rim
+    rim = np.exp(-(((q - 0.95) / 0.2) ** 2)) * (np.abs(a) < 1.0)
+    nucleus = np.exp(-((a * 3.0) ** 2 + (b * 1.3) ** 2))
+    out[y0:y1, x0:x1] += -0.035 * body - 0.035 * nucleus + 0.018 * rim
+
+
+def _draw_debris(out: np.ndarray, rng: np.random.Generator, n: int, ppu: float) -> None:
+    """Larger particles and floating dead cells: dark discs with a bright ring."""
+    h, w = out.shape
+    for _ in range(n):
+        r = float(rng.uniform(1.5, 5.0)) * ppu
+        cy, cx = float(rng.uniform(0, h)), float(rng.uniform(0, w))
+        reach = r * 3 + 2
+        y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
+        x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        rr = np.hypot(yy, xx) / r
+        dark = float(rng.uniform(0.15, 0.5))
+        out[y0:y1, x0:x1] += -dark * np.exp(-(rr**4)) + 0.08 * np.exp(-(((rr - 1.4) / 0.35) ** 2))
 
 
 def render_optical(
@@ -281,16 +373,17 @@ def render_optical(
     pixel_size_um: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The specimen as modulation around 0 (float32, ``size`` x ``size``) and a dot-impulse
-    plane (dark dead cells / debris, sharpened by the defocus blur in :func:`expose`)."""
+    plane (dark dead cells / debris, shaped by the defocus blur in :func:`expose`)."""
     ppu = 1.0 / pixel_size_um
     out = np.zeros((size, size), np.float32)
     halo = np.zeros((size, size), np.float32)
     dots = np.zeros((size, size), np.float32)
     fg = np.zeros((size, size), bool)
     spindles: list[tuple[float, float, float]] = []
-    for view in views:
+    for view in reversed(views):
         spindles += _draw_colony(out, halo, fg, dots, view, px_per_um=ppu)
-    out += np.where(fg, 0.0, halo)
+    halo[fg] = 0.0
+    out += halo
     for at in spindles:
         _draw_spindle(out, at, rng, ppu)
     return out, dots
@@ -314,6 +407,21 @@ def _smooth_field(
         imp[rng.integers(0, n, k), rng.integers(0, n, k)] = rng.uniform(-1.0, -0.3, k)
         field += ndi.gaussian_filter(imp, float(rng.uniform(1.0, 2.5))) * 0.25
     return field.astype(np.float32)
+
+
+def _upsample(small: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear upsampling of a small smooth field to ``size`` x ``size``: columns by a small
+    matrix product, rows by gathering and blending (much faster than ndimage.zoom)."""
+    n = small.shape[0]
+    pos = np.clip((np.arange(size, dtype=np.float32) + 0.5) * (n / size) - 0.5, 0, n - 1)
+    lo = np.minimum(pos.astype(np.int64), n - 2)
+    frac = (pos - lo).astype(np.float32)
+    m = np.zeros((size, n), np.float32)
+    m[np.arange(size), lo] = 1.0 - frac
+    m[np.arange(size), lo + 1] = frac
+    cols = small.astype(np.float32) @ m.T  # (n, size)
+    w = frac[:, None]
+    return cols[lo] * (1.0 - w) + cols[lo + 1] * w
 
 
 def _draw_bubble(out: np.ndarray, rng: np.random.Generator) -> None:
@@ -345,28 +453,37 @@ def expose(
     size = optical.shape[0]
     nz = difficulty.noise
     full = 255.0 if bit_depth == 8 else 4095.0
-    contrast = float(math.exp(rng.normal(0.0, difficulty.contrast_jitter)))
-    spec = optical * contrast
-    # debris: small dark specks everywhere, a few larger particles
-    n_specks = int(rng.poisson(size * size / 900.0 * nz * rng.uniform(0.3, 1.5)))
+    # exposure / condenser setting: the specimen's contrast is scaled to a random target
+    # drawn independently of what is in the field, so whole-image contrast carries no label
+    target = 0.045 * math.exp(rng.normal(0.0, difficulty.contrast_jitter))
+    sd = float(optical[::4, ::4].std())
+    contrast = float(np.clip(target / max(sd, 1e-4), 0.4, 2.5))
+    spec = optical * np.float32(contrast)
+    ppu = 1.0
+    # debris: faint small specks everywhere, a few larger particles and floating dead cells
+    n_specks = int(rng.poisson(size * size / 2500.0 * nz * rng.uniform(0.2, 3.0)))
     if n_specks:
         ys = rng.integers(0, size, n_specks)
         xs = rng.integers(0, size, n_specks)
-        np.add.at(dots, (ys, xs), rng.uniform(-1.2, -0.2, n_specks).astype(np.float32))
-    spec += dots * 2.5
-    if rng.random() < 0.06 * nz:
+        amp = -rng.exponential(0.35, n_specks).astype(np.float32)
+        np.add.at(dots, (ys, xs), amp)
+    spec += dots * np.float32(2.5)
+    _draw_debris(spec, rng, int(rng.poisson(size * size / 40000.0 * nz)), ppu)
+    if rng.random() < 0.05 * nz:
         _draw_bubble(spec, rng)
-    spec += rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.012)
+    spec += rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.01)
     defocus = float(0.8 + abs(rng.normal(0.0, 0.25 * nz)))
     spec = ndi.gaussian_filter(spec, defocus, truncate=3.0)
-    illum_small = _smooth_field(size, rng, 32, 0.12, 4 * nz)
-    illum = ndi.zoom(
-        illum_small, size / illum_small.shape[0], order=1, grid_mode=True, mode="nearest"
-    )[:size, :size]
+    illum = _upsample(_smooth_field(size, rng, 32, 0.12, 4 * nz), size)
     level = float(rng.uniform(0.35, 0.6)) * full
-    signal = level * illum * (1.0 + spec)
+    # auto-exposure: the image mean (not the background) lands at ``level``
+    shaded = illum * (1.0 + spec)
+    if difficulty.tone_match > 0:
+        shaded = _tone_match(shaded, rng, difficulty.tone_match)
+    level /= max(float(shaded[::4, ::4].mean()), 0.1)
+    signal = np.float32(level) * shaded
     # Poisson-Gaussian noise (Gaussian approximation of the shot noise: counts are high)
-    dn_per_e = full / float(rng.uniform(6000.0, 14000.0))
+    dn_per_e = full / float(math.exp(rng.uniform(math.log(3000.0), math.log(20000.0))))
     read = float(rng.uniform(0.5, 2.0)) * full / 4095.0 * 4.0 * nz
     var = np.maximum(signal, 0.0) * dn_per_e * nz * nz + read * read
     noisy = signal + np.sqrt(var) * rng.standard_normal(signal.shape, dtype=np.float32)
@@ -374,6 +491,40 @@ def expose(
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     img = np.clip(np.rint(noisy + offset), 0, full).astype(dtype)
     return img, Exposure(level, contrast, defocus, read, dn_per_e)
+
+
+def _tone_match(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A random monotone tone curve (camera response plus export auto-levels) that maps the
+    image's intensity histogram towards a random reference histogram drawn independently of
+    the specimen; keeps every spatial structure, removes whole-image intensity statistics as
+    a shortcut to the label. ``strength`` 1 matches fully, 0 leaves the image as it is."""
+    sub = img[::4, ::4].ravel()
+    qs = np.linspace(0.0, 1.0, 129)
+    src = np.quantile(sub, qs)
+    # reference: a background peak mixed with a wider colony component, random proportions
+    n = 8192
+    k = int(n * float(rng.uniform(0.2, 0.8)))
+    ref = np.concatenate(
+        [
+            rng.normal(0.0, 1.0, n - k),
+            rng.normal(float(rng.normal(-0.2, 0.3)), float(rng.uniform(1.5, 3.0)), k),
+        ]
+    )
+    ref += float(rng.normal(0.0, 0.05)) * ref**2  # random skew
+    tgt = np.quantile(ref, qs)
+    tgt = (tgt - ref.mean()) / max(float(ref.std()), 1e-6)
+    src_scale = max(float(sub.std()), 1e-6)
+    tgt = float(sub.mean()) + tgt * src_scale
+    src = np.maximum.accumulate(src + np.arange(qs.size) * 1e-9 * src_scale)
+    tgt = np.maximum.accumulate(tgt)
+    # extend both ends linearly so values beyond the subsample are not clamped
+    span = 10.0 * (src[-1] - src[0] + 1e-6)
+    xs = np.concatenate([[src[0] - span], src, [src[-1] + span]])
+    ys = np.concatenate([[tgt[0] - span], tgt, [tgt[-1] + span]])
+    mapped = np.interp(img, xs, ys).astype(np.float32)
+    if strength >= 1.0:
+        return mapped
+    return (1.0 - strength) * img + strength * mapped
 
 
 def render_field(
