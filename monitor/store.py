@@ -247,8 +247,14 @@ def open_db(
                 f"{p}: database not found; start the daemon (`stemwatch watch`) to create it, "
                 "or pass the right --db"
             )
-        conn = _connect(f"file:{p.resolve().as_posix()}?mode=ro", busy_timeout_s, uri=True)
-        version = schema_version(conn)
+        try:
+            conn = _connect(f"file:{p.resolve().as_posix()}?mode=ro", busy_timeout_s, uri=True)
+            version = schema_version(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{p}: cannot open read-only ({exc}); is it a stemwatch database on a local "
+                "disk, with its -wal/-shm files readable?"
+            ) from None
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(
@@ -280,6 +286,15 @@ def open_db(
         )
     try:
         conn = _connect(str(p), busy_timeout_s)
+        foreign = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        if schema_version(conn) == 0 and foreign:
+            conn.close()
+            raise StoreError(
+                f"{p}: another program's database (tables {', '.join(sorted(foreign)[:5])}, "
+                "no stemwatch schema); point `database:` / --db at a new file"
+            )
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{p}: cannot open as SQLite database ({exc}); check the path") from None
@@ -288,7 +303,14 @@ def open_db(
             "%s: WAL mode unavailable (journal_mode=%s); is it on a network share?", p, mode
         )
     conn.execute("PRAGMA synchronous=NORMAL")
-    _retry(lambda: migrate(conn, str(p)), str(p))
+    try:
+        _retry(lambda: migrate(conn, str(p)), str(p))
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(
+            f"{p}: cannot create or migrate the stemwatch schema ({exc}); is this another "
+            "program's database? Point `database:` / --db at a new file"
+        ) from None
     return conn
 
 
@@ -970,8 +992,11 @@ def images_for_well(
 
 
 def recent_images(conn: sqlite3.Connection, *, limit: int = 10) -> list[ImageRecord]:
-    """The most recently updated images (any status), newest first."""
-    sql = _WITH_PREDICTION + " ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    """The most recently updated current images (any status), newest first."""
+    sql = (
+        _WITH_PREDICTION
+        + " WHERE i.superseded_by IS NULL ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
     return [_image(r) for r in conn.execute(sql, (int(limit),))]
 
 

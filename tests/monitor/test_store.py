@@ -106,6 +106,15 @@ def test_readonly_open_of_missing_or_foreign_file(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(store.StoreError, match="not a stemwatch database"):
         store.open_db(other, readonly=True)
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE images (x)").connection.commit()
+    with pytest.raises(store.StoreError, match="another program's database"):
+        store.open_db(foreign)
+    # ...and left untouched (not switched to WAL, no stemwatch tables)
+    raw = sqlite3.connect(foreign)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 1
+    raw.close()
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(store.StoreError, match=r"junk\.db"):
