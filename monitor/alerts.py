@@ -120,6 +120,14 @@ def send_test(config: AlertsConfig) -> list[ChannelResult]:
     ]
 
 
+@dataclass(frozen=True)
+class _Check:
+    """An instrument check: ``message`` when the condition holds; whether it has cleared."""
+
+    message: str | None
+    recovered: bool = False
+
+
 class Alerter:
     """Raises, records and delivers alerts for one daemon (needs a writable connection)."""
 
@@ -160,14 +168,14 @@ class Alerter:
         """Check the instrument conditions; alert on those that just began. Also flushes."""
         t = time.time() if now is None else now
         raised: list[store.AlertRecord] = []
-        conditions: dict[str, str | None] = {
-            "stall": self._stall_message(t),
-            "failures": self._failures_message(t),
+        conditions: dict[str, _Check] = {
+            "stall": self._stall_check(t),
+            "failures": self._failures_check(t),
         }
         for path in self.disk_paths:
-            conditions[f"disk:{path}"] = self._disk_message(path)
-        for key, message in conditions.items():
-            alert = self._condition(key, message, t)
+            conditions[f"disk:{path}"] = self._disk_check(path)
+        for key, check in conditions.items():
+            alert = self._condition(key, check, t)
             if alert is not None:
                 raised.append(alert)
         self.flush(now=t)
@@ -192,59 +200,68 @@ class Alerter:
         gaps = [float(r["gap"]) for r in rows if r["gap"] is not None and r["gap"] > 0]
         return statistics.median(gaps) if gaps else None
 
-    def _stall_message(self, now: float) -> str | None:
+    def _stall_check(self, now: float) -> _Check:
         last = self.conn.execute("SELECT max(created_at) FROM images").fetchone()[0]
         interval = self.expected_interval_s()
         if last is None or interval is None:
-            return None
+            return _Check(None, recovered=True)
         silent = now - float(last)
         if silent <= self.config.stall_factor * interval:
-            return None
-        return (
+            return _Check(None, recovered=True)
+        return _Check(
             f"No new image for {silent / 60:.0f} min ({silent / interval:.1f} x the expected "
             f"interval of {interval / 60:.0f} min): the microscope may have stalled, or the "
             "run ended."
         )
 
-    def _failures_message(self, now: float) -> str | None:
+    def _failures_check(self, now: float) -> _Check:
+        """Failures above the limit; recovered once at most half the limit failed."""
         n = self.conn.execute(
             "SELECT count(*) FROM images WHERE status = 'failed' AND superseded_by IS NULL "
             "AND updated_at >= ?",
             (now - HOUR_S,),
         ).fetchone()[0]
-        if n <= self.config.max_failed_per_hour:
-            return None
+        limit = self.config.max_failed_per_hour
+        if n <= limit:
+            return _Check(None, recovered=n <= limit / 2)
         last = self.conn.execute(
             "SELECT path, error FROM images WHERE status = 'failed' ORDER BY updated_at DESC "
             "LIMIT 1"
         ).fetchone()
-        return (
+        return _Check(
             f"{n} images failed in the last hour (limit {self.config.max_failed_per_hour}); "
             f"latest: {last['path']}: {last['error']}"
         )
 
-    def _disk_message(self, path: Path) -> str | None:
+    def _disk_check(self, path: Path) -> _Check:
+        """Free space below the limit; recovered at one percentage point above it."""
         try:
             usage = shutil.disk_usage(path)
         except OSError as exc:
             log.warning("cannot check free space of %s: %s", path, exc)
-            return None
+            return _Check(None, recovered=False)
         free_pct = 100.0 * usage.free / usage.total if usage.total else 100.0
-        if free_pct >= self.config.min_free_percent:
-            return None
-        return (
+        limit = self.config.min_free_percent
+        if free_pct >= limit:
+            return _Check(None, recovered=free_pct >= limit + 1.0)
+        return _Check(
             f"Disk of {path} is nearly full: {free_pct:.1f}% free "
             f"({usage.free / 1e9:.1f} GB; alert below {self.config.min_free_percent}%)."
         )
 
-    def _condition(self, key: str, message: str | None, now: float) -> store.AlertRecord | None:
-        """Track an instrument condition; alert once when it begins."""
+    def _condition(self, key: str, check: _Check, now: float) -> store.AlertRecord | None:
+        """Track an instrument condition; alert once when it begins.
+
+        The episode ends only when the check says ``recovered`` (hysteresis), so a value
+        hovering at the limit does not alert again and again.
+        """
+        message = check.message
         row = self.conn.execute(
             "SELECT active, since FROM alert_conditions WHERE key = ?", (key,)
         ).fetchone()
         was_active = bool(row and row["active"])
         if message is None:
-            if was_active:
+            if was_active and check.recovered:
                 log.info("instrument condition cleared: %s", key)
                 store.write_transaction(
                     self.conn,

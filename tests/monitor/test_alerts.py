@@ -244,6 +244,22 @@ def test_failures_piling_up(conn: sqlite3.Connection) -> None:
     )
 
 
+def test_failure_alert_has_hysteresis(conn: sqlite3.Connection) -> None:
+    alerter = Alerter(AlertsConfig(max_failed_per_hour=4, expected_interval_s=1e6), conn)
+    for i in range(5):  # 5 failures at t = 0..4
+        add_image(conn, f"/i/a{i}.tif", i, at=float(i), failed=True)
+    assert [a.kind for a in alerter.instrument_checks(now=10.0)] == ["failures"]
+    # t = 3602: two failures have left the hour (3 left): under the limit, not recovered
+    assert alerter.instrument_checks(now=3602.0) == []
+    for i in range(3):  # a3, a4 and these three: 5 in the hour again, same episode
+        add_image(conn, f"/i/b{i}.tif", 10 + i, at=3602.1 + i / 10, failed=True)
+    assert alerter.instrument_checks(now=3602.4) == []
+    assert alerter.instrument_checks(now=3602.4 + 3601) == []  # none in the hour: recovered
+    for i in range(5):
+        add_image(conn, f"/i/c{i}.tif", 20 + i, at=8000.0 + i, failed=True)
+    assert [a.kind for a in alerter.instrument_checks(now=8010.0)] == ["failures"]
+
+
 def test_disk_nearly_full_names_the_folder(conn: sqlite3.Connection, tmp_path: Path) -> None:
     watched = tmp_path / "microscope"
     watched.mkdir()
