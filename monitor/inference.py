@@ -48,7 +48,8 @@ def default_model_path() -> Path:
             return c
     raise ConfigError(
         f"no model given and no bundled model at {candidates[0]}; train and export one "
-        f"(`stemwatch train ...` then `stemwatch export ... --out models/{DEFAULT_MODEL_NAME}`) "
+        f"(`stemwatch train ...`, then `stemwatch export CHECKPOINT.pt --out "
+        f"models/{DEFAULT_MODEL_NAME}`) "
         "or pass --model PATH"
     )
 

@@ -31,7 +31,7 @@ from monitor.inference import LoadedModel
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
 from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.imaging import Tiles, content_hash, prepare, read_image
-from stemwatch.platemeta import ImageLocation, resolve
+from stemwatch.platemeta import IgnoredImageError, ImageLocation, resolve
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Pipeline:
             return False
         return True
 
-    def close(self, timeout_s: float = 60.0) -> None:
+    def close(self, timeout_s: float = 30.0) -> None:
         """Finish what is queued, flush the writer, join every thread."""
         if not self._started:
             return
@@ -243,8 +243,9 @@ class Pipeline:
                 return
             self._retry_or_fail(cand, exc.reason, digest)
             return
-        if stat_file(path) != cand.stat:  # rewritten while we read it: read it again later
-            self.report(Outcome(path, "changed", stat_file(path), cand.attempts))
+        after = stat_file(path)
+        if after != cand.stat:  # rewritten while we read it: read it again later
+            self.report(Outcome(path, "changed", after, cand.attempts))
             return
         self.ready.put(Prepared(cand, digest, location, tiles))
 
@@ -257,9 +258,9 @@ class Pipeline:
                 user_regex=plate.filename_regex,
                 default_plate=plate.default_plate,
             )
+        except IgnoredImageError as exc:
+            raise _IgnoredError(str(exc)) from None
         except PlateMetadataError as exc:
-            if type(exc).__name__ == "IgnoredImageError":
-                raise _IgnoredError(str(exc)) from None
             log.warning("%s: stored without plate/well (%s)", path, exc)
             return None
 
@@ -430,7 +431,7 @@ class Pipeline:
         existing = store.find_image(
             self.conn, str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash
         )
-        if existing is not None:
+        if existing is not None and self._is_done(existing):
             self.counters.add(duplicates=1)
             log.debug("%s: same content already recorded (image %d)", c.path, existing)
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
@@ -468,6 +469,11 @@ class Pipeline:
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if prep.location is not None:
             self._update_well(prep.location)
+
+    def _is_done(self, image_id: int) -> bool:
+        """Whether a recorded version already has its result (a failed one is redone)."""
+        row = self.conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row is not None and row[0] == "done"
 
     def _update_well(self, loc: ImageLocation) -> None:
         from monitor import onset
