@@ -38,28 +38,28 @@ class AlertsConfig(StrictModel):
 
     channels: dict[str, str] = Field(
         default_factory=dict,
-        description="Named apprise URLs, e.g. {lab-slack: 'slack://T000/B000/XXXX', "
-        "me: 'mailto://user:pass@example.org'}; see https://github.com/caronc/apprise/wiki. "
-        "Alerts always go to the log and the database as well. URLs hold secrets: keep "
-        "this file private.",
+        description="Named apprise URLs, e.g. {lab-slack: 'slack://T000/B000/XXXX',\n"
+        "me: 'mailto://user:pass@example.org'}; see https://github.com/caronc/apprise/wiki.\n"
+        "Alerts always go to the log and the database as well.\n"
+        "URLs hold secrets: keep this file private. Test with `stemwatch alert-test`.",
     )
     rate_limit_per_hour: int = Field(
         10,
         ge=1,
-        description="At most this many messages per channel per hour; the rest are summarised "
+        description="At most this many messages per channel per hour; the rest are summarised\n"
         "in the channel's next message (all stay in the database).",
     )
     title_prefix: str = Field("stemwatch", description="Start of every message title.")
     expected_interval_s: float | None = Field(
         None,
         gt=0,
-        description="Seconds between time points of the acquisition; empty = inferred from "
-        "the images' times.",
+        description="Seconds between time points of the acquisition; empty = inferred from\n"
+        "the images' times (median gap between successive images of one field).",
     )
     stall_factor: float = Field(
         3.0,
         gt=1.0,
-        description="Alert when no image arrived for this many expected intervals "
+        description="Alert when no image arrived for this many expected intervals\n"
         "(microscope stalled, or the run ended).",
     )
     max_failed_per_hour: int = Field(
@@ -69,7 +69,7 @@ class AlertsConfig(StrictModel):
         5.0,
         ge=0.0,
         le=100.0,
-        description="Alert when the watched folder's or the database's disk has less free "
+        description="Alert when the watched folder's or the database's disk has less free\n"
         "space than this percentage.",
     )
 

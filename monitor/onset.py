@@ -64,7 +64,7 @@ class OnsetParams(StrictModel):
         0.35,
         ge=0.0,
         le=1.0,
-        description="After a reset the well re-arms only once its smoothed probability falls "
+        description="After a reset the well re-arms only once its smoothed probability falls\n"
         "below this (hysteresis); also bounds the walk back to the onset time estimate.",
     )
     k: int = Field(
@@ -74,18 +74,18 @@ class OnsetParams(StrictModel):
         1.0,
         gt=0.0,
         le=1.0,
-        description="EWMA weight of the newest time point (1 = no smoothing; lower it for "
+        description="EWMA weight of the newest time point (1 = no smoothing; lower it for\n"
         "noisy models, at the cost of delay; see docs/onset-detection.md).",
     )
     aggregate: Literal["mean", "median"] = Field(
         "median",
-        description="How fields combine into the well's probability: median resists an "
+        description="How fields combine into the well's probability: median resists an\n"
         "outlier field (debris), mean uses all information.",
     )
     time_tolerance_s: float = Field(
         600.0,
         gt=0.0,
-        description="Images without a time-point index whose times lie within this many "
+        description="Images without a time-point index whose times lie within this many\n"
         "seconds belong to the same time point.",
     )
 
@@ -104,8 +104,8 @@ class OnsetConfig(OnsetParams):
 
     plates: dict[str, OnsetParams] = Field(
         default_factory=dict,
-        description="Per-plate overrides, keyed by plate name; only the fields given there "
-        "replace the defaults above.",
+        description="Per-plate overrides, keyed by plate name; only the fields given there\n"
+        "replace the defaults above, e.g. {PLATE7: {k: 1}}.",
     )
 
     def params_for(self, plate: str) -> OnsetParams:
