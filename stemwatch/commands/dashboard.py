@@ -1,20 +1,116 @@
-"""`stemwatch dashboard`: Open the Streamlit dashboard on a results database."""
+"""`stemwatch dashboard`: Open the Streamlit dashboard on a results database.
+
+Runs ``streamlit run dashboard/app.py -- --db PATH`` headless (no browser is opened, no usage
+statistics are sent), replacing this process so that stopping it stops the server.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
 
 from stemwatch.errors import StemwatchError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8501
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "dashboard",
         help="Open the Streamlit dashboard on a results database",
-        description="Open the Streamlit dashboard on a results database.",
+        description=(
+            "Serve the Streamlit dashboard (plate view, per-well probability over time, "
+            "onsets, alerts) for the database the `stemwatch watch` daemon writes."
+        ),
+    )
+    p.add_argument(
+        "--db",
+        required=True,
+        type=Path,
+        help="SQLite results database written by `stemwatch watch`",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port to serve on (default: {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 serves the lab network (default: 127.0.0.1)",
     )
     p.set_defaults(func=run)
 
 
+def app_path() -> Path:
+    """The Streamlit script of the dashboard package (located without running it)."""
+    spec = importlib.util.find_spec("dashboard.app")
+    if spec is None or spec.origin is None:
+        raise StemwatchError(
+            "the dashboard package is not installed; run `pip install -e .` in the repository"
+        )
+    return Path(spec.origin).resolve()
+
+
+def streamlit_argv(db: Path, *, port: int, address: str) -> list[str]:
+    """The command line that serves the dashboard headless on ``address:port`` for ``db``."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path()),
+        "--server.headless=true",
+        f"--server.port={port}",
+        f"--server.address={address}",
+        "--server.fileWatcherType=none",
+        "--server.runOnSave=false",
+        "--browser.gatherUsageStats=false",
+        "--global.developmentMode=false",
+        "--client.toolbarMode=minimal",
+        "--theme.base=light",
+        "--",
+        "--db",
+        str(db),
+    ]
+
+
+def check_args(db: Path, port: int, address: str) -> None:
+    """Raise :class:`StemwatchError` for a database path or port that cannot work."""
+    if db.is_dir():
+        raise StemwatchError(
+            f"--db {db}: is a folder; pass the SQLite database file that `stemwatch watch` writes"
+        )
+    if not 1 <= port <= 65535:
+        raise StemwatchError(f"--port {port}: not a TCP port; use a number from 1024 to 65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((address, port))
+        except OSError as exc:
+            raise StemwatchError(
+                f"--port {port}: cannot listen on {address}:{port} ({exc.strerror}); "
+                "choose a free port with --port"
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    raise StemwatchError("`stemwatch dashboard` is not implemented yet")
+    db = Path(args.db).expanduser().resolve()
+    check_args(db, args.port, args.address)
+    if not db.exists():
+        log.warning(
+            "%s does not exist yet; the dashboard will wait for the daemon to create it", db
+        )
+    argv = streamlit_argv(db, port=args.port, address=args.address)
+    log.info("dashboard for %s on http://%s:%d", db, args.address, args.port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+    return 0  # pragma: no cover  (execv does not return)

@@ -1,0 +1,223 @@
+"""From the store's read API to the tables the dashboard draws.
+
+Everything here reads through the named query functions of :mod:`monitor.store` (no SQL)
+and returns plain pandas frames or small dataclasses; tested directly on real databases.
+Times become hours: experiment time where the images carried it (OME DeltaT, a time token
+in the file name), else hours since the plate's first image (file modification times).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
+from monitor import onset, store
+
+# time_s above this is a Unix time (file mtime fallback), not seconds since the experiment began
+EPOCH_THRESHOLD_S = 1e8
+STALE_AFTER_S = 120.0
+
+
+class DatabaseMissingError(store.StoreError):
+    """The database file does not exist (yet): the daemon has not been started on it."""
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection for one page render; :class:`DatabaseMissingError` if the file
+    is absent, :class:`monitor.store.StoreError` if it is not a usable stemwatch database."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatabaseMissingError(f"{p}: database not found")
+    conn = store.open_db(p, readonly=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def acknowledge(path: str | Path, alert_id: int, *, by: str) -> None:
+    """The dashboard's write: mark an alert as seen by ``by``."""
+    conn = store.open_db(path)
+    try:
+        store.acknowledge_alert(conn, alert_id, by=by)
+    finally:
+        conn.close()
+
+
+def reset_onset(path: str | Path, plate: str, well: str, *, by: str) -> int:
+    """Close the well's onset episode and re-arm its detector; returns the new episode."""
+    conn = store.open_db(path)
+    try:
+        return onset.reset_well(conn, plate, well, by)
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class TimeBase:
+    """How a plate's ``time_s`` values become hours on the axes."""
+
+    origin_s: float
+    label: str
+
+    def hours(self, time_s: float | None) -> float | None:
+        return None if time_s is None else (time_s - self.origin_s) / 3600.0
+
+
+def time_base(plate: store.PlateSummary | None) -> TimeBase:
+    """Experiment hours when the plate's times are experiment-relative, else hours since its
+    first image."""
+    first = None if plate is None else plate.first_time_s
+    if first is None or first < EPOCH_THRESHOLD_S:
+        return TimeBase(0.0, "Time (h)")
+    return TimeBase(first, "Time since first image (h)")
+
+
+def plate_grid(
+    wells: Sequence[store.WellSummary], tb: TimeBase
+) -> tuple[pd.DataFrame, PlateLayout]:
+    """One row per well of the plate's layout (imaged or not) for the heatmap."""
+    layout = infer_layout(w.well for w in wells)
+    by_well = {w.well: w for w in wells}
+    rows = []
+    for name in layout.wells():
+        r, c = parse_well(name)
+        w = by_well.get(name)
+        prob = None if w is None else w.last_probability
+        if w is None or w.n_images == 0:
+            status = "not imaged"
+        elif w.onset:
+            status = f"onset at {tb.hours(w.onset_time_s) or 0:.1f} h"
+        else:
+            status = "no onset"
+        rows.append(
+            {
+                "well": name,
+                "row_label": row_label(r),
+                "col": c + 1,
+                "probability": np.nan if prob is None else float(prob),
+                "sd": np.nan if w is None or w.last_sd is None else float(w.last_sd),
+                "n_images": 0 if w is None else w.n_images,
+                "last_h": np.nan if w is None else _nan(tb.hours(w.last_time_s)),
+                "onset": bool(w is not None and w.onset),
+                "onset_h": np.nan if w is None else _nan(tb.hours(w.onset_time_s)),
+                "status": status,
+            }
+        )
+    return pd.DataFrame(rows), layout
+
+
+def series_frame(points: Sequence[store.SeriesPoint], tb: TimeBase) -> pd.DataFrame:
+    """Mean P(differentiated) per time point with a ±1 SD band across fields (SEM where the
+    SD is unknown), clipped to [0, 1]."""
+    rows = []
+    for p in points:
+        spread = p.sd if p.sd is not None else (p.sem or 0.0)
+        rows.append(
+            {
+                "time_h": _nan(tb.hours(p.time_s)),
+                "timepoint": p.timepoint,
+                "mean": p.probability,
+                "lower": max(0.0, p.probability - spread),
+                "upper": min(1.0, p.probability + spread),
+                "smoothed": np.nan if p.smoothed is None else p.smoothed,
+                "n": p.n_fields,
+            }
+        )
+    cols = ["time_h", "timepoint", "mean", "lower", "upper", "smoothed", "n"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def images_frame(images: Sequence[store.ImageRecord], tb: TimeBase) -> pd.DataFrame:
+    """The images behind one well, by time then field, with their latest prediction."""
+    rows = [
+        {
+            "image_id": i.id,
+            "time_h": _nan(tb.hours(i.time_s)),
+            "timepoint": i.timepoint,
+            "field": i.field,
+            "probability": np.nan if i.probability is None else i.probability,
+            "tile_sd": np.nan if i.tile_sd is None else i.tile_sd,
+            "n_tiles": i.n_tiles,
+            "status": i.status if not i.error else f"{i.status}: {i.error}",
+            "path": i.path,
+            "mtime_ns": i.mtime_ns,
+            "has_cam": i.has_cam,
+        }
+        for i in images
+    ]
+    cols = [
+        "image_id",
+        "time_h",
+        "timepoint",
+        "field",
+        "probability",
+        "tile_sd",
+        "n_tiles",
+        "status",
+        "path",
+        "mtime_ns",
+        "has_cam",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def active_onset(
+    onsets: Sequence[store.OnsetRecord], plate: str, well: str
+) -> store.OnsetRecord | None:
+    """The well's onset that has not been reset, if any (latest episode)."""
+    live = [o for o in onsets if o.plate == plate and o.well == well and o.active]
+    return max(live, key=lambda o: o.episode) if live else None
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """What the sidebar says about the daemon."""
+
+    state: str  # "alive", "stale", "stopped" or "never"
+    age_s: float | None
+    detail: str
+    host: str | None
+
+
+def daemon_status(
+    hb: store.Heartbeat | None, *, now: float, stale_after_s: float = STALE_AFTER_S
+) -> DaemonStatus:
+    """Alive when the daemon beat within ``stale_after_s``; stopped when it said so."""
+    if hb is None:
+        return DaemonStatus("never", None, "", None)
+    age = hb.age_s(now)
+    if hb.state == "stopped":
+        state = "stopped"
+    elif hb.alive(stale_after_s, now):
+        state = "alive"
+    else:
+        state = "stale"
+    detail = " · ".join(s for s in (hb.state, hb.detail) if s)
+    return DaemonStatus(state, age, detail, hb.host)
+
+
+def age_text(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``3.2 h``, ``2.0 d`` ago."""
+    if seconds is None:
+        return "never"
+    s = max(0.0, seconds)
+    if s < 90:
+        return f"{s:.0f} s ago"
+    if s < 5400:
+        return f"{s / 60:.0f} min ago"
+    if s < 172800:
+        return f"{s / 3600:.1f} h ago"
+    return f"{s / 86400:.1f} d ago"
+
+
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else float(x)

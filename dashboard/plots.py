@@ -1,0 +1,173 @@
+"""Altair charts of the dashboard: the plate heatmap and one well's probability over time.
+
+Pure functions from DataFrames to charts (no Streamlit, no database), tested directly.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from dashboard.plate import PlateLayout
+
+PROB_TITLE = "P(differentiated)"
+WELL_PICK = "well_pick"  # name of the click selection on the plate heatmap
+NO_DATA_COLOR = "#e6e6e6"
+ONSET_COLOR = "#d62728"
+
+
+def plate_heatmap(
+    grid: pd.DataFrame,
+    layout: PlateLayout,
+    *,
+    selected: str | None = None,
+    cell_px: int = 0,
+) -> alt.LayerChart:
+    """Wells as a grid coloured by the latest P(differentiated); wells with an onset get a red
+    ring, the selected well a black frame; clicking a well selects it (``WELL_PICK``).
+
+    ``grid`` has one row per well of the layout with columns ``well``, ``row_label``, ``col``,
+    ``probability`` (NaN where not imaged), ``n_images``, ``onset`` (bool), ``onset_h``,
+    ``last_h`` and ``status``.
+    """
+    cell = cell_px or (44 if layout.cols <= 12 else 26)
+    df = grid.assign(
+        selected=grid["well"] == selected,
+        label=grid["probability"].map(lambda p: "" if pd.isna(p) else f"{p:.2f}"),
+        dark=grid["probability"].fillna(1.0) < 0.6,
+    )
+    x = alt.X(
+        "col:O",
+        title=None,
+        sort=list(range(1, layout.cols + 1)),
+        scale=alt.Scale(domain=list(range(1, layout.cols + 1))),
+        axis=alt.Axis(orient="top", labelAngle=0, labelFontSize=12, ticks=False, domain=False),
+    )
+    y = alt.Y(
+        "row_label:O",
+        title=None,
+        scale=alt.Scale(domain=layout.row_labels()),
+        axis=alt.Axis(labelAngle=0, labelFontSize=12, ticks=False, domain=False),
+    )
+    tooltip = [
+        alt.Tooltip("well:N", title="Well"),
+        alt.Tooltip("probability:Q", title=PROB_TITLE, format=".2f"),
+        alt.Tooltip("n_images:Q", title="Images"),
+        alt.Tooltip("last_h:Q", title="Last image (h)", format=".1f"),
+        alt.Tooltip("status:N", title="Status"),
+    ]
+    pick = alt.selection_point(name=WELL_PICK, fields=["well"], on="click", clear=False)
+    base = alt.Chart(df).encode(x=x, y=y)
+    empty = base.mark_rect(cornerRadius=4, color=NO_DATA_COLOR).encode(tooltip=tooltip)
+    imaged = df["probability"].notna()
+    cells = (
+        alt.Chart(df[imaged] if imaged.any() else df.head(0))
+        .encode(x=x, y=y)
+        .mark_rect(cornerRadius=4, stroke="white", strokeWidth=1)
+        .encode(
+            color=alt.Color(
+                "probability:Q",
+                title=PROB_TITLE,
+                scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+                legend=alt.Legend(orient="right", gradientLength=max(120, cell * layout.rows - 40)),
+            ),
+            tooltip=tooltip,
+        )
+    )
+    ring = (
+        base.transform_filter("datum.onset")
+        .mark_point(
+            shape="circle", filled=False, color=ONSET_COLOR, strokeWidth=3, size=cell * cell * 0.55
+        )
+        .encode(tooltip=tooltip)
+    )
+    frame = base.transform_filter("datum.selected").mark_rect(
+        filled=False, stroke="black", strokeWidth=3, cornerRadius=4
+    )
+    layers: list[alt.Chart] = [empty.add_params(pick), cells, ring, frame]
+    if layout.n_wells <= 96:
+        text = base.mark_text(fontSize=10 if cell < 40 else 11).encode(
+            text="label:N",
+            color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+            tooltip=tooltip,
+        )
+        layers.append(text)
+    return alt.LayerChart(layer=layers, width=cell * layout.cols, height=cell * layout.rows)
+
+
+def well_series_chart(
+    series: pd.DataFrame,
+    fields: pd.DataFrame,
+    *,
+    onset_h: float | None = None,
+    threshold: float | None = None,
+    x_title: str = "Time (h)",
+    title: str = "",
+) -> alt.LayerChart:
+    """P(differentiated) over time for one well: the mean line with its uncertainty band,
+    the per-field points, an optional dashed decision threshold and a red rule at the onset.
+
+    ``series``: ``time_h``, ``mean``, ``lower``, ``upper``, ``n``; ``fields``: ``time_h``,
+    ``probability``, ``field``.
+    """
+    times = [1.0, *series["time_h"].dropna(), *fields["time_h"].dropna()]
+    if onset_h is not None:
+        times.append(onset_h)
+    x_max = float(max(times))
+    x = alt.X("time_h:Q", title=x_title, scale=alt.Scale(domain=[0, x_max * 1.03], nice=False))
+    y_scale = alt.Scale(domain=[0, 1])
+    band = (
+        alt.Chart(series)
+        .mark_area(opacity=0.25, color="#1f77b4")
+        .encode(
+            x=x,
+            y=alt.Y("lower:Q", title=PROB_TITLE, scale=y_scale),
+            y2="upper:Q",
+        )
+    )
+    line = (
+        alt.Chart(series)
+        .mark_line(point=True, color="#1f77b4", strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y("mean:Q", title=PROB_TITLE, scale=y_scale),
+            tooltip=[
+                alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
+                alt.Tooltip("mean:Q", title="Mean", format=".2f"),
+                alt.Tooltip("lower:Q", title="Lower", format=".2f"),
+                alt.Tooltip("upper:Q", title="Upper", format=".2f"),
+                alt.Tooltip("n:Q", title="Fields"),
+            ],
+        )
+    )
+    points = (
+        alt.Chart(fields)
+        .mark_circle(size=36, opacity=0.55, color="#555555")
+        .encode(
+            x=x,
+            y=alt.Y("probability:Q", scale=y_scale),
+            tooltip=[
+                alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
+                alt.Tooltip("field:N", title="Field"),
+                alt.Tooltip("probability:Q", title=PROB_TITLE, format=".2f"),
+            ],
+        )
+    )
+    layers: list[alt.Chart] = [band, line, points]
+    if threshold is not None:
+        layers.append(
+            alt.Chart(pd.DataFrame({"y": [threshold]}))
+            .mark_rule(strokeDash=[4, 4], color="#888888")
+            .encode(y="y:Q")
+        )
+    if onset_h is not None:
+        rule = pd.DataFrame({"time_h": [onset_h], "label": [f"onset {onset_h:.1f} h"]})
+        layers.append(
+            alt.Chart(rule).mark_rule(color=ONSET_COLOR, strokeWidth=2).encode(x="time_h:Q")
+        )
+        layers.append(
+            alt.Chart(rule)
+            .mark_text(align="left", dx=4, dy=-6, color=ONSET_COLOR, fontWeight="bold")
+            .encode(x="time_h:Q", y=alt.value(8), text="label:N")
+        )
+    return alt.LayerChart(layer=layers, height=300, title=title or alt.Undefined)

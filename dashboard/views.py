@@ -1,0 +1,390 @@
+"""The dashboard page: sidebar, plate view, per-well view and alerts (Streamlit).
+
+Every render opens the database read-only through :mod:`dashboard.data` and closes it again;
+the only write is acknowledging an alert (and resetting a well's onset), each on a short-lived
+writable connection. The live part of the page is a fragment re-run every few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots, thumbs
+from monitor import store
+
+DB_ENV = "STEMWATCH_DB"
+REFRESH_CHOICES: dict[str, float | None] = {
+    "off": None,
+    "5 s": 5.0,
+    "10 s": 10.0,
+    "30 s": 30.0,
+    "1 min": 60.0,
+}
+MAX_IMAGE_ROWS = 60
+PLATE_CHART_KEY = "plate_chart"
+
+HOW_TO_START = """
+**Start the monitoring daemon** on the microscope's output folder; it creates this database
+and fills it as images arrive:
+
+```bash
+stemwatch watch --config monitor.yaml      # see: stemwatch config monitor --example
+stemwatch dashboard --db {db}
+```
+"""
+
+
+def database_argument(argv: list[str]) -> str:
+    """``--db`` from the script's arguments, else ``$STEMWATCH_DB``, else empty."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db", default=None)
+    known, _ = parser.parse_known_args(argv)
+    return str(known.db or os.environ.get(DB_ENV, ""))
+
+
+# ------------------------------------------------------------------------------------------
+# Page
+# ------------------------------------------------------------------------------------------
+
+
+def render(default_db: str) -> None:
+    """The whole page."""
+    st.set_page_config(page_title="stemwatch", page_icon="🔬", layout="wide")
+    with st.sidebar:
+        st.header("stemwatch")
+        db_path = st.text_input(
+            "Database", value=default_db, key="db_path", help="SQLite file of `stemwatch watch`"
+        ).strip()
+        refresh_label = st.selectbox(
+            "Auto-refresh",
+            list(REFRESH_CHOICES),
+            index=2,
+            key="refresh",
+            help="How often the page re-reads the database",
+        )
+    run_every = REFRESH_CHOICES[str(refresh_label)]
+
+    if not db_path:
+        st.title("Stem cell differentiation monitor")
+        st.info("No database given. " + HOW_TO_START.format(db="results.db"))
+        return
+    try:
+        with data.reading(db_path) as conn:
+            plates = store.list_plates(conn)
+    except data.DatabaseMissingError:
+        st.title("Stem cell differentiation monitor")
+        st.info(f"There is no database at `{db_path}` yet.\n" + HOW_TO_START.format(db=db_path))
+        return
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.title("Stem cell differentiation monitor")
+        st.error(f"Cannot read the database: {exc}")
+        return
+
+    names = [p.plate for p in plates]
+    plate_name: str | None = None
+    if names:
+        if st.session_state.get("plate") not in names:
+            st.session_state["plate"] = names[0]
+        with st.sidebar:
+            plate_name = st.selectbox("Plate", names, key="plate")
+            st.text_input(
+                "Acknowledge as",
+                value=_default_user(),
+                key="ack_by",
+                help="Recorded with each acknowledged alert",
+            )
+    with st.sidebar:
+        st.fragment(run_every=run_every)(_daemon_panel)(db_path)
+        if st.button("Refresh now", help="Re-read everything, including the plate list"):
+            st.rerun()
+
+    if plate_name is None:
+        st.title("Stem cell differentiation monitor")
+        st.info(
+            "The database exists but holds no analysed images yet. Is the daemon running and "
+            "watching the right folder? The sidebar shows its last heartbeat.\n"
+            + HOW_TO_START.format(db=db_path)
+        )
+        st.fragment(run_every=run_every)(_alerts_section)(db_path)
+        return
+    summary = next(p for p in plates if p.plate == plate_name)
+    st.fragment(run_every=run_every)(_live_view)(db_path, summary)
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "dashboard"
+
+
+# ------------------------------------------------------------------------------------------
+# Sidebar: daemon heartbeat, model and provider
+# ------------------------------------------------------------------------------------------
+
+
+def _daemon_panel(db_path: str) -> None:
+    st.subheader("Daemon")
+    try:
+        with data.reading(db_path) as conn:
+            hb = store.last_heartbeat(conn)
+            model = store.current_model(conn)
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.warning(f"cannot read heartbeat: {exc}")
+        return
+    status = data.daemon_status(hb, now=time.time())
+    badge = {
+        "alive": ":green-badge[● alive]",
+        "stale": ":orange-badge[● stale]",
+        "stopped": ":gray-badge[● stopped]",
+        "never": ":gray-badge[● never started]",
+    }[status.state]
+    st.markdown(f"{badge} last heartbeat {data.age_text(status.age_s)}")
+    if status.detail:
+        st.caption(status.detail + (f" on {status.host}" if status.host else ""))
+    if status.state == "stale":
+        st.caption("No heartbeat for a while: is `stemwatch watch` still running?")
+    st.subheader("Model")
+    if model is None:
+        st.caption("no model registered yet")
+    else:
+        st.markdown(f"**{model.name or 'unnamed'}**  \n`{model.model_hash[:12]}`")
+        st.markdown(f"provider: `{model.provider or 'unknown'}`")
+
+
+# ------------------------------------------------------------------------------------------
+# Main: counts, plate view, well view, alerts
+# ------------------------------------------------------------------------------------------
+
+
+def _live_view(db_path: str, plate: store.PlateSummary) -> None:
+    try:
+        with data.reading(db_path) as conn:
+            _plate_and_well(conn, db_path, plate)
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.error(f"Cannot read the database: {exc}")
+        return
+    _alerts_section(db_path)
+
+
+def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSummary) -> None:
+    tb = data.time_base(plate)
+    wells = store.well_summary(conn, plate.plate)
+    grid, layout = data.plate_grid(wells, tb)
+    onsets = store.list_onsets(conn, plate.plate, include_reset=False)
+    c = store.counts(conn)
+
+    st.title(f"Plate {plate.plate}")
+    last = f"last image {tb.hours(plate.last_time_s) or 0:.1f} h" if plate.last_time_s else ""
+    st.caption(f"{layout.name} plate · {plate.n_wells} wells imaged · {last}")
+    m = st.columns(5)
+    m[0].metric("Images analysed", c.done)
+    m[1].metric("Queued", c.queued)
+    m[2].metric("Failed", c.failed)
+    m[3].metric("Wells with onset", len({o.well for o in onsets}))
+    m[4].metric(
+        "Median P(diff.)",
+        "–" if grid["probability"].isna().all() else f"{grid['probability'].median():.2f}",
+    )
+
+    imaged = [w.well for w in wells if w.n_timepoints > 0 or w.n_images > 0]
+    well = _selected_well(imaged, onsets)
+
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        st.subheader("Plate view")
+        chart = plots.plate_heatmap(grid, layout, selected=well)
+        st.altair_chart(
+            chart, on_select="rerun", selection_mode=plots.WELL_PICK, key=PLATE_CHART_KEY
+        )
+        st.caption(
+            "Colour: latest P(differentiated) per well (grey: not imaged). "
+            "Red ring: differentiation onset detected. Click a well to inspect it."
+        )
+        if imaged:
+            st.selectbox("Well", imaged, key="well")
+    with right:
+        if well is None:
+            st.info("No well has analysed images yet.")
+        else:
+            _well_view(conn, db_path, plate.plate, well, tb)
+
+
+def _selected_well(imaged: list[str], onsets: list[store.OnsetRecord]) -> str | None:
+    """The well to show: a click on the heatmap wins, then the select box, then the first
+    well with an onset, then the first imaged well. Syncs the select box's state (before the
+    box is drawn in this run)."""
+    picked = _picked_from_chart(st.session_state.get(PLATE_CHART_KEY))
+    if picked and picked != st.session_state.get("_last_pick") and picked in imaged:
+        st.session_state["well"] = picked
+    st.session_state["_last_pick"] = picked
+    if st.session_state.get("well") not in imaged:
+        onset_wells = [o.well for o in onsets if o.well in imaged]
+        st.session_state["well"] = (onset_wells or imaged)[0] if imaged else None
+    well = st.session_state.get("well")
+    return str(well) if well else None
+
+
+def _picked_from_chart(state: Any) -> str | None:
+    try:
+        points = state["selection"][plots.WELL_PICK]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(points, list) and points and isinstance(points[0], dict):
+        well = points[0].get("well")
+        return str(well) if well else None
+    return None
+
+
+def _well_view(
+    conn: sqlite3.Connection, db_path: str, plate: str, well: str, tb: data.TimeBase
+) -> None:
+    series = data.series_frame(store.well_series(conn, plate, well), tb)
+    images = data.images_frame(store.images_for_well(conn, plate, well), tb)
+    onset = data.active_onset(store.list_onsets(conn, plate, include_reset=False), plate, well)
+    onset_h = None if onset is None else tb.hours(onset.onset_time_s)
+
+    st.subheader(f"Well {well}")
+    m = st.columns(3)
+    latest = series["mean"].iloc[-1] if not series.empty else None
+    m[0].metric("Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}")
+    m[1].metric("Onset", "none" if onset is None else f"{onset_h or 0:.1f} h")
+    m[2].metric("Images", len(images))
+
+    fields = images.dropna(subset=["probability", "time_h"])
+    chart = plots.well_series_chart(
+        series,
+        fields[["time_h", "probability", "field"]],
+        onset_h=onset_h,
+        x_title=tb.label,
+    )
+    st.altair_chart(chart, key=f"series_{plate}_{well}")
+    st.caption(
+        "Line: mean over fields ± 1 SD (band); dots: single fields; red rule: estimated onset."
+    )
+    if onset is not None:
+        st.button(
+            f"Reset onset of {well}",
+            key=f"reset_{plate}_{well}",
+            on_click=_reset_onset,
+            args=(db_path, plate, well),
+            help="Re-arm the detector for this well (e.g. after passaging); history is kept",
+        )
+    _images_table(conn, images)
+
+
+def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
+    st.markdown("**Images behind this well**")
+    if images.empty:
+        st.caption("no images")
+        return
+    shown = images.tail(MAX_IMAGE_ROWS).iloc[::-1]
+    rows = []
+    for r in shown.itertuples(index=False):
+        thumb = _image_thumb(str(r.path), _int_or_none(r.mtime_ns))
+        cam = store.cam_png(conn, int(r.image_id)) if r.has_cam else None
+        rows.append(
+            {
+                "Time (h)": r.time_h,
+                "Field": r.field,
+                "P(diff.)": r.probability,
+                "Tile SD": r.tile_sd,
+                "Image": thumbs.data_uri(thumb),
+                "Activation map": thumbs.data_uri(_cam_thumb(cam) if cam else None),
+                "File": Path(str(r.path)).name,
+                "Note": "" if thumb is not None else "image file missing or unreadable",
+                "Status": r.status,
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        row_height=72,
+        column_config={
+            "Time (h)": st.column_config.NumberColumn(format="%.1f"),
+            "P(diff.)": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
+            "Tile SD": st.column_config.NumberColumn(format="%.2f"),
+            "Image": st.column_config.ImageColumn(width="small"),
+            "Activation map": st.column_config.ImageColumn(width="small"),
+        },
+    )
+    if len(images) > MAX_IMAGE_ROWS:
+        st.caption(f"showing the latest {MAX_IMAGE_ROWS} of {len(images)} images")
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _image_thumb(path: str, mtime_ns: int | None) -> bytes | None:
+    """Cached per file version (``mtime_ns`` is part of the key)."""
+    return thumbs.image_thumbnail(path)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _cam_thumb(png: bytes) -> bytes | None:
+    return thumbs.resize_png(png)
+
+
+def _int_or_none(x: Any) -> int | None:
+    return None if x is None or pd.isna(x) else int(x)
+
+
+def _alerts_section(db_path: str) -> None:
+    st.divider()
+    show_all = st.toggle("Show acknowledged alerts", key="alerts_all")
+    try:
+        with data.reading(db_path) as conn:
+            alerts = store.list_alerts(conn, limit=50, unacknowledged_only=not show_all)
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.error(f"Cannot read alerts: {exc}")
+        return
+    open_n = sum(a.acknowledged_at is None for a in alerts)
+    st.subheader(f"Alerts ({open_n} open)")
+    if msg := st.session_state.pop("_write_error", None):
+        st.error(msg)
+    if not alerts:
+        st.caption("No alerts.")
+        return
+    for a in alerts:
+        cols = st.columns([2, 2, 7, 2])
+        cols[0].markdown(f"`{_when(a.created_at)}`")
+        where = " ".join(x for x in (a.plate, a.well) if x)
+        cols[1].markdown(f"**{a.kind}**  \n{where}")
+        cols[2].markdown(a.message)
+        if a.acknowledged_at is None:
+            cols[3].button(
+                "Acknowledge",
+                key=f"ack_{a.id}",
+                on_click=_acknowledge,
+                args=(db_path, a.id),
+            )
+        else:
+            cols[3].caption(f"✓ {a.acknowledged_by} {_when(a.acknowledged_at)}")
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def _acknowledge(db_path: str, alert_id: int) -> None:
+    by = str(st.session_state.get("ack_by") or _default_user())
+    try:
+        data.acknowledge(db_path, alert_id, by=by)
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.session_state["_write_error"] = f"Could not acknowledge alert {alert_id}: {exc}"
+
+
+def _reset_onset(db_path: str, plate: str, well: str) -> None:
+    by = str(st.session_state.get("ack_by") or _default_user())
+    try:
+        data.reset_onset(db_path, plate, well, by=by)
+    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        st.session_state["_write_error"] = f"Could not reset the onset of {plate} {well}: {exc}"
