@@ -3,8 +3,9 @@
 ``torchrun --nproc-per-node N -m trainer.distributed --config train.yaml`` (or the short form
 ``... -m trainer.distributed DATA -o RUN_DIR``) starts N processes; each joins the process group
 (gloo on CPU, NCCL on GPU), wraps the model in DistributedDataParallel and trains on its shard
-of every epoch (DistributedSampler). Rank 0 writes the run directory. At the end every rank's
-parameter checksum is gathered into ``ranks.json`` so one can see the ranks agreed.
+of every epoch (DistributedSampler). Rank 0 writes the run directory. At the end the checksum
+of every rank's own trained weights is gathered into ``ranks.json``: equal sums mean the ranks
+stayed in sync.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -29,14 +29,6 @@ log = logging.getLogger(__name__)
 def backend_for(device: torch.device) -> str:
     """NCCL for CUDA, gloo otherwise."""
     return "nccl" if device.type == "cuda" else "gloo"
-
-
-def parameter_checksum(path: Path) -> float:
-    """Sum of all weights of the best checkpoint (identical across ranks when in sync)."""
-    from trainer.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path).model_state
-    return float(sum(float(v.double().sum()) for v in state.values()))
 
 
 def run_distributed(cfg_args: argparse.Namespace) -> int:
@@ -58,10 +50,9 @@ def run_distributed(cfg_args: argparse.Namespace) -> int:
     log.info("rank %d/%d joined (%s on %s)", rank, world, backend, device)
     try:
         ctx = DistContext(rank, world)
-        run_training(cfg, resume=bool(getattr(cfg_args, "resume", False)), dist=ctx)
-        dist.barrier()
+        summary = run_training(cfg, resume=bool(getattr(cfg_args, "resume", False)), dist=ctx)
         out_dir = cfg.runtime.out_dir
-        local = torch.tensor([parameter_checksum(out_dir / "best.pt")], dtype=torch.float64)
+        local = torch.tensor([summary.get("param_checksum", float("nan"))], dtype=torch.float64)
         gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
         dist.all_gather(gathered, local)
         if rank == 0:

@@ -679,6 +679,8 @@ def train_on_split(
         "val_ece_after": fit.ece_after,
         "best_checkpoint": str(fit.best_path),
     }
+    if hasattr(trainer, "best_model"):
+        summary["param_checksum"] = parameter_checksum(trainer.best_model)
     if len(split.test) and hasattr(trainer, "best_model"):
         test = _subset(data, split.test)
         logits = predict_logits(trainer.best_model, test.x, device=trainer.device)
@@ -690,6 +692,11 @@ def train_on_split(
             np.array([s.label for s in test.samples]),
         )
     return summary
+
+
+def parameter_checksum(model: nn.Module) -> float:
+    """Sum of all weights and buffers (equal across data-parallel ranks that stayed in sync)."""
+    return float(sum(float(v.double().sum()) for v in model.state_dict().values()))
 
 
 def run_training(
