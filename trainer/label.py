@@ -114,7 +114,7 @@ def label_pairs(
         if phase.shape != fluo.shape:
             raise LabelError(
                 f"{fluo_path}: fluorescence is {fluo.shape[1]}x{fluo.shape[0]} px but "
-                f"{phase_path.name} is {phase.shape[1]}x{phase.shape[0]}; pairs must be the "
+                f"{phase_path.name} is {phase.shape[1]}x{phase.shape[0]} px; pairs must be the "
                 "same field at the same size"
             )
         labels = block_labels(binarise(fluo, s.threshold), s.block_size, s.stained_fraction)
