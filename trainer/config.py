@@ -155,6 +155,11 @@ class OptimSection(StrictModel):
             "sampling) or 'none'."
         ),
     )
+    max_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop training (keeping the best epoch) once this much time has passed.",
+    )
     label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="Loss label smoothing.")
 
 

@@ -459,6 +459,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
 
         stopped_early = interrupted = False
+        fit_start = time.perf_counter()
         epochs_this_call = 0
         for epoch in range(start_epoch, cfg.optim.epochs):
             if bad_epochs >= cfg.optim.patience:
@@ -466,6 +467,14 @@ class Trainer:
                 break
             if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
                 interrupted = True
+                break
+            over_time = bool(
+                cfg.optim.max_minutes
+                and time.perf_counter() - fit_start > 60 * cfg.optim.max_minutes
+            )
+            if self._agree(over_time):
+                log.info("optim.max_minutes=%s reached; stopping", cfg.optim.max_minutes)
+                stopped_early = True
                 break
             t0 = time.perf_counter()
             train_loss = self._train_epoch(train_model, loss_fn, opt, scaler, epoch)
@@ -576,6 +585,16 @@ class Trainer:
         result.history = history
         self.best_model = best_model
         return result
+
+    def _agree(self, flag: bool) -> bool:
+        """Rank 0's decision on every rank (wall-clock checks differ between processes)."""
+        if not self.dist.active:
+            return flag
+        import torch.distributed as tdist
+
+        t = torch.tensor([int(flag)], device=self.device)
+        tdist.broadcast(t, src=0)
+        return bool(t.item())
 
     def _resume(
         self,
