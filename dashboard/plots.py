@@ -30,7 +30,7 @@ def plate_heatmap(
     ``probability`` (NaN where not imaged), ``n_images``, ``onset`` (bool), ``onset_h``,
     ``last_h`` and ``status``.
     """
-    cell = cell_px or (44 if layout.cols <= 12 else 26)
+    cell = cell_px or max(18, min(64, 480 // layout.cols))
     df = grid.assign(
         selected=grid["well"] == selected,
         label=grid["probability"].map(lambda p: "" if pd.isna(p) else f"{p:.2f}"),
@@ -69,7 +69,13 @@ def plate_heatmap(
                 "probability:Q",
                 title=PROB_TITLE,
                 scale=alt.Scale(scheme="viridis", domain=[0, 1]),
-                legend=alt.Legend(orient="right", gradientLength=max(120, cell * layout.rows - 40)),
+                legend=alt.Legend(
+                    orient="bottom",
+                    direction="horizontal",
+                    gradientLength=min(260, cell * layout.cols),
+                    titleFontSize=12,
+                    labelFontSize=11,
+                ),
             ),
             tooltip=tooltip,
         )
@@ -105,10 +111,11 @@ def well_series_chart(
     title: str = "",
 ) -> alt.LayerChart:
     """P(differentiated) over time for one well: the mean line with its uncertainty band,
-    the per-field points, an optional dashed decision threshold and a red rule at the onset.
+    the detector's smoothed series (dashed), the per-field points, an optional dotted decision
+    threshold and a red rule at the onset.
 
-    ``series``: ``time_h``, ``mean``, ``lower``, ``upper``, ``n``; ``fields``: ``time_h``,
-    ``probability``, ``field``.
+    ``series``: ``time_h``, ``mean``, ``lower``, ``upper``, ``smoothed``, ``n``;
+    ``fields``: ``time_h``, ``probability``, ``field``.
     """
     times = [1.0, *series["time_h"].dropna(), *fields["time_h"].dropna()]
     if onset_h is not None:
@@ -153,11 +160,16 @@ def well_series_chart(
             ],
         )
     )
-    layers: list[alt.Chart] = [band, line, points]
+    smooth = (
+        alt.Chart(series.dropna(subset=["smoothed"]))
+        .mark_line(strokeDash=[5, 3], color="#1f77b4", opacity=0.7)
+        .encode(x=x, y=alt.Y("smoothed:Q", scale=y_scale))
+    )
+    layers: list[alt.Chart] = [band, smooth, line, points]
     if threshold is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"y": [threshold]}))
-            .mark_rule(strokeDash=[4, 4], color="#888888")
+            .mark_rule(strokeDash=[1, 3], color="#888888")
             .encode(y="y:Q")
         )
     if onset_h is not None:

@@ -117,8 +117,7 @@ def render(default_db: str) -> None:
         )
         st.fragment(run_every=run_every)(_alerts_section)(db_path)
         return
-    summary = next(p for p in plates if p.plate == plate_name)
-    st.fragment(run_every=run_every)(_live_view)(db_path, summary)
+    st.fragment(run_every=run_every)(_live_view)(db_path, plate_name)
 
 
 def _default_user() -> str:
@@ -167,9 +166,13 @@ def _daemon_panel(db_path: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _live_view(db_path: str, plate: store.PlateSummary) -> None:
+def _live_view(db_path: str, plate_name: str) -> None:
     try:
         with data.reading(db_path) as conn:
+            plate = next((p for p in store.list_plates(conn) if p.plate == plate_name), None)
+            if plate is None:
+                st.warning(f"Plate {plate_name} is no longer in the database.")
+                return
             _plate_and_well(conn, db_path, plate)
     except (store.StoreError, sqlite3.DatabaseError) as exc:
         st.error(f"Cannot read the database: {exc}")
@@ -184,40 +187,72 @@ def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSu
     onsets = store.list_onsets(conn, plate.plate, include_reset=False)
     c = store.counts(conn)
 
-    st.title(f"Plate {plate.plate}")
-    last = f"last image {tb.hours(plate.last_time_s) or 0:.1f} h" if plate.last_time_s else ""
-    st.caption(f"{layout.name} plate · {plate.n_wells} wells imaged · {last}")
-    m = st.columns(5)
-    m[0].metric("Images analysed", c.done)
-    m[1].metric("Queued", c.queued)
-    m[2].metric("Failed", c.failed)
-    m[3].metric("Wells with onset", len({o.well for o in onsets}))
-    m[4].metric(
-        "Median P(diff.)",
-        "–" if grid["probability"].isna().all() else f"{grid['probability'].median():.2f}",
+    st.title(f"Plate {plate.plate} · differentiation monitor")
+    last = tb.hours(plate.last_time_s)
+    st.caption(
+        f"{layout.name} plate · latest image at {last:.1f} h · "
+        f"updated {data.age_text(time.time() - plate.last_update_at)}"
+        if last is not None and plate.last_update_at is not None
+        else f"{layout.name} plate"
     )
+    m = st.columns(5)
+    m[0].metric("Wells imaged", plate.n_wells)
+    m[1].metric("Images analysed", c.done)
+    m[2].metric("Queued", c.queued)
+    m[3].metric("Failed", c.failed)
+    m[4].metric("Wells with onset", len({o.well for o in onsets}))
 
     imaged = [w.well for w in wells if w.n_timepoints > 0 or w.n_images > 0]
     well = _selected_well(imaged, onsets)
 
-    left, right = st.columns([5, 6], gap="large")
+    left, right = st.columns([5, 7], gap="large")
     with left:
         st.subheader("Plate view")
         chart = plots.plate_heatmap(grid, layout, selected=well)
         st.altair_chart(
-            chart, on_select="rerun", selection_mode=plots.WELL_PICK, key=PLATE_CHART_KEY
+            chart,
+            on_select="rerun",
+            selection_mode=plots.WELL_PICK,
+            key=PLATE_CHART_KEY,
+            width="content",
         )
         st.caption(
-            "Colour: latest P(differentiated) per well (grey: not imaged). "
-            "Red ring: differentiation onset detected. Click a well to inspect it."
+            "Colour: latest P(differentiated) of each well (grey: not imaged yet). "
+            "Red ring: onset of differentiation detected. Click a well to inspect it."
         )
         if imaged:
             st.selectbox("Well", imaged, key="well")
+        _onsets_table(onsets, tb)
     with right:
         if well is None:
             st.info("No well has analysed images yet.")
         else:
             _well_view(conn, db_path, plate.plate, well, tb)
+
+
+def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
+    st.markdown("**Onsets on this plate**")
+    if not onsets:
+        st.caption("No onset detected yet.")
+        return
+    rows = [
+        {
+            "Well": o.well,
+            "Onset (h)": tb.hours(o.onset_time_s),
+            "Detected at (h)": tb.hours(o.detected_time_s),
+            "Smoothed P": o.probability,
+        }
+        for o in sorted(onsets, key=lambda o: (o.onset_time_s or 0.0, o.well))
+    ]
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={
+            "Onset (h)": st.column_config.NumberColumn(format="%.1f"),
+            "Detected at (h)": st.column_config.NumberColumn(format="%.1f"),
+            "Smoothed P": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
 
 
 def _selected_well(imaged: list[str], onsets: list[store.OnsetRecord]) -> str | None:
@@ -258,7 +293,7 @@ def _well_view(
     m = st.columns(3)
     latest = series["mean"].iloc[-1] if not series.empty else None
     m[0].metric("Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}")
-    m[1].metric("Onset", "none" if onset is None else f"{onset_h or 0:.1f} h")
+    m[1].metric("Onset", "none" if onset is None else f"at {onset_h or 0:.1f} h")
     m[2].metric("Images", len(images))
 
     fields = images.dropna(subset=["probability", "time_h"])
@@ -270,7 +305,9 @@ def _well_view(
     )
     st.altair_chart(chart, key=f"series_{plate}_{well}")
     st.caption(
-        "Line: mean over fields ± 1 SD (band); dots: single fields; red rule: estimated onset."
+        "Line: the well's P(differentiated) over its fields, band ± 1 SD across fields; "
+        "dots: single fields; dashed: smoothed (what the onset detector follows); "
+        "red rule: estimated onset."
     )
     if onset is not None:
         st.button(
@@ -298,11 +335,11 @@ def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
                 "Time (h)": r.time_h,
                 "Field": r.field,
                 "P(diff.)": r.probability,
-                "Tile SD": r.tile_sd,
                 "Image": thumbs.data_uri(thumb),
                 "Activation map": thumbs.data_uri(_cam_thumb(cam) if cam else None),
                 "File": Path(str(r.path)).name,
                 "Note": "" if thumb is not None else "image file missing or unreadable",
+                "Tile SD": r.tile_sd,
                 "Status": r.status,
             }
         )
@@ -357,7 +394,8 @@ def _alerts_section(db_path: str) -> None:
         cols = st.columns([2, 2, 7, 2])
         cols[0].markdown(f"`{_when(a.created_at)}`")
         where = " ".join(x for x in (a.plate, a.well) if x)
-        cols[1].markdown(f"**{a.kind}**  \n{where}")
+        colour = "red" if a.kind == "onset" else "orange"
+        cols[1].markdown(f":{colour}-badge[{a.kind}]  \n{where}")
         cols[2].markdown(a.message)
         if a.acknowledged_at is None:
             cols[3].button(

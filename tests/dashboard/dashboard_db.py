@@ -1,0 +1,114 @@
+"""Real results databases for the dashboard tests, filled through the monitor's write API
+(register_image, record_prediction, onset.update_well, the Alerter), never with SQL."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from monitor import store
+from monitor.alerts import Alerter, AlertsConfig
+from monitor.onset import OnsetConfig, update_well
+from stemwatch.platemeta import ImageLocation
+
+PLATE = "P1"
+HOUR = 3600.0
+TIMEPOINTS = 6
+INTERVAL_H = 6.0
+# well -> P(differentiated) per time point: B02 rises from 18 h on (onset), the others stay low
+CURVES: dict[str, list[float]] = {
+    "A01": [0.05, 0.08, 0.06, 0.10, 0.07, 0.09],
+    "B02": [0.10, 0.12, 0.20, 0.70, 0.85, 0.92],
+    "C03": [0.15, 0.10, 0.18, 0.22, 0.25, 0.20],
+}
+MISSING_WELL = "C03"  # its first image file is deleted after analysis
+
+
+@dataclass(frozen=True)
+class FilledDb:
+    path: Path
+    image_dir: Path
+    onset_well: str
+    missing_file: Path
+
+
+def _tiff(path: Path, rng: np.random.Generator, level: float) -> None:
+    base = rng.normal(1000 + 2000 * level, 300, size=(64, 64)).clip(0, 65535)
+    tifffile.imwrite(path, base.astype(np.uint16))
+
+
+def _cam_png(level: float) -> bytes:
+    arr = np.full((8, 8), int(255 * level), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> FilledDb:
+    """Three wells, two fields, six time points 6 h apart, scored and run through onset."""
+    rng = np.random.default_rng(0)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    conn = store.open_db(db)
+    alerter = Alerter(AlertsConfig(), conn)  # no channels: alerts go to the database only
+    model_hash = "ab12cd34ef56" * 4
+    store.register_model(
+        conn,
+        model_hash=model_hash,
+        name="resnet-tiny-v1",
+        metadata_json="{}",
+        provider="CPUExecutionProvider",
+    )
+    missing: Path | None = None
+    for well, curve in CURVES.items():
+        for tp, p in enumerate(curve):
+            for field in (1, 2):
+                path = image_dir / f"{PLATE}_{well}_f{field}_t{tp:02d}.tif"
+                _tiff(path, rng, p)
+                st = path.stat()
+                loc = ImageLocation(
+                    plate=PLATE,
+                    well=well,
+                    field=field,
+                    timepoint=tp,
+                    time_s=tp * INTERVAL_H * HOUR,
+                    source="test",
+                )
+                image_id = store.register_image(
+                    conn,
+                    path=str(path),
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    content_hash=None,
+                    location=loc,
+                    status="queued",
+                )
+                fp = float(np.clip(p + (0.03 if field == 1 else -0.03), 0, 1))
+                store.record_prediction(
+                    conn,
+                    image_id,
+                    model_hash=model_hash,
+                    probability=fp,
+                    tile_mean=fp,
+                    tile_sd=0.05,
+                    n_tiles=4,
+                    cam_png=_cam_png(fp),
+                )
+                if well == MISSING_WELL and tp == 0 and field == 1:
+                    missing = path
+        event = update_well(conn, PLATE, well, OnsetConfig())
+        if event is not None and with_alerts:
+            alerter.onset(event)
+    if with_alerts:
+        alerter.raise_alert(
+            "stall", "No image arrived for 18 h (3 intervals); is the microscope running?"
+        )
+    store.beat(conn, state="watching", detail="idle, 36 images done")
+    conn.close()
+    assert missing is not None
+    missing.unlink()
+    return FilledDb(db, image_dir, "B02", missing)

@@ -1,0 +1,202 @@
+"""The Streamlit page, run by Streamlit's AppTest on real SQLite databases."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from dashboard_db import PLATE, FilledDb
+from streamlit.testing.v1 import AppTest
+
+from monitor import store
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def run_app(db: Path | str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("STEMWATCH_DB", str(db))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_layers(at: AppTest, key: str | None) -> list[tuple[dict, pd.DataFrame]]:
+    """Each layer of the Vega-Lite chart with this widget key (None: the unkeyed chart) with
+    the rows Streamlit sent for it."""
+    charts = [c for c in at.get("vega_lite_chart") if getattr(c, "key", None) == key]
+    assert len(charts) == 1, f"expected one chart with key {key!r}, found {len(charts)}"
+    proto = charts[0].proto
+    spec = json.loads(proto.spec)
+    data = {ds.name: pa.ipc.open_stream(ds.data.data).read_pandas() for ds in proto.datasets}
+    return [(layer, data.get(layer["data"]["name"], pd.DataFrame())) for layer in spec["layer"]]
+
+
+def series_chart(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    return chart_layers(at, None)
+
+
+def metric(at: AppTest, label: str) -> str:
+    (m,) = [m for m in at.metric if m.label == label]
+    return str(m.value)
+
+
+def page_text(at: AppTest) -> str:
+    parts = [e.value for e in (*at.title, *at.markdown, *at.caption, *at.info, *at.error)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_plate_view_colours_every_well_by_its_latest_probability(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    assert f"Plate {PLATE}" in at.title[0].value
+    assert at.selectbox(key="plate").value == PLATE
+    layers = chart_layers(at, "plate_chart")
+    grid = layers[0][1]  # the background layer holds every well of the layout
+    assert len(grid) == 12  # A01, B02, C03 fit a 12-well (3 x 4) plate
+    imaged = grid.dropna(subset=["probability"]).set_index("well")
+    assert sorted(imaged.index) == ["A01", "B02", "C03"]
+    # latest per-well value: median of the two fields at 30 h
+    assert imaged.loc["B02", "probability"] == pytest.approx(0.92, abs=1e-6)
+    assert imaged.loc["A01", "probability"] == pytest.approx(0.09, abs=1e-6)
+    assert imaged.loc["B02", "onset"] and not imaged.loc["A01", "onset"]
+    legend_titles = [
+        layer["encoding"]["color"].get("title")
+        for layer, _ in layers
+        if "color" in layer.get("encoding", {}) and "field" in layer["encoding"]["color"]
+    ]
+    assert "P(differentiated)" in legend_titles
+    assert metric(at, "Wells with onset") == "1"
+    assert metric(at, "Images analysed") == "36"
+
+
+def test_well_with_onset_is_shown_first_with_its_onset_rule(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    assert at.selectbox(key="well").value == "B02"
+    assert metric(at, "Onset") == "at 18.0 h"
+    layers = series_chart(at)
+    rules = [
+        df
+        for layer, df in layers
+        if layer["mark"]["type"] == "rule" and "x" in layer.get("encoding", {})
+    ]
+    assert len(rules) == 1 and rules[0]["time_h"].tolist() == [pytest.approx(18.0)]
+    x_titles = {
+        layer["encoding"]["x"].get("title")
+        for layer, _ in layers
+        if "x" in layer.get("encoding", {})
+    }
+    assert "Time (h)" in x_titles
+
+
+def test_selecting_a_well_shows_its_series_and_images(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    at.selectbox(key="well").select("A01").run()
+    assert not at.exception, at.exception
+    assert any(s.value == "Well A01" for s in at.subheader)
+    assert metric(at, "Onset") == "none"
+    line = [df for layer, df in series_chart(at) if layer["mark"]["type"] == "line"]
+    means = line[-1]["mean"].tolist()
+    assert means == pytest.approx([0.05, 0.08, 0.06, 0.10, 0.07, 0.09], abs=1e-6)
+    assert line[-1]["time_h"].tolist() == pytest.approx([0, 6, 12, 18, 24, 30])
+    assert not any(layer["mark"]["type"] == "rule" for layer, _ in series_chart(at))
+    images = at.dataframe[-1].value
+    assert len(images) == 12
+    assert images["Image"].str.startswith("data:image/png;base64,").all()
+    assert images["Activation map"].str.startswith("data:image/png;base64,").all()
+
+
+def test_missing_image_file_is_a_note_not_an_error(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    at.selectbox(key="well").select("C03").run()
+    assert not at.exception, at.exception
+    images = at.dataframe[-1].value.set_index("File")
+    gone = images.loc[filled_db.missing_file.name]
+    assert gone["Image"] is None or pd.isna(gone["Image"])
+    assert "missing" in gone["Note"]
+    assert images.drop(index=filled_db.missing_file.name)["Image"].notna().all()
+
+
+def test_acknowledging_an_alert_writes_the_database(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    with closing(store.open_db(filled_db.path, readonly=True)) as conn:
+        alerts = store.list_alerts(conn, unacknowledged_only=True)
+    assert {a.kind for a in alerts} == {"onset", "stall"}
+    onset_alert = next(a for a in alerts if a.kind == "onset")
+    at.text_input(key="ack_by").input("dr. jones")
+    at.button(key=f"ack_{onset_alert.id}").click().run()
+    assert not at.exception, at.exception
+    with closing(store.open_db(filled_db.path, readonly=True)) as conn:
+        after = {a.id: a for a in store.list_alerts(conn)}
+    assert after[onset_alert.id].acknowledged_by == "dr. jones"
+    assert after[onset_alert.id].acknowledged_at is not None
+    assert all(a.acknowledged_at is None for a in after.values() if a.id != onset_alert.id)
+    # the page no longer offers to acknowledge it, and counts one open alert
+    assert not [b for b in at.button if b.key == f"ack_{onset_alert.id}"]
+    assert any("Alerts (1 open)" in s.value for s in at.subheader)
+
+
+def test_onset_reset_button_rearms_the_well(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    at.button(key=f"reset_{PLATE}_B02").click().run()
+    assert not at.exception, at.exception
+    with closing(store.open_db(filled_db.path, readonly=True)) as conn:
+        (onset,) = store.list_onsets(conn, PLATE)
+        summary = {w.well: w for w in store.well_summary(conn, PLATE)}
+    assert onset.well == "B02" and onset.reset_at is not None
+    assert not summary["B02"].onset
+    assert metric(at, "Wells with onset") == "0"
+    assert metric(at, "Onset") == "none"
+
+
+def test_sidebar_shows_daemon_heartbeat_and_model(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    sidebar = "\n".join(str(m.value) for m in at.sidebar.markdown)
+    assert "alive" in sidebar
+    assert "resnet-tiny-v1" in sidebar and "CPUExecutionProvider" in sidebar
+
+
+def test_empty_database_explains_how_to_start_the_daemon(
+    empty_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(empty_db, monkeypatch)
+    text = page_text(at)
+    assert "holds no analysed images yet" in text and "stemwatch watch" in text
+    sidebar = "\n".join(str(m.value) for m in at.sidebar.markdown)
+    assert "stale" in sidebar  # the fixture's last heartbeat is an hour old
+
+
+def test_missing_database_explains_how_to_start_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "not-yet.db"
+    at = run_app(db, monkeypatch)
+    text = page_text(at)
+    assert f"no database at `{db}`" in text and "stemwatch watch" in text
+    assert not db.exists()  # the dashboard never creates it
+
+
+def test_a_file_that_is_not_a_database_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("these are my notes, not a database\n" * 100)
+    at = run_app(bogus, monkeypatch)
+    assert len(at.error) == 1 and str(bogus) in at.error[0].value
