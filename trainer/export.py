@@ -163,6 +163,13 @@ def export_module(
             # The legacy exporter is chosen on purpose (module docstring): hide its deprecation.
             warnings.filterwarnings("ignore", ".*legacy TorchScript-based", DeprecationWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            # Shapes become constants on purpose: the spatial size is fixed (see layers.py).
+            warnings.filterwarnings(
+                "ignore",
+                "Converting a tensor to a Python integer",
+                torch.jit.TracerWarning,
+                r"trainer\.architectures\.layers",
+            )
             torch.onnx.export(
                 module.eval(),
                 (dummy,),
@@ -248,7 +255,7 @@ def check_parity(
     session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     names = list(output_names or [o.name for o in session.get_outputs()])
     results: list[ParityResult] = []
-    for batch in sorted({1, len(tiles)}):
+    for batch in sorted({1, len(tiles)}):  # 1 and N
         x = np.ascontiguousarray(tiles[:batch], dtype=np.float32)
         with torch.no_grad():
             ref = module.eval()(torch.from_numpy(x))

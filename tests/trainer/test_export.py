@@ -30,6 +30,15 @@ from trainer.export import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine spinning OpenMP threads cost more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def write_textured_tiffs(folder: Path, n: int = 2, size: int = 256) -> list[Path]:
     """Real uint16 TIFFs with colony-like blobs on a noisy background."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -273,7 +282,7 @@ def test_cam_highlights_a_bright_patch(tmp_path: Path):
 
 
 def test_model_without_gap_exports_without_cam(tmp_path: Path):
-    model = create("lenet5", input_size=32).eval()
+    model = create("lenet5").eval()
     module = ExportModule(model, temperature=1.0, positive_index=1)
     assert module.output_names == ["probabilities", "logits"]
     path = export_module(module, tmp_path / "lenet.onnx", input_size=32)

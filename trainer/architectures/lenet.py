@@ -1,8 +1,8 @@
 """LeNet-5 (LeCun et al. 1998), the small baseline Kusumoto et al. 2018 compared with AlexNet.
 
 Two 5x5 convolutions with 2x2 max pooling, then three fully connected layers (120, 84,
-num_classes). The flattened size depends on the input side, so the network is built for one
-``input_size`` (default 32, the classic; pass the tile size to train on larger tiles).
+num_classes). At the classic 32x32 input the last feature map is 5x5; at other sizes it is
+average-pooled to 5x5 (as torchvision's AlexNet pools to 6x6), so any tile side >= 16 works.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import torch
 from torch import Tensor, nn
 
 from trainer.architectures import register
+from trainer.architectures.layers import StaticAdaptiveAvgPool2d
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 with ReLU and max pooling, for a fixed input side."""
+    """LeNet-5 with ReLU and max pooling."""
 
-    def __init__(self, num_classes: int = 2, in_channels: int = 1, input_size: int = 32) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 1) -> None:
         super().__init__()
-        if input_size < 16:
-            raise ValueError(f"lenet5 needs input_size >= 16, got {input_size}")
-        self.input_size = input_size
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5),
             nn.ReLU(inplace=True),
@@ -31,9 +29,9 @@ class LeNet5(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        side = ((input_size - 4) // 2 - 4) // 2
+        self.avgpool = StaticAdaptiveAvgPool2d(5)
         self.classifier = nn.Sequential(
-            nn.Linear(16 * side * side, 120),
+            nn.Linear(16 * 5 * 5, 120),
             nn.ReLU(inplace=True),
             nn.Linear(120, 84),
             nn.ReLU(inplace=True),
@@ -41,12 +39,7 @@ class LeNet5(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != (self.input_size,) * 2:
-            raise ValueError(
-                f"lenet5 was built for {self.input_size}x{self.input_size} inputs, "
-                f"got {tuple(x.shape[-2:])}; create it with input_size={x.shape[-1]}"
-            )
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 @register(
@@ -54,7 +47,7 @@ class LeNet5(nn.Module):
     family="lenet",
     input_size=32,
     has_gap=False,
-    description="LeNet-5 (Kusumoto et al. 2018 baseline); fixed input_size, no CAM.",
+    description="LeNet-5 (Kusumoto et al. 2018 baseline); ~61 k params, no CAM.",
     first_conv="features.0",
     classifier="classifier.4",
 )
