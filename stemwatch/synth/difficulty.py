@@ -34,7 +34,7 @@ class Difficulty:
     """Fraction of colonies in maintenance wells that differentiate spontaneously."""
     contrast_jitter: float = 0.35
     """Relative spread of per-image contrast (illumination gain, exposure)."""
-    tone_match: float = 0.6
+    tone_match: float = 0.85
     """How strongly each image's histogram is mapped to a random, specimen-independent one
     (0: off). Keeps whole-image intensity statistics from giving the label away."""
 
