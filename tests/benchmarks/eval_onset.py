@@ -34,6 +34,10 @@ def main() -> None:
     ap.add_argument("--difficulty", default="default", help="synth difficulty preset")
     ap.add_argument("--seed", type=int, default=1, help="simulation seed (defaults tuned on 100)")
     ap.add_argument("--calibrate", metavar="MODEL", help="fit the noise model to this .onnx")
+    ap.add_argument(
+        "--calibrate-size", type=int, default=512, help="image side of the rendered synth plate"
+    )
+    ap.add_argument("--calibrate-wells", type=int, default=12, help="wells rendered (x2 fields x8)")
     ap.add_argument("--glitch-rate", type=float, default=None, help="override: bad well visits")
     ap.add_argument("--outlier-rate", type=float, default=None, help="override: debris fields")
     args = ap.parse_args()
@@ -41,7 +45,12 @@ def main() -> None:
     noise = NoiseModel()
     if args.calibrate:
         t0 = time.perf_counter()
-        noise, n = calibrate_with_model(args.calibrate, difficulty=args.difficulty)
+        noise, n = calibrate_with_model(
+            args.calibrate,
+            n_wells=args.calibrate_wells,
+            size=args.calibrate_size,
+            difficulty=args.difficulty,
+        )
         print(
             f"noise model calibrated on {n} rendered synth images in "
             f"{time.perf_counter() - t0:.0f} s"
