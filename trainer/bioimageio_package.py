@@ -199,7 +199,7 @@ def write_bioimageio_package(
     rdf: dict[str, Any] = {
         "type": "model",
         "format_version": FORMAT_VERSION,
-        "name": meta.name.replace("_", "-"),
+        "name": meta.name,
         "description": (
             f"Classifies {size}x{size} brightfield/phase-contrast tiles of pluripotent stem "
             f"cell colonies as {' / '.join(meta.class_names)} (stemwatch, {meta.architecture})."

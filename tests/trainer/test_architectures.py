@@ -10,6 +10,7 @@ import torch
 
 from stemwatch.errors import StemwatchError
 from trainer.architectures import (
+    ArchitectureError,
     CamModel,
     InitWeightsError,
     UnknownArchitectureError,
@@ -50,6 +51,9 @@ def test_unknown_architecture_names_the_choices():
     with pytest.raises(UnknownArchitectureError, match=r"'resnet9'.*fastnet") as exc:
         create("resnet9")
     assert isinstance(exc.value, StemwatchError)
+    with pytest.raises(ArchitectureError, match=r"resnet18: unsupported .*'width': 2"):
+        create("resnet18", width=2)
+    assert create("fastnet", width=0.5).fc.in_features == 128
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

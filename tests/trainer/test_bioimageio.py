@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from stemwatch.cli import main
 from trainer.bioimageio_package import PackageError, write_bioimageio_package
 from trainer.export import export_onnx, synthetic_tiles
 
@@ -63,6 +64,15 @@ def test_test_model_fails_on_wrong_expected_output(onnx_model: Path, tmp_path: P
     assert summary.status != "passed"
     failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status == "failed"]
     assert "Output 'probabilities'" in str(failed), failed
+
+
+def test_cli_writes_package_beside_the_model(tiny_checkpoint: Path, tmp_path: Path):
+    out = tmp_path / "cli_model.onnx"
+    assert main(["export", str(tiny_checkpoint), "-o", str(out), "--bioimageio"]) == 0
+    rdf = tmp_path / "cli_model.bioimageio" / "rdf.yaml"
+    content = yaml.safe_load(rdf.read_text())
+    assert content["weights"]["onnx"]["source"] == "cli_model.onnx"
+    assert (rdf.parent / "cli_model.onnx").read_bytes() == out.read_bytes()
 
 
 def test_test_tile_of_the_wrong_size_is_refused(onnx_model: Path, tmp_path: Path):

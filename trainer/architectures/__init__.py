@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from stemwatch.errors import StemwatchError
 
 __all__ = [
+    "ArchitectureError",
     "ArchitectureInfo",
     "CamModel",
     "InitWeightsError",
@@ -34,7 +35,11 @@ __all__ = [
 ]
 
 
-class UnknownArchitectureError(StemwatchError):
+class ArchitectureError(StemwatchError):
+    """An architecture that cannot be built as asked."""
+
+
+class UnknownArchitectureError(ArchitectureError):
     """An architecture name that is not in the registry."""
 
 
@@ -131,14 +136,17 @@ def create(name: str, *, num_classes: int = 2, in_channels: int = 1, **kwargs: A
     """Build architecture ``name`` with freshly initialised weights."""
     info = get_info(name)
     if num_classes < 1 or in_channels < 1:
-        raise ValueError(
+        raise ArchitectureError(
             f"{name}: num_classes ({num_classes}) and in_channels ({in_channels}) must be >= 1"
         )
     try:
         return info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as exc:
-        raise UnknownArchitectureError(
-            f"{name}: bad architecture arguments {kwargs}: {exc}"
+        if "keyword argument" not in str(exc):
+            raise
+        raise ArchitectureError(
+            f"{name}: unsupported architecture arguments {kwargs} ({exc}); "
+            "check model.kwargs in the trainer config"
         ) from None
 
 
