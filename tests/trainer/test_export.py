@@ -215,6 +215,19 @@ def test_onnx_outputs_are_calibrated_model_outputs(exported, tiny_checkpoint: Pa
     np.testing.assert_allclose(cam.mean(axis=(1, 2)), log_odds, atol=1e-5)
 
 
+@pytest.mark.shared
+def test_export_parity_on_real_microscope_images(
+    tiny_checkpoint: Path, shared_real: Path, tmp_path: Path
+):
+    images = [
+        *sorted((shared_real / "hipsc-colonies").glob("*.tif*"))[:1],
+        *sorted((shared_real / "psc-timelapse").glob("*.tif*"))[:1],
+    ]
+    report = export_onnx(tiny_checkpoint, tmp_path / "real.onnx", parity_images=images)
+    assert report.parity[-1].batch_size == 8  # max_tiles of the parity check
+    assert max(max(p.max_abs_diff.values()) for p in report.parity) <= 1e-4
+
+
 def test_onnx_refuses_another_tile_size(exported):
     report, _ = exported
     with pytest.raises(Exception, match=r"(?i)dimension|shape"):
