@@ -260,10 +260,15 @@ def check_parity(
         with torch.no_grad():
             ref = module.eval()(torch.from_numpy(x))
         ref_t = ref if isinstance(ref, tuple | list) else (ref,)
+        if len(ref_t) != len(names):
+            raise ExportError(
+                f"{onnx_path}: torch gives {len(ref_t)} outputs, the ONNX file {len(names)} "
+                f"({', '.join(names)})"
+            )
         got = session.run(names, {session.get_inputs()[0].name: x})
         diffs: dict[str, float] = {}
         scales: dict[str, float] = {}
-        for name, r, g in zip(names, ref_t, got, strict=False):
+        for name, r, g in zip(names, ref_t, got, strict=True):
             r_np = r.numpy()
             if r_np.shape != g.shape:
                 raise ExportError(
@@ -297,8 +302,8 @@ def export_onnx(
     name: str | None = None,
 ) -> ExportReport:
     """Export a checkpoint to ``out_path`` with metadata; torch/onnxruntime parity is checked
-    (on tiles of ``parity_images`` when given, else on synthetic tiles) and a failing file is
-    removed."""
+    (on tiles of ``parity_images`` when given, else on synthetic tiles); on failure nothing is
+    written and an existing ``out_path`` stays as it was."""
     start = time.perf_counter()
     ckpt = load_checkpoint(checkpoint_path)
     out_path = Path(out_path)
@@ -327,15 +332,7 @@ def export_onnx(
         stemwatch_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    export_module(
-        module,
-        out_path,
-        input_size=size,
-        in_channels=ckpt.in_channels,
-        opset=opset,
-        metadata=metadata,
-    )
-    if parity_images:
+    if parity_images:  # read (and fail on) the images before spending time on the export
         tiles = parity_tiles(parity_images, ckpt.tiling, ckpt.normalisation)
         if ckpt.in_channels != 1:
             tiles = np.repeat(tiles, ckpt.in_channels, axis=1)
@@ -344,11 +341,21 @@ def export_onnx(
         tiles = synthetic_tiles(MAX_PARITY_TILES, ckpt.in_channels, size)
         source = f"{len(tiles)} synthetic tiles"
         log.warning("no parity images given: checking torch/onnxruntime parity on %s", source)
+    # Checked under a temporary name: a failing export never replaces a previous good file.
+    partial = out_path.with_name(f".{out_path.stem}.{os.getpid()}.partial.onnx")
     try:
-        parity = check_parity(module, out_path, tiles, tolerance=tolerance)
-    except Exception:
-        out_path.unlink(missing_ok=True)
-        raise
+        export_module(
+            module,
+            partial,
+            input_size=size,
+            in_channels=ckpt.in_channels,
+            opset=opset,
+            metadata=metadata,
+        )
+        parity = check_parity(module, partial, tiles, tolerance=tolerance)
+        os.replace(partial, out_path)
+    finally:
+        partial.unlink(missing_ok=True)
     report = ExportReport(
         onnx_path=out_path,
         model_hash=model_hash(out_path),

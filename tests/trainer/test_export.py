@@ -148,6 +148,19 @@ def test_non_checkpoint_inputs_are_named(tmp_path: Path):
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_bad_parity_image_fails_before_export_and_keeps_old_model(
+    tiny_checkpoint: Path, tmp_path: Path
+):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"previous model")
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00 truncated")
+    with pytest.raises(StemwatchError, match=r"broken\.tif"):
+        export_onnx(tiny_checkpoint, out, parity_images=[broken])
+    assert out.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tif", "model.onnx"]
+
+
 # --- export -----------------------------------------------------------------------------------
 
 
