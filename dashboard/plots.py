@@ -98,7 +98,12 @@ def plate_heatmap(
             tooltip=tooltip,
         )
         layers.append(text)
-    return alt.LayerChart(layer=layers, width=cell * layout.cols, height=cell * layout.rows)
+    return alt.LayerChart(
+        layer=layers,
+        width=cell * layout.cols,
+        height=cell * layout.rows,
+        autosize=alt.AutoSizeParams(type="pad"),  # cells keep their size; legend adds below
+    )
 
 
 def well_series_chart(

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from stemwatch.errors import ImageReadError
 from stemwatch.imaging import normalise, read_image
@@ -52,11 +52,19 @@ def image_thumbnail(path: str | Path, max_side: int = THUMB_SIDE) -> bytes | Non
 
 
 def resize_png(png: bytes, max_side: int = THUMB_SIDE) -> bytes | None:
-    """Scale a stored PNG (an activation map) to fit ``max_side``; ``None`` if undecodable."""
+    """Scale a stored PNG (an activation map) to fit ``max_side`` (blocky: one block per tile),
+    colouring a grayscale map as a heatmap (dark: low, yellow: high); ``None`` if undecodable."""
     try:
-        with Image.open(io.BytesIO(png)) as im:
-            im.load()
-            im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        with Image.open(io.BytesIO(png)) as src:
+            src.load()
+            im: Image.Image = src
+            if im.mode in ("L", "I", "I;16", "F"):
+                im = ImageOps.colorize(
+                    im.convert("L"), black="#000004", mid="#bc3754", white="#fcffa4"
+                )
+            scale = max_side / max(im.size)
+            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+            im = im.resize(size, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BOX)
             buf = io.BytesIO()
             im.save(buf, format="PNG")
     except (OSError, ValueError, SyntaxError) as exc:

@@ -321,42 +321,52 @@ def _well_view(
 
 
 def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
-    st.markdown("**Images behind this well**")
+    st.markdown("**Images behind this well** (newest first)")
     if images.empty:
         st.caption("no images")
         return
     shown = images.tail(MAX_IMAGE_ROWS).iloc[::-1]
+    any_cam = bool(shown["has_cam"].any())
     rows = []
     for r in shown.itertuples(index=False):
         thumb = _image_thumb(str(r.path), _int_or_none(r.mtime_ns))
-        cam = store.cam_png(conn, int(r.image_id)) if r.has_cam else None
-        rows.append(
-            {
-                "Time (h)": r.time_h,
-                "Field": r.field,
-                "P(diff.)": r.probability,
-                "Image": thumbs.data_uri(thumb),
-                "Activation map": thumbs.data_uri(_cam_thumb(cam) if cam else None),
-                "File": Path(str(r.path)).name,
-                "Note": "" if thumb is not None else "image file missing or unreadable",
-                "Tile SD": r.tile_sd,
-                "Status": r.status,
-            }
-        )
+        notes = [] if thumb is not None else ["image file missing or unreadable"]
+        if r.status != "done":
+            notes.append(str(r.status))
+        row = {
+            "Time (h)": r.time_h,
+            "Field": r.field,
+            "P(diff.)": r.probability,
+            "Image": thumbs.data_uri(thumb),
+        }
+        if any_cam:
+            cam = store.cam_png(conn, int(r.image_id)) if r.has_cam else None
+            row["Activation map"] = thumbs.data_uri(_cam_thumb(cam) if cam else None)
+        row["File"] = Path(str(r.path)).name
+        row["Note"] = "; ".join(notes)
+        rows.append(row)
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
         row_height=72,
         column_config={
-            "Time (h)": st.column_config.NumberColumn(format="%.1f"),
-            "P(diff.)": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
-            "Tile SD": st.column_config.NumberColumn(format="%.2f"),
+            "Time (h)": st.column_config.NumberColumn(format="%.1f", width="small"),
+            "Field": st.column_config.NumberColumn(width="small"),
+            "P(diff.)": st.column_config.ProgressColumn(
+                format="%.2f", min_value=0, max_value=1, width="small"
+            ),
             "Image": st.column_config.ImageColumn(width="small"),
             "Activation map": st.column_config.ImageColumn(width="small"),
+            "File": st.column_config.TextColumn(width="medium", help="double-click to see all"),
         },
     )
+    notes = []
+    if not any_cam:
+        notes.append("no activation maps stored for these images")
     if len(images) > MAX_IMAGE_ROWS:
-        st.caption(f"showing the latest {MAX_IMAGE_ROWS} of {len(images)} images")
+        notes.append(f"showing the latest {MAX_IMAGE_ROWS} of {len(images)} images")
+    if notes:
+        st.caption("; ".join(notes))
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)

@@ -1,0 +1,81 @@
+"""The served dashboard in a real headless Chromium: `stemwatch dashboard` as a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_browser import (
+    Browser,
+    DashboardServer,
+    chrome,
+    find_browser,
+    free_port,
+    wait_for_charts,
+    wait_for_text,
+)
+from dashboard_db import PLATE, FilledDb
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Browser:
+    found = find_browser()
+    if found is None:
+        pytest.skip("chromium and chromedriver not installed; run scripts/ensure-browser.sh")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium must never try to download anything
+    return found
+
+
+@pytest.fixture
+def server(filled_db: FilledDb, tmp_path: Path) -> Iterator[DashboardServer]:
+    srv = DashboardServer(filled_db.path, free_port(), tmp_path / "server.log")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+        assert srv.proc.poll() is not None
+
+
+@pytest.fixture
+def driver(browser: Browser) -> Iterator[Any]:
+    d = chrome(browser)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def test_served_dashboard_shows_the_plate_and_follows_a_click(
+    server: DashboardServer, driver: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.get(server.url)
+    wait_for_text(driver, f"Plate {PLATE}")
+    wait_for_text(driver, "Well B02")  # the well with an onset is shown first
+    plate_chart, series_chart = wait_for_charts(driver, 2)[:2]
+    wells = plate_chart.find_elements(By.CSS_SELECTOR, "path[aria-label*='Well: ']")
+    assert {"A01", "B02", "C03"} <= {
+        w.get_attribute("aria-label").split("Well: ")[1][:3] for w in wells
+    }
+    assert "P(differentiated)" in plate_chart.text or plate_chart.find_elements(
+        By.XPATH, ".//*[text()='P(differentiated)']"
+    )
+    assert series_chart.find_elements(By.XPATH, ".//*[text()='onset 18.0 h']")
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+    shot = tmp_path / "dashboard.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+
+    # click well A01 on the heatmap: the well view follows
+    a01 = plate_chart.find_element(By.CSS_SELECTOR, "path[aria-label*='Well: A01;']")
+    ActionChains(driver).move_to_element(a01).click().perform()
+    wait_for_text(driver, "Well A01", timeout_s=30)
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+    assert server.proc.poll() is None, server.log()
