@@ -80,6 +80,7 @@ class FinalFailure:
     reason: str
     attempts: int
     content_hash: str | None = None
+    location: ImageLocation | None = None
 
 
 class PermanentImageError(ImageReadError):
@@ -216,6 +217,7 @@ class Pipeline:
             self.report(Outcome(path, "changed", stat, cand.attempts))
             return
         digest: str | None = None
+        location: ImageLocation | None = None
         try:
             digest = content_hash(path)
             image = read_image(path)
@@ -234,14 +236,14 @@ class Pipeline:
             self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
             return
         except PermanentImageError as exc:
-            self._fail(cand, exc.reason, cand.attempts + 1, digest)
+            self._fail(cand, exc.reason, cand.attempts + 1, digest, location)
             return
         except ImageReadError as exc:
             if not path.exists():
                 log.warning("%s: gone before it was read (deleted or moved away)", path)
                 self.report(Outcome(path, "gone", attempts=cand.attempts))
                 return
-            self._retry_or_fail(cand, exc.reason, digest)
+            self._retry_or_fail(cand, exc.reason, digest, location)
             return
         after = stat_file(path)
         if after != cand.stat:  # rewritten while we read it: read it again later
@@ -276,11 +278,17 @@ class Pipeline:
             )
         return prepare(pixels, self.model.metadata.normalisation, tiling)
 
-    def _retry_or_fail(self, cand: Candidate, reason: str, digest: str | None) -> None:
+    def _retry_or_fail(
+        self,
+        cand: Candidate,
+        reason: str,
+        digest: str | None,
+        location: ImageLocation | None = None,
+    ) -> None:
         attempts = cand.attempts + 1
         retry = self.config.retry
         if attempts >= retry.max_attempts:
-            self._fail(cand, reason, attempts, digest)
+            self._fail(cand, reason, attempts, digest, location)
             return
         delay = backoff_delay(attempts, retry.initial_backoff_s, retry.max_backoff_s)
         log.info(
@@ -296,9 +304,16 @@ class Pipeline:
             Outcome(cand.path, "retry", cand.stat, attempts, reason=reason, retry_in_s=delay)
         )
 
-    def _fail(self, cand: Candidate, reason: str, attempts: int, digest: str | None) -> None:
+    def _fail(
+        self,
+        cand: Candidate,
+        reason: str,
+        attempts: int,
+        digest: str | None,
+        location: ImageLocation | None = None,
+    ) -> None:
         log.warning("%s: failed after %d attempt(s): %s", cand.path, attempts, reason)
-        self.writes.put(FinalFailure(cand, reason, attempts, digest))
+        self.writes.put(FinalFailure(cand, reason, attempts, digest, location))
 
     # -- inference -----------------------------------------------------------------------
 
@@ -337,7 +352,8 @@ class Pipeline:
         except Exception as exc:  # onnxruntime errors: record, keep running
             log.exception("inference failed on a batch of %d image(s)", len(items))
             for p in items:
-                self._fail(p.candidate, f"inference failed: {exc}", p.candidate.attempts + 1, None)
+                reason = f"inference failed: {exc}"
+                self._fail(p.candidate, reason, p.candidate.attempts + 1, None, p.location)
             return
         self.counters.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
         start = 0
@@ -420,6 +436,7 @@ class Pipeline:
                 reason=item.reason,
                 attempts=item.attempts,
                 content_hash=item.content_hash,
+                location=item.location,
             )
             self.counters.add(failed=1)
             self.report(

@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,30 @@ def wait_for(cond: Callable[[], object], timeout_s: float = 10.0, every_s: float
         time.sleep(every_s)
 
 
-def records(db: Path) -> list[store.ImageRecord]:
-    """Every image record (any status, superseded included), oldest first."""
+@dataclass(frozen=True)
+class Row:
+    """One image version as stored, with its prediction if any (history included)."""
+
+    id: int
+    path: str
+    status: str
+    error: str | None
+    attempts: int
+    size: int | None
+    content_hash: str | None
+    superseded_by: int | None
+    plate: str | None
+    well: str | None
+    probability: float | None
+    model_hash: str | None
+    n_tiles: int | None
+
+
+def records(db: Path) -> list[Row]:
+    """Every image record (any status, superseded versions included), oldest first.
+
+    Reads the tables directly: the store's read API shows current versions only.
+    """
     if not db.exists():
         return []
     try:
@@ -154,10 +177,15 @@ def records(db: Path) -> list[store.ImageRecord]:
     except store.StoreError:  # being created by the daemon right now
         return []
     try:
-        return sorted(store.recent_images(conn, limit=10_000), key=lambda r: r.id)
+        rows = conn.execute(
+            "SELECT i.id, i.path, i.status, i.error, i.attempts, i.size, i.content_hash, "
+            "i.superseded_by, i.plate, i.well, p.probability, p.model_hash, p.n_tiles "
+            "FROM images i LEFT JOIN predictions p ON p.image_id = i.id ORDER BY i.id"
+        ).fetchall()
     finally:
         conn.close()
+    return [Row(*tuple(r)) for r in rows]
 
 
-def by_name(db: Path, name: str) -> list[store.ImageRecord]:
+def by_name(db: Path, name: str) -> list[Row]:
     return [r for r in records(db) if Path(r.path).name == name]

@@ -126,6 +126,7 @@ def test_bad_files_fail_with_reason_and_the_next_good_file_is_processed(
     assert "TIFF" in (by[bad["not_tiff"]].error or "")
     assert by[bad["truncated"]].error
     assert "smaller" in (by[bad["tiny"]].error or "")
+    assert by[bad["tiny"]].well == "D04"  # where a failed image was taken is kept when known
     assert by[bad["empty"]].attempts == cfg.retry.max_attempts
     assert by[bad["tiny"]].attempts == 1  # permanent: not retried
     assert d.summary is not None and d.summary.failed == 5
@@ -164,10 +165,11 @@ def test_permission_denied_is_recorded_as_failed(
     assert rec.status == "failed" and "permission" in (rec.error or "").lower()
 
 
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 def test_folder_that_disappears_and_comes_back(
-    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel, polling: bool
 ) -> None:
-    cfg = make_config(tmp_path, tiny_model_path)
+    cfg = make_config(tmp_path, tiny_model_path, watch={"polling": polling})
     folder = cfg.folder
     assert folder is not None
     with running_daemon(cfg, tiny_model):
@@ -224,3 +226,27 @@ def test_heartbeat_and_model_are_stored(
     assert hb is not None and hb.state == "stopped"
     assert model is not None and model.model_hash == tiny_model.model_hash
     assert model.provider == "CPUExecutionProvider"
+
+
+def test_other_bit_depths_and_layouts_are_processed(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    import numpy as np
+    import tifffile
+
+    cfg = make_config(tmp_path, tiny_model_path)
+    assert cfg.folder is not None
+    rng = np.random.default_rng(0)
+    images = {
+        image_name("J01"): (rng.random((256, 256)) * 255).astype(np.uint8),
+        image_name("J02"): (rng.random((256, 256, 3)) * 255).astype(np.uint8),  # RGB
+        image_name("J03"): rng.random((256, 256)).astype(np.float32),
+        image_name("J04"): (rng.random((200, 300)) * 4095).astype(np.uint16),  # 12-bit, 3:2
+    }
+    with running_daemon(cfg, tiny_model):
+        for name, arr in images.items():
+            tifffile.imwrite(cfg.folder / name, arr)
+        wait_for(lambda: len(records(cfg.database)) == len(images), 10)
+    by = {Path(r.path).name: r for r in records(cfg.database)}
+    assert {n: by[n].status for n in images} == dict.fromkeys(images, "done")
+    assert by[image_name("J04")].n_tiles == 6  # 50x75 after x4: 2 x 3 end-aligned 32-px tiles
