@@ -61,7 +61,7 @@ def parse_well(well: str) -> tuple[int, int]:
         row = row * 26 + (ord(ch) - ord("A") + 1)
     col = int(number)
     if col < 1:
-        raise ValueError(f"{well!r}: columns start at 1")
+        raise ValueError(f"{well!r} is not a well name: columns start at 1 (A01)")
     return row - 1, col - 1
 
 

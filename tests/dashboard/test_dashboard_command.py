@@ -1,0 +1,61 @@
+"""`stemwatch dashboard`: its Streamlit command line and its argument checks."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from stemwatch.cli import main
+from stemwatch.commands import dashboard as command
+
+
+def test_streamlit_command_line_is_headless_and_private(tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    argv = command.streamlit_argv(db, port=8642, address="127.0.0.1")
+    assert argv[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert Path(argv[4]) == Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    assert Path(argv[4]).is_file()
+    for option in (
+        "--server.headless=true",
+        "--server.port=8642",
+        "--server.address=127.0.0.1",
+        "--browser.gatherUsageStats=false",
+    ):
+        assert option in argv
+    assert argv[-3:] == ["--", "--db", str(db)]
+
+
+def test_database_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard.views import database_argument
+
+    monkeypatch.setenv("STEMWATCH_DB", "/env.db")
+    assert database_argument(["--db", "/cli.db"]) == "/cli.db"
+    assert database_argument(["-x", "tests/dashboard"]) == "/env.db"
+    monkeypatch.delenv("STEMWATCH_DB")
+    assert database_argument([]) == ""
+
+
+def test_folder_as_database_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dashboard", "--db", str(tmp_path), "--port", "8643"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(tmp_path) in line and "is a folder" in line
+
+
+def test_busy_port_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dashboard", "--db", str(tmp_path / "r.db"), "--port", str(port)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--port {port}" in line and "choose a free port" in line
+
+
+def test_port_out_of_range_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard", "--db", str(tmp_path / "r.db"), "--port", "70000"]) == 2
+    assert "not a TCP port" in capsys.readouterr().err
