@@ -13,11 +13,13 @@ is experiment time as resolved by :mod:`stemwatch.platemeta`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -314,9 +316,22 @@ def open_db(
     return conn
 
 
+class StoreConnection(sqlite3.Connection):
+    """A connection that threads may share: write transactions take ``write_lock`` in turn."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_lock = threading.RLock()
+
+
 def _connect(target: str, busy_timeout_s: float, *, uri: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(
-        target, timeout=busy_timeout_s, isolation_level=None, uri=uri, check_same_thread=False
+        target,
+        timeout=busy_timeout_s,
+        isolation_level=None,
+        uri=uri,
+        check_same_thread=False,
+        factory=StoreConnection,
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
@@ -356,19 +371,25 @@ def _retry(fn: Callable[[], T], source: str) -> T:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction (``BEGIN IMMEDIATE``: takes the write lock up front)."""
-    if conn.in_transaction:  # nested: join the outer one
-        yield conn
-        return
-    source = db_path_of(conn)
-    _retry(lambda: conn.execute("BEGIN IMMEDIATE"), source)
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        _retry(lambda: conn.execute("COMMIT"), source)
+    """A write transaction (``BEGIN IMMEDIATE``: takes the write lock up front).
+
+    Nested use in one thread joins the outer transaction; another thread sharing the
+    connection waits until it is over.
+    """
+    lock = getattr(conn, "write_lock", None) or contextlib.nullcontext()
+    with lock:
+        if conn.in_transaction:  # nested: join the outer one
+            yield conn
+            return
+        source = db_path_of(conn)
+        _retry(lambda: conn.execute("BEGIN IMMEDIATE"), source)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            _retry(lambda: conn.execute("COMMIT"), source)
 
 
 def write_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

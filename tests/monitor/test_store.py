@@ -319,3 +319,67 @@ def test_unwritable_file_message_names_file_even_as_root(
     with pytest.raises(store.StoreError, match="read-only") as exc:
         store.open_db(db)
     assert str(db) in str(exc.value) and "chmod" in str(exc.value)
+
+
+def test_threads_sharing_a_connection_write_in_turn(tmp_path: Path) -> None:
+    conn = store.open_db(tmp_path / "s.db")
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(60):
+                with store.transaction(conn):  # like the pipeline: image + prediction together
+                    iid = store.register_image(
+                        conn,
+                        path=f"/{name}/{i}.tif",
+                        size=1,
+                        mtime_ns=i,
+                        content_hash=None,
+                        location=loc(well=name, tp=i),
+                        status="queued",
+                    )
+                    store.record_prediction(
+                        conn,
+                        iid,
+                        model_hash="m",
+                        probability=0.5,
+                        tile_mean=0.5,
+                        tile_sd=0.0,
+                        n_tiles=1,
+                        cam_png=None,
+                    )
+                store.beat(conn, state="running", detail=f"{name} {i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in ("A01", "B01", "C01")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.counts(conn).done == 180
+    assert not conn.in_transaction
+
+
+def test_another_threads_write_does_not_join_a_transaction_that_rolls_back(
+    tmp_path: Path,
+) -> None:
+    conn = store.open_db(tmp_path / "s.db")
+    began = threading.Event()
+
+    def beat_meanwhile() -> None:
+        began.wait()
+        store.beat(conn, state="running", detail="from the other thread")
+
+    other = threading.Thread(target=beat_meanwhile)
+    other.start()
+    with pytest.raises(RuntimeError), store.transaction(conn):
+        store.record_failure(conn, path="/x.tif", size=1, mtime_ns=1, reason="r", attempts=1)
+        began.set()
+        time.sleep(0.3)  # the other thread tries to write now
+        raise RuntimeError("roll back")
+    other.join()
+    assert store.counts(conn).failed == 0  # rolled back
+    hb = store.last_heartbeat(conn)
+    assert hb is not None and hb.detail == "from the other thread"  # not rolled back with it
