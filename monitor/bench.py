@@ -58,8 +58,14 @@ class BenchError(StemwatchError):
 # ------------------------------------------------------------------------------ the model
 
 
-def build_standin_model(path: Path, *, tile_size: int = 128, downsample: int = 4) -> Path:
-    """Write a FastNet-shaped ONNX classifier with random weights (needs the ``onnx`` package)."""
+def build_standin_model(
+    path: Path, *, tile_size: int = 128, downsample: int = 4, width: float = 1.0
+) -> Path:
+    """Write a FastNet-shaped ONNX classifier with random weights (needs the ``onnx`` package).
+
+    ``width`` scales every layer's channels (cost grows about with its square), to see how
+    the pipeline behaves when inference rather than decoding dominates.
+    """
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
@@ -98,9 +104,10 @@ def build_standin_model(path: Path, *, tile_size: int = 128, downsample: int = 4
             out = f"{name}_r"
         return out
 
-    x = conv("image", 1, 24, k=3, stride=2, groups=1, relu=True)
-    ch = 24
-    for out_ch, stride in FASTNET_BLOCKS:
+    ch = max(8, round(24 * width))
+    x = conv("image", 1, ch, k=3, stride=2, groups=1, relu=True)
+    for base_ch, stride in FASTNET_BLOCKS:
+        out_ch = max(8, round(base_ch * width))
         y = conv(x, ch, ch, k=3, stride=stride, groups=ch, relu=True)
         y = conv(y, ch, out_ch, k=1, stride=1, groups=1, relu=False)
         if stride == 1 and ch == out_ch:
@@ -144,18 +151,24 @@ def build_standin_model(path: Path, *, tile_size: int = 128, downsample: int = 4
     return path
 
 
-def pick_model(explicit: Path | None, workdir: Path) -> tuple[Path, str]:
+def pick_model(
+    explicit: Path | None, workdir: Path, standin_width: float | None = None
+) -> tuple[Path, str]:
     """The model to benchmark and a one-line description of which one it is."""
     from monitor.inference import default_model_path
 
     if explicit is not None:
         return explicit, f"{explicit} (given)"
-    try:
-        bundled = default_model_path()
-    except StemwatchError:
-        path = build_standin_model(workdir / "standin-fastnet.onnx")
-        return path, "stand-in FastNet (random weights, default architecture's cost; no bundled)"
-    return bundled, f"{bundled} (bundled default)"
+    if standin_width is None:
+        try:
+            bundled = default_model_path()
+        except StemwatchError:
+            standin_width = 1.0
+        else:
+            return bundled, f"{bundled} (bundled default)"
+    path = build_standin_model(workdir / "standin-fastnet.onnx", width=standin_width)
+    what = "the default architecture's cost" if standin_width == 1.0 else f"width x{standin_width}"
+    return path, f"stand-in FastNet (random weights, {what}; not the bundled model)"
 
 
 # ------------------------------------------------------------------------------ the images
@@ -444,6 +457,7 @@ def run_bench(
     intra_op_threads: int = 1,
     workdir: Path | None = None,
     skip: tuple[str, ...] = (),
+    standin_width: float | None = None,
 ) -> BenchResult:
     """All figures; ``skip`` may name "backlog" and/or "latency"."""
     from monitor.inference import load_model
@@ -453,7 +467,7 @@ def run_bench(
         tmp = tempfile.TemporaryDirectory(prefix="stemwatch-bench-")
         workdir = Path(tmp.name)
     try:
-        path, description = pick_model(model_path, workdir)
+        path, description = pick_model(model_path, workdir, standin_width)
         model = load_model(path, intra_op_threads=intra_op_threads)
         model.warmup(16)
         result = BenchResult(model=description, provider=model.provider, image_size=size)
@@ -486,7 +500,9 @@ def run_bench(
             )
         if "backlog" not in skip:
             for comp in compressions:
-                result.backlog[comp or "none"] = bench_backlog(
+                # inference alone right before, under the same load, with the same threads
+                alone = bench_inference_only(model, tiles, 200, inference_workers)
+                figures = bench_backlog(
                     workdir,
                     path,
                     n=backlog,
@@ -494,6 +510,9 @@ def run_bench(
                     compression=comp,
                     config_text=config_text,
                 )
+                figures["inference_only_ips"] = round(alone, 2)
+                figures["of_inference_only"] = round(figures["images_per_s"] / alone, 3)
+                result.backlog[comp or "none"] = figures
         if "latency" not in skip:
             result.latency_s = bench_latency(
                 workdir,
@@ -523,7 +542,8 @@ def format_result(r: BenchResult) -> str:
         lines.append(
             f"backlog {b['images']:.0f} ({tag}): {b['images_per_s']:.2f} images/s, "
             f"peak RSS {b['peak_rss_mb']:.0f} MB, wall {b['wall_s_incl_startup']:.1f} s, "
-            f"CPU {b['cpu_ms_per_image']:.1f} ms/image"
+            f"CPU {b['cpu_ms_per_image']:.1f} ms/image; {b['of_inference_only']:.0%} of "
+            f"inference alone just before ({b['inference_only_ips']:.1f} images/s)"
         )
     if r.latency_s:
         lt = r.latency_s

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--skip", action="append", choices=["backlog", "latency"], default=[], help="skip a part"
     )
+    p.add_argument(
+        "--standin-width",
+        type=float,
+        metavar="W",
+        help="benchmark a stand-in FastNet with channels x W instead of the bundled model",
+    )
     p.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         intra_op_threads=args.intra_op_threads,
         workdir=args.workdir,
         skip=tuple(args.skip),
+        standin_width=args.standin_width,
     )
     print(format_result(result))
     if args.json:

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-images", type=int, default=30)
     ap.add_argument("--quiet", type=float, default=2.0)
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--standin-width", type=float, help="stand-in FastNet with channels x W")
+    ap.add_argument("--skip", action="append", choices=["backlog", "latency"], default=[])
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     r = run_bench(
@@ -35,13 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         backlog=args.backlog,
         latency_images=args.latency_images,
         quiet_s=args.quiet,
+        standin_width=args.standin_width,
+        skip=tuple(args.skip),
     )
     print(format_result(r))
     print()
     print(f"needed by a 96-well x 4-field plate every 10 min: {NEEDED_IPS:.2f} images/s")
-    infer = r.inference_only_ips.get("1_thread", float("nan"))
     for tag, b in r.backlog.items():
         ips = b["images_per_s"]
+        infer = b["inference_only_ips"]
         print(
             f"[{tag}] throughput {ips:.2f} images/s = {ips / NEEDED_IPS:.1f}x need "
             f"(target >= 10x: {'met' if ips >= 10 * NEEDED_IPS else 'NOT met'}); "
