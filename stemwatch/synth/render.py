@@ -190,7 +190,7 @@ def _draw_cells(
     nuclei with dark nucleoli, little granularity."""
     d = float(np.clip(view.d, 0.0, 1.0))
     compaction = 1.0 - 0.12 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = _lerp(8.5, 18.0, d) * compaction * px_per_um
+    spacing = _lerp(7.5, 17.0, d) * compaction * px_per_um
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
@@ -216,16 +216,16 @@ def _draw_cells(
     contrast = _lerp(1.0, 0.6, dl) * (0.65 + 0.35 * dome)
     line_w = _lerp(1.0, 0.7, dl) * px_per_um
     border = np.exp(-((edge / line_w) ** 2))
-    frag = np.clip(_lerp(0.5, 0.8, dl) + _lerp(0.7, 0.3, dl) * med, 0.0, 1.0)
-    nucleus = np.exp(-((f1 / (_lerp(0.28, 0.2, d) * spacing)) ** 2))
+    frag = np.clip(_lerp(0.75, 0.85, dl) + _lerp(0.45, 0.3, dl) * med, 0.0, 1.0)
+    nucleus = np.exp(-((f1 / (_lerp(0.24, 0.2, d) * spacing)) ** 2))
     nucleolus = np.exp(-((f1 / (_lerp(0.9, 1.4, d) * px_per_um)) ** 2))
     sig = contrast * (
-        _lerp(0.085, 0.05, dl) * border * frag
-        + _lerp(0.035, 0.012, dl) * fine
-        - _lerp(0.05, 0.035, dl) * nucleus * (0.5 + crand)
+        _lerp(0.09, 0.055, dl) * border * frag
+        + _lerp(0.025, 0.012, dl) * fine
+        - _lerp(0.05, 0.04, dl) * nucleus * (0.5 + crand)
         - _lerp(0.03, 0.08, dl) * nucleolus * (crand > 0.25)
         + _lerp(-0.015, 0.004, dl) * dome
-        + 0.012 * med
+        + _lerp(0.012, 0.006, dl) * med
     )
     # flattened cells: a faint dark line beside each bright outline
     if d > 0.05:
@@ -234,8 +234,8 @@ def _draw_cells(
     sig -= _lerp(0.05, 0.012, dl) * np.exp(-depth / (1.5 * px_per_um))
     out[ys, xs] = sig
     # dead / mitotic cells: dark dots, many in compact colonies, most near the edge
-    p_dead = _lerp(0.03, 0.006, d)
-    sel = (crand < p_dead) & (f1 < 1.2 * px_per_um)
+    p_dead = _lerp(0.015, 0.004, d)
+    sel = (crand < p_dead) & (f1 < 1.8 * px_per_um)
     if sel.any():
         dots[ys[sel], xs[sel]] -= 0.5 + 0.5 * (depth[sel] < 0.25 * rmean)
 
@@ -455,10 +455,8 @@ def expose(
     full = 255.0 if bit_depth == 8 else 4095.0
     # exposure / condenser setting: the specimen's contrast is scaled to a random target
     # drawn independently of what is in the field, so whole-image contrast carries no label
-    target = 0.045 * math.exp(rng.normal(0.0, difficulty.contrast_jitter))
-    sd = float(optical[::4, ::4].std())
-    contrast = float(np.clip(target / max(sd, 1e-4), 0.4, 2.5))
-    spec = optical * np.float32(contrast)
+    target = 0.035 * math.exp(rng.normal(0.0, difficulty.contrast_jitter))
+    spec = optical.copy()
     ppu = 1.0
     # debris: faint small specks everywhere, a few larger particles and floating dead cells
     n_specks = int(rng.poisson(size * size / 2500.0 * nz * rng.uniform(0.2, 3.0)))
@@ -467,13 +465,16 @@ def expose(
         xs = rng.integers(0, size, n_specks)
         amp = -rng.exponential(0.35, n_specks).astype(np.float32)
         np.add.at(dots, (ys, xs), amp)
-    spec += dots * np.float32(2.5)
+    spec += dots * np.float32(1.6)
     _draw_debris(spec, rng, int(rng.poisson(size * size / 40000.0 * nz)), ppu)
     if rng.random() < 0.05 * nz:
         _draw_bubble(spec, rng)
     spec += rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.01)
-    defocus = float(0.8 + abs(rng.normal(0.0, 0.25 * nz)))
+    defocus = float(0.6 + abs(rng.normal(0.0, 0.25 * nz)))
     spec = ndi.gaussian_filter(spec, defocus, truncate=3.0)
+    sd = float(spec[::4, ::4].std())
+    contrast = float(np.clip(target / max(sd, 1e-4), 0.3, 4.0))
+    spec *= np.float32(contrast)
     illum = _upsample(_smooth_field(size, rng, 32, 0.12, 4 * nz), size)
     level = float(rng.uniform(0.35, 0.6)) * full
     # auto-exposure: the image mean (not the background) lands at ``level``
