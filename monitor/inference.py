@@ -9,6 +9,7 @@ the provider actually in use is reported, and ``require_gpu`` turns the fallback
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,24 +82,41 @@ class LoadedModel:
     metadata: ModelMetadata
     model_hash: str
     provider: str
+    cam_output: str | None = None
 
     @property
     def tile_size(self) -> int:
         return self.metadata.tiling.tile_size
 
+    @property
+    def has_cam(self) -> bool:
+        return self.cam_output is not None
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Positive-class probability of each tile of a (N, 1, S, S) float32 batch."""
-        out = self.session.run(
-            [self.metadata.output_name],
-            {self.metadata.input_name: np.ascontiguousarray(batch, dtype=np.float32)},
-        )[0]
-        probs = np.asarray(out, dtype=np.float32)
+        return self.predict_with_cam(batch, cam=False)[0]
+
+    def predict_with_cam(
+        self, batch: np.ndarray, *, cam: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N,) and, when the model has one and ``cam``, its CAM (N, h, w)."""
+        names = [self.metadata.output_name]
+        want_cam = cam and self.cam_output is not None
+        if want_cam:
+            names.append(str(self.cam_output))
+        outs = self.session.run(
+            names, {self.metadata.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        )
+        probs = np.asarray(outs[0], dtype=np.float32)
         if probs.ndim != 2 or probs.shape[0] != batch.shape[0]:
             raise ModelMetadataError(
                 f"{self.path}: output {self.metadata.output_name!r} has shape {probs.shape}, "
                 f"expected ({batch.shape[0]}, {len(self.metadata.class_names)})"
             )
-        return probs[:, self.metadata.positive_index]
+        cams = np.asarray(outs[1], dtype=np.float32) if want_cam else None
+        if cams is not None and (cams.ndim != 3 or cams.shape[0] != batch.shape[0]):
+            cams = None
+        return probs[:, self.metadata.positive_index], cams
 
     def warmup(self, batch_size: int = 1) -> None:
         s = self.tile_size
@@ -149,7 +167,11 @@ def load_model(
     props = dict(session.get_modelmeta().custom_metadata_map)
     meta = ModelMetadata.from_props(props, path)
     _check_signature(path, session, meta)
-    model = LoadedModel(path, session, meta, file_sha256(path), provider)
+    cam_output = meta.cam_output_name
+    if cam_output is not None and cam_output not in {o.name for o in session.get_outputs()}:
+        log.warning("%s: metadata names CAM output %r, graph lacks it; no maps", path, cam_output)
+        cam_output = None
+    model = LoadedModel(path, session, meta, file_sha256(path), provider, cam_output)
     log.info(
         "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling x%d",
         path,
@@ -184,3 +206,35 @@ def _check_signature(path: Path, session: Any, meta: ModelMetadata) -> None:
             f"{path}: input {meta.input_name!r} has shape {shape} but the metadata's tiling "
             f"needs (N, {want[0]}, {want[1]}, {want[2]}); re-export the model"
         )
+
+
+def cam_mosaic(cams: np.ndarray, origins: np.ndarray, tile_size: int) -> np.ndarray:
+    """Place each tile's CAM (N, h, w) at its origin: one map over the image, NaN where no
+    tile was analysed (background). Overlapping tiles are averaged."""
+    n, h, w = cams.shape
+    sy, sx = h / tile_size, w / tile_size
+    rows = np.rint(origins[:, 0] * sy).astype(int)
+    cols = np.rint(origins[:, 1] * sx).astype(int)
+    total = np.zeros((int(rows.max()) + h, int(cols.max()) + w), np.float64)
+    count = np.zeros_like(total)
+    for k in range(n):
+        total[rows[k] : rows[k] + h, cols[k] : cols[k] + w] += cams[k]
+        count[rows[k] : rows[k] + h, cols[k] : cols[k] + w] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def cam_png(mosaic: np.ndarray, *, min_side: int = 128) -> bytes:
+    """A CAM mosaic (log-odds per pixel) as a small RGB PNG: blue = undifferentiated evidence,
+    red = differentiated, black = background; enlarged (nearest) to at least ``min_side``."""
+    from PIL import Image
+
+    p = 1.0 / (1.0 + np.exp(-np.clip(np.nan_to_num(mosaic, nan=0.0), -30, 30)))
+    rgb = np.stack([p, np.zeros_like(p), 1.0 - p], axis=-1)
+    rgb[np.isnan(mosaic)] = 0.0
+    img = (rgb * 255).round().astype(np.uint8)
+    scale = max(1, -(-min_side // max(1, min(img.shape[:2]))))
+    img = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

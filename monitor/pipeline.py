@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.config import MonitorConfig
-from monitor.inference import LoadedModel
+from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
 from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.imaging import Tiles, content_hash, prepare, read_image
@@ -72,6 +72,7 @@ class Prepared:
 class Scored:
     prepared: Prepared
     probabilities: np.ndarray  # positive-class probability of each tile
+    cam_png: bytes | None = None
 
 
 @dataclass
@@ -343,12 +344,13 @@ class Pipeline:
         batch = np.concatenate([p.tiles.data for p in items], axis=0)
         t0 = time.perf_counter()
         try:
-            probs = np.concatenate(
-                [
-                    self.model.predict(batch[i : i + self.config.inference.batch_tiles])
-                    for i in range(0, len(batch), self.config.inference.batch_tiles)
-                ]
-            )
+            step = self.config.inference.batch_tiles
+            parts = [
+                self.model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
+            ]
+            probs = np.concatenate([p for p, _ in parts])
+            chunks = [c for _, c in parts if c is not None]
+            cams = np.concatenate(chunks) if len(chunks) == len(parts) else None
         except Exception as exc:  # onnxruntime errors: record, keep running
             log.exception("inference failed on a batch of %d image(s)", len(items))
             for p in items:
@@ -359,8 +361,18 @@ class Pipeline:
         start = 0
         for p in items:
             n = len(p.tiles.data)
-            self.writes.put(Scored(p, probs[start : start + n]))
+            png = None
+            if cams is not None:
+                png = self._cam_png(p, cams[start : start + n])
+            self.writes.put(Scored(p, probs[start : start + n], png))
             start += n
+
+    def _cam_png(self, p: Prepared, cams: np.ndarray) -> bytes | None:
+        try:
+            return cam_png(cam_mosaic(cams, p.tiles.origins, self.model.tile_size))
+        except Exception:  # a map is a nicety: never lose the result over it
+            log.exception("%s: cannot render the activation map", p.candidate.path)
+            return None
 
     # -- writer --------------------------------------------------------------------------
 
@@ -472,7 +484,7 @@ class Pipeline:
                 tile_mean=tile_mean,
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
-                cam_png=None,
+                cam_png=item.cam_png,
             )
         self.counters.add(done=1)
         log.info(

@@ -46,9 +46,18 @@ def tiny_metadata(
 
 
 def classifier_graph(
-    *, tile_size: int, channels: int = 4, brightness_gain: float = 0.0, seed: int = 0
+    *,
+    tile_size: int,
+    channels: int = 4,
+    brightness_gain: float = 0.0,
+    seed: int = 0,
+    cam: bool = False,
 ) -> onnx.ModelProto:
-    """The ONNX model proto (no metadata): conv -> relu -> GAP -> gemm -> softmax."""
+    """The ONNX model proto (no metadata): conv -> relu -> GAP -> gemm -> softmax.
+
+    With ``cam`` it also outputs ``cam`` (N, S, S): the positive-minus-negative class weights
+    applied to the features at each pixel, as the trainer's exporter does.
+    """
     rng = np.random.default_rng(seed)
     conv_w = rng.normal(0, 0.5, size=(channels, 1, 3, 3)).astype(np.float32)
     conv_b = np.zeros(channels, dtype=np.float32)
@@ -77,14 +86,24 @@ def classifier_graph(
         helper.make_node("Add", ["l1", "l2"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
     ]
+    outputs = [
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2]),
+    ]
+    if cam:
+        cam_w = (fc_w[1] - fc_w[0]).reshape(1, channels, 1, 1).astype(np.float32)
+        inits.append(numpy_helper.from_array(cam_w, "cam_w"))
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "cam_axis"))
+        nodes.append(helper.make_node("Conv", ["r1", "cam_w"], ["cam4"]))
+        nodes.append(helper.make_node("Squeeze", ["cam4", "cam_axis"], ["cam"]))
+        outputs.append(
+            helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", tile_size, tile_size])
+        )
     graph = helper.make_graph(
         nodes,
         "stemwatch_test_classifier",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, tile_size, tile_size])],
-        [
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2]),
-        ],
+        outputs,
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -102,17 +121,25 @@ def build_classifier(
     brightness_gain: float = 0.0,
     channels: int = 4,
     seed: int = 0,
+    cam: bool = False,
     metadata: ModelMetadata | None = None,
 ) -> Path:
-    """Write a tiny stemwatch-compatible ONNX classifier to ``path`` and return it."""
+    """Write a tiny stemwatch-compatible ONNX classifier to ``path`` and return it.
+
+    ``cam=True`` adds a ``cam`` output and names it in the metadata (``cam_output_name``).
+    """
     meta = metadata or tiny_metadata(
-        tile_size=tile_size, downsample=downsample, max_tiles=max_tiles
+        tile_size=tile_size,
+        downsample=downsample,
+        max_tiles=max_tiles,
+        cam_output_name="cam" if cam else None,
     )
     model = classifier_graph(
         tile_size=meta.tiling.tile_size,
         channels=channels,
         brightness_gain=brightness_gain,
         seed=seed,
+        cam=cam,
     )
     helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
     p = Path(path)
