@@ -2,10 +2,10 @@
 
 Runs without torch. The model is the bundled ``models/stemwatch-default.onnx`` when present,
 else a stand-in built here with ``onnx.helper``: the FastNet layout (strided 3x3 stem, seven
-depthwise-separable blocks 32-64-64-128-128-256-256, global average pooling, linear, softmax;
-batch norm folded into the convolutions) at 128-px tiles after x4 downsampling, so its cost
-per tile matches the default architecture's (~25 M multiply-adds). The weights are random:
-only the cost is meaningful.
+depthwise-separable blocks 32-64-64-128-128-256-256, global average pooling, linear, softmax,
+and the class-activation-map output the exporter adds; batch norm folded into the
+convolutions) at 128-px tiles after x4 downsampling, so its cost per tile matches the default
+architecture's (~25 M multiply-adds). The weights are random: only the cost is meaningful.
 
 Figures (``run_bench`` returns them, ``stemwatch bench`` prints them):
 
@@ -124,6 +124,14 @@ def build_standin_model(
     ]
     nodes.append(helper.make_node("Gemm", ["feat", "fc_w", "fc_b"], ["logits"], transB=1))
     nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    # class activation map, as the exporter adds for GAP networks: (N, h, w) log-odds evidence
+    cam_w = (fc_w[1] - fc_w[0]).reshape(1, ch, 1, 1).astype(np.float32)
+    inits += [
+        numpy_helper.from_array(cam_w, "cam_w"),
+        numpy_helper.from_array(np.array([1], np.int64), "cam_axis"),
+    ]
+    nodes.append(helper.make_node("Conv", [x, "cam_w"], ["cam4"]))
+    nodes.append(helper.make_node("Squeeze", ["cam4", "cam_axis"], ["cam"]))
     graph = helper.make_graph(
         nodes,
         "fastnet_standin",
@@ -131,12 +139,14 @@ def build_standin_model(
         [
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", None, None]),
         ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = ModelMetadata(
+        cam_output_name="cam",
         name="bench-standin-fastnet",
         architecture="fastnet",
         class_names=["undifferentiated", "differentiated"],
@@ -264,7 +274,13 @@ def bench_stages(path: Path, model: Any, repeat: int = 5) -> tuple[dict[str, flo
     ms["prepare_total"], _ = _timeit(
         lambda: imaging.prepare(image.pixels, meta.normalisation, meta.tiling), repeat
     )
-    ms["inference"], _ = _timeit(lambda: model.predict(tiles.data), repeat)
+    ms["inference"], (_, cams) = _timeit(lambda: model.predict_with_cam(tiles.data), repeat)
+    if cams is not None:
+        from monitor.inference import cam_mosaic, cam_png
+
+        ms["cam_png"], _ = _timeit(
+            lambda: cam_png(cam_mosaic(cams, tiles.origins, meta.tiling.tile_size)), repeat
+        )
     return {k: round(v, 2) for k, v in ms.items()}, len(tiles.data)
 
 
