@@ -11,23 +11,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from monitor.alerts import AlertsConfig
+from monitor.onset import OnsetConfig
 from stemwatch.config import StrictModel
-
-try:  # the onset and alerts sections are owned by monitor-store
-    from monitor.onset import OnsetConfig
-except ImportError:  # pragma: no cover - only until monitor/onset.py lands
-
-    class OnsetConfig(StrictModel):  # type: ignore[no-redef]
-        """Placeholder until monitor/onset.py lands."""
-
-
-try:
-    from monitor.alerts import AlertsConfig
-except ImportError:  # pragma: no cover - only until monitor/alerts.py lands
-
-    class AlertsConfig(StrictModel):  # type: ignore[no-redef]
-        """Placeholder until monitor/alerts.py lands."""
-
 
 DEFAULT_SUFFIXES = [".tif", ".tiff", ".png", ".jpg", ".jpeg"]
 
