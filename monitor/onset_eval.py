@@ -136,14 +136,14 @@ def simulate_plates(
 
 def detect(well: SimulatedWell, params: OnsetParams) -> tuple[float, float] | None:
     """(onset estimate h, detection time h) of the first onset in ``well``, or None."""
-    values = [
-        aggregate_fields(
-            [FieldObservation(field=f, probability=float(p)) for f, p in enumerate(row)],
-            params.aggregate,
-        ).probability
-        for row in well.probs
-    ]
-    _, det = run_detector(values, list(well.times_h), params)
+    values: list[float] = []
+    keys: list[float] = []
+    for t_h, row in zip(well.times_h, well.probs, strict=True):
+        fields = [FieldObservation(field=f, probability=float(p)) for f, p in enumerate(row)]
+        if any(math.isfinite(o.probability) for o in fields):  # else: no usable field
+            values.append(aggregate_fields(fields, params.aggregate).probability)
+            keys.append(t_h)
+    _, det = run_detector(values, keys, params)
     if det is None:
         return None
     return det.onset_key, det.detected_key
@@ -247,6 +247,60 @@ def fit_noise_model(
         outlier_rate=float(outlier.mean()),
         calibrated=True,
     )
+
+
+def score_plates_with_model(
+    model_path: str,
+    n_plates: int,
+    *,
+    wells: int = 96,
+    n_fields: int = 2,
+    interval_h: float = 6.0,
+    duration_h: float = 54.0,
+    size: int = 256,
+    difficulty: str = "default",
+    seed: int = 0,
+) -> list[SimulatedWell]:
+    """Per-field probabilities from a real exported model on rendered synth plates.
+
+    No noise model: every image is rendered by the synthetic microscope and scored the way
+    the daemon scores it (``prepare`` with the model's recipe, mean of tile probabilities).
+    """
+    from pathlib import Path
+
+    from monitor.inference import load_model
+    from stemwatch.imaging import prepare
+    from stemwatch.synth.biology import true_onset_h
+    from stemwatch.synth.plate import plan_plate
+
+    model = load_model(Path(model_path))
+    times = tuple(i * interval_h for i in range(int(duration_h / interval_h) + 1))
+    out: list[SimulatedWell] = []
+    for k in range(n_plates):
+        plate_seed = seed * 1000 + k
+        plan = plan_plate(
+            wells=wells,
+            n_fields=n_fields,
+            times_h=times,
+            interval_h=interval_h,
+            size=size,
+            difficulty=difficulty,
+            seed=plate_seed,
+            plate_name=f"SIM{plate_seed:04d}",
+        )
+        for name, w in plan.wells.items():
+            probs = np.full((len(times), n_fields), np.nan)
+            for t in range(len(times)):
+                for f in range(n_fields):
+                    tiles = prepare(
+                        plan.render(name, f, t),
+                        model.metadata.normalisation,
+                        model.metadata.tiling,
+                    )
+                    if len(tiles.data):
+                        probs[t, f] = float(np.mean(model.predict(tiles.data)))
+            out.append(SimulatedWell(plan.plate, name, w.condition, true_onset_h(w), times, probs))
+    return out
 
 
 def calibrate_with_model(
