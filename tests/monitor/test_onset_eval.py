@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,9 +12,11 @@ from monitor.onset import OnsetParams
 from monitor.onset_eval import (
     NoiseModel,
     SimulatedWell,
+    calibrate_with_model,
     evaluate,
     fit_noise_model,
     naive_params,
+    score_plates_with_model,
     simulate_plates,
 )
 
@@ -66,3 +71,19 @@ def test_fit_noise_model_recovers_the_link() -> None:
     assert fitted.intercept == pytest.approx(-2.0, abs=0.2)
     assert fitted.slope == pytest.approx(6.0, abs=0.4)
     assert fitted.image_sd == pytest.approx(0.5, abs=0.1)
+
+
+def test_real_model_scoring_and_calibration_run_end_to_end(tiny_model_path: Path) -> None:
+    """A tiny real ONNX model on rendered synth images (what --direct/--calibrate do)."""
+    wells = score_plates_with_model(
+        str(tiny_model_path), 1, wells=6, n_fields=1, interval_h=24.0, duration_h=24.0, size=128
+    )
+    assert len(wells) == 6
+    assert all(w.probs.shape == (2, 1) for w in wells)
+    assert all(0.0 <= p <= 1.0 for w in wells for p in w.probs.ravel())
+    assert {w.condition for w in wells} == {"maintenance", "induced"}
+    noise, n = calibrate_with_model(
+        str(tiny_model_path), n_wells=2, n_fields=1, times_h=(0, 24), size=128
+    )
+    assert n == 4 and noise.calibrated
+    assert all(map(math.isfinite, (noise.intercept, noise.slope, noise.image_sd)))
