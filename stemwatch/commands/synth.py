@@ -78,6 +78,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="real seconds between passes (overrides --speedup)",
     )
     a.add_argument("--log", type=Path, default=None, help="JSON-lines log of what was written")
+
+    sh = ss.add_parser("sheet", help="a PNG contact sheet of both conditions over time")
+    sh.add_argument("out", type=Path, help="PNG file to write")
+    sh.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    sh.add_argument("--size", type=int, default=768, help="field side in pixels (768)")
+    sh.add_argument(
+        "--difficulty", default="default", choices=["easy", "default", "hard"], help="(default)"
+    )
+    sh.add_argument("--real", type=Path, default=None, help="a real image to show beside them")
     p.set_defaults(func=run)
 
 
@@ -113,6 +122,18 @@ def run(args: argparse.Namespace) -> int:
         )
         n = sum(1 for _ in manifest.open()) - 1
         print(f"wrote {n} images; manifest: {manifest}")
+        return 0
+    if args.synth_command == "sheet":
+        from stemwatch.synth.contact import make_contact_sheet
+
+        out = make_contact_sheet(
+            args.out,
+            size=args.size,
+            seed=args.seed,
+            difficulty=args.difficulty,
+            real_image=args.real,
+        )
+        print(f"wrote {out}")
         return 0
     if args.synth_command == "plate":
         from stemwatch.synth.plate import generate_plate

@@ -213,14 +213,14 @@ def _draw_cells(
     dome = np.sqrt(np.clip(depth / (0.35 * rmean), 0.0, 1.0))
     # the periphery differentiates first: local state is higher near the border
     dl = np.clip(d * (1.45 - 0.7 * dome), 0.0, 1.0)
-    contrast = _lerp(1.0, 0.6, dl) * (0.65 + 0.35 * dome)
-    line_w = _lerp(1.0, 0.7, dl) * px_per_um
+    contrast = _lerp(1.0, 0.8, dl) * (0.65 + 0.35 * dome)
+    line_w = _lerp(1.0, 0.95, dl) * px_per_um
     border = np.exp(-((edge / line_w) ** 2))
     frag = np.clip(_lerp(0.75, 0.85, dl) + _lerp(0.45, 0.3, dl) * med, 0.0, 1.0)
     nucleus = np.exp(-((f1 / (_lerp(0.24, 0.2, d) * spacing)) ** 2))
     nucleolus = np.exp(-((f1 / (_lerp(0.9, 1.4, d) * px_per_um)) ** 2))
     sig = contrast * (
-        _lerp(0.09, 0.055, dl) * border * frag
+        _lerp(0.09, 0.075, dl) * border * frag
         + _lerp(0.025, 0.012, dl) * fine
         - _lerp(0.05, 0.04, dl) * nucleus * (0.5 + crand)
         - _lerp(0.03, 0.08, dl) * nucleolus * (crand > 0.25)
@@ -398,7 +398,7 @@ def _smooth_field(
     gx, gy = rng.normal(0, amplitude, 2)
     field = 1.0 + gx * xx + gy * yy
     # vignetting
-    vig = float(rng.uniform(0.03, 0.15))
+    vig = float(rng.uniform(0.01, 0.04))
     cx, cy = rng.normal(0, 0.08, 2)
     field *= 1.0 - vig * ((xx - cx) ** 2 + (yy - cy) ** 2) * 2
     imp = np.zeros((n, n), np.float32)
@@ -469,13 +469,13 @@ def expose(
     _draw_debris(spec, rng, int(rng.poisson(size * size / 40000.0 * nz)), ppu)
     if rng.random() < 0.05 * nz:
         _draw_bubble(spec, rng)
-    spec += rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.01)
+    spec += rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.005)
     defocus = float(0.6 + abs(rng.normal(0.0, 0.25 * nz)))
     spec = ndi.gaussian_filter(spec, defocus, truncate=3.0)
     sd = float(spec[::4, ::4].std())
-    contrast = float(np.clip(target / max(sd, 1e-4), 0.3, 4.0))
+    contrast = float(np.clip(target / max(sd, 1e-4), 0.3, 6.0))
     spec *= np.float32(contrast)
-    illum = _upsample(_smooth_field(size, rng, 32, 0.12, 4 * nz), size)
+    illum = _upsample(_smooth_field(size, rng, 32, 0.05, 4 * nz), size)
     level = float(rng.uniform(0.35, 0.6)) * full
     # auto-exposure: the image mean (not the background) lands at ``level``
     shaded = illum * (1.0 + spec)
@@ -484,7 +484,7 @@ def expose(
     level /= max(float(shaded[::4, ::4].mean()), 0.1)
     signal = np.float32(level) * shaded
     # Poisson-Gaussian noise (Gaussian approximation of the shot noise: counts are high)
-    dn_per_e = full / float(math.exp(rng.uniform(math.log(3000.0), math.log(20000.0))))
+    dn_per_e = full / float(math.exp(rng.uniform(math.log(15000.0), math.log(40000.0))))
     read = float(rng.uniform(0.5, 2.0)) * full / 4095.0 * 4.0 * nz
     var = np.maximum(signal, 0.0) * dn_per_e * nz * nz + read * read
     noisy = signal + np.sqrt(var) * rng.standard_normal(signal.shape, dtype=np.float32)
