@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -250,7 +251,8 @@ def open_db(
                 "or pass the right --db"
             )
         try:
-            conn = _connect(f"file:{p.resolve().as_posix()}?mode=ro", busy_timeout_s, uri=True)
+            uri = f"file:{urllib.parse.quote(p.resolve().as_posix())}?mode=ro"
+            conn = _connect(uri, busy_timeout_s, uri=True)
             version = schema_version(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(

@@ -99,6 +99,14 @@ def test_readonly_open_reads_and_refuses_writes(tmp_path: Path) -> None:
     assert isinstance(exc.value, StemwatchError)
 
 
+def test_readonly_open_of_a_path_with_uri_characters(tmp_path: Path) -> None:
+    folder = tmp_path / "run #3? 50% done"
+    folder.mkdir()
+    store.open_db(folder / "s.db").close()
+    ro = store.open_db(folder / "s.db", readonly=True)
+    assert store.db_path_of(ro) == str((folder / "s.db").resolve())
+
+
 def test_readonly_open_of_missing_or_foreign_file(tmp_path: Path) -> None:
     with pytest.raises(store.StoreError, match="not found"):
         store.open_db(tmp_path / "nope.db", readonly=True)
