@@ -37,3 +37,10 @@ def test_bad_plate_format_is_one_line_exit_2(
     assert main(["synth", "plate", str(tmp_path), "--wells", "97", "--timepoints", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "wells=97" in err
+
+
+def test_contact_sheet_command(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sheet.png"
+    assert main(["synth", "sheet", str(out), "--size", "96"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,75 @@
+"""Benchmark of the synthetic microscope; prints seconds per plate time point.
+
+    nice -n 10 python tests/benchmarks/bench_synth.py [--wells 96] [--workers 2] [--size 1024]
+
+Target (issue 3): one 96-well x 4-field time point at 1024x1024 on 2 cores well under a
+minute (a real instrument needs many minutes per pass). Rendering, TIFF encoding and writing
+(uncompressed OME-TIFF, 16-bit) are all counted. ``--wells`` below 96 measures that many wells
+and extrapolates linearly to 96 (said so in the output). Measured at 0 h (compact colonies)
+and 48 h (grown, touching, differentiating colonies: the slowest case). Not a test: it
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stemwatch.platemeta import well_from_index
+from stemwatch.synth.plate import plan_plate, write_timepoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wells", type=int, default=96, help="wells to measure (<= 96)")
+    ap.add_argument("--fields", type=int, default=4)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--compression", default=None)
+    args = ap.parse_args(argv)
+    n_wells = max(1, min(96, args.wells))
+    names = [well_from_index(i // 12, i % 12) for i in range(n_wells)]
+    plan = plan_plate(
+        wells=names, n_fields=args.fields, times_h=(0.0, 48.0), size=args.size, seed=1
+    )
+    print(
+        f"synth bench: {n_wells} wells x {args.fields} fields at {args.size}², "
+        f"{args.workers} worker process(es), compression={args.compression}, "
+        f"{os.cpu_count()} CPUs visible, load average {os.getloadavg()[0]:.2f}"
+    )
+    # single-process render cost per image, warm caches first
+    plan.render(names[0], 0, 0)
+    for t, label in ((0, "0 h"), (1, "48 h")):
+        per = []
+        for w in names[: min(6, n_wells)]:
+            t0 = time.perf_counter()
+            plan.render(w, 0, t)
+            per.append(time.perf_counter() - t0)
+        print(f"  render only, one process, {label}: median {statistics.median(per):.3f} s/image")
+    with tempfile.TemporaryDirectory() as tmp:
+        for t, label in ((0, "0 h"), (1, "48 h")):
+            out = Path(tmp) / f"t{t}"
+            out.mkdir()
+            t0 = time.perf_counter()
+            files = write_timepoint(
+                plan, t, out, compression=args.compression, workers=args.workers
+            )
+            dt = time.perf_counter() - t0
+            per_96 = dt * 96 / n_wells
+            note = "" if n_wells == 96 else f" (extrapolated from {n_wells} wells)"
+            mb = sum(f.stat().st_size for f in files) / 1e6
+            print(
+                f"  time point {label}: {len(files)} images in {dt:.1f} s "
+                f"({dt / len(files):.3f} s/image, {mb:.0f} MB) -> "
+                f"{per_96:.1f} s per 96-well x {args.fields}-field time point{note}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
