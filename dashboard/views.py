@@ -176,8 +176,6 @@ def _live_view(db_path: str, plate_name: str) -> None:
             _plate_and_well(conn, db_path, plate)
     except (store.StoreError, sqlite3.DatabaseError) as exc:
         st.error(f"Cannot read the database: {exc}")
-        return
-    _alerts_section(db_path)
 
 
 def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSummary) -> None:
@@ -222,6 +220,7 @@ def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSu
         )
         if imaged:
             st.selectbox("Well", imaged, key="well")
+        _alerts_section(db_path)
         _onsets_table(onsets, tb)
     with right:
         if well is None:
@@ -247,6 +246,7 @@ def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
+        height=min(36 + 35 * len(rows), 280),
         column_config={
             "Onset (h)": st.column_config.NumberColumn(format="%.1f"),
             "Detected at (h)": st.column_config.NumberColumn(format="%.1f"),
@@ -341,12 +341,15 @@ def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
         }
         if any_cam:
             cam = store.cam_png(conn, int(r.image_id)) if r.has_cam else None
-            row["Activation map"] = thumbs.data_uri(_cam_thumb(cam) if cam else None)
+            row["Activation"] = thumbs.data_uri(_cam_thumb(cam) if cam else None)
         row["File"] = Path(str(r.path)).name
         row["Note"] = "; ".join(notes)
         rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table["Note"].any():
+        table = table.drop(columns="Note")
     st.dataframe(
-        pd.DataFrame(rows),
+        table,
         hide_index=True,
         row_height=72,
         column_config={
@@ -356,7 +359,11 @@ def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
                 format="%.2f", min_value=0, max_value=1, width="small"
             ),
             "Image": st.column_config.ImageColumn(width="small"),
-            "Activation map": st.column_config.ImageColumn(width="small"),
+            "Activation": st.column_config.ImageColumn(
+                width="small",
+                help="Activation map: where in the image the model saw differentiation "
+                "(dark: little, yellow: much)",
+            ),
             "File": st.column_config.TextColumn(width="medium", help="double-click to see all"),
         },
     )
@@ -385,37 +392,34 @@ def _int_or_none(x: Any) -> int | None:
 
 
 def _alerts_section(db_path: str) -> None:
-    st.divider()
-    show_all = st.toggle("Show acknowledged alerts", key="alerts_all")
     try:
         with data.reading(db_path) as conn:
-            alerts = store.list_alerts(conn, limit=50, unacknowledged_only=not show_all)
+            open_alerts = store.list_alerts(conn, limit=50, unacknowledged_only=True)
+            show_all = bool(st.session_state.get("alerts_all"))
+            alerts = store.list_alerts(conn, limit=50) if show_all else open_alerts
     except (store.StoreError, sqlite3.DatabaseError) as exc:
         st.error(f"Cannot read alerts: {exc}")
         return
-    open_n = sum(a.acknowledged_at is None for a in alerts)
-    st.subheader(f"Alerts ({open_n} open)")
+    st.subheader(f"Alerts ({len(open_alerts)} open)")
+    st.toggle("Show acknowledged alerts", key="alerts_all")
     if msg := st.session_state.pop("_write_error", None):
         st.error(msg)
     if not alerts:
-        st.caption("No alerts.")
+        st.caption("No open alerts.")
         return
+    box = st.container(height=420) if len(alerts) > 3 else st.container()
     for a in alerts:
-        cols = st.columns([2, 2, 7, 2])
-        cols[0].markdown(f"`{_when(a.created_at)}`")
-        where = " ".join(x for x in (a.plate, a.well) if x)
-        colour = "red" if a.kind == "onset" else "orange"
-        cols[1].markdown(f":{colour}-badge[{a.kind}]  \n{where}")
-        cols[2].markdown(a.message)
-        if a.acknowledged_at is None:
-            cols[3].button(
-                "Acknowledge",
-                key=f"ack_{a.id}",
-                on_click=_acknowledge,
-                args=(db_path, a.id),
-            )
-        else:
-            cols[3].caption(f"✓ {a.acknowledged_by} {_when(a.acknowledged_at)}")
+        with box, st.container(border=True):
+            colour = "red" if a.kind == "onset" else "orange"
+            where = " ".join(x for x in (a.plate, a.well) if x)
+            head = f":{colour}-badge[{a.kind}] " + (f"**{where}** · " if where else "")
+            st.markdown(f"{head}{_when(a.created_at)}  \n{a.message}")
+            if a.acknowledged_at is None:
+                st.button(
+                    "Acknowledge", key=f"ack_{a.id}", on_click=_acknowledge, args=(db_path, a.id)
+                )
+            else:
+                st.caption(f"✓ acknowledged by {a.acknowledged_by}, {_when(a.acknowledged_at)}")
 
 
 def _when(t: float) -> str:

@@ -112,7 +112,7 @@ def test_selecting_a_well_shows_its_series_and_images(
     images = at.dataframe[-1].value
     assert len(images) == 12
     assert images["Image"].str.startswith("data:image/png;base64,").all()
-    assert images["Activation map"].str.startswith("data:image/png;base64,").all()
+    assert images["Activation"].str.startswith("data:image/png;base64,").all()
 
 
 def test_missing_image_file_is_a_note_not_an_error(

@@ -1,0 +1,134 @@
+"""Write docs/dashboard.png: the served dashboard in headless Chromium on a synthetic plate.
+
+Run by hand (not by the test suite): ``python tests/dashboard/make_screenshot.py [OUT.png]``.
+
+The images are the synthetic microscope's 24-well plate (real OME-TIFFs, resolved with
+:func:`stemwatch.platemeta.resolve`); the model scores are *simulated* from the plate's ground
+truth (a logistic rise after each induced well's true onset, plus field noise; activation maps
+per tile likewise), so the picture shows every part of the page (onset rings, onset rules,
+alerts) independently of how well today's model is trained. Everything is written through the
+monitor's write API, onset detection and alerting included, as the daemon would.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from dashboard_browser import DashboardServer, chrome, find_browser, free_port, wait_for_charts
+from dashboard_browser import wait_for_text as wait_text
+from PIL import Image
+
+from monitor import store
+from monitor.alerts import Alerter, AlertsConfig
+from monitor.onset import OnsetConfig, update_well
+from stemwatch.imaging import read_image
+from stemwatch.platemeta import resolve
+from stemwatch.synth.plate import generate_plate
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATE = "iPSC-042"
+
+
+def simulated_score(true_onset_h: float | None, t_h: float, rng: np.random.Generator) -> float:
+    base = 0.08 + rng.normal(0, 0.04)
+    if true_onset_h is not None:
+        base += 0.85 / (1 + np.exp(-(t_h - true_onset_h - 4.0) / 4.0))
+    return float(np.clip(base, 0.01, 0.99))
+
+
+def simulated_cam(p: float, rng: np.random.Generator) -> bytes:
+    tiles = np.clip(p + rng.normal(0, 0.15, size=(4, 4)), 0, 1)
+    buf = io.BytesIO()
+    Image.fromarray((tiles * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build_database(work: Path) -> Path:
+    truth = generate_plate(
+        work / "images", wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3
+    )
+    onset_h = {w.well: w.true_onset_h for w in truth.wells}
+    db = work / "stemwatch.db"
+    conn = store.open_db(db)
+    alerter = Alerter(AlertsConfig(), conn)
+    model_hash = "5c0f3d9e" * 8
+    store.register_model(
+        conn,
+        model_hash=model_hash,
+        name="fastnet (simulated scores)",
+        metadata_json="{}",
+        provider="CPUExecutionProvider",
+    )
+    rng = np.random.default_rng(7)
+    t0: float | None = None
+    for path in sorted(truth.files):
+        image = read_image(path)
+        loc = resolve(path, ome_xml=image.ome_xml)
+        t0 = loc.time_s if t0 is None else min(t0, loc.time_s or t0)
+        st = path.stat()
+        image_id = store.register_image(
+            conn,
+            path=str(path),
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            content_hash=None,
+            location=loc,
+            status="queued",
+        )
+        t_h = ((loc.time_s or 0.0) - (t0 or 0.0)) / 3600.0
+        p = simulated_score(onset_h.get(loc.well), t_h, rng)
+        store.record_prediction(
+            conn,
+            image_id,
+            model_hash=model_hash,
+            probability=p,
+            tile_mean=p,
+            tile_sd=0.08,
+            n_tiles=16,
+            cam_png=simulated_cam(p, rng),
+        )
+    for well in sorted(onset_h):
+        event = update_well(conn, PLATE, well, OnsetConfig())
+        if event is not None:
+            alerter.onset(event)
+    alerter.raise_alert(
+        "disk", "The disk of /data/incoming has 4.2% free space (limit 5%); archive old runs."
+    )
+    store.beat(conn, state="watching", detail="idle, 480 images done")
+    conn.close()
+    return db
+
+
+def main(out: Path) -> int:
+    browser = find_browser()
+    if browser is None:
+        print("chromium/chromedriver missing: run scripts/ensure-browser.sh", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        db = build_database(work)
+        server = DashboardServer(db, free_port(), work / "server.log")
+        try:
+            server.wait_ready()
+            driver = chrome(browser, width=1500, height=1650)
+            try:
+                driver.get(server.url)
+                wait_text(driver, f"Plate {PLATE}")
+                wait_for_charts(driver, 2)
+                time.sleep(2.0)  # let the thumbnails and fonts settle
+                driver.save_screenshot(str(out))
+            finally:
+                driver.quit()
+        finally:
+            server.stop()
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs/dashboard.png"))
