@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from dashboard_browser import (
     wait_for_text,
 )
 from dashboard_db import PLATE, FilledDb
+
+from monitor import store
+from monitor.alerts import Alerter, AlertsConfig
 
 pytestmark = pytest.mark.browser
 
@@ -50,8 +54,8 @@ def driver(browser: Browser) -> Iterator[Any]:
         d.quit()
 
 
-def test_served_dashboard_shows_the_plate_and_follows_a_click(
-    server: DashboardServer, driver: Any, tmp_path: Path
+def test_served_dashboard_shows_the_plate_follows_a_click_and_refreshes(
+    server: DashboardServer, driver: Any, filled_db: FilledDb, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -77,5 +81,12 @@ def test_served_dashboard_shows_the_plate_and_follows_a_click(
     a01 = plate_chart.find_element(By.CSS_SELECTOR, "path[aria-label*='Well: A01;']")
     ActionChains(driver).move_to_element(a01).click().perform()
     wait_for_text(driver, "Well A01", timeout_s=30)
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+
+    # the daemon raises an alert meanwhile: the page shows it without a reload (auto-refresh)
+    with closing(store.open_db(filled_db.path)) as conn:
+        Alerter(AlertsConfig(), conn).raise_alert("failures", "11 images failed in the last hour")
+    wait_for_text(driver, "11 images failed in the last hour", timeout_s=40)
+    assert "Well A01" in driver.find_element(By.TAG_NAME, "body").text  # selection kept
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
     assert server.proc.poll() is None, server.log()
