@@ -225,3 +225,31 @@ def test_per_plate_parameters_are_used_by_update_well(tmp_path: Path) -> None:
     assert update_well(conn, "SLOW", "A01", cfg) is None
     fast = update_well(conn, "FAST", "A01", cfg)
     assert fast is not None and fast.detected_timepoint == 1
+
+
+def test_rewritten_image_counts_once_in_its_newest_version(tmp_path: Path) -> None:
+    conn = store.open_db(tmp_path / "s.db")
+    where = ImageLocation("P1", "A01", 0, 0, 0.0, "test")
+    for version, p in enumerate([0.9, 0.2]):  # the instrument rewrote the file
+        iid = store.register_image(
+            conn,
+            path="/img/P1_A01_t0_f0.tif",
+            size=10 + version,
+            mtime_ns=version,
+            content_hash=f"v{version}",
+            location=where,
+            status="queued",
+        )
+        store.record_prediction(
+            conn,
+            iid,
+            model_hash="m",
+            probability=p,
+            tile_mean=p,
+            tile_sd=0.0,
+            n_tiles=1,
+            cam_png=None,
+        )
+    update_well(conn, "P1", "A01", OnsetConfig())
+    (point,) = store.well_series(conn, "P1", "A01")
+    assert (point.probability, point.n_fields) == (0.2, 1)
