@@ -30,7 +30,7 @@ REFRESH_CHOICES: dict[str, float | None] = {
     "30 s": 30.0,
     "1 min": 60.0,
 }
-MAX_IMAGE_ROWS = 60
+MAX_IMAGE_ROWS = 30
 PLATE_CHART_KEY = "plate_chart"
 
 HOW_TO_START = """
@@ -38,8 +38,9 @@ HOW_TO_START = """
 and fills it as images arrive:
 
 ```bash
-stemwatch watch --config monitor.yaml      # see: stemwatch config monitor --example
-stemwatch dashboard --db {db}
+stemwatch watch /path/to/microscope/output --db {db}
+# or with a config file: stemwatch config monitor --example > monitor.yaml
+stemwatch watch --config monitor.yaml --db {db}
 ```
 """
 
@@ -95,8 +96,14 @@ def render(default_db: str) -> None:
     if names:
         if st.session_state.get("plate") not in names:
             st.session_state["plate"] = names[0]
+        onsets_per_plate = {p.plate: p.n_onsets for p in plates}
         with st.sidebar:
-            plate_name = st.selectbox("Plate", names, key="plate")
+            plate_name = st.selectbox(
+                "Plate",
+                names,
+                key="plate",
+                format_func=lambda n: _plate_label(n, onsets_per_plate.get(n, 0)),
+            )
             st.text_input(
                 "Acknowledge as",
                 value=_default_user(),
@@ -118,6 +125,10 @@ def render(default_db: str) -> None:
         st.fragment(run_every=run_every)(_alerts_section)(db_path)
         return
     st.fragment(run_every=run_every)(_live_view)(db_path, plate_name)
+
+
+def _plate_label(name: str, n_onsets: int) -> str:
+    return f"{name}  ({n_onsets} onset{'' if n_onsets == 1 else 's'})"
 
 
 def _default_user() -> str:

@@ -6,13 +6,17 @@ import json
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import tifffile
 from dashboard_db import PLATE, FilledDb
 from streamlit.testing.v1 import AppTest
 
 from monitor import store
+from monitor.onset import OnsetConfig, update_well
+from stemwatch.platemeta import ImageLocation
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -200,3 +204,39 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(
     bogus.write_text("these are my notes, not a database\n" * 100)
     at = run_app(bogus, monkeypatch)
     assert len(at.error) == 1 and str(bogus) in at.error[0].value
+
+
+def test_switching_plates_shows_the_other_plate(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = filled_db.image_dir / "P2_D05.tif"
+    tifffile.imwrite(image, np.full((32, 32), 500, dtype=np.uint16))
+    with closing(store.open_db(filled_db.path)) as conn:
+        loc = ImageLocation(plate="P2", well="D05", field=1, timepoint=0, time_s=0.0, source="test")
+        image_id = store.register_image(
+            conn,
+            path=str(image),
+            size=image.stat().st_size,
+            mtime_ns=image.stat().st_mtime_ns,
+            content_hash=None,
+            location=loc,
+        )
+        store.record_prediction(
+            conn,
+            image_id,
+            model_hash="m",
+            probability=0.3,
+            tile_mean=0.3,
+            tile_sd=0.0,
+            n_tiles=1,
+            cam_png=None,
+        )
+        update_well(conn, "P2", "D05", OnsetConfig())
+    at = run_app(filled_db.path, monkeypatch)
+    assert at.selectbox(key="plate").options == ["P1  (1 onset)", "P2  (0 onsets)"]
+    at.selectbox(key="plate").select("P2").run()
+    assert not at.exception, at.exception
+    assert "Plate P2" in at.title[0].value
+    assert at.selectbox(key="well").value == "D05"
+    assert metric(at, "Latest P(differentiated)") == "0.30"
+    assert "no activation maps" in page_text(at)
