@@ -85,6 +85,7 @@ def render(default_db: str) -> None:
     except data.DatabaseMissingError:
         st.title("Stem cell differentiation monitor")
         st.info(f"There is no database at `{db_path}` yet.\n" + HOW_TO_START.format(db=db_path))
+        st.fragment(run_every=run_every)(_reload_when_plates_change)(db_path, ())
         return
     except (store.StoreError, sqlite3.DatabaseError) as exc:
         st.title("Stem cell differentiation monitor")
@@ -106,9 +107,9 @@ def render(default_db: str) -> None:
             )
             st.text_input(
                 "Acknowledge as",
-                value=_default_user(),
                 key="ack_by",
-                help="Recorded with each acknowledged alert",
+                placeholder="your name",
+                help="Recorded with each alert you acknowledge and each onset you reset",
             )
     with st.sidebar:
         st.fragment(run_every=run_every)(_daemon_panel)(db_path)
@@ -122,18 +123,35 @@ def render(default_db: str) -> None:
             "watching the right folder? The sidebar shows its last heartbeat.\n"
             + HOW_TO_START.format(db=db_path)
         )
-        st.fragment(run_every=run_every)(_alerts_section)(db_path)
+        st.fragment(run_every=run_every)(_reload_when_plates_change)(db_path, ())
+        _alerts_section(db_path)
         return
-    st.fragment(run_every=run_every)(_live_view)(db_path, plate_name)
+    st.fragment(run_every=run_every)(_live_view)(db_path, plate_name, tuple(names))
+
+
+def _reload_when_plates_change(db_path: str, known: tuple[str, ...]) -> None:
+    """Re-run the whole page (sidebar included) once the daemon has created the database or
+    a plate appeared or vanished; otherwise do nothing."""
+    try:
+        with data.reading(db_path) as conn:
+            names = tuple(p.plate for p in store.list_plates(conn))
+    except (store.StoreError, sqlite3.DatabaseError):
+        return
+    if names != known:
+        st.rerun(scope="app")
 
 
 def _plate_label(name: str, n_onsets: int) -> str:
     return f"{name}  ({n_onsets} onset{'' if n_onsets == 1 else 's'})"
 
 
-def _default_user() -> str:
+def _acting_user() -> str:
+    """Who acknowledges or resets: the sidebar's name, else the server's user."""
+    name = str(st.session_state.get("ack_by") or "").strip()
+    if name:
+        return name
     try:
-        return getpass.getuser()
+        return f"{getpass.getuser()} (dashboard)"
     except (KeyError, OSError):
         return "dashboard"
 
@@ -177,7 +195,8 @@ def _daemon_panel(db_path: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _live_view(db_path: str, plate_name: str) -> None:
+def _live_view(db_path: str, plate_name: str, known_plates: tuple[str, ...]) -> None:
+    _reload_when_plates_change(db_path, known_plates)
     try:
         with data.reading(db_path) as conn:
             plate = next((p for p in store.list_plates(conn) if p.plate == plate_name), None)
@@ -438,7 +457,7 @@ def _when(t: float) -> str:
 
 
 def _acknowledge(db_path: str, alert_id: int) -> None:
-    by = str(st.session_state.get("ack_by") or _default_user())
+    by = _acting_user()
     try:
         data.acknowledge(db_path, alert_id, by=by)
     except (store.StoreError, sqlite3.DatabaseError) as exc:
@@ -446,7 +465,7 @@ def _acknowledge(db_path: str, alert_id: int) -> None:
 
 
 def _reset_onset(db_path: str, plate: str, well: str) -> None:
-    by = str(st.session_state.get("ack_by") or _default_user())
+    by = _acting_user()
     try:
         data.reset_onset(db_path, plate, well, by=by)
     except (store.StoreError, sqlite3.DatabaseError) as exc:

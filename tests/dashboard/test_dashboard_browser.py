@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from dashboard_browser import (
     wait_for_charts,
     wait_for_text,
 )
-from dashboard_db import PLATE, FilledDb
+from dashboard_db import PLATE, FilledDb, fill_database
 
 from monitor import store
 from monitor.alerts import Alerter, AlertsConfig
@@ -35,14 +35,28 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Browser:
 
 
 @pytest.fixture
-def server(filled_db: FilledDb, tmp_path: Path) -> Iterator[DashboardServer]:
-    srv = DashboardServer(filled_db.path, free_port(), tmp_path / "server.log")
-    try:
+def serve(tmp_path: Path) -> Iterator[Callable[[Path], DashboardServer]]:
+    """Start `stemwatch dashboard` on a database path; every server is stopped and reaped at
+    teardown, whatever the test did."""
+    servers: list[DashboardServer] = []
+
+    def start(db: Path) -> DashboardServer:
+        srv = DashboardServer(db, free_port(), tmp_path / f"server{len(servers)}.log")
+        servers.append(srv)
         srv.wait_ready()
-        yield srv
+        return srv
+
+    try:
+        yield start
     finally:
-        srv.stop()
-        assert srv.proc.poll() is not None
+        for srv in servers:
+            srv.stop()
+            assert srv.proc.poll() is not None
+
+
+@pytest.fixture
+def server(filled_db: FilledDb, serve: Callable[[Path], DashboardServer]) -> DashboardServer:
+    return serve(filled_db.path)
 
 
 @pytest.fixture
@@ -90,3 +104,19 @@ def test_served_dashboard_shows_the_plate_follows_a_click_and_refreshes(
     assert "Well A01" in driver.find_element(By.TAG_NAME, "body").text  # selection kept
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
     assert server.proc.poll() is None, server.log()
+
+
+def test_page_opened_before_the_daemon_comes_alive_by_itself(
+    serve: Callable[[Path], DashboardServer], driver: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    db = tmp_path / "later.db"
+    server = serve(db)
+    driver.get(server.url)
+    wait_for_text(driver, "no database at")
+    wait_for_text(driver, "stemwatch watch")  # how to start the daemon
+    fill_database(db, tmp_path / "images")  # the daemon starts and analyses a plate
+    wait_for_text(driver, f"Plate {PLATE}", timeout_s=40)  # auto-refresh, no reload
+    wait_for_charts(driver, 2)
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
