@@ -203,3 +203,16 @@ def test_series_chart_draws_the_onset_rule_only_when_there_is_one() -> None:
         if "title" in lyr["encoding"].get("x", {})
     }
     assert x_titles == {"Time (h)"}
+
+
+@pytest.mark.shared
+def test_thumbnails_of_the_real_microscope_images(shared_real) -> None:
+    """Palette LZW brightfield, a whole round well on black, phase-contrast time-lapse."""
+    for folder in ("hipsc-colonies", "hipsc-whole-wells", "psc-timelapse"):
+        path = next(
+            p for p in sorted((shared_real / folder).iterdir()) if p.suffix in (".tif", ".tiff")
+        )
+        png = thumbs.image_thumbnail(path)
+        assert png is not None, path
+        arr = np.asarray(Image.open(io.BytesIO(png)))
+        assert max(arr.shape) <= thumbs.THUMB_SIDE and arr.std() > 5, path
