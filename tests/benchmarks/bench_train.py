@@ -36,7 +36,20 @@ def main() -> None:
     ap.add_argument("--fields", type=int, default=3)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--difficulty", default="default")
+    ap.add_argument(
+        "--label-by",
+        default="condition",
+        choices=["condition", "state"],
+        help="synth labels: the well's condition (Waisman) or its true state at that hour",
+    )
     ap.add_argument("--architecture", default="fastnet")
+    ap.add_argument(
+        "--downsample",
+        type=int,
+        default=2,
+        help="tiling downsample (cell texture is lost at 4 on 512 px synthetic fields)",
+    )
+    ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--max-minutes", type=float, default=9.0, help="training time cap")
     ap.add_argument("--threads", type=int, default=2)
@@ -66,13 +79,17 @@ def main() -> None:
             size=args.size,
             difficulty=args.difficulty,
             seed=args.seed,
+            label_by=args.label_by,
             workers=args.threads,
         )
         t_gen = time.perf_counter() - t0
         cfg = validate_mapping(
             TrainerConfig,
             {
-                "data": {"manifest": str(manifest)},
+                "data": {
+                    "manifest": str(manifest),
+                    "tiling": {"downsample": args.downsample, "tile_size": args.tile},
+                },
                 "split": {"group_by": "well", "test_fraction": 0.25, "val_fraction": 0.2},
                 "model": {"architecture": args.architecture},
                 "optim": {
