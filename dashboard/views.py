@@ -286,9 +286,9 @@ def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
 
 
 def _selected_well(imaged: list[str], onsets: list[store.OnsetRecord]) -> str | None:
-    """The well to show: a click on the heatmap wins, then the select box, then the first
-    well with an onset, then the first imaged well. Syncs the select box's state (before the
-    box is drawn in this run)."""
+    """The well to show: a click on the heatmap wins, then the select box, then the well with
+    the most recently detected onset, then the first imaged well. Syncs the select box's state
+    (before the box is drawn in this run)."""
     picked = _picked_from_chart(st.session_state.get(PLATE_CHART_KEY))
     if picked and picked != st.session_state.get("_last_pick") and picked in imaged:
         st.session_state["well"] = picked
@@ -340,13 +340,19 @@ def _well_view(
         "red rule: estimated onset."
     )
     if onset is not None:
-        st.button(
-            f"Reset onset of {well}",
-            key=f"reset_{plate}_{well}",
-            on_click=_reset_onset,
-            args=(db_path, plate, well),
-            help="Re-arm the detector for this well (e.g. after passaging); history is kept",
-        )
+        with st.popover(f"Reset onset of {well}"):
+            st.markdown(
+                f"Closes the onset of **{well}** and re-arms its detector, e.g. after "
+                "passaging or re-plating. The detector fires again only once the well's "
+                "probability has fallen and risen again; the history stays in the database."
+            )
+            st.button(
+                f"Reset {well}",
+                key=f"reset_{plate}_{well}",
+                type="primary",
+                on_click=_reset_onset,
+                args=(db_path, plate, well),
+            )
     _images_table(conn, images)
 
 
