@@ -84,9 +84,9 @@ def test_thin_path_end_to_end(exported_model: Path, tmp_path: Path) -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    import dashboard
+    from stemwatch.commands.dashboard import app_path
 
-    app = AppTest.from_file(str(Path(dashboard.__file__).parent / "app.py"), default_timeout=60)
+    app = AppTest.from_file(str(app_path()), default_timeout=60)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STEMWATCH_DB", str(db))
         app.run()
