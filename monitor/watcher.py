@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
@@ -61,7 +62,8 @@ class HintHandler(FileSystemEventHandler):
         elif isinstance(event, DirMovedEvent):
             # a folder renamed into place: its files produced no events of their own
             self._put("rescan", event.dest_path)
-        elif isinstance(event, DirDeletedEvent):
+        elif isinstance(event, (DirCreatedEvent, DirDeletedEvent)):
+            # files written into a new folder before its watch was added raise no events
             self._put("rescan", event.src_path)
 
 

@@ -250,3 +250,18 @@ def test_other_bit_depths_and_layouts_are_processed(
     by = {Path(r.path).name: r for r in records(cfg.database)}
     assert {n: by[n].status for n in images} == dict.fromkeys(images, "done")
     assert by[image_name("J04")].n_tiles == 6  # 50x75 after x4: 2 x 3 end-aligned 32-px tiles
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_new_subfolders_and_folders_moved_into_place(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel, polling: bool
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path, watch={"polling": polling})
+    assert cfg.folder is not None
+    staged = tmp_path / "staging" / "t002"
+    write_tiff(staged / image_name("L02"), 31)
+    with running_daemon(cfg, tiny_model):
+        write_tiff(cfg.folder / "t001" / image_name("L01"), 30)  # folder and file at once
+        os.rename(staged, cfg.folder / "t002")  # a whole folder renamed into place
+        wait_for(lambda: done(cfg.database, image_name("L01")), 10)
+        wait_for(lambda: done(cfg.database, image_name("L02")), 10)

@@ -1,0 +1,32 @@
+"""`stemwatch bench` runs end to end at a tiny scale (the figures come from the benchmark)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_runs_small_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    small = ["--size", "512", "--backlog", "6", "--latency-images", "2", "--quiet", "0.2"]
+    cmd = [sys.executable, "-m", "stemwatch", "bench", *small, "--compression", "zlib"]
+    r = subprocess.run(
+        [*cmd, "--workdir", str(tmp_path), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "backlog 6 (zlib)" in r.stdout and "latency close->DB" in r.stdout
+    fig = json.loads(out.read_text())
+    assert "stand-in FastNet" in fig["model"]
+    assert fig["tiles_per_image"] >= 1
+    assert set(fig["stages_ms"]["zlib"]) >= {"hash", "decode", "prepare_total", "inference"}
+    b = fig["backlog"]["zlib"]
+    assert b["images"] == 6 and b["images_per_s"] > 0 and b["peak_rss_mb"] > 0
+    assert b["of_inference_only"] > 0
+    lat = fig["latency_s"]
+    assert lat["images"] == 2 and 0.2 <= lat["median_s"] <= lat["max_s"]
