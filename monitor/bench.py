@@ -516,8 +516,10 @@ def run_bench(
             )
         if "backlog" not in skip:
             for comp in compressions:
-                # inference alone right before, under the same load, with the same threads
+                # each stage alone right before, under the same load, with the same threads
                 alone = bench_inference_only(model, tiles, 200, inference_workers)
+                sample = workdir / f"sample-{comp or 'none'}.tif"
+                pre = bench_preprocess_only(sample, model, 60, decode_workers)
                 figures = bench_backlog(
                     workdir,
                     path,
@@ -528,6 +530,8 @@ def run_bench(
                 )
                 figures["inference_only_ips"] = round(alone, 2)
                 figures["of_inference_only"] = round(figures["images_per_s"] / alone, 3)
+                figures["preprocess_only_ips"] = round(pre, 2)
+                figures["of_slowest_stage"] = round(figures["images_per_s"] / min(alone, pre), 3)
                 result.backlog[comp or "none"] = figures
         if "latency" not in skip:
             result.latency_s = bench_latency(
@@ -559,7 +563,9 @@ def format_result(r: BenchResult) -> str:
             f"backlog {b['images']:.0f} ({tag}): {b['images_per_s']:.2f} images/s, "
             f"peak RSS {b['peak_rss_mb']:.0f} MB, wall {b['wall_s_incl_startup']:.1f} s, "
             f"CPU {b['cpu_ms_per_image']:.1f} ms/image; {b['of_inference_only']:.0%} of "
-            f"inference alone just before ({b['inference_only_ips']:.1f} images/s)"
+            f"inference alone ({b['inference_only_ips']:.1f} images/s) and "
+            f"{b['of_slowest_stage']:.0%} of the slowest stage alone (preprocessing "
+            f"{b['preprocess_only_ips']:.1f} images/s), both measured just before"
         )
     if r.latency_s:
         lt = r.latency_s

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             f"[{tag}] throughput {ips:.2f} images/s = {ips / NEEDED_IPS:.1f}x need "
             f"(target >= 10x: {'met' if ips >= 10 * NEEDED_IPS else 'NOT met'}); "
             f"{ips / infer:.0%} of inference alone (target >= 80%: "
-            f"{'met' if ips >= 0.8 * infer else 'NOT met'}); "
+            f"{'met' if ips >= 0.8 * infer else 'NOT met'}; "
+            f"{b['of_slowest_stage']:.0%} of the slowest stage alone); "
             f"peak RSS {b['peak_rss_mb']:.0f} MB (target < 1536: "
             f"{'met' if b['peak_rss_mb'] < 1536 else 'NOT met'})"
         )
