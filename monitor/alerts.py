@@ -43,6 +43,11 @@ class AlertsConfig(StrictModel):
         "Alerts always go to the log and the database as well.\n"
         "URLs hold secrets: keep this file private. Test with `stemwatch alert-test`.",
     )
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Apprise URLs without a name (shown as scheme#n, e.g. slack#1); use\n"
+        "`channels` to name them.",
+    )
     rate_limit_per_hour: int = Field(
         10,
         ge=1,
@@ -72,6 +77,18 @@ class AlertsConfig(StrictModel):
         description="Alert when the watched folder's or the database's disk has less free\n"
         "space than this percentage.",
     )
+
+
+def all_channels(config: AlertsConfig) -> dict[str, str]:
+    """Named channels plus the unnamed ``urls`` (named ``scheme#n``; the URL stays secret)."""
+    out = dict(config.channels)
+    for i, url in enumerate(config.urls, start=1):
+        scheme = url.split("://", 1)[0] if "://" in url else "url"
+        name = f"{scheme}#{i}"
+        while name in out:
+            name += "'"
+        out[name] = url
+    return out
 
 
 @dataclass(frozen=True)
@@ -116,7 +133,7 @@ def send_test(config: AlertsConfig) -> list[ChannelResult]:
             "This is a test of the stemwatch alert channel "
             f"'{name}'. If you read this, alerts reach you.",
         )
-        for name, url in config.channels.items()
+        for name, url in all_channels(config).items()
     ]
 
 
@@ -140,6 +157,7 @@ class Alerter:
     ) -> None:
         self.config = config
         self.conn = conn
+        self.channels = all_channels(config)
         db = store.db_path_of(conn)
         paths = [Path(p) for p in disk_paths]
         if db not in ("", ":memory:", "database"):
@@ -353,7 +371,7 @@ class Alerter:
         self, alert_id: int | None, title: str, message: str, now: float
     ) -> list[ChannelResult]:
         results: list[ChannelResult] = []
-        for name, url in self.config.channels.items():
+        for name, url in self.channels.items():
             if self._sent_in_last_hour(name, now) >= self.config.rate_limit_per_hour:
                 log.info("channel %s over its rate limit; alert %s held back", name, alert_id)
                 results.append(ChannelResult(name, False, "rate-limited"))
@@ -393,7 +411,7 @@ class Alerter:
         """Send a summary of held-back alerts on channels whose hourly budget freed up."""
         t = time.time() if now is None else now
         results = []
-        for name, url in self.config.channels.items():
+        for name, url in self.channels.items():
             held = self._held_back(name)
             if not held or self._sent_in_last_hour(name, t) >= self.config.rate_limit_per_hour:
                 continue

@@ -20,21 +20,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="monitor configuration YAML whose `alerts.channels` to test",
+        help="monitor configuration YAML whose `alerts.channels` and `alerts.urls` to test",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor.alerts import send_test
+    from monitor.alerts import all_channels, send_test
     from monitor.config import MonitorConfig
     from stemwatch.config import load_config
 
     config = load_config(MonitorConfig, args.config)
     source = str(args.config) if args.config else "the default configuration"
-    if not config.alerts.channels:
+    if not all_channels(config.alerts):
         raise ConfigError(
-            f"{source}: alerts.channels is empty; add a named apprise URL, e.g. "
+            f"{source}: alerts.channels and alerts.urls are empty; add an apprise URL, e.g. "
             "`alerts: {channels: {lab-slack: 'slack://...'}}`"
         )
     results = send_test(config.alerts)

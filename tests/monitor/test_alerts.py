@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from monitor import store
-from monitor.alerts import Alerter, AlertsConfig, send_test
+from monitor.alerts import Alerter, AlertsConfig, all_channels, send_test
 from monitor.onset import OnsetEvent
 from stemwatch.cli import main
 
@@ -145,6 +145,14 @@ def test_held_back_alerts_ride_along_with_the_next_message(
     assert "well A03" in hook.payloads[1]["message"]
     assert "Held back by the rate limit (1)" in hook.payloads[1]["message"]
     assert "well A02" in hook.payloads[1]["message"]
+
+
+def test_unnamed_urls_are_channels_too(conn: sqlite3.Connection, hook: Hook) -> None:
+    cfg = AlertsConfig(channels={"lab": hook.url}, urls=[hook.url, "mailto://u:p@example.org"])
+    assert list(all_channels(cfg)) == ["lab", "json#1", "mailto#2"]
+    alert = Alerter(AlertsConfig(urls=[hook.url]), conn).onset(event(), now=1.0)
+    assert alert is not None and alert.channel_results == {"json#1": "sent"}
+    assert len(hook.payloads) == 1
 
 
 def test_failing_channel_is_recorded_and_others_still_get_it(
@@ -296,4 +304,4 @@ def test_send_test_and_alert_test_command(
     empty = tmp_path / "empty.yaml"
     empty.write_text("alerts: {}\n")
     assert main(["alert-test", "--config", str(empty)]) == 2
-    assert "alerts.channels is empty" in capsys.readouterr().err
+    assert "alerts.channels and alerts.urls are empty" in capsys.readouterr().err
