@@ -259,6 +259,15 @@ def acquire(
             if stopped:
                 result.stopped_early = True
                 break
+            late = time.monotonic() - (pass_start + interval_s)
+            if late > 0 and t + 1 < len(plan.times_h):
+                log.warning(
+                    "pass %d took %.1f s longer than the %.1f s interval: rendering cannot keep "
+                    "up with this speedup; use fewer wells, smaller images or a lower --speedup",
+                    t + 1,
+                    late,
+                    interval_s,
+                )
     finally:
         if log_fh is not None:
             log_fh.close()

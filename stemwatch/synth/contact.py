@@ -63,6 +63,7 @@ def make_contact_sheet(
             state = plan.mean_state(well, c)
             axes[r, c].set_title(f"{label}, {h:g} h (d={state:.2f})", fontsize=9)
     # native-resolution crops: maintenance and induced at the last two time points
+    crop = min(crop, size)
     y0 = x0 = (size - crop) // 2
     crops = [
         (fields["A01"][0], f"maintenance {hours[0]:g} h, 1:1"),

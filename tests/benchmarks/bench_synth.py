@@ -6,14 +6,16 @@ Target (issue 3): one 96-well x 4-field time point at 1024x1024 on 2 cores well 
 minute (a real instrument needs many minutes per pass). Rendering, TIFF encoding and writing
 (uncompressed OME-TIFF, 16-bit) are all counted. ``--wells`` below 96 measures that many wells
 and extrapolates linearly to 96 (said so in the output). Measured at 0 h (compact colonies)
-and 48 h (grown, touching, differentiating colonies: the slowest case). Not a test: it
-asserts nothing.
+and 48 h (grown, touching, differentiating colonies: the slowest case). Prints wall time and
+CPU time (this process plus its worker processes): on a shared, loaded machine CPU time / 2 is
+the better estimate of the wall time on 2 idle cores. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -22,6 +24,13 @@ from pathlib import Path
 
 from stemwatch.platemeta import well_from_index
 from stemwatch.synth.plate import plan_plate, write_timepoint
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the worker processes)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,18 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         for t, label in ((0, "0 h"), (1, "48 h")):
             out = Path(tmp) / f"t{t}"
             out.mkdir()
+            cpu0 = _cpu_s()
             t0 = time.perf_counter()
             files = write_timepoint(
                 plan, t, out, compression=args.compression, workers=args.workers
             )
             dt = time.perf_counter() - t0
-            per_96 = dt * 96 / n_wells
+            cpu = _cpu_s() - cpu0
+            scale = 96 / n_wells
             note = "" if n_wells == 96 else f" (extrapolated from {n_wells} wells)"
             mb = sum(f.stat().st_size for f in files) / 1e6
             print(
-                f"  time point {label}: {len(files)} images in {dt:.1f} s "
-                f"({dt / len(files):.3f} s/image, {mb:.0f} MB) -> "
-                f"{per_96:.1f} s per 96-well x {args.fields}-field time point{note}"
+                f"  time point {label}: {len(files)} images, {mb:.0f} MB: wall {dt:.1f} s, "
+                f"CPU {cpu:.1f} s ({cpu / len(files):.3f} CPU-s/image)\n"
+                f"    -> per 96-well x {args.fields}-field time point{note}: wall "
+                f"{dt * scale:.1f} s here; on 2 idle cores ~{cpu * scale / 2:.1f} s "
+                f"(CPU time / 2)"
             )
     return 0
 
