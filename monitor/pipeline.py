@@ -3,7 +3,8 @@
 * ``decode_workers`` threads take stable candidates, check the file is complete, hash it, read
   it, resolve its plate/well and cut it into tiles with :func:`stemwatch.imaging.prepare` (the
   trainer's own preprocessing, configured by the model's metadata);
-* ``inference_workers`` threads batch the tiles of several images into one onnxruntime call;
+* ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
+  and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's onset state, passes onsets to the alerter,
   records final failures, and writes the heartbeat and instrument checks periodically.

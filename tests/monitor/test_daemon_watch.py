@@ -55,7 +55,7 @@ def test_writer_stalling_longer_than_the_quiet_period_is_not_read_truncated(
     name = image_name("A02")
     data = tiff_bytes(2)
     with running_daemon(cfg, tiny_model) as d:
-        write_slowly(cfg.folder / name, data, chunks=2, pause_s=0.8)  # stall > quiet 0.3 s
+        write_slowly(cfg.folder / name, data, chunks=2, pause_s=1.2)  # stall > quiet 0.3 s
         wait_for(lambda: done(cfg.database, name), 10)
     recs = by_name(cfg.database, name)
     assert [(r.status, r.size) for r in recs] == [("done", len(data))]
