@@ -8,7 +8,7 @@ from pathlib import Path
 from stemwatch.errors import StemwatchError
 
 
-def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int) -> None:
+def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int, workers: bool = True) -> None:
     p.add_argument("out", type=Path, help="output folder (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
     p.add_argument("--size", type=int, default=size, help=f"image side in pixels ({size})")
@@ -27,14 +27,15 @@ def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int) -> None:
         choices=["zlib", "lzw", "zstd"],
         help="TIFF compression (none)",
     )
-    p.add_argument("--workers", type=int, default=1, help="rendering processes (1)")
+    if workers:
+        p.add_argument("--workers", type=int, default=1, help="rendering processes (1)")
 
 
-def _plate_args(p: argparse.ArgumentParser) -> None:
+def _plate_args(p: argparse.ArgumentParser, *, wells: str = "96") -> None:
     p.add_argument(
         "--wells",
-        default="96",
-        help="plate format 6/24/96/384 or a comma-separated list like A01,A02 (96)",
+        default=wells,
+        help=f"plate format 6/24/96/384 or a comma-separated list like A01,A02 ({wells})",
     )
     p.add_argument("--fields", type=int, default=2, help="fields per well (2)")
     p.add_argument("--timepoints", type=int, default=8, help="time points (8)")
@@ -68,8 +69,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _plate_args(pl)
 
     a = ss.add_parser("acquire", help="write a plate time-lapse live, like an instrument")
-    _common(a, size=512, bit_depth=16)
-    _plate_args(a)
+    _common(a, size=512, bit_depth=16, workers=False)
+    _plate_args(a, wells="24")
     a.add_argument("--speedup", type=float, default=3600.0, help="time compression factor (3600)")
     a.add_argument(
         "--pass-interval",
