@@ -22,6 +22,15 @@ bioimageio_core = pytest.importorskip(
 )
 
 
+def test_bioimageio_spec_is_the_one_that_reads_our_package():
+    from bioimageio.spec import __version__ as spec_version
+
+    assert spec_version == "0.5.14.3", (
+        f"bioimageio.spec {spec_version} is installed (bioimageio.core pins 0.5.12.0); run "
+        "pip install --no-deps bioimageio.spec==0.5.14.3"
+    )
+
+
 @pytest.fixture(scope="module")
 def onnx_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bioimageio") / "fastnet_bio.onnx"
