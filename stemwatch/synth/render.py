@@ -482,7 +482,8 @@ def expose(
     *,
     bit_depth: int = 16,
 ) -> tuple[np.ndarray, Exposure]:
-    """Image the specimen: illumination, debris, defocus, noise, gain/offset, quantisation."""
+    """Image the specimen: debris, defocus, contrast, illumination, tone curve, noise,
+    gain/offset, quantisation. ``optical`` and ``dots`` are used as scratch (changed)."""
     if bit_depth not in (8, 16):
         raise SynthError(f"bit_depth {bit_depth} is not supported; use 8 or 16")
     size = optical.shape[0]
@@ -492,7 +493,7 @@ def expose(
     # drawn independently of what is in the field, so whole-image contrast carries no label
     target = 0.035 * math.exp(rng.normal(0.0, difficulty.contrast_jitter))
     spec = optical  # modified in place: the caller's planes are scratch
-    ppu = 1.0
+    ppu = 1.0  # debris sizes are in pixels
     # debris: faint small specks everywhere, a few larger particles and floating dead cells
     n_specks = int(rng.poisson(size * size / 2500.0 * nz * rng.uniform(0.2, 3.0)))
     if n_specks:
