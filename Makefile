@@ -9,8 +9,11 @@ PY ?= python3
 install:
 	$(PY) -m pip install --quiet -e '.[cpu,train]'
 
+# bioimageio.core 0.11.0 pins bioimageio.spec 0.5.12.0, which breaks on current pydantic;
+# spec 0.5.14.3 validates and tests our ONNX packages offline, so it replaces the pin.
 install-dev:
-	$(PY) -m pip install --quiet -e '.[cpu,train,dev]'
+	$(PY) -m pip install --quiet -e '.[cpu,train,dev,bioimageio]'
+	$(PY) -m pip install --quiet --no-deps 'bioimageio.spec==0.5.14.3'
 	bash scripts/ensure-browser.sh
 
 demo: install
