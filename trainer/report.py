@@ -142,6 +142,12 @@ def write_report(
         "",
     ]
     lines += [*_metrics_table({"image": image, "tile": tile}), ""]
+    if image.get("ece_uncalibrated") is not None:
+        lines += [
+            f"Temperature scaling: image-level ECE {_fmt(image['ece_uncalibrated'])} before, "
+            f"{_fmt(image.get('ece'))} after.",
+            "",
+        ]
     lines += ["## Per class (image level)", "", "| class | precision | recall | F1 | n |"]
     lines.append("|---|---|---|---|---|")
     for name, m in image.get("per_class", {}).items():
