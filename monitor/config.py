@@ -14,6 +14,7 @@ from pydantic import Field
 from monitor.alerts import AlertsConfig
 from monitor.onset import OnsetConfig
 from stemwatch.config import StrictModel
+from stemwatch.platemeta import PlateMetaConfig
 
 DEFAULT_SUFFIXES = [".tif", ".tiff", ".png", ".jpg", ".jpeg"]
 
@@ -122,19 +123,10 @@ class RetryConfig(StrictModel):
     max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait between attempts.")
 
 
-class PlateConfig(StrictModel):
-    """How plate, well, field and time point are found for each image."""
+class PlateConfig(PlateMetaConfig):
+    """How plate, well, field and time point are found for each image (the shared resolver's
+    settings), and the smallest image accepted."""
 
-    filename_regex: str | None = Field(
-        default=None,
-        description=(
-            "Regular expression with named groups (plate, well or row/col, field, timepoint)\n"
-            "for instruments whose file names are not recognised; empty uses the presets."
-        ),
-    )
-    default_plate: str | None = Field(
-        default=None, description="Plate name when neither OME metadata nor the name gives one."
-    )
     min_image_size: int = Field(
         default=0,
         ge=0,

@@ -32,7 +32,7 @@ from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
 from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.imaging import Tiles, content_hash, prepare, read_image
-from stemwatch.platemeta import IgnoredImageError, ImageLocation, resolve
+from stemwatch.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
 
 log = logging.getLogger(__name__)
 
@@ -256,12 +256,7 @@ class Pipeline:
     def _locate(self, path: Path, ome_xml: str | None) -> ImageLocation | None:
         plate = self.config.plate
         try:
-            return resolve(
-                path,
-                ome_xml=ome_xml,
-                user_regex=plate.filename_regex,
-                default_plate=plate.default_plate,
-            )
+            return resolve(path, ome_xml=ome_xml, **with_config(plate))
         except IgnoredImageError as exc:
             raise _IgnoredError(str(exc)) from None
         except PlateMetadataError as exc:
