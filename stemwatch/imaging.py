@@ -26,7 +26,6 @@ preprocessing of training. The recipe (:func:`prepare`):
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
 from stemwatch.errors import ImageReadError
@@ -466,13 +466,14 @@ def expected_pages_from_ome(ome_xml: str, *, filename: str | None = None) -> int
 
 
 def content_hash(path: str | Path) -> str:
-    """BLAKE2b-128 hex digest of the whole file, read in 1 MiB chunks.
+    """XXH3-128 hex digest of the whole file, read in 1 MiB chunks.
 
-    Used to tell a rewritten file from an unchanged one; raises :class:`ImageReadError`
-    when the file cannot be read.
+    Used to tell a rewritten file from an unchanged one (not for security): XXH3 hashes at
+    memory speed (~0.4 ms for 8 MiB here, BLAKE2b took ~8 ms, a quarter of the daemon's CPU per
+    image with the default model). Raises :class:`ImageReadError` when the file cannot be read.
     """
     p = Path(path)
-    h = hashlib.blake2b(digest_size=16)
+    h = xxhash.xxh3_128()
     buf = bytearray(_HASH_CHUNK)
     view = memoryview(buf)
     try:
