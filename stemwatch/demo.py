@@ -30,8 +30,8 @@ class DemoPlan:
     wells: int = 24
     fields: int = 2
     timepoints: int = 12
-    interval_s: float = 4.0
-    size: int = 1024
+    interval_s: float = 8.0
+    size: int = 768
     seed: int = 0
     port: int | None = 8501
     linger: bool = True
