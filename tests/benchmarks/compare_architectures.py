@@ -57,6 +57,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--architectures", nargs="*", default=list(SETTINGS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--cap-scale",
+        type=float,
+        default=1.0,
+        help="multiply every network's epoch limit and time cap (an idle machine affords more)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -81,6 +87,7 @@ def main() -> None:
         rows: list[dict[str, Any]] = []
         for arch in args.architectures:
             epochs, down, tile, minutes = SETTINGS[arch]
+            epochs, minutes = round(epochs * args.cap_scale), minutes * args.cap_scale
             cfg = validate_mapping(
                 TrainerConfig,
                 {
