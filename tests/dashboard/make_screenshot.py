@@ -12,6 +12,7 @@ monitor's write API, onset detection and alerting included, as the daemon would.
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import tempfile
@@ -104,21 +105,33 @@ def build_database(work: Path) -> Path:
     return db
 
 
-def main(out: Path) -> int:
+def first_plate(db: Path) -> str:
+    from contextlib import closing
+
+    from monitor import store
+
+    with closing(store.open_db(db, readonly=True)) as conn:
+        return store.list_plates(conn)[0].plate
+
+
+def main(out: Path, existing_db: Path | None = None) -> int:
+    """Screenshot the dashboard on ``existing_db`` (e.g. a `stemwatch demo` database), else on a
+    synthetic plate with simulated scores."""
     browser = find_browser()
     if browser is None:
         print("chromium/chromedriver missing: run scripts/ensure-browser.sh", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        db = build_database(work)
+        db = existing_db or build_database(work)
+        plate = first_plate(db) if existing_db else PLATE
         server = DashboardServer(db, free_port(), work / "server.log")
         try:
             server.wait_ready()
             driver = chrome(browser, width=1500, height=1650)
             try:
                 driver.get(server.url)
-                wait_text(driver, f"Plate {PLATE}")
+                wait_text(driver, f"Plate {plate}")
                 wait_for_charts(driver, 2)
                 time.sleep(2.0)  # let the thumbnails and fonts settle
                 driver.save_screenshot(str(out))
@@ -131,4 +144,8 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs/dashboard.png"))
+    parser = argparse.ArgumentParser(description="Screenshot the dashboard into docs/.")
+    parser.add_argument("out", nargs="?", type=Path, default=ROOT / "docs/dashboard.png")
+    parser.add_argument("--db", type=Path, help="an existing database (default: simulated)")
+    cli = parser.parse_args()
+    raise SystemExit(main(cli.out, cli.db))
