@@ -6,8 +6,10 @@
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
-  prediction in one transaction), updates the well's onset state, passes onsets to the alerter,
-  records final failures, and writes the heartbeat and instrument checks periodically.
+  prediction in one transaction), updates the well's onset state, records final failures and
+  writes the heartbeat periodically;
+* one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
+  alerts and runs the instrument checks, so a slow chat service never holds up the writer.
 
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
 finished candidate is reported to the daemon as an :class:`Outcome` through ``report``.
@@ -27,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from monitor.alert_worker import AlertWorker
+from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
@@ -129,14 +133,14 @@ class Pipeline:
         conn: sqlite3.Connection,
         report: Callable[[Outcome], None],
         *,
-        alerter: Any | None = None,
+        alerter: Alerter | None = None,
         heartbeat: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.conn = conn
         self.report = report
-        self.alerter = alerter
+        self.alerter = AlertWorker(alerter) if alerter is not None else None
         self.heartbeat_detail = heartbeat
         inf = config.inference
         self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
@@ -160,6 +164,8 @@ class Pipeline:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.alerter is not None:
+            self.alerter.start()
         for t in [*self._decoders, *self._inferers, self._writer]:
             t.start()
         self._started = True
@@ -193,6 +199,8 @@ class Pipeline:
             )
             self._abandon.set()
             self._writer.join(5.0)
+        if self.alerter is not None:
+            self.alerter.close(max(5.0, deadline - time.monotonic()))
         self._started = False
 
     # -- decode --------------------------------------------------------------------------

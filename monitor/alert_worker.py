@@ -1,0 +1,75 @@
+"""Alert delivery off the writer's thread.
+
+Delivering an alert means talking to chat services and mail servers, which can be slow or dead
+(apprise waits out their time-outs). The database writer must not wait for them, so the
+pipeline hands onset events and instrument-check ticks to an :class:`AlertWorker`, whose one
+thread calls the :class:`~monitor.alerts.Alerter` in order. Nothing is dropped: the queue is
+unbounded (onsets are rare) and closing the worker drains it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from monitor.alerts import Alerter
+from monitor.onset import OnsetEvent
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_CHECKS = object()
+
+
+class AlertWorker:
+    """Runs an :class:`Alerter`'s ``onset`` and ``instrument_checks`` in a thread of its own."""
+
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._checks_pending = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stemwatch-alerts", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def onset(self, event: OnsetEvent) -> None:
+        """Queue an onset alert (recorded and delivered by the worker thread)."""
+        self._queue.put(event)
+
+    def instrument_checks(self, now: float | None = None) -> None:
+        """Queue one round of instrument checks; a round already waiting covers this one."""
+        if not self._checks_pending.is_set():
+            self._checks_pending.set()
+            self._queue.put(_CHECKS)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is queued, then stop the thread."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.error(
+                "alert delivery did not finish within %.0f s; %d item(s) left undelivered "
+                "(onsets stay in the database)",
+                timeout_s,
+                self._queue.qsize(),
+            )
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                if item is _CHECKS:
+                    self._checks_pending.clear()
+                    self.alerter.instrument_checks(time.time())
+                else:
+                    self.alerter.onset(item)
+            except Exception:
+                log.exception("alert delivery failed; the daemon goes on")
