@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from webhook import Hook
 
 from monitor import store
 from monitor.alert_worker import AlertWorker
@@ -18,44 +16,9 @@ from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetEvent
 
 
-class SlowHook:
-    """A webhook on 127.0.0.1 that answers only once ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.payloads: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                hook.release.wait(20)
-                hook.payloads.append(body)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/"
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def slow_hook() -> Iterator[SlowHook]:
-    h = SlowHook()
+def slow_hook() -> Iterator[Hook]:
+    h = Hook(gate=threading.Event())
     yield h
     h.close()
 
@@ -76,7 +39,7 @@ def onset_event(well: str) -> OnsetEvent:
 
 
 def test_onset_returns_at_once_and_close_delivers_everything(
-    tmp_path: Path, slow_hook: SlowHook
+    tmp_path: Path, slow_hook: Hook
 ) -> None:
     conn = store.open_db(tmp_path / "db.sqlite")
     alerter = Alerter(AlertsConfig(channels={"lab": slow_hook.url}), conn)
@@ -87,7 +50,8 @@ def test_onset_returns_at_once_and_close_delivers_everything(
         worker.onset(onset_event("A02"))
         # Had onset() delivered in this thread, we would still be waiting on the hook, which
         # answers only now; apprise would have timed out and recorded a failure instead.
-        slow_hook.release.set()
+        assert slow_hook.gate is not None
+        slow_hook.gate.set()
     finally:
         worker.close(timeout_s=30)
     alerts = store.list_alerts(conn, limit=10)

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from webhook import Hook
 
 from monitor import store
 from monitor.alerts import Alerter, AlertsConfig, all_channels, send_test
 from monitor.onset import OnsetEvent
 from stemwatch.cli import main
-
-
-class Hook:
-    """A webhook receiver on 127.0.0.1 recording each JSON payload."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.status = status
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                hook.payloads.append(json.loads(self.rfile.read(length)))
-                self.send_response(hook.status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
