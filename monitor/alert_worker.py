@@ -40,8 +40,9 @@ class AlertWorker:
         """Queue an onset alert (recorded and delivered by the worker thread)."""
         self._queue.put(event)
 
-    def instrument_checks(self, now: float | None = None) -> None:
-        """Queue one round of instrument checks; a round already waiting covers this one."""
+    def instrument_checks(self) -> None:
+        """Queue one round of instrument checks (run at the time the worker reaches it); a
+        round already waiting covers this one."""
         if not self._checks_pending.is_set():
             self._checks_pending.set()
             self._queue.put(_CHECKS)

@@ -410,7 +410,7 @@ class Pipeline:
 
     def _instrument_checks(self) -> None:
         if self.alerter is not None:
-            self.alerter.instrument_checks(time.time())
+            self.alerter.instrument_checks()
 
     def _beat(self) -> None:
         from monitor import store

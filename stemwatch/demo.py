@@ -163,10 +163,11 @@ def run_demo(
 
 def _induced_wells(n_wells: int) -> list[str]:
     """Every other well column is induced; the rest are maintenance wells."""
+    from stemwatch.platemeta import well_from_index
     from stemwatch.synth.plate import plate_wells
 
-    _, _, names = plate_wells(n_wells)
-    return [name for name in names if int(name.lstrip("ABCDEFGHIJKLMNOP")) % 2 == 0]
+    rows, cols, _ = plate_wells(n_wells)
+    return [well_from_index(r, c) for r in range(rows) for c in range(1, cols, 2)]
 
 
 def _wait_until_processed(
