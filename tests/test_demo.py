@@ -1,0 +1,34 @@
+"""`stemwatch demo` runs the whole system on the bundled model, at a tiny scale."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from monitor import store
+from stemwatch.demo import DemoPlan, run_demo
+
+
+def test_demo_acquires_watches_and_stores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = DemoPlan(
+        workdir=tmp_path / "demo",
+        wells=6,
+        fields=1,
+        timepoints=2,
+        interval_s=1.0,
+        size=256,
+        port=None,
+        linger=False,
+    )
+    assert run_demo(plan) == 0
+    with closing(store.open_db(plan.database, readonly=True)) as conn:
+        counts = store.counts(conn)
+        (plate,) = store.list_plates(conn)
+    assert counts.done == 12 and counts.failed == 0 and counts.queued == 0
+    assert plate.plate == "DEMO01" and plate.n_wells == 6
+    out = capsys.readouterr().out
+    assert "12 images acquired" in out and "(2 induced)" in out
