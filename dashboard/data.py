@@ -1,6 +1,6 @@
 """From the store's read API to the tables the dashboard draws.
 
-Everything here reads through the named query functions of :mod:`monitor.store` (no SQL)
+Everything here reads through the named query functions of :mod:`stemwatch.store` (no SQL)
 and returns plain pandas frames or small dataclasses; tested directly on real databases.
 Times become hours: experiment time where the images carried it (OME DeltaT, a time token
 in the file name), else hours since the plate's first image (file modification times).
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
-from monitor import onset, store
+from monitor import onset
+from stemwatch import store
 
 # time_s above this is a Unix time (file mtime fallback), not seconds since the experiment began
 EPOCH_THRESHOLD_S = 1e8
@@ -32,7 +33,7 @@ class DatabaseMissingError(store.StoreError):
 @contextmanager
 def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection for one page render; :class:`DatabaseMissingError` if the file
-    is absent, :class:`monitor.store.StoreError` if it is not a usable stemwatch database."""
+    is absent, :class:`stemwatch.store.StoreError` if it is not a usable stemwatch database."""
     p = Path(path)
     if not p.is_file():
         raise DatabaseMissingError(f"{p}: database not found")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stemwatch.platemeta import well_from_index
+from stemwatch.core.platemeta import well_from_index
 
 # Standard multiwell formats: wells -> (rows, columns).
 FORMATS: dict[int, tuple[int, int]] = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stemwatch.errors import ImageReadError
-from stemwatch.imaging import normalise, read_image
+from stemwatch.core.errors import ImageReadError
+from stemwatch.core.imaging import normalise, read_image
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, plots, thumbs
-from monitor import store
+from stemwatch import store
 
 DB_ENV = "STEMWATCH_DB"
 REFRESH_CHOICES: dict[str, float | None] = {

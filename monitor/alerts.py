@@ -24,9 +24,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from monitor import store
 from monitor.onset import OnsetEvent, describe_time
-from stemwatch.config import StrictModel
+from stemwatch import store
+from stemwatch.core.config import StrictModel
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pydantic import Field
 
 from monitor.alerts import AlertsConfig
 from monitor.onset import OnsetConfig
-from stemwatch.config import StrictModel
-from stemwatch.platemeta import PlateMetaConfig
+from stemwatch.core.config import StrictModel
+from stemwatch.core.platemeta import PlateMetaConfig
 
 DEFAULT_SUFFIXES = [".tif", ".tiff", ".png", ".jpg", ".jpeg"]
 

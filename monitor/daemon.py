@@ -26,7 +26,7 @@ from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
-from stemwatch.errors import ConfigError
+from stemwatch.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class Daemon:
         return model
 
     def _open(self) -> None:
-        from monitor import store
         from monitor.alerts import Alerter
+        from stemwatch import store
 
         db = self.config.database
         self._conn = store.open_db(db)
@@ -263,7 +263,7 @@ class Daemon:
 
     def _known(self, path: Path, stat: FileStat) -> bool:
         """This exact version (path, size, mtime) is already recorded (done or failed)."""
-        from monitor import store
+        from stemwatch import store
 
         if self.settled.get(path) == stat:
             return True
@@ -356,7 +356,7 @@ class Daemon:
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        from monitor import store
+        from stemwatch import store
 
         stop_observer(self._observer)
         self._observer = None

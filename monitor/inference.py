@@ -1,6 +1,6 @@
 """The ONNX model: one onnxruntime session, its metadata, and batched prediction.
 
-The model's own metadata (:class:`stemwatch.modelmeta.ModelMetadata`) decides input size,
+The model's own metadata (:class:`stemwatch.core.modelmeta.ModelMetadata`) decides input size,
 tiling and normalisation; a file without it, or not ONNX at all, is refused at startup with a
 :class:`ModelMetadataError`. The CUDA execution provider is used when present, else the CPU;
 the provider actually in use is reported, and ``require_gpu`` turns the fallback into an error.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from stemwatch.errors import ConfigError, ModelMetadataError, StemwatchError
-from stemwatch.modelmeta import ModelMetadata
+from stemwatch.core.errors import ConfigError, ModelMetadataError, StemwatchError
+from stemwatch.core.modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from monitor import store
-from monitor.aggregate import (
+from stemwatch import store
+from stemwatch.core.aggregate import (
     FieldObservation,
     WellPoint,
     aggregate_fields,
     group_timepoints,
 )
-from stemwatch.config import StrictModel
+from stemwatch.core.config import StrictModel
 
 log = logging.getLogger(__name__)
 

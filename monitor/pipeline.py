@@ -1,7 +1,7 @@
 """The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
 
 * ``decode_workers`` threads take stable candidates, check the file is complete, hash it, read
-  it, resolve its plate/well and cut it into tiles with :func:`stemwatch.imaging.prepare` (the
+  it, resolve its plate/well and cut it into tiles with :func:`stemwatch.core.imaging.prepare` (the
   trainer's own preprocessing, configured by the model's metadata);
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
@@ -34,9 +34,9 @@ from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
-from stemwatch.errors import ImageReadError, PlateMetadataError, StemwatchError
-from stemwatch.imaging import Tiles, content_hash, prepare, read_image
-from stemwatch.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
+from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
+from stemwatch.core.imaging import Tiles, content_hash, prepare, read_image
+from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ class Pipeline:
             self.alerter.instrument_checks()
 
     def _beat(self) -> None:
-        from monitor import store
+        from stemwatch import store
 
         detail = self.heartbeat_detail() if self.heartbeat_detail else ""
         store.beat(self.conn, state="running", detail=detail)
@@ -440,7 +440,7 @@ class Pipeline:
                 delay = min(delay * 2, 10.0)
 
     def _write(self, item: Scored | FinalFailure) -> None:
-        from monitor import store
+        from stemwatch import store
 
         if isinstance(item, FinalFailure):
             c = item.candidate

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemwatch import imaging
-from stemwatch.imaging import TIFF_SUFFIXES
+from stemwatch.core import imaging
+from stemwatch.core.imaging import TIFF_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from stemwatch import __version__
 from stemwatch.commands import COMMANDS
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger("stemwatch")
 

@@ -17,7 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ def run_demo(
     plan: DemoPlan, *, model: Path | None = None, stop: threading.Event | None = None
 ) -> int:
     """Acquire, watch, store and serve until the acquisition ends (and Ctrl-C, with linger)."""
-    from monitor import store
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
+    from stemwatch import store
     from stemwatch.synth.acquire import acquire_in_thread
 
     stop = stop or threading.Event()
@@ -163,7 +163,7 @@ def run_demo(
 
 def _induced_wells(n_wells: int) -> list[str]:
     """Every other well column is induced; the rest are maintenance wells."""
-    from stemwatch.platemeta import well_from_index
+    from stemwatch.core.platemeta import well_from_index
     from stemwatch.synth.plate import plate_wells
 
     rows, cols, _ = plate_wells(n_wells)
@@ -173,7 +173,7 @@ def _induced_wells(n_wells: int) -> list[str]:
 def _wait_until_processed(
     database: Path, expected: int, stop: threading.Event, timeout_s: float
 ) -> None:
-    from monitor import store
+    from stemwatch import store
 
     deadline = time.monotonic() + timeout_s
     while not stop.is_set() and time.monotonic() < deadline:

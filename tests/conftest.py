@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from onnx_models import build_classifier
+
+from monitor.inference import LoadedModel, load_model
 
 SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real"
 
@@ -15,3 +18,17 @@ def shared_real() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"{SHARED_REAL} is absent (a fresh clone has no ../shared)")
     return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-px-tile classifier (downsample x4): a 256² image gives 4 tiles."""
+    return build_classifier(
+        tmp_path_factory.mktemp("models") / "tiny.onnx", tile_size=32, downsample=4
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path: Path) -> LoadedModel:
+    """One onnxruntime session shared by the daemons of all tests (sessions are thread-safe)."""
+    return load_model(tiny_model_path)

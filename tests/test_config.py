@@ -8,8 +8,8 @@ import pytest
 
 from stemwatch.cli import main
 from stemwatch.commands.config import COMPONENTS, component_model
-from stemwatch.config import example_yaml, load_config
-from stemwatch.errors import ConfigError
+from stemwatch.core.config import example_yaml, load_config
+from stemwatch.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENTS))

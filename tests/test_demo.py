@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import store
+from stemwatch import store
 from stemwatch.demo import DemoPlan, run_demo
 
 

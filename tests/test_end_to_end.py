@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from monitor import store
 from monitor.config import MonitorConfig
 from monitor.daemon import Daemon
+from stemwatch import store
 from stemwatch.cli import main
 from stemwatch.synth.dataset import generate_dataset
 from stemwatch.synth.plate import generate_plate

@@ -20,8 +20,8 @@ import numpy as np
 import tifffile
 import yaml
 
-from stemwatch.errors import StemwatchError
-from stemwatch.modelmeta import ModelMetadata
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def model_card(meta: ModelMetadata, onnx_name: str) -> str:
         "## Input",
         f"- `{meta.input_name}`: float32 (batch, {meta.in_channels}, {t.tile_size}, "
         f"{t.tile_size}) tiles in [0, 1]",
-        f"- Preprocessing of a whole image (stemwatch.imaging.prepare): block-mean downsample "
+        f"- Preprocessing of a whole image (stemwatch.core.imaging.prepare): block-mean downsample "
         f"by {t.downsample}; percentile normalisation ({n.p_low:g}-{n.p_high:g} %, clipped); "
         f"{t.tile_size}-pixel tiles (stride {t.stride or t.tile_size}), background tiles "
         f"(std < {t.min_foreground_std:g}) skipped, at most {t.max_tiles} tiles per image",

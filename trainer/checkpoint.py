@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from stemwatch import __version__
-from stemwatch.errors import StemwatchError
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from trainer.architectures import create, get_info
 from trainer.architectures.weights import torch_load_reason
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stemwatch.config import StrictModel
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.config import StrictModel
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 
 DEFAULT_CLASSES = ["undifferentiated", "differentiated"]
 

@@ -2,7 +2,7 @@
 
 Inputs are a manifest CSV (``path,label`` plus optional ``plate,well,field,experiment,
 hours_since_induction``) or a folder with one sub-folder per class. Each image goes through
-the shared reader and :func:`stemwatch.imaging.prepare` (the monitor's exact preprocessing);
+the shared reader and :func:`stemwatch.core.imaging.prepare` (the monitor's exact preprocessing);
 its tiles inherit its label and groups. Decoded tiles are kept in memory so each image is read
 once per run.
 """
@@ -20,8 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from stemwatch.errors import ImageReadError, StemwatchError
-from stemwatch.imaging import IMAGE_SUFFIXES, NormalisationRecipe, TilingSpec, prepare, read_image
+from stemwatch.core.errors import ImageReadError, StemwatchError
+from stemwatch.core.imaging import (
+    IMAGE_SUFFIXES,
+    NormalisationRecipe,
+    TilingSpec,
+    prepare,
+    read_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +176,7 @@ def scan_folder(folder: str | Path, classes: Sequence[str]) -> list[Sample]:
 def _location(path: Path) -> dict[str, Any]:
     """Plate and well from the file name via the shared resolver, when it finds them."""
     try:
-        from stemwatch.platemeta import resolve
+        from stemwatch.core.platemeta import resolve
 
         loc = resolve(path)
     except (StemwatchError, NotImplementedError, ValueError, TypeError):

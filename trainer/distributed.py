@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 from trainer.train import DistContext, run_training
 
 log = logging.getLogger(__name__)

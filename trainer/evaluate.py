@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stemwatch.errors import ModelMetadataError
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.errors import ModelMetadataError
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import Sample, TileCache, TileSet
 
@@ -173,7 +173,7 @@ class OnnxPredictor:
     def __post_init__(self) -> None:
         import onnxruntime as ort
 
-        from stemwatch.modelmeta import ModelMetadata
+        from stemwatch.core.modelmeta import ModelMetadata
 
         if not self.path.is_file():
             raise ModelMetadataError(f"{self.path}: model file not found")

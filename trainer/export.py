@@ -11,7 +11,7 @@ dynamic, side fixed) and returns:
   log-odds, ``logit(probabilities[:, pos])``, so each pixel says where the evidence lies.
 
 The legacy TorchScript exporter (``dynamo=False``) is used: one file, no external data, a pinned
-opset. The model's :class:`~stemwatch.modelmeta.ModelMetadata` goes into ``metadata_props``.
+opset. The model's :class:`~stemwatch.core.modelmeta.ModelMetadata` goes into ``metadata_props``.
 Before the file is kept, torch and onnxruntime must agree on real tiles at batch 1 and batch N.
 """
 
@@ -34,9 +34,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stemwatch import __version__
-from stemwatch.errors import StemwatchError
-from stemwatch.imaging import IMAGE_SUFFIXES, NormalisationRecipe, TilingSpec, prepare, read_image
-from stemwatch.modelmeta import METADATA_KEY, ModelMetadata
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.imaging import (
+    IMAGE_SUFFIXES,
+    NormalisationRecipe,
+    TilingSpec,
+    prepare,
+    read_image,
+)
+from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import CamModel, get_info
 from trainer.checkpoint import load_checkpoint
 

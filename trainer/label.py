@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stemwatch.errors import StemwatchError
-from stemwatch.imaging import IMAGE_SUFFIXES, read_image
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.imaging import IMAGE_SUFFIXES, read_image
 from trainer.data import write_manifest
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def label_pairs(
 
 def _location(path: Path) -> dict[str, str]:
     try:
-        from stemwatch.platemeta import resolve
+        from stemwatch.core.platemeta import resolve
 
         loc = resolve(path)
     except (StemwatchError, NotImplementedError, ValueError, TypeError):

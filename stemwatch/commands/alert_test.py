@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stemwatch.errors import ConfigError
+from stemwatch.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from monitor.alerts import all_channels, send_test
     from monitor.config import MonitorConfig
-    from stemwatch.config import load_config
+    from stemwatch.core.config import load_config
 
     config = load_config(MonitorConfig, args.config)
     source = str(args.config) if args.config else "the default configuration"

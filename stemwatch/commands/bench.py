@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from monitor.bench import as_dict, format_result, run_bench
+    from stemwatch.evaluation.monitor_bench import as_dict, format_result, run_bench
 
-    for name in ("monitor.pipeline", "monitor.daemon", "monitor.watcher", "monitor.store"):
+    for name in ("monitor.pipeline", "monitor.daemon", "monitor.watcher", "stemwatch.store"):
         logging.getLogger(name).setLevel(logging.WARNING)  # not one line per image
     comps = tuple(None if c == "none" else c for c in (args.compression or ["none", "zlib"]))
     result = run_bench(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from stemwatch.config import example_yaml, load_config
+from stemwatch.core.config import example_yaml, load_config
 
 # component name -> "module:ClassName" of its configuration model
 COMPONENTS = {

@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
 

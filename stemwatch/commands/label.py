@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stemwatch.errors import ConfigError
+    from stemwatch.core.errors import ConfigError
     from trainer.label import LabelSettings, label_pairs, pair_images
 
     if args.block_size < 8:

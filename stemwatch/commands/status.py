@@ -49,10 +49,10 @@ def _ago(t: float | None, now: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor import store
     from monitor.config import MonitorConfig
     from monitor.onset import describe_time
-    from stemwatch.config import load_config
+    from stemwatch import store
+    from stemwatch.core.config import load_config
 
     config = load_config(MonitorConfig, args.config) if args.config else MonitorConfig()
     db = args.db or config.database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 
 def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int, workers: bool = True) -> None:

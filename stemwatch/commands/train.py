@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stemwatch.errors import ConfigError
+from stemwatch.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from trainer.config import TrainerConfig
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainerConfig:
     """The config file (or defaults) with the command-line overrides applied and validated."""
-    from stemwatch.config import load_config, validate_mapping
+    from stemwatch.core.config import load_config, validate_mapping
     from trainer.config import TrainerConfig
 
     base = load_config(TrainerConfig, args.config)

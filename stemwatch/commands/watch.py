@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def build_config(args: argparse.Namespace) -> object:
     """The config file with the command line's overrides applied (validated)."""
     from monitor.config import MonitorConfig
-    from stemwatch.config import load_config, validate_mapping
+    from stemwatch.core.config import load_config, validate_mapping
 
     cfg = load_config(MonitorConfig, args.config)
     data = cfg.model_dump()

@@ -30,7 +30,7 @@ def make_contact_sheet(
 ) -> Path:
     """Write a PNG: maintenance and induced fields (rows) at ``hours`` after induction
     (columns), then ``crop``-pixel crops at native resolution; ``real_image`` (any format
-    :func:`stemwatch.imaging.read_image` reads) adds a real field and crop for comparison."""
+    :func:`stemwatch.core.imaging.read_image` reads) adds a real field and crop for comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +50,7 @@ def make_contact_sheet(
     fields = {w: [plan.render(w, 0, t) for t in range(len(hours))] for w in ("A01", "A02")}
     real = None
     if real_image is not None:
-        from stemwatch.imaging import read_image
+        from stemwatch.core.imaging import read_image
 
         real = read_image(real_image).pixels
     n_cols = len(hours) + (1 if real is not None else 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 
 class SynthError(StemwatchError):

@@ -1,7 +1,7 @@
 """Synthetic plates: a plan (wells, conditions, colonies, fields, stage drift, times) and its
 rendering into OME-TIFF files with Incucyte-style names plus a ground-truth table.
 
-File names follow the Incucyte export convention that :mod:`stemwatch.platemeta` parses with
+File names follow the Incucyte export convention that :mod:`stemwatch.core.platemeta` parses with
 its ``incucyte`` preset: ``{plate}_{well}_{field}_{YYYY}y{MM}m{DD}d_{HH}h{MM}m.tif`` with the
 well unpadded (``A1``) and the field 1-based. The OME-XML inside each file is authoritative
 (Plate/Well/WellSample/ImageRef, AcquisitionDate = experiment start, Plane DeltaT = seconds
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stemwatch.platemeta import normalise_well, well_from_index
+from stemwatch.core.platemeta import normalise_well, well_from_index
 from stemwatch.synth.biology import (
     Condition,
     Well,

@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from monitor.bench import format_result, run_bench
+from stemwatch.evaluation.monitor_bench import format_result, run_bench
 
 NEEDED_IPS = 96 * 4 / 600  # a 96-well plate, 4 fields, every 10 minutes
 

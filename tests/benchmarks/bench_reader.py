@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from stemwatch.imaging import NormalisationRecipe, TilingSpec, content_hash, prepare, read_image
+from stemwatch.core.imaging import (
+    NormalisationRecipe,
+    TilingSpec,
+    content_hash,
+    prepare,
+    read_image,
+)
 
 
 def _microscope_like(size: int, seed: int = 0) -> np.ndarray:

@@ -62,7 +62,7 @@ def main() -> None:
 
     import torch
 
-    from stemwatch.config import validate_mapping
+    from stemwatch.core.config import validate_mapping
     from stemwatch.synth.dataset import generate_dataset
     from trainer.config import TrainerConfig
     from trainer.train import run_training

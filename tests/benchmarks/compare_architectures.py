@@ -68,7 +68,7 @@ def main() -> None:
 
     import torch
 
-    from stemwatch.config import validate_mapping
+    from stemwatch.core.config import validate_mapping
     from trainer.architectures import create
     from trainer.config import TrainerConfig
     from trainer.train import run_training

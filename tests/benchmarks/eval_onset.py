@@ -3,8 +3,8 @@
 Prints, per sampling interval: median detection delay after the true onset (synth ground
 truth), fraction of induced wells detected, onset-estimate error, and false alarms per 100
 maintenance wells. Plates come from stemwatch.synth's biology (no pixels); per-field model
-probabilities from monitor.onset_eval.NoiseModel (assumed defaults, or calibrated on a real
-exported model's outputs with --calibrate MODEL.onnx).
+probabilities from stemwatch.evaluation.onset_eval.NoiseModel (assumed defaults, or calibrated
+on a real exported model's outputs with --calibrate MODEL.onnx).
 
     nice -n 10 python tests/benchmarks/eval_onset.py [--plates 10] [--calibrate model.onnx]
 """
@@ -16,7 +16,7 @@ import dataclasses
 import time
 
 from monitor.onset import OnsetConfig
-from monitor.onset_eval import (
+from stemwatch.evaluation.onset_eval import (
     NoiseModel,
     calibrate_with_model,
     evaluate,

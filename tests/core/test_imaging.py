@@ -10,8 +10,8 @@ import tifffile
 import xxhash
 from PIL import Image
 
-from stemwatch.errors import ImageReadError, StemwatchError
-from stemwatch.imaging import (
+from stemwatch.core.errors import ImageReadError, StemwatchError
+from stemwatch.core.imaging import (
     IMAGE_SUFFIXES,
     NormalisationRecipe,
     TilingSpec,

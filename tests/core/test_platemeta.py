@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from stemwatch.config import validate_mapping
-from stemwatch.errors import ConfigError, PlateMetadataError
-from stemwatch.imaging import read_image
-from stemwatch.platemeta import (
+from stemwatch.core.config import validate_mapping
+from stemwatch.core.errors import ConfigError, PlateMetadataError
+from stemwatch.core.imaging import read_image
+from stemwatch.core.platemeta import (
     PRESETS,
     IgnoredImageError,
     PlateMetaConfig,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from stemwatch.imaging import TilingSpec, prepare, read_image
+from stemwatch.core.imaging import TilingSpec, prepare, read_image
 
 pytestmark = pytest.mark.shared
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dashboard_db import FilledDb, fill_database
 
-from monitor import store
+from stemwatch import store
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from monitor import store
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetConfig, update_well
-from stemwatch.platemeta import ImageLocation
+from stemwatch import store
+from stemwatch.core.platemeta import ImageLocation
 
 PLATE = "P1"
 HOUR = 3600.0

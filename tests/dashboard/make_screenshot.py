@@ -3,7 +3,7 @@
 Run by hand (not by the test suite): ``python tests/dashboard/make_screenshot.py [OUT.png]``.
 
 The images are the synthetic microscope's 24-well plate (real OME-TIFFs, resolved with
-:func:`stemwatch.platemeta.resolve`); the model scores are *simulated* from the plate's ground
+:func:`stemwatch.core.platemeta.resolve`); the model scores are *simulated* from the plate's ground
 truth (a logistic rise after each induced well's true onset, plus field noise; activation maps
 per tile likewise), so the picture shows every part of the page (onset rings, onset rules,
 alerts) independently of how well today's model is trained. Everything is written through the
@@ -24,11 +24,11 @@ from dashboard_browser import DashboardServer, chrome, find_browser, free_port, 
 from dashboard_browser import wait_for_text as wait_text
 from PIL import Image
 
-from monitor import store
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetConfig, update_well
-from stemwatch.imaging import read_image
-from stemwatch.platemeta import resolve
+from stemwatch import store
+from stemwatch.core.imaging import read_image
+from stemwatch.core.platemeta import resolve
 from stemwatch.synth.plate import generate_plate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def build_database(work: Path) -> Path:
 def first_plate(db: Path) -> str:
     from contextlib import closing
 
-    from monitor import store
+    from stemwatch import store
 
     with closing(store.open_db(db, readonly=True)) as conn:
         return store.list_plates(conn)[0].plate

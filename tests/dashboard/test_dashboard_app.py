@@ -14,9 +14,9 @@ import tifffile
 from dashboard_db import PLATE, FilledDb
 from streamlit.testing.v1 import AppTest
 
-from monitor import store
 from monitor.onset import OnsetConfig, update_well
-from stemwatch.platemeta import ImageLocation
+from stemwatch import store
+from stemwatch.core.platemeta import ImageLocation
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 

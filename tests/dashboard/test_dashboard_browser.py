@@ -19,8 +19,8 @@ from dashboard_browser import (
 )
 from dashboard_db import PLATE, FilledDb, fill_database
 
-from monitor import store
 from monitor.alerts import Alerter, AlertsConfig
+from stemwatch import store
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from dashboard import data, plots, thumbs
 from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
-from monitor import store
+from stemwatch import store
 
 
 @pytest.mark.parametrize(

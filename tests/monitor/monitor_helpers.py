@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from monitor import store
 from monitor.config import MonitorConfig
 from monitor.daemon import Daemon, RunSummary
 from monitor.inference import LoadedModel
+from stemwatch import store
 
 
 def image_name(well: str = "A01", field: int = 1, hour: int = 9, plate: str = "P1") -> str:

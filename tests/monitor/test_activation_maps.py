@@ -11,10 +11,10 @@ from monitor_helpers import image_name, make_config, write_tiff
 from onnx_models import build_classifier
 from PIL import Image
 
-from monitor import store
 from monitor.inference import cam_mosaic, cam_png, load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.stability import stat_file
+from stemwatch import store
 
 
 def test_mosaic_places_tiles_and_averages_overlaps() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from webhook import Hook
 
-from monitor import store
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetEvent
+from stemwatch import store
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from webhook import Hook
 
-from monitor import store
 from monitor.alerts import Alerter, AlertsConfig, all_channels, send_test
 from monitor.onset import OnsetEvent
+from stemwatch import store
 from stemwatch.cli import main
 
 
@@ -137,7 +137,7 @@ def test_failing_channel_is_recorded_and_others_still_get_it(
 def add_image(
     conn: sqlite3.Connection, name: str, tp: int, *, at: float, failed: bool = False
 ) -> None:
-    from stemwatch.platemeta import ImageLocation
+    from stemwatch.core.platemeta import ImageLocation
 
     location = ImageLocation("P1", "A01", 0, tp, tp * 600.0, "test")
     if failed:
@@ -165,7 +165,7 @@ def add_image(
 
 
 def test_expected_interval_is_per_field_not_across_a_scan(conn: sqlite3.Connection) -> None:
-    from stemwatch.platemeta import ImageLocation
+    from stemwatch.core.platemeta import ImageLocation
 
     # every 2 h, a scan of 12 wells x 2 fields taking 30 s per image (12 minutes in all)
     for tp in range(3):

@@ -21,8 +21,8 @@ from monitor_helpers import (
     write_tiff,
 )
 
-from monitor import store
 from monitor.inference import LoadedModel
+from stemwatch import store
 
 
 def done(db: Path, name: str, n: int = 1) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from monitor_helpers import make_config, records, running_daemon, wait_for
 
 from monitor.inference import LoadedModel
-from stemwatch.imaging import content_hash
+from stemwatch.core.imaging import content_hash
 
 acquire_mod = pytest.importorskip("stemwatch.synth.acquire")
 

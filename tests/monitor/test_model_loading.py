@@ -18,7 +18,7 @@ from monitor.inference import (
     file_sha256,
     load_model,
 )
-from stemwatch.errors import ConfigError, ModelMetadataError
+from stemwatch.core.errors import ConfigError, ModelMetadataError
 
 
 def test_loads_metadata_provider_and_hash(tiny_model_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_tile_size_mismatch_between_graph_and_metadata(tmp_path: Path) -> None:
     import onnx
     from onnx import helper
 
-    from stemwatch.modelmeta import METADATA_KEY
+    from stemwatch.core.modelmeta import METADATA_KEY
 
     path = build_classifier(tmp_path / "m.onnx", tile_size=32)
     model = onnx.load(str(path))

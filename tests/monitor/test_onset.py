@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor import store
-from monitor.aggregate import FieldObservation, aggregate_fields, group_timepoints
 from monitor.onset import OnsetConfig, OnsetDetector, OnsetParams, reset_well, update_well
-from stemwatch.config import validate_mapping
-from stemwatch.errors import ConfigError
-from stemwatch.platemeta import ImageLocation
+from stemwatch import store
+from stemwatch.core.aggregate import FieldObservation, aggregate_fields, group_timepoints
+from stemwatch.core.config import validate_mapping
+from stemwatch.core.errors import ConfigError
+from stemwatch.core.platemeta import ImageLocation
 
 # -- aggregation ---------------------------------------------------------------------------
 

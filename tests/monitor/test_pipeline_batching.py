@@ -11,11 +11,11 @@ import pytest
 from monitor_helpers import image_name, make_config, records, write_tiff
 from onnx_models import build_classifier
 
-from monitor import store
 from monitor.inference import load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline, summarise
 from monitor.stability import stat_file
-from stemwatch.imaging import prepare, read_image
+from stemwatch import store
+from stemwatch.core.imaging import prepare, read_image
 
 
 def test_summarise() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from monitor.config import MonitorConfig
-from stemwatch.config import load_config
-from stemwatch.errors import ConfigError
-from stemwatch.platemeta import resolve, with_config
+from stemwatch.core.config import load_config
+from stemwatch.core.errors import ConfigError
+from stemwatch.core.platemeta import resolve, with_config
 
 
 def test_user_regex_and_presets_reach_the_resolver(tmp_path: Path) -> None:

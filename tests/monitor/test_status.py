@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor import store
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetConfig, update_well
+from stemwatch import store
 from stemwatch.cli import main
-from stemwatch.platemeta import ImageLocation
+from stemwatch.core.platemeta import ImageLocation
 
 
 def build_db(db: Path, *, beat_at: float) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from monitor_helpers import by_name, image_name, records, wait_for, write_tiff
 
-from monitor import store
+from stemwatch import store
 
 
 def watch(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from stemwatch.imaging import read_image
+from stemwatch.core.imaging import read_image
 from stemwatch.synth.dataset import MANIFEST_COLUMNS, generate_dataset
 from stemwatch.synth.difficulty import SynthError
 

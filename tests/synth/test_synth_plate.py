@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from stemwatch.imaging import read_image
-from stemwatch.platemeta import resolve
+from stemwatch.core.imaging import read_image
+from stemwatch.core.platemeta import resolve
 from stemwatch.synth.biology import ONSET_THRESHOLD, well_mean_state
 from stemwatch.synth.difficulty import SynthError
 from stemwatch.synth.plate import PlateTruth, generate_plate, plan_plate

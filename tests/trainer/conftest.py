@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from trainer.architectures import create
 from trainer.checkpoint import save_checkpoint
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 from trainer.architectures import (
     ArchitectureError,
     CamModel,

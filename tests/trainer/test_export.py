@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from stemwatch.cli import main
-from stemwatch.errors import StemwatchError
-from stemwatch.imaging import NormalisationRecipe, TilingSpec, prepare, read_image
-from stemwatch.modelmeta import METADATA_KEY, ModelMetadata
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec, prepare, read_image
+from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import create
 from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, update_checkpoint
 from trainer.export import (

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from stemwatch.cli import main
-from stemwatch.config import load_config, validate_mapping
-from stemwatch.errors import ConfigError, StemwatchError
+from stemwatch.core.config import load_config, validate_mapping
+from stemwatch.core.errors import ConfigError, StemwatchError
 from tests.trainer.fixtures_training import make_dataset, tiny_config
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainerConfig

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from tests.trainer.fixtures_training import CLASSES, make_dataset, texture
 from trainer.data import DataError, TileCache, load_samples, read_manifest, scan_folder
 

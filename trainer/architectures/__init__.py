@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from torch import Tensor, nn
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 __all__ = [
     "ArchitectureError",

@@ -36,7 +36,7 @@ import numpy as np
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
-from stemwatch.errors import ImageReadError
+from stemwatch.core.errors import ImageReadError
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 OTHER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})

@@ -19,8 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
-from stemwatch.modelmeta import METADATA_KEY, ModelMetadata
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 
 CLASS_NAMES = ["undifferentiated", "differentiated"]
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from stemwatch.errors import StemwatchError
+from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def build_standin_model(
             "no bundled model (models/stemwatch-default.onnx) and the `onnx` package is not "
             "installed to build a stand-in; pass --model PATH or `pip install onnx`"
         ) from None
-    from stemwatch.imaging import NormalisationRecipe, TilingSpec
-    from stemwatch.modelmeta import METADATA_KEY, ModelMetadata
+    from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
+    from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 
     rng = np.random.default_rng(0)
     inits: list[Any] = []
@@ -260,7 +260,7 @@ def _timeit(fn: Any, repeat: int) -> tuple[float, Any]:
 
 def bench_stages(path: Path, model: Any, repeat: int = 5) -> tuple[dict[str, float], int]:
     """Best-of-``repeat`` milliseconds of each stage for one image file, on this thread."""
-    from stemwatch import imaging
+    from stemwatch.core import imaging
 
     meta = model.metadata
     ms: dict[str, float] = {}
@@ -311,7 +311,7 @@ def bench_inference_only(
 def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -> float:
     """Images/s of hash + read + completeness check + prepare alone, ``workers`` threads."""
     from monitor.stability import tiff_incomplete
-    from stemwatch import imaging
+    from stemwatch.core import imaging
 
     meta = model.metadata
 
@@ -500,7 +500,7 @@ def run_bench(
             stages, n_tiles = bench_stages(sample, model)
             result.stages_ms[tag] = stages
             result.tiles_per_image = n_tiles
-        from stemwatch.imaging import prepare, read_image
+        from stemwatch.core.imaging import prepare, read_image
 
         tiles = prepare(
             read_image(sample).pixels, model.metadata.normalisation, model.metadata.tiling

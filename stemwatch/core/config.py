@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stemwatch.errors import ConfigError
+from stemwatch.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stemwatch.errors import ModelMetadataError
-from stemwatch.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.errors import ModelMetadataError
+from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 
 METADATA_KEY = "stemwatch"
 SCHEMA_VERSION = 1

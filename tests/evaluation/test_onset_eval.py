@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from monitor.onset import OnsetParams
-from monitor.onset_eval import (
+from stemwatch.evaluation.onset_eval import (
     NoiseModel,
     SimulatedWell,
     calibrate_with_model,

@@ -8,7 +8,7 @@ read only through the named query functions at the end of this module, which ret
 dataclasses. See docs/database.md.
 
 Times are stored as float seconds: ``*_at`` columns are wall-clock (Unix epoch), ``time_s``
-is experiment time as resolved by :mod:`stemwatch.platemeta`.
+is experiment time as resolved by :mod:`stemwatch.core.platemeta`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stemwatch.errors import StemwatchError
-from stemwatch.platemeta import ImageLocation
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.platemeta import ImageLocation
 
 log = logging.getLogger(__name__)
 

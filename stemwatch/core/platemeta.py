@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from stemwatch.config import StrictModel
-from stemwatch.errors import ConfigError, PlateMetadataError
+from stemwatch.core.config import StrictModel
+from stemwatch.core.errors import ConfigError, PlateMetadataError
 
 log = logging.getLogger(__name__)
 
@@ -606,7 +606,7 @@ def resolve(
     expected_pages: int | None = None
 
     if ome_xml:
-        from stemwatch.imaging import expected_pages_from_ome
+        from stemwatch.core.imaging import expected_pages_from_ome
 
         expected_pages = expected_pages_from_ome(ome_xml, filename=p.name)
         found, why = ome_evidence(ome_xml, p.name)
@@ -705,8 +705,8 @@ def resolve_many(
     unreadable file is reported in ``errors``. Config problems (bad regex, unknown preset) raise
     :class:`ConfigError` at once.
     """
-    from stemwatch.errors import ImageReadError
-    from stemwatch.imaging import read_ome_xml
+    from stemwatch.core.errors import ImageReadError
+    from stemwatch.core.imaging import read_ome_xml
 
     rx = compile_user_regex(user_regex) if user_regex is not None else None
     preset_list = None if presets is None else list(presets)

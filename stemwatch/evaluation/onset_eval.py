@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.aggregate import FieldObservation, aggregate_fields
 from monitor.onset import OnsetParams, run_detector
+from stemwatch.core.aggregate import FieldObservation, aggregate_fields
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def score_plates_with_model(
     from pathlib import Path
 
     from monitor.inference import load_model
-    from stemwatch.imaging import prepare
+    from stemwatch.core.imaging import prepare
     from stemwatch.synth.biology import true_onset_h
     from stemwatch.synth.plate import plan_plate
 
@@ -323,8 +323,8 @@ def calibrate_with_model(
     from pathlib import Path
 
     from monitor.inference import load_model
-    from stemwatch.imaging import prepare
-    from stemwatch.platemeta import well_from_index
+    from stemwatch.core.imaging import prepare
+    from stemwatch.core.platemeta import well_from_index
     from stemwatch.synth.plate import plan_plate
 
     model = load_model(Path(model_path))

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from monitor import store
-from stemwatch.errors import StemwatchError
-from stemwatch.platemeta import ImageLocation
+from stemwatch import store
+from stemwatch.core.errors import StemwatchError
+from stemwatch.core.platemeta import ImageLocation
 
 
 def loc(well: str = "A01", field: int = 0, tp: int = 0, plate: str = "P1") -> ImageLocation:
