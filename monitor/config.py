@@ -53,6 +53,15 @@ class WatchConfig(StrictModel):
         description="Seconds between checks that the watched folder still exists "
         "(a re-mounted share re-arms the observer).",
     )
+    max_file_mb: float = Field(
+        default=2048.0,
+        gt=0,
+        description=(
+            "Files larger than this are recorded as failed without being read: each decode\n"
+            "worker reads one whole file into memory (hash, structure check and decoding use\n"
+            "that one read)."
+        ),
+    )
     suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SUFFIXES),
         description="File suffixes treated as images (case-insensitive).",

@@ -1,8 +1,10 @@
 """The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
 
-* ``decode_workers`` threads take stable candidates, check the file is complete, hash it, read
-  it, resolve its plate/well and cut it into tiles with :func:`stemwatch.core.imaging.prepare` (the
-  trainer's own preprocessing, configured by the model's metadata);
+* ``decode_workers`` threads take stable candidates and give each file one ingest step: read
+  its bytes once, hash them, check the structure of every page before decoding anything
+  (:func:`stemwatch.core.imaging.check_file`), resolve its plate/well, decode the plane and cut
+  it into tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing,
+  configured by the model's metadata);
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
@@ -33,9 +35,9 @@ from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
-from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
+from monitor.stability import FileStat, backoff_delay, stat_file
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
-from stemwatch.core.imaging import Tiles, content_hash, prepare, read_image
+from stemwatch.core.imaging import Tiles, check_file, decode, hash_bytes, prepare, read_bytes
 from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
 
 log = logging.getLogger(__name__)
@@ -229,18 +231,16 @@ class Pipeline:
         digest: str | None = None
         location: ImageLocation | None = None
         try:
-            digest = content_hash(path)
-            image = read_image(path)
-            incomplete = tiff_incomplete(path)
-            if incomplete is not None:
-                raise ImageReadError(path, f"incomplete: {incomplete}")
-            location = self._locate(path, image.ome_xml)
-            expected = location.expected_pages if location is not None else None
-            if expected is not None and image.n_pages < expected:
-                raise ImageReadError(
-                    path, f"incomplete: {image.n_pages} of {expected} pages present"
-                )
-            tiles = self._tiles(path, image.pixels)
+            self._check_size(cand)
+            data = read_bytes(path)  # the only read: everything below uses these bytes
+            after = stat_file(path)
+            if after != cand.stat:  # rewritten while we read it: read it again later
+                self.report(Outcome(path, "changed", after, cand.attempts))
+                return
+            digest = hash_bytes(data)
+            checked = check_file(path, data)  # structure of every page, before any decoding
+            location = self._locate(path, checked.ome_xml)
+            tiles = self._tiles(path, decode(checked).pixels)
         except _IgnoredError as exc:
             log.info("%s: ignored (%s)", path, exc)
             self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
@@ -255,11 +255,17 @@ class Pipeline:
                 return
             self._retry_or_fail(cand, exc.reason, digest, location)
             return
-        after = stat_file(path)
-        if after != cand.stat:  # rewritten while we read it: read it again later
-            self.report(Outcome(path, "changed", after, cand.attempts))
-            return
         self.ready.put(Prepared(cand, digest, location, tiles))
+
+    def _check_size(self, cand: Candidate) -> None:
+        limit_mb = self.config.watch.max_file_mb
+        if cand.stat.size > limit_mb * 1e6:
+            raise PermanentImageError(
+                cand.path,
+                f"file is {cand.stat.size / 1e6:.0f} MB, above watch.max_file_mb ({limit_mb:g} "
+                "MB; each decode worker holds one whole file in memory): raise the limit if "
+                "images this large are expected",
+            )
 
     def _locate(self, path: Path, ome_xml: str | None) -> ImageLocation | None:
         plate = self.config.plate

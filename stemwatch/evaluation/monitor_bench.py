@@ -9,8 +9,9 @@ architecture's (~25 M multiply-adds). The weights are random: only the cost is m
 
 Figures (``run_bench`` returns them, ``stemwatch bench`` prints them):
 
-* ``stages``: per-image milliseconds of hashing, decoding, downsampling, normalising, tiling
-  and inference, on one core;
+* ``stages``: per-image milliseconds of the ingest step (reading the file once, hashing the
+  bytes, the structure check, decoding), downsampling, normalising, tiling and inference, on
+  one core;
 * ``inference_only``: images/s of the model alone on those images' tiles, with the pipeline's
   inference thread settings;
 * ``backlog``: images/s and peak RSS of ``stemwatch watch --once`` over N images in a
@@ -264,8 +265,10 @@ def bench_stages(path: Path, model: Any, repeat: int = 5) -> tuple[dict[str, flo
 
     meta = model.metadata
     ms: dict[str, float] = {}
-    ms["hash"], _ = _timeit(lambda: imaging.content_hash(path), repeat)
-    ms["decode"], image = _timeit(lambda: imaging.read_image(path), repeat)
+    ms["read"], data = _timeit(lambda: imaging.read_bytes(path), repeat)
+    ms["hash"], _ = _timeit(lambda: imaging.hash_bytes(data), repeat)
+    ms["check"], file = _timeit(lambda: imaging.check_file(path, data), repeat)
+    ms["decode"], image = _timeit(lambda: imaging.decode(file), repeat)
     ms["downsample"], small = _timeit(
         lambda: imaging.downsample(image.pixels, meta.tiling.downsample), repeat
     )
@@ -309,16 +312,16 @@ def bench_inference_only(
 
 
 def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -> float:
-    """Images/s of hash + read + completeness check + prepare alone, ``workers`` threads."""
-    from monitor.stability import tiff_incomplete
+    """Images/s of the ingest step (read, hash, check, decode) + prepare alone, ``workers``
+    threads."""
     from stemwatch.core import imaging
 
     meta = model.metadata
 
     def one() -> None:
-        imaging.content_hash(path)
-        image = imaging.read_image(path)
-        tiff_incomplete(path)
+        data = imaging.read_bytes(path)
+        imaging.hash_bytes(data)
+        image = imaging.decode(imaging.check_file(path, data))
         imaging.prepare(image.pixels, meta.normalisation, meta.tiling)
 
     per = max(1, n_images // workers)
@@ -557,7 +560,7 @@ def format_result(r: BenchResult) -> str:
     for k, v in r.inference_only_ips.items():
         lines.append(f"inference only ({k.replace('_', ' ')}): {v:.1f} images/s")
     for k, v in r.preprocess_only_ips.items():
-        lines.append(f"preprocess only, hash+read+check+prepare ({k}): {v:.1f} images/s")
+        lines.append(f"preprocess only, read+hash+check+decode+prepare ({k}): {v:.1f} images/s")
     for tag, b in r.backlog.items():
         lines.append(
             f"backlog {b['images']:.0f} ({tag}): {b['images_per_s']:.2f} images/s, "

@@ -60,3 +60,60 @@ def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:
         tiles = prepare(read_image(p).pixels, model.metadata.normalisation, model.metadata.tiling)
         alone = float(model.predict(tiles.data).mean())
         assert by_path[p].probability == pytest.approx(alone, abs=1e-5)
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_each_attempt_reads_the_file_once(tmp_path: Path) -> None:
+    model_path = build_classifier(tmp_path / "b.onnx", tile_size=32)
+    cfg = make_config(tmp_path, model_path)
+    assert cfg.folder is not None
+    path = write_tiff(cfg.folder / image_name("D01"), seed=4, size=1024, compression="zlib")
+    size = path.stat().st_size
+    st = stat_file(path)
+    assert st is not None
+    outcomes: queue.Queue[Outcome] = queue.Queue()
+    conn = store.open_db(cfg.database)
+    pipe = Pipeline(cfg, load_model(model_path), conn, outcomes.put)
+    pipe.start()
+    try:
+        before = _bytes_read()
+        pipe.work.put(Candidate(path, st))
+        out = outcomes.get(timeout=30)
+        read = _bytes_read() - before
+    finally:
+        pipe.close()
+        conn.close()
+    assert out.kind == "done"
+    # hash, structure check and decoding share one read (the database adds a few pages)
+    assert size <= read < 1.5 * size, f"read {read} bytes of a {size}-byte file"
+
+
+def test_files_above_the_size_limit_fail_at_once_without_being_read(tmp_path: Path) -> None:
+    model_path = build_classifier(tmp_path / "b.onnx", tile_size=32)
+    cfg = make_config(tmp_path, model_path, watch={"max_file_mb": 0.01})
+    assert cfg.folder is not None
+    big = write_tiff(cfg.folder / image_name("C01"), seed=3)  # 256² uint16: about 0.13 MB
+    outcomes: queue.Queue[Outcome] = queue.Queue()
+    conn = store.open_db(cfg.database)
+    pipe = Pipeline(cfg, load_model(model_path), conn, outcomes.put)
+    pipe.start()
+    try:
+        st = stat_file(big)
+        assert st is not None
+        pipe.work.put(Candidate(big, st))
+        out = outcomes.get(timeout=30)
+    finally:
+        pipe.close()
+        conn.close()
+    assert out.kind == "failed" and out.attempts == 1  # permanent: no retries
+    assert "above watch.max_file_mb (0.01 MB" in out.reason
+    (rec,) = records(cfg.database)
+    assert rec.status == "failed" and rec.content_hash is None  # never read, not hashed
