@@ -15,11 +15,12 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from monitor.config import MonitorConfig
+from monitor.counts import Counts, RunSummary
 from monitor.ignore import IgnoreFilter
 from monitor.inference import LoadedModel, default_model_path, load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
@@ -28,20 +29,9 @@ from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch.core.errors import ConfigError
 
+__all__ = ["Daemon", "RunSummary", "check_folder"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunSummary:
-    """What one run did (returned by :meth:`Daemon.run`)."""
-
-    done: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    gone: int = 0
-    ignored: int = 0
-    retries: int = 0
-    provider: str = ""
 
 
 def check_folder(folder: Path | None) -> Path:
@@ -84,9 +74,8 @@ class Daemon:
         self.pending: deque[Candidate] = deque()
         self.in_flight: set[Path] = set()
         self.settled: dict[Path, FileStat] = {}
-        self.summary = RunSummary()
+        self.counts = Counts()
         self.model = model or self._load_model()
-        self.summary.provider = self.model.provider
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = None
         self._rescan_due = 0.0
@@ -134,11 +123,17 @@ class Daemon:
             self.inbox.put,
             alerter=alerter,
             heartbeat=self._heartbeat_detail,
+            counts=self.counts,
         )
         self.pipeline.start()
 
+    @property
+    def summary(self) -> RunSummary:
+        """The run's totals so far (thread-safe)."""
+        return replace(self.counts.snapshot(), provider=self.model.provider)
+
     def _heartbeat_detail(self) -> str:
-        s = self.summary
+        s = self.counts.snapshot()
         return (
             f"{s.done} done, {s.failed} failed, {len(self.tracker)} waiting, "
             f"{len(self.in_flight)} in flight; {self.model.provider}"
@@ -220,27 +215,17 @@ class Daemon:
         self.tracker.hint(path, now, stat_file(path))
 
     def _on_outcome(self, out: Outcome, now: float) -> None:
+        """Settle or re-track the file (the pipeline has counted the outcome already)."""
         self.in_flight.discard(out.path)
-        s = self.summary
         if out.kind in ("done", "failed", "duplicate", "ignored"):
             if out.stat is not None:
                 self.settled[out.path] = out.stat
-            if out.kind == "done":
-                s.done += 1
-            elif out.kind == "failed":
-                s.failed += 1
-            elif out.kind == "duplicate":
-                s.duplicates += 1
-            else:
-                s.ignored += 1
         elif out.kind == "gone":
-            s.gone += 1
             self.settled.pop(out.path, None)
             self.tracker.forget(out.path)
         elif out.kind == "changed":
             self.tracker.hint(out.path, now, out.stat)
         elif out.kind == "retry":
-            s.retries += 1
             self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
 
     def _collect_due(self, now: float) -> None:
@@ -381,7 +366,7 @@ class Daemon:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
-        s = self.summary
+        s = self.counts.snapshot()
         log.info(
             "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",
             s.done,

@@ -14,7 +14,8 @@
   alerts and runs the instrument checks, so a slow chat service never holds up the writer.
 
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
-finished candidate is reported to the daemon as an :class:`Outcome` through ``report``.
+finished candidate is counted once in :class:`~monitor.counts.Counts` and reported to the
+daemon as an :class:`Outcome` through ``report``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ import numpy as np
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
+from monitor.counts import Counts
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
@@ -95,25 +97,6 @@ class PermanentImageError(ImageReadError):
     """The file is readable but can never be analysed (e.g. smaller than one tile)."""
 
 
-@dataclass
-class Counters:
-    """Running totals (read by the heartbeat and the benchmark)."""
-
-    done: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    retries: int = 0
-    tiles: int = 0
-    batches: int = 0
-    infer_s: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **deltas: float) -> None:
-        with self.lock:
-            for name, value in deltas.items():
-                setattr(self, name, getattr(self, name) + value)
-
-
 _STOP = object()
 
 
@@ -137,18 +120,19 @@ class Pipeline:
         *,
         alerter: Alerter | None = None,
         heartbeat: Callable[[], str] | None = None,
+        counts: Counts | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.conn = conn
-        self.report = report
+        self._report_to = report
+        self.counts = counts if counts is not None else Counts()
         self.alerter = AlertWorker(alerter) if alerter is not None else None
         self.heartbeat_detail = heartbeat
         inf = config.inference
         self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
         self.writes: queue.Queue[Any] = queue.Queue(maxsize=2 * inf.queue_images)
-        self.counters = Counters()
         self._decoders = [
             threading.Thread(target=self._decode_loop, name=f"stemwatch-decode-{i}", daemon=True)
             for i in range(inf.decode_workers)
@@ -171,6 +155,11 @@ class Pipeline:
         for t in [*self._decoders, *self._inferers, self._writer]:
             t.start()
         self._started = True
+
+    def report(self, outcome: Outcome) -> None:
+        """Count ``outcome`` once, then hand it to the daemon."""
+        self.counts.outcome(outcome.kind)
+        self._report_to(outcome)
 
     def try_submit(self, candidate: Candidate) -> bool:
         """Queue a candidate without blocking; False when the pipeline is full (back-pressure)."""
@@ -310,7 +299,6 @@ class Pipeline:
             retry.max_attempts,
             delay,
         )
-        self.counters.add(retries=1)
         self.report(
             Outcome(cand.path, "retry", cand.stat, attempts, reason=reason, retry_in_s=delay)
         )
@@ -367,7 +355,7 @@ class Pipeline:
                 reason = f"inference failed: {exc}"
                 self._fail(p.candidate, reason, p.candidate.attempts + 1, None, p.location)
             return
-        self.counters.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
+        self.counts.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
         start = 0
         for p in items:
             n = len(p.tiles.data)
@@ -460,7 +448,6 @@ class Pipeline:
                 content_hash=item.content_hash,
                 location=item.location,
             )
-            self.counters.add(failed=1)
             self.report(
                 Outcome(c.path, "failed", c.stat, item.attempts, item.reason, 0.0, image_id)
             )
@@ -471,7 +458,6 @@ class Pipeline:
             self.conn, str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash
         )
         if existing is not None and self._is_done(existing):
-            self.counters.add(duplicates=1)
             log.debug("%s: same content already recorded (image %d)", c.path, existing)
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
@@ -496,7 +482,6 @@ class Pipeline:
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
             )
-        self.counters.add(done=1)
         log.info(
             "%s: p(%s)=%.3f over %d tiles%s",
             c.path,

@@ -51,8 +51,9 @@ def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:
         conn.close()
     assert set(threading.enumerate()) == before
     assert all(o.kind == "done" for o in got)
-    assert pipe.counters.batches < len(paths)  # images shared batches
-    assert pipe.counters.tiles == 4 * len(paths)
+    counts = pipe.counts.snapshot()
+    assert counts.batches < len(paths)  # images shared batches
+    assert (counts.tiles, counts.done) == (4 * len(paths), len(paths))
     by_path = {Path(r.path): r for r in records(cfg.database)}
     probs = sorted(float(by_path[p].probability or 0) for p in paths)
     assert min(np.diff(probs)) > 1e-4  # distinct, so a mix-up between images would show
@@ -60,6 +61,31 @@ def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:
         tiles = prepare(read_image(p).pixels, model.metadata.normalisation, model.metadata.tiling)
         alone = float(model.predict(tiles.data).mean())
         assert by_path[p].probability == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_file_deleted_before_decoding_is_gone(tmp_path: Path) -> None:
+    model_path = build_classifier(tmp_path / "b.onnx", tile_size=32)
+    cfg = make_config(tmp_path, model_path)
+    assert cfg.folder is not None
+    kept = write_tiff(cfg.folder / image_name("B01"), seed=1)
+    doomed = write_tiff(cfg.folder / image_name("B02"), seed=2)
+    stats = {p: stat_file(p) for p in (kept, doomed)}
+    doomed.unlink()
+    outcomes: queue.Queue[Outcome] = queue.Queue()
+    conn = store.open_db(cfg.database)
+    pipe = Pipeline(cfg, load_model(model_path), conn, outcomes.put)
+    pipe.start()
+    try:
+        for p, st in stats.items():
+            assert st is not None
+            pipe.work.put(Candidate(p, st))
+        got = {o.path: o for o in (outcomes.get(timeout=30) for _ in stats)}
+    finally:
+        pipe.close()
+        conn.close()
+    assert got[kept].kind == "done" and got[doomed].kind == "gone"
+    counts = pipe.counts.snapshot()
+    assert (counts.done, counts.gone, counts.failed) == (1, 1, 0)
 
 
 def _bytes_read() -> int:
