@@ -5,6 +5,11 @@ pipeline outcomes), hands files that are quiet and unchanged to the pipeline wit
 blocking on it, schedules retries with backoff, rescans the folder periodically and re-arms the
 observer when the folder disappears and comes back. ``stop`` (an Event) ends it: the batch in
 flight is finished and flushed, every thread joined.
+
+What the loop is doing can be observed without sleeping: :attr:`Daemon.started` (the first
+scan is done), :attr:`Daemon.watching` (an observer is armed on the folder),
+:meth:`Daemon.sync` (everything queued so far is handled and nothing is left in flight) and
+:attr:`Daemon.counts` (the run's totals, which threads can wait on).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,14 @@ from stemwatch.core.errors import ConfigError
 __all__ = ["Daemon", "RunSummary", "check_folder"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Sync:
+    """A request in the inbox: set ``done`` once everything before it is handled."""
+
+    done: threading.Event
+    rescan: bool
 
 
 def check_folder(folder: Path | None) -> Path:
@@ -75,6 +88,9 @@ class Daemon:
         self.in_flight: set[Path] = set()
         self.settled: dict[Path, FileStat] = {}
         self.counts = Counts()
+        self.started = threading.Event()
+        self.watching = threading.Event()
+        self._syncs: list[threading.Event] = []
         self.model = model or self._load_model()
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = None
@@ -132,6 +148,15 @@ class Daemon:
         """The run's totals so far (thread-safe)."""
         return replace(self.counts.snapshot(), provider=self.model.provider)
 
+    def sync(self, *, rescan: bool = True) -> threading.Event:
+        """An event set once the loop has handled everything put in its inbox before this call
+        (with ``rescan``, after rescanning the folder) and is idle: no file waiting, handed
+        over or in flight. Also set when the daemon stops. Lets tests and tools wait for the
+        daemon instead of sleeping."""
+        done = threading.Event()
+        self.inbox.put(_Sync(done, rescan))
+        return done
+
     def _heartbeat_detail(self) -> str:
         s = self.counts.snapshot()
         return (
@@ -156,6 +181,7 @@ class Daemon:
                 self._arm_observer()
             self._folder_id = _identity(self.folder)
             self._rescan(time.monotonic())
+            self.started.set()
             self._loop()
         finally:
             self._shutdown()
@@ -174,6 +200,7 @@ class Daemon:
                 next_folder_check = now + watch.folder_check_interval_s
             if not self.once and now >= self._rescan_due:
                 self._rescan(now)
+            self._release_syncs()
             if self.once and self._idle():
                 log.info("--once: every image in %s is processed", self.folder)
                 return
@@ -191,6 +218,12 @@ class Daemon:
     def _idle(self) -> bool:
         return not self.tracker and not self.pending and not self.in_flight
 
+    def _release_syncs(self) -> None:
+        if self._syncs and self._idle() and self.inbox.empty():
+            for done in self._syncs:
+                done.set()
+            self._syncs.clear()
+
     def _drain_inbox(self, now: float) -> None:
         while True:
             try:
@@ -199,9 +232,14 @@ class Daemon:
                 return
             self._handle(item, now)
 
-    def _handle(self, item: Hint | Outcome, now: float) -> None:
+    def _handle(self, item: Hint | Outcome | _Sync, now: float) -> None:
         if isinstance(item, Outcome):
             self._on_outcome(item, now)
+            return
+        if isinstance(item, _Sync):
+            if item.rescan:
+                self._rescan(now)
+            self._syncs.append(item.done)
             return
         if item.kind == "rescan":
             self._rescan_due = min(self._rescan_due, now)
@@ -291,6 +329,7 @@ class Daemon:
 
     def _arm_observer(self) -> None:
         watch = self.config.watch
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         try:
@@ -303,6 +342,8 @@ class Daemon:
             )
         except OSError as exc:
             log.error("%s: cannot watch the folder (%s); relying on rescans", self.folder, exc)
+            return
+        self.watching.set()
 
     def _observer_healthy(self) -> bool:
         obs = self._observer
@@ -317,6 +358,7 @@ class Daemon:
                 log.warning(
                     "%s: watched folder disappeared; waiting for it to come back", self.folder
                 )
+                self.watching.clear()
                 stop_observer(self._observer)
                 self._observer = None
             self._folder_id = None
@@ -343,6 +385,7 @@ class Daemon:
     def _shutdown(self) -> None:
         from stemwatch import store
 
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         if self.pipeline is not None:
@@ -366,6 +409,9 @@ class Daemon:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+        for done in self._syncs:  # nobody waits forever on a stopped daemon
+            done.set()
+        self._syncs.clear()
         s = self.counts.snapshot()
         log.info(
             "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",

@@ -11,8 +11,7 @@ from monitor_helpers import make_config, records, running_daemon, wait_for
 
 from monitor.inference import LoadedModel
 from stemwatch.core.imaging import content_hash
-
-acquire_mod = pytest.importorskip("stemwatch.synth.acquire")
+from stemwatch.synth import acquire as acquire_mod
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
@@ -51,6 +50,7 @@ def test_live_plate_is_recorded_exactly_once(
             return all(current.get(p) == content_hash(p) for p in finals)
 
         wait_for(all_current, 20)
+        d.settle()  # a rescan and every late event handled: still each version once
     recs = records(cfg.database)
     assert {Path(r.path) for r in recs} == finals  # no temp names, nothing else
     assert all(r.status == "done" for r in recs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,33 +26,35 @@ def test_summarise() -> None:
 def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:
     model_path = build_classifier(tmp_path / "b.onnx", tile_size=32, brightness_gain=8.0)
     model = load_model(model_path)
+    # a batch closes when it holds 16 tiles (4 images of 4 tiles), never on time: the wait is
+    # far longer than the test; the last 2 images are flushed by close()
     cfg = make_config(
         tmp_path,
         model_path,
-        inference={"batch_tiles": 16, "batch_wait_s": 0.5, "queue_images": 8},
+        inference={"batch_tiles": 16, "batch_wait_s": 600.0, "queue_images": 8},
     )
     assert cfg.folder is not None
     paths = [write_tiff(cfg.folder / image_name(f"A{i + 1:02d}"), seed=i) for i in range(6)]
     outcomes: queue.Queue[Outcome] = queue.Queue()
     conn = store.open_db(cfg.database)
-    before = set(threading.enumerate())
     pipe = Pipeline(cfg, model, conn, outcomes.put)
     pipe.start()
     try:
         for p in paths:
             st = stat_file(p)
             assert st is not None
-            while not pipe.try_submit(Candidate(p, st)):
-                pass
-        got = [outcomes.get(timeout=10) for _ in paths]
+            pipe.work.put(Candidate(p, st))
+        first = [outcomes.get(timeout=30) for _ in range(4)]  # the first full batch
+        assert pipe.counts.snapshot().batches == 1
+        assert outcomes.empty()  # the other two wait for more tiles
     finally:
         pipe.close()
         conn.close()
-    assert set(threading.enumerate()) == before
+    got = first + [outcomes.get_nowait() for _ in range(2)]
     assert all(o.kind == "done" for o in got)
+    assert {o.path for o in first} == set(paths[:4])  # one decoder: in order
     counts = pipe.counts.snapshot()
-    assert counts.batches < len(paths)  # images shared batches
-    assert (counts.tiles, counts.done) == (4 * len(paths), len(paths))
+    assert (counts.batches, counts.tiles, counts.done) == (2, 4 * len(paths), len(paths))
     by_path = {Path(r.path): r for r in records(cfg.database)}
     probs = sorted(float(by_path[p].probability or 0) for p in paths)
     assert min(np.diff(probs)) > 1e-4  # distinct, so a mix-up between images would show
