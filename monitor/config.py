@@ -62,6 +62,15 @@ class WatchConfig(StrictModel):
             "that one read)."
         ),
     )
+    remembered_files: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Recorded file versions the daemon remembers in memory, the least recently seen\n"
+            "forgotten first (about 0.6 KB each: 60 MB at 100,000); a rescan looks up the\n"
+            "others in the database, one query per file."
+        ),
+    )
     suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SUFFIXES),
         description="File suffixes treated as images (case-insensitive).",

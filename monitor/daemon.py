@@ -30,7 +30,7 @@ from monitor.ignore import IgnoreFilter
 from monitor.inference import LoadedModel, default_model_path, load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.scanner import scan_folder
-from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
+from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch.core.errors import ConfigError
 
@@ -86,7 +86,7 @@ class Daemon:
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.pending: deque[Candidate] = deque()
         self.in_flight: set[Path] = set()
-        self.settled: dict[Path, FileStat] = {}
+        self.settled = SettledFiles(config.watch.remembered_files)
         self.counts = Counts()
         self.started = threading.Event()
         self.watching = threading.Event()

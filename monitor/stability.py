@@ -6,12 +6,14 @@ pure logic (time is an argument): a path is *due* once it had no events for the 
 and *stable* once its size and mtime did not change across that period. Then the pipeline
 checks the file itself (:func:`stemwatch.core.imaging.check_file`: every page's structure lies
 inside the file and the page count matches the OME metadata) before decoding it.
+:class:`SettledFiles` remembers the versions recorded lately, so rescans skip them cheaply.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +145,41 @@ class StabilityTracker:
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     """Wait before attempt ``attempt + 1`` (``attempt`` >= 1): doubling from ``initial_s``."""
     return float(min(max_s, initial_s * 2 ** max(0, attempt - 1)))
+
+
+class SettledFiles:
+    """The last ``capacity`` recorded file versions (path -> :class:`FileStat`), the least
+    recently used forgotten first.
+
+    A cache in front of the database, which stays the authority: a path forgotten here is
+    looked up there. Bounded, so a daemon that runs for months over millions of images holds a
+    fixed amount of memory.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._stats: OrderedDict[Path, FileStat] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._stats)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._stats
+
+    def get(self, path: Path) -> FileStat | None:
+        """The remembered version of ``path`` (which then counts as recently used), or None."""
+        stat = self._stats.get(path)
+        if stat is not None:
+            self._stats.move_to_end(path)
+        return stat
+
+    def __setitem__(self, path: Path, stat: FileStat) -> None:
+        self._stats[path] = stat
+        self._stats.move_to_end(path)
+        while len(self._stats) > self.capacity:
+            self._stats.popitem(last=False)
+
+    def pop(self, path: Path, default: FileStat | None = None) -> FileStat | None:
+        return self._stats.pop(path, default)

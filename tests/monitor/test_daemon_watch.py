@@ -281,6 +281,23 @@ def test_new_subfolders_and_folders_moved_into_place(
         wait_for(lambda: done(cfg.database, image_name("L02")), 10)
 
 
+def test_memory_of_recorded_files_is_bounded_and_the_database_covers_the_rest(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path, watch={"remembered_files": 2})
+    assert cfg.folder is not None
+    names = [image_name("A07", f) for f in range(1, 6)]
+    with running_daemon(cfg, tiny_model) as d:
+        for i, n in enumerate(names):
+            write_tiff(cfg.folder / n, 40 + i)
+        wait_for(lambda: all(done(cfg.database, n) for n in names), 15)
+        assert len(d.daemon.settled) == 2  # the daemon remembers only the last two...
+        d.settle()  # ...so the rescan looks the other three up in the database
+        assert len(d.daemon.settled) == 2
+    assert sorted(Path(r.path).name for r in records(cfg.database)) == sorted(names)
+    assert (d.summary.done, d.summary.duplicates) == (5, 0)  # nothing read twice
+
+
 def test_settle_returns_only_once_every_event_so_far_is_handled(
     tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
 ) -> None:

@@ -1,4 +1,4 @@
-"""The stability tracker (pure, explicit times).
+"""The stability tracker (pure, explicit times) and the memory of recorded versions.
 
 The TIFF completeness check lives in the core with the one TIFF parser (tests/core/test_tiff.py).
 """
@@ -11,6 +11,7 @@ import pytest
 
 from monitor.stability import (
     FileStat,
+    SettledFiles,
     StabilityTracker,
     Verdict,
     backoff_delay,
@@ -135,3 +136,29 @@ def test_stat_file(tmp_path: Path) -> None:
     st = stat_file(f)
     assert st is not None and st.size == 3
     assert stat_file(tmp_path) is None  # a folder is not a file
+
+
+# ------------------------------------------------------------------ recorded versions
+
+
+def test_settled_files_are_bounded_and_forget_the_least_recently_used() -> None:
+    settled = SettledFiles(capacity=3)
+    paths = [Path(f"/data/{i}.tif") for i in range(5)]
+    for p in paths[:3]:
+        settled[p] = S1
+    assert settled.get(paths[0]) == S1  # used: now the most recent
+    settled[paths[3]] = S1
+    settled[paths[4]] = S2
+    assert len(settled) == 3
+    assert paths[1] not in settled and paths[2] not in settled  # the least recently used
+    assert [settled.get(p) for p in (paths[0], paths[3], paths[4])] == [S1, S1, S2]
+
+
+def test_settled_files_update_and_pop() -> None:
+    settled = SettledFiles(capacity=2)
+    settled[P] = S1
+    settled[P] = S2  # a new version replaces the old, it does not take a second slot
+    assert len(settled) == 1 and settled.get(P) == S2
+    assert settled.pop(P) == S2 and settled.pop(P) is None and len(settled) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        SettledFiles(0)
