@@ -30,10 +30,11 @@ preprocessing of training. The recipe (:func:`prepare`):
 from __future__ import annotations
 
 import io
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import xxhash
@@ -49,6 +50,7 @@ IMAGE_SUFFIXES = TIFF_SUFFIXES | OTHER_SUFFIXES
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _LUMA = (0.299, 0.587, 0.114)
+_NATIVE = "<" if sys.byteorder == "little" else ">"
 _HASH_CHUNK = 1 << 20
 
 
@@ -105,7 +107,8 @@ class ImageData:
     container's (a 12-bit TIFF), else OME ``Pixels SignificantBits``, else for 16-bit integer
     data the smallest of 12, 14, 16 that holds MaxSampleValue or the data's maximum (cameras
     write 12- and 14-bit data into 16-bit containers), else the container's bits (8, 16, 32
-    for float).
+    for float). ``pixels`` may be a read-only view of the file's bytes (an uncompressed TIFF
+    plane is not copied): copy it before writing into it.
     """
 
     path: Path
@@ -307,7 +310,9 @@ def _decode_tiff(image: ImageFile, page: int) -> ImageData:
             tpage = tif.pages[page]
             if isinstance(tpage, tifffile.TiffFrame):
                 tpage = tpage.aspage()
-            arr = tpage.asarray()
+            arr = _stored_as_is(image.data, tpage, tif.byteorder)
+            if arr is None:
+                arr = tpage.asarray()
             photometric = int(tpage.photometric)
             planar = int(tpage.planarconfig)
             bits = int(tpage.bitspersample)
@@ -347,6 +352,23 @@ def _decode_tiff(image: ImageFile, page: int) -> ImageData:
     declared = _ome_significant_bits(ome) if ome else None
     bit_depth = _significant_bits(arr, bits, max_sample, declared)
     return ImageData(path, arr, image.n_pages, bit_depth, ome, desc)
+
+
+def _stored_as_is(data: bytes, tpage: Any, byteorder: str) -> np.ndarray | None:
+    """The page's pixels as a read-only view of ``data`` when the file stores them as the
+    array itself (uncompressed, contiguous, native byte order, aligned); else None.
+
+    Saves a copy of the whole plane: tifffile would copy the bytes already read into a new
+    array (8 MiB for a 2048² uint16 plane, ~1.5 ms per image on this machine).
+    """
+    dtype = tpage.dtype
+    if not tpage.is_final or dtype is None or (dtype.itemsize > 1 and byteorder != _NATIVE):
+        return None
+    offset = int(tpage.dataoffsets[0])
+    if offset % dtype.itemsize:
+        return None
+    count = int(np.prod(tpage.shape))
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(tpage.shape)
 
 
 def _decode_pil(image: ImageFile) -> ImageData:
