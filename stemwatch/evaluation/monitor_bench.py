@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from stemwatch import store
 from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
@@ -337,17 +338,13 @@ def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -
 
 
 def _db_times(db: Path) -> list[tuple[str, float]]:
-    import sqlite3
-
-    conn = sqlite3.connect(db)
+    if not db.is_file():
+        return []
     try:
-        return list(
-            conn.execute(
-                "SELECT i.path, p.created_at FROM predictions p JOIN images i ON i.id = p.image_id"
-            )
-        )
-    finally:
-        conn.close()
+        with store.open_db(db, readonly=True) as conn:
+            return store.prediction_times(conn)
+    except store.StoreError:  # the daemon is still creating it
+        return []
 
 
 def bench_backlog(

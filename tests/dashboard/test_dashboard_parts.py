@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import io
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,8 @@ from PIL import Image
 from dashboard import data, plots, thumbs
 from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
+
+PROJECT_PACKAGES = {"dashboard", "monitor", "trainer", "stemwatch"}
 
 
 @pytest.mark.parametrize(
@@ -48,18 +52,22 @@ def test_well_names_and_rows() -> None:
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
-    def plate(first: float | None) -> store.PlateSummary:
-        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0)
+    def plate(first: float | None, basis: str | None) -> store.PlateSummary:
+        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0, basis)  # type: ignore[arg-type]
 
-    assert data.time_base(plate(0.0)).hours(7200.0) == pytest.approx(2.0)
-    tb = data.time_base(plate(1.7e9))  # file mtimes: Unix time
+    assert data.time_base(plate(0.0, "elapsed")).hours(7200.0) == pytest.approx(2.0)
+    tb = data.time_base(plate(1.7e9, "mtime"))  # file mtimes: Unix time
     assert tb.hours(1.7e9 + 5400) == pytest.approx(1.5) and "since first image" in tb.label
+    # the stored basis decides, not the size of the number (issue 12)
+    dated = data.time_base(plate(5e7, "epoch"))
+    assert dated.hours(5e7 + 3600) == pytest.approx(1.0) and "since first image" in dated.label
+    assert data.time_base(plate(2e8, "elapsed")).label == "Time (h)"
     assert data.time_base(None).hours(None) is None
 
 
 def test_frames_from_a_real_database(filled_db: FilledDb) -> None:
     with closing(store.open_db(filled_db.path, readonly=True)) as conn:
-        (summary,) = store.list_plates(conn)
+        (summary,) = [p for p in store.list_plates(conn) if p.plate == PLATE]
         tb = data.time_base(summary)
         grid, layout = data.plate_grid(store.well_summary(conn, PLATE), tb)
         series = data.series_frame(store.well_series(conn, PLATE, "B02"), tb)
@@ -83,13 +91,21 @@ def test_band_is_clipped_to_probability_range() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "age", "expected"),
-    [("watching", 10.0, "alive"), ("watching", 600.0, "stale"), ("stopped", 5.0, "stopped")],
+    ("state", "age", "interval", "expected"),
+    [
+        ("watching", 10.0, 10.0, "alive"),
+        ("watching", 60.0, 10.0, "stale"),  # 120 s said alive; `stemwatch status` said dead
+        ("watching", 100.0, 60.0, "alive"),  # a daemon that beats every minute
+        ("watching", 600.0, None, "stale"),
+        ("stopped", 5.0, 10.0, "stopped"),
+    ],
 )
-def test_daemon_status(state: str, age: float, expected: str) -> None:
-    hb = store.Heartbeat(pid=1, host="scope-pc", state=state, detail="", at=1000.0)
+def test_daemon_status(state: str, age: float, interval: float | None, expected: str) -> None:
+    hb = store.Heartbeat(1, "scope-pc", state, "", at=1000.0, interval_s=interval, queued=4)
     status = data.daemon_status(hb, now=1000.0 + age)
     assert status.state == expected and status.age_s == pytest.approx(age)
+    assert status.queued == (4 if expected == "alive" else None)
+    assert status.state == hb.liveness(1000.0 + age)  # one rule, the store's
     assert data.daemon_status(None, now=0.0).state == "never"
 
 
@@ -216,3 +232,19 @@ def test_thumbnails_of_the_real_microscope_images(shared_real) -> None:
         assert png is not None, path
         arr = np.asarray(Image.open(io.BytesIO(png)))
         assert max(arr.shape) <= thumbs.THUMB_SIDE and arr.std() > 5, path
+
+
+def test_the_dashboard_reads_through_the_store_and_the_core_only() -> None:
+    """Issue 12: the dashboard imported `monitor` (for a well reset); it may import only the
+    floors below it: the store and the core."""
+    allowed = ("dashboard.", "stemwatch.core.", "stemwatch.store")
+    imported = []
+    for path in sorted(Path(data.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported += [(path.name, f"{node.module}.{a.name}") for a in node.names]
+            elif isinstance(node, ast.Import):
+                imported += [(path.name, a.name) for a in node.names]
+    ours = [(f, m) for f, m in imported if m.split(".")[0] in PROJECT_PACKAGES]
+    assert ours, "the scan sees the dashboard's imports"
+    assert [(f, m) for f, m in ours if not m.startswith(allowed)] == []
