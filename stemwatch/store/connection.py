@@ -184,8 +184,9 @@ def write(db: Database, fn: Callable[[Database], T]) -> T:
         with transaction(db):
             return fn(db)
 
-    if db.in_transaction:  # joining an outer transaction: it owns the retries
-        return attempt()
+    with db._lock:  # (waits for another thread's transaction to end)
+        if db.in_transaction:  # this thread's outer transaction: join it, it owns the retries
+            return fn(db)
     return _retry(attempt, db.source)
 
 
