@@ -47,12 +47,12 @@ class DemoPlan:
 
 def find_or_build_model(workdir: Path, model: Path | None) -> Path:
     """The model to run: ``model``, else the bundled one, else a tiny one trained now."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if model is not None:
         return model
     try:
-        return default_model_path()
+        return bundled_model_path()
     except StemwatchError as missing:
         try:
             import torch  # noqa: F401

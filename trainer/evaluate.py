@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stemwatch.core.errors import ModelMetadataError
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from trainer.calibrate import expected_calibration_error, reliability_bins
+from stemwatch.core.modelfile import open_model
 from trainer.data import Sample, TileCache, TileSet
 
 log = logging.getLogger(__name__)
@@ -171,27 +171,13 @@ class OnnxPredictor:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        from stemwatch.core.modelmeta import ModelMetadata
-
-        if not self.path.is_file():
-            raise ModelMetadataError(f"{self.path}: model file not found")
-        try:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelMetadataError(f"{self.path}: not a loadable ONNX model ({exc})") from None
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        meta = ModelMetadata.from_props(props, self.path)
-        self.meta = meta
-        self.class_names = list(meta.class_names)
-        self.positive_class = meta.positive_class
-        self.tiling = meta.tiling
-        self.normalisation = meta.normalisation
+        opened = open_model(self.path)
+        self.session = opened.session
+        self.meta = opened.metadata
+        self.class_names = list(self.meta.class_names)
+        self.positive_class = self.meta.positive_class
+        self.tiling = self.meta.tiling
+        self.normalisation = self.meta.normalisation
         self.source = str(self.path)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -165,13 +165,13 @@ def pick_model(
     explicit: Path | None, workdir: Path, standin_width: float | None = None
 ) -> tuple[Path, str]:
     """The model to benchmark and a one-line description of which one it is."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if explicit is not None:
         return explicit, f"{explicit} (given)"
     if standin_width is None:
         try:
-            bundled = default_model_path()
+            bundled = bundled_model_path()
         except StemwatchError:
             standin_width = 1.0
         else:
