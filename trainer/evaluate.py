@@ -1,6 +1,7 @@
 """Metrics of a classifier at tile and image level, for a checkpoint or an exported ONNX file.
 
-Image level is what the monitor reports: the mean of an image's tile probabilities. Metrics:
+Image level is what the monitor reports: the mean of an image's tile probabilities
+(:func:`stemwatch.core.aggregate.image_probabilities`). Metrics:
 accuracy, balanced accuracy, per-class precision/recall/F1, ROC-AUC of the positive class,
 confusion matrix, expected calibration error and accuracy per hours since induction (how early
 can the model tell?). :func:`summarise_folds` gives mean ± sd over cross-validation folds.
@@ -17,22 +18,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from stemwatch.core.aggregate import image_probabilities
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
-from trainer.calibrate import expected_calibration_error, reliability_bins
 from stemwatch.core.modelfile import open_model
+from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import Sample, TileCache, TileSet
 
 log = logging.getLogger(__name__)
-
-
-def aggregate_images(tile_probs: np.ndarray, image: np.ndarray, n_images: int) -> np.ndarray:
-    """Mean tile probability per image: (n_images, C); images without tiles get NaN."""
-    n_classes = tile_probs.shape[1] if tile_probs.ndim == 2 else 2
-    sums = np.zeros((n_images, n_classes), dtype=np.float64)
-    np.add.at(sums, image, tile_probs)
-    counts = np.bincount(image, minlength=n_images).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None]
 
 
 def classification_metrics(
@@ -233,7 +225,7 @@ def evaluate_tiles(
 ) -> dict[str, Any]:
     """Tile- and image-level metrics plus per-image predictions for ready-made probabilities."""
     samples = tiles.samples
-    img_probs = aggregate_images(probs, tiles.image, len(samples))
+    img_probs = image_probabilities(probs, tiles.image, len(samples))
     img_labels = np.array([s.label for s in samples])
     has_tiles = ~np.isnan(img_probs).any(axis=1)
     hours_img = [s.hours for s in samples]

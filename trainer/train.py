@@ -27,11 +27,12 @@ import torch
 import yaml
 from torch import nn
 
+from stemwatch.core.aggregate import image_probabilities
 from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
 from trainer.data import Sample, TileCache, TileSet, load_samples
-from trainer.evaluate import aggregate_images, evaluate_tiles, summarise_folds
+from trainer.evaluate import evaluate_tiles, summarise_folds
 from trainer.splits import Split, kfold_splits, train_val_test_split
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ class Trainer:
         with torch.no_grad():
             loss = float(nn.functional.cross_entropy(torch.from_numpy(logits).float(), y).item())
         probs = softmax(logits)
-        img = aggregate_images(probs, self.val_set.image, len(self.val_set.samples))
+        img = image_probabilities(probs, self.val_set.image, len(self.val_set.samples))
         labels = np.array([s.label for s in self.val_set.samples])
         ok = ~np.isnan(img).any(axis=1)
         pred = img[ok].argmax(axis=1)
@@ -707,7 +708,7 @@ def train_on_split(
         pos = cfg.data.classes.index(cfg.data.positive_class)
         summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos)
         summary["test"]["image"]["ece_uncalibrated"] = expected_calibration_error(
-            aggregate_images(softmax(logits), test.image, len(test.samples)),
+            image_probabilities(softmax(logits), test.image, len(test.samples)),
             np.array([s.label for s in test.samples]),
         )
     return summary

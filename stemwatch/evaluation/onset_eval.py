@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.onset import OnsetParams, run_detector
-from stemwatch.core.aggregate import FieldObservation, aggregate_fields
+from stemwatch.core.aggregate import FieldObservation, aggregate_fields, score_image
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ def score_plates_with_model(
                         model.metadata.tiling,
                     )
                     if len(tiles.data):
-                        probs[t, f] = float(np.mean(model.predict(tiles.data)))
+                        probs[t, f] = score_image(model.predict(tiles.data)).probability
             out.append(SimulatedWell(plan.plate, name, w.condition, true_onset_h(w), times, probs))
     return out
 
@@ -350,6 +350,6 @@ def calibrate_with_model(
                 if len(tiles.data) == 0:
                     continue
                 states.append(float(field_state[t, f]))
-                probs.append(float(np.mean(model.predict(tiles.data))))
+                probs.append(score_image(model.predict(tiles.data)).probability)
                 wells.append(name)
     return fit_noise_model(states, probs, wells), len(probs)
