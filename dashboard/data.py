@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from monitor import onset
 from stemwatch import store
+from stemwatch.core.wells import PlateLayout, infer_layout, parse_well, row_label
 
 # time_s above this is a Unix time (file mtime fallback), not seconds since the experiment began
 EPOCH_THRESHOLD_S = 1e8

@@ -163,7 +163,7 @@ def run_demo(
 
 def _induced_wells(n_wells: int) -> list[str]:
     """Every other well column is induced; the rest are maintenance wells."""
-    from stemwatch.core.platemeta import well_from_index
+    from stemwatch.core.wells import well_from_index
     from stemwatch.synth.plate import plate_wells
 
     rows, cols, _ = plate_wells(n_wells)

@@ -324,7 +324,7 @@ def calibrate_with_model(
 
     from monitor.inference import load_model
     from stemwatch.core.imaging import prepare
-    from stemwatch.core.platemeta import well_from_index
+    from stemwatch.core.wells import well_from_index
     from stemwatch.synth.plate import plan_plate
 
     model = load_model(Path(model_path))

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from stemwatch.core.platemeta import well_from_index
+from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from stemwatch.core.platemeta import normalise_well, well_from_index
+from stemwatch.core.wells import (
+    PLATE_FORMATS,
+    infer_layout,
+    normalise_well,
+    parse_well,
+    plate_format,
+    row_label,
+)
 from stemwatch.synth.biology import (
     Condition,
     Well,
@@ -38,7 +45,6 @@ from stemwatch.synth.render import render_field
 
 log = logging.getLogger(__name__)
 
-PLATE_FORMATS: dict[int, tuple[int, int]] = {6: (2, 3), 24: (4, 6), 96: (8, 12), 384: (16, 24)}
 DEFAULT_START = datetime(2026, 1, 5, 9, 0)
 GROUND_TRUTH_COLUMNS = (
     "plate",
@@ -83,15 +89,6 @@ class PlateTruth:
         raise KeyError(name)
 
 
-def _split_well(name: str) -> tuple[int, int]:
-    w = normalise_well(name)
-    letters = w.rstrip("0123456789")
-    row = 0
-    for ch in letters:
-        row = row * 26 + (ord(ch) - ord("A") + 1)
-    return row - 1, int(w[len(letters) :]) - 1
-
-
 @dataclass(frozen=True)
 class PlatePlan:
     """Everything about a synthetic plate except the pixels, which :meth:`render` draws."""
@@ -120,11 +117,10 @@ class PlatePlan:
 
     def filename(self, well: str, fld: int, t: int) -> str:
         """Incucyte-style: ``SYN001_A1_1_2026y01m05d_09h00m.tif`` (field 1-based)."""
-        _row, col = _split_well(well)
+        row, col = parse_well(well)
         when = self.acquired(t)
-        letters = normalise_well(well).rstrip("0123456789")
         return (
-            f"{self.plate}_{letters}{col + 1}_{fld + 1}_"
+            f"{self.plate}_{row_label(row)}{col + 1}_{fld + 1}_"
             f"{when:%Y}y{when:%m}m{when:%d}d_{when:%H}h{when:%M}m.tif"
         )
 
@@ -156,7 +152,7 @@ class PlatePlan:
         )
 
     def ome_xml(self, well: str, fld: int, t: int) -> str:
-        row, col = _split_well(well)
+        row, col = parse_well(well)
         return plate_image_xml(
             plate=self.plate,
             row=row,
@@ -207,7 +203,7 @@ class PlatePlan:
 
 
 def _well_key(well: str) -> int:
-    row, col = _split_well(well)
+    row, col = parse_well(well)
     return row * 100 + col
 
 
@@ -228,31 +224,24 @@ def write_tiff(
 
 
 def plate_wells(wells: int | Sequence[str]) -> tuple[int, int, list[str]]:
-    """Rows, columns and well names for a plate format (6/24/96/384) or an explicit list."""
+    """Rows, columns and well names for a plate format (6 ... 1536) or an explicit list (on
+    the smallest standard plate holding it)."""
     if isinstance(wells, int):
         if wells not in PLATE_FORMATS:
             raise SynthError(
                 f"wells={wells} is not a plate format; use one of "
                 f"{', '.join(map(str, PLATE_FORMATS))} or a list of well names"
             )
-        rows, cols = PLATE_FORMATS[wells]
-        return rows, cols, [well_from_index(r, c) for r in range(rows) for c in range(cols)]
-    names: list[str] = []
-    for w in wells:
-        try:
-            names.append(normalise_well(str(w)))
-        except ValueError as exc:
-            raise SynthError(f"wells: {exc}") from None
+        layout = plate_format(wells)
+        return layout.rows, layout.cols, layout.wells()
+    try:
+        names = [normalise_well(str(w)) for w in wells]
+    except ValueError as exc:
+        raise SynthError(f"wells: {exc}") from None
     if not names:
         raise SynthError("wells: the list is empty; name at least one well like 'A01'")
-    rc = [_split_well(n) for n in names]
-    max_r = max(r for r, _ in rc) + 1
-    max_c = max(c for _, c in rc) + 1
-    fmt = next(
-        (f for f, (r, c) in sorted(PLATE_FORMATS.items()) if r >= max_r and c >= max_c), None
-    )
-    rows, cols = PLATE_FORMATS[fmt] if fmt else (max_r, max_c)
-    return rows, cols, names
+    layout = infer_layout(names)
+    return layout.rows, layout.cols, names
 
 
 def plan_plate(
@@ -297,7 +286,7 @@ def plan_plate(
     if induced is not None:
         induced_set = {normalise_well(w) for w in induced}
     elif isinstance(wells, int):
-        induced_set = {n for n in names if _split_well(n)[1] % 2 == 1}
+        induced_set = {n for n in names if parse_well(n)[1] % 2 == 1}
     else:
         induced_set = set(names[1::2])
     duration = max(times) if times else 0.0

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stemwatch.core.platemeta import well_from_index
+from stemwatch.core.wells import well_from_index
 from stemwatch.synth.plate import plan_plate, write_timepoint
 
 

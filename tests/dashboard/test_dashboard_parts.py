@@ -1,4 +1,5 @@
-"""The dashboard's pure parts: plate geometry, store rows to frames, thumbnails, charts."""
+"""The dashboard's pure parts: store rows to frames, thumbnails, charts (plate geometry:
+tests/core/test_wells.py)."""
 
 from __future__ import annotations
 
@@ -13,38 +14,8 @@ from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
 from dashboard import data, plots, thumbs
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
-
-
-@pytest.mark.parametrize(
-    ("wells", "shape"),
-    [
-        ([], (8, 12)),
-        (["A01", "B03"], (2, 3)),
-        (["A01", "B04"], (3, 4)),
-        (["H12"], (8, 12)),
-        (["A13"], (16, 24)),
-        (["P24", "A01"], (16, 24)),
-        (["AF48"], (32, 48)),
-        (["AH01"], (34, 1)),  # beyond every standard format: its own extent
-    ],
-)
-def test_layout_is_the_smallest_standard_plate_holding_the_wells(wells, shape) -> None:
-    layout = infer_layout(wells)
-    assert (layout.rows, layout.cols) == shape
-
-
-def test_well_names_and_rows() -> None:
-    assert parse_well("B03") == (1, 2)
-    assert parse_well("AA1") == (26, 0)
-    assert row_label(0) == "A" and row_label(25) == "Z" and row_label(26) == "AA"
-    assert PlateLayout(8, 12).wells()[:2] == ["A01", "A02"] and PlateLayout(8, 12).name == (
-        "96-well"
-    )
-    for bad in ("", "1A", "A", "A0", "B-1"):
-        with pytest.raises(ValueError, match="well"):
-            parse_well(bad)
+from stemwatch.core.wells import PlateLayout
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
