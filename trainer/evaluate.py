@@ -23,6 +23,7 @@ from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 from stemwatch.core.modelfile import open_model
 from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import Sample, TileCache, TileSet
+from trainer.predict import load_model_from_checkpoint, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,6 @@ class CheckpointPredictor:
     def __init__(
         self, path: Path, *, expected_architecture: str | None = None, batch_size: int = 64
     ) -> None:
-        from trainer.train import load_model_from_checkpoint
-
         self.model, info = load_model_from_checkpoint(
             path, expected_architecture=expected_architecture
         )
@@ -204,7 +203,6 @@ class CheckpointPredictor:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         from trainer.calibrate import softmax
-        from trainer.train import predict_logits
 
         logits = predict_logits(self.model, x, batch_size=self.batch_size)
         return softmax(logits, self.temperature)

@@ -8,7 +8,6 @@ Each epoch draws its sample order, augmentation and dropout from generators seed
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
@@ -33,6 +32,7 @@ from trainer.calibrate import expected_calibration_error, fit_temperature, softm
 from trainer.config import TrainerConfig
 from trainer.data import Sample, TileCache, TileSet, load_samples
 from trainer.evaluate import evaluate_tiles, summarise_folds
+from trainer.predict import autocast, load_model_from_checkpoint, predict_logits
 from trainer.splits import Split, kfold_splits, train_val_test_split
 
 log = logging.getLogger(__name__)
@@ -116,58 +116,9 @@ def build_model(cfg: TrainerConfig) -> nn.Module:
     return model
 
 
-def load_model_from_checkpoint(
-    path: Path, *, expected_architecture: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint (CPU, eval mode) and return it with its metadata."""
-    from trainer.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(path, expected_architecture=expected_architecture)
-    info = {
-        "architecture": ck.architecture,
-        "class_names": list(ck.class_names),
-        "positive_class": ck.positive_class,
-        "tiling": ck.tiling.model_dump(mode="json"),
-        "normalisation": ck.normalisation.model_dump(mode="json"),
-        "temperature": float(ck.temperature),
-        "checkpoint": ck,
-    }
-    return ck.build_model(), info
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    x: np.ndarray,
-    *,
-    batch_size: int = 128,
-    device: torch.device | None = None,
-    amp: bool = False,
-) -> np.ndarray:
-    """Logits of ``x`` (N,1,S,S) in eval mode, batched; float32 numpy (N, C)."""
-    dev = device or torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    outs = []
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(dev)
-        with _autocast(dev, amp):
-            outs.append(model(xb).float().cpu().numpy())
-    model.train(was_training)
-    if not outs:
-        return np.zeros((0, 2), dtype=np.float32)
-    return np.concatenate(outs)
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -394,7 +345,7 @@ class Trainer:
             yb = torch.from_numpy(self.train_set.y[idx]).to(self.device)
             xb = augment_batch(xb, cfg.augment, gen)
             opt.zero_grad(set_to_none=True)
-            with _autocast(self.device, self.amp):
+            with autocast(self.device, self.amp):
                 loss = loss_fn(model(xb).float(), yb)
             if scaler is not None:
                 scaler.scale(loss).backward()
