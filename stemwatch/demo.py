@@ -12,7 +12,6 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,21 +65,28 @@ def find_or_build_model(workdir: Path, model: Path | None) -> Path:
 
 def train_tiny_model(out: Path) -> Path:
     """Generate a small labelled set, train the fast default on it and export it to ONNX."""
-    from stemwatch.cli import main
+    from stemwatch.core.config import validate_mapping
+    from stemwatch.synth.dataset import generate_dataset
+    from trainer.config import TrainerConfig
+    from trainer.export import export_onnx
+    from trainer.train import run_training
 
     onnx_path = out / "demo-model.onnx"
     if onnx_path.is_file():
         return onnx_path
     log.info("no bundled model: training a tiny one in %s (about a minute)", out)
-    data = out / "data"
-    steps: list[Sequence[str]] = [
-        ["synth", "dataset", str(data), "--size", "512", "--seed", "1"],
-        ["train", str(data / "manifest.csv"), "-o", str(out / "run"), "--epochs", "6"],
-        ["export", str(out / "run" / "best.pt"), "-o", str(onnx_path)],
-    ]
-    for argv in steps:
-        if main(list(argv)) != 0:
-            raise StemwatchError(f"demo model: `stemwatch {' '.join(argv)}` failed (see above)")
+    manifest = generate_dataset(out / "data", size=512, seed=1)
+    cfg = validate_mapping(
+        TrainerConfig,
+        {
+            "data": {"manifest": manifest},
+            "runtime": {"out_dir": out / "run"},
+            "optim": {"epochs": 6},
+        },
+        "demo model",
+    )
+    summary = run_training(cfg)
+    export_onnx(Path(summary["best_checkpoint"]), onnx_path)
     return onnx_path
 
 
