@@ -29,6 +29,7 @@ from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,19 @@ def generate_dataset(
         plate = f"SYN{seed % 1000:03d}{experiment}"
         exp_seed = int(np.random.default_rng([seed, 17, e]).integers(0, 2**31 - 1))
         plan = plan_plate(
-            wells=maint + induced,
-            n_fields=fields_per_well,
-            times_h=timepoints_h,
-            size=size,
-            bit_depth=bit_depth,
-            seed=exp_seed,
-            plate_name=plate,
-            difficulty=diff,
-            induced=induced,
-            induction_h=0.0,
-            pixel_size_um=pixel_size_um,
+            PlateSpec(
+                wells=maint + induced,
+                n_fields=fields_per_well,
+                times_h=timepoints_h,
+                size=size,
+                bit_depth=bit_depth,
+                seed=exp_seed,
+                plate_name=plate,
+                difficulty=diff,
+                induced=induced,
+                induction_h=0.0,
+                pixel_size_um=pixel_size_um,
+            )
         )
         for well in maint + induced:
             cond = plan.wells[well].condition
