@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
 from stemwatch.core.times import is_clock_time
+from stemwatch.core.wells import PlateLayout, infer_layout, parse_well, row_label
 
 
 class DatabaseMissingError(store.StoreError):

@@ -21,13 +21,14 @@ from typing import Any
 
 from monitor.config import MonitorConfig
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel, default_model_path, load_model
+from monitor.inference import LoadedModel, load_model
 from monitor.pipeline import Candidate, DaemonLoad, Outcome, Pipeline
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch import store
 from stemwatch.core.errors import ConfigError
+from stemwatch.core.modelfile import bundled_model_path
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Daemon:
 
     def _load_model(self) -> LoadedModel:
         inf = self.config.inference
-        path = inf.model if inf.model is not None else default_model_path()
+        path = inf.model if inf.model is not None else bundled_model_path()
         model = load_model(
             path,
             device=inf.device,

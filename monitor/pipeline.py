@@ -36,6 +36,7 @@ from monitor.config import MonitorConfig
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
 from stemwatch import store
+from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.core.imaging import Tiles, content_hash, prepare, read_image
 from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
@@ -124,14 +125,6 @@ class Counters:
 
 
 _STOP = object()
-
-
-def summarise(probabilities: np.ndarray) -> tuple[float, float, float, int]:
-    """(probability, tile_mean, tile_sd, n_tiles) of one image from its tiles' probabilities."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    mean = float(p.mean()) if p.size else float("nan")
-    sd = float(p.std()) if p.size else float("nan")
-    return mean, mean, sd, int(p.size)
 
 
 class Pipeline:
@@ -481,7 +474,7 @@ class Pipeline:
             log.debug("%s: same content already recorded (image %d)", c.path, existing)
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
-        probability, tile_mean, tile_sd, n_tiles = summarise(item.probabilities)
+        probability, tile_sd, n_tiles = score_image(item.probabilities)
         image_id = store.record_result(
             self.db,
             version,
@@ -489,7 +482,7 @@ class Pipeline:
             store.Prediction(
                 model_hash=self.model.model_hash,
                 probability=probability,
-                tile_mean=tile_mean,
+                tile_mean=probability,
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,

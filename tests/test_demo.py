@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stemwatch import store
-from stemwatch.demo import DemoPlan, run_demo
+from stemwatch.demo import DEMO_PLATE, DemoPlan, run_demo
 
 
 def test_demo_acquires_watches_and_stores(
@@ -16,11 +16,8 @@ def test_demo_acquires_watches_and_stores(
 ) -> None:
     plan = DemoPlan(
         workdir=tmp_path / "demo",
-        wells=6,
-        fields=1,
-        timepoints=2,
+        plate=DEMO_PLATE.replace(wells=6, n_fields=1, n_timepoints=2, size=256),
         interval_s=1.0,
-        size=256,
         port=None,
         linger=False,
     )

@@ -30,6 +30,7 @@ from stemwatch import store
 from stemwatch.core.imaging import read_image
 from stemwatch.core.platemeta import resolve
 from stemwatch.synth.plate import generate_plate
+from stemwatch.synth.spec import PlateSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "iPSC-042"
@@ -51,7 +52,8 @@ def simulated_cam(p: float, rng: np.random.Generator) -> bytes:
 
 def build_database(work: Path) -> Path:
     truth = generate_plate(
-        work / "images", wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3
+        work / "images",
+        PlateSpec(wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3),
     )
     onset_h = {w.well: w.true_onset_h for w in truth.wells}
     db = work / "stemwatch.db"

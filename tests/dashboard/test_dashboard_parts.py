@@ -1,11 +1,10 @@
-"""The dashboard's pure parts: plate geometry, store rows to frames, thumbnails, charts."""
+"""The dashboard's pure parts: store rows to frames, thumbnails, charts (plate geometry:
+tests/core/test_wells.py)."""
 
 from __future__ import annotations
 
-import ast
 import io
 from contextlib import closing
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,40 +14,8 @@ from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
 from dashboard import data, plots, thumbs
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
-
-PROJECT_PACKAGES = {"dashboard", "monitor", "trainer", "stemwatch"}
-
-
-@pytest.mark.parametrize(
-    ("wells", "shape"),
-    [
-        ([], (8, 12)),
-        (["A01", "B03"], (2, 3)),
-        (["A01", "B04"], (3, 4)),
-        (["H12"], (8, 12)),
-        (["A13"], (16, 24)),
-        (["P24", "A01"], (16, 24)),
-        (["AF48"], (32, 48)),
-        (["AH01"], (34, 1)),  # beyond every standard format: its own extent
-    ],
-)
-def test_layout_is_the_smallest_standard_plate_holding_the_wells(wells, shape) -> None:
-    layout = infer_layout(wells)
-    assert (layout.rows, layout.cols) == shape
-
-
-def test_well_names_and_rows() -> None:
-    assert parse_well("B03") == (1, 2)
-    assert parse_well("AA1") == (26, 0)
-    assert row_label(0) == "A" and row_label(25) == "Z" and row_label(26) == "AA"
-    assert PlateLayout(8, 12).wells()[:2] == ["A01", "A02"] and PlateLayout(8, 12).name == (
-        "96-well"
-    )
-    for bad in ("", "1A", "A", "A0", "B-1"):
-        with pytest.raises(ValueError, match="well"):
-            parse_well(bad)
+from stemwatch.core.wells import PlateLayout
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
@@ -232,19 +199,3 @@ def test_thumbnails_of_the_real_microscope_images(shared_real) -> None:
         assert png is not None, path
         arr = np.asarray(Image.open(io.BytesIO(png)))
         assert max(arr.shape) <= thumbs.THUMB_SIDE and arr.std() > 5, path
-
-
-def test_the_dashboard_reads_through_the_store_and_the_core_only() -> None:
-    """Issue 12: the dashboard imported `monitor` (for a well reset); it may import only the
-    floors below it: the store and the core."""
-    allowed = ("dashboard.", "stemwatch.core.", "stemwatch.store")
-    imported = []
-    for path in sorted(Path(data.__file__).parent.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                imported += [(path.name, f"{node.module}.{a.name}") for a in node.names]
-            elif isinstance(node, ast.Import):
-                imported += [(path.name, a.name) for a in node.names]
-    ours = [(f, m) for f, m in imported if m.split(".")[0] in PROJECT_PACKAGES]
-    assert ours, "the scan sees the dashboard's imports"
-    assert [(f, m) for f, m in ours if not m.startswith(allowed)] == []
