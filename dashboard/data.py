@@ -1,14 +1,15 @@
 """From the store's read API to the tables the dashboard draws.
 
-Everything here reads through the named query functions of :mod:`stemwatch.store` (no SQL)
-and returns plain pandas frames or small dataclasses; tested directly on real databases.
-Times become hours: experiment time where the images carried it (OME DeltaT, a time token
-in the file name), else hours since the plate's first image (file modification times).
+Everything here reads through the named query functions of :mod:`stemwatch.store` (no SQL;
+the dashboard imports only the store and the core) and returns plain pandas frames or small
+dataclasses; tested directly on real databases. Times become hours: experiment time where
+the images carried it (OME DeltaT, a time token in the file name), else hours since the
+plate's first image (acquisition dates, file modification times), as the stored time basis
+says.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
-from monitor import onset
 from stemwatch import store
-
-# time_s above this is a Unix time (file mtime fallback), not seconds since the experiment began
-EPOCH_THRESHOLD_S = 1e8
-STALE_AFTER_S = 120.0
+from stemwatch.core.times import is_clock_time
+from stemwatch.core.wells import PlateLayout, infer_layout, parse_well, row_label
 
 
 class DatabaseMissingError(store.StoreError):
@@ -31,35 +28,26 @@ class DatabaseMissingError(store.StoreError):
 
 
 @contextmanager
-def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
+def reading(path: str | Path) -> Iterator[store.Database]:
     """A read-only connection for one page render; :class:`DatabaseMissingError` if the file
     is absent, :class:`stemwatch.store.StoreError` if it is not a usable stemwatch database."""
     p = Path(path)
     if not p.is_file():
         raise DatabaseMissingError(f"{p}: database not found")
-    conn = store.open_db(p, readonly=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+    with store.open_db(p, readonly=True) as db:
+        yield db
 
 
 def acknowledge(path: str | Path, alert_id: int, *, by: str) -> None:
     """The dashboard's write: mark an alert as seen by ``by``."""
-    conn = store.open_db(path)
-    try:
-        store.acknowledge_alert(conn, alert_id, by=by)
-    finally:
-        conn.close()
+    with store.open_db(path) as db:
+        store.acknowledge_alert(db, alert_id, by=by)
 
 
 def reset_onset(path: str | Path, plate: str, well: str, *, by: str) -> int:
     """Close the well's onset episode and re-arm its detector; returns the new episode."""
-    conn = store.open_db(path)
-    try:
-        return onset.reset_well(conn, plate, well, by)
-    finally:
-        conn.close()
+    with store.open_db(path) as db:
+        return store.reset_well(db, plate, well, by=by)
 
 
 @dataclass(frozen=True)
@@ -74,10 +62,10 @@ class TimeBase:
 
 
 def time_base(plate: store.PlateSummary | None) -> TimeBase:
-    """Experiment hours when the plate's times are experiment-relative, else hours since its
-    first image."""
+    """Experiment hours when the plate's times are elapsed time, else (wall-clock times) hours
+    since its first image."""
     first = None if plate is None else plate.first_time_s
-    if first is None or first < EPOCH_THRESHOLD_S:
+    if plate is None or first is None or not is_clock_time(plate.time_basis):
         return TimeBase(0.0, "Time (h)")
     return TimeBase(first, "Time since first image (h)")
 
@@ -187,23 +175,18 @@ class DaemonStatus:
     age_s: float | None
     detail: str
     host: str | None
+    queued: int | None = None  # images found and not yet analysed, while it is alive
 
 
-def daemon_status(
-    hb: store.Heartbeat | None, *, now: float, stale_after_s: float = STALE_AFTER_S
-) -> DaemonStatus:
-    """Alive when the daemon beat within ``stale_after_s``; stopped when it said so."""
+def daemon_status(hb: store.Heartbeat | None, *, now: float) -> DaemonStatus:
+    """Alive, stale or stopped by the heartbeat's own rule (:meth:`store.Heartbeat.liveness`,
+    the same as `stemwatch status`)."""
     if hb is None:
         return DaemonStatus("never", None, "", None)
-    age = hb.age_s(now)
-    if hb.state == "stopped":
-        state = "stopped"
-    elif hb.alive(stale_after_s, now):
-        state = "alive"
-    else:
-        state = "stale"
+    state = hb.liveness(now)
     detail = " · ".join(s for s in (hb.state, hb.detail) if s)
-    return DaemonStatus(state, age, detail, hb.host)
+    queued = hb.queued if state == "alive" else None
+    return DaemonStatus(state, hb.age_s(now), detail, hb.host, queued)
 
 
 def age_text(seconds: float | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.plate import PlateLayout
+from stemwatch.core.wells import PlateLayout
 
 PROB_TITLE = "P(differentiated)"
 WELL_PICK = "well_pick"  # name of the click selection on the plate heatmap

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -80,14 +79,14 @@ def render(default_db: str) -> None:
         st.info("No database given. " + HOW_TO_START.format(db="results.db"))
         return
     try:
-        with data.reading(db_path) as conn:
-            plates = store.list_plates(conn)
+        with data.reading(db_path) as db:
+            plates = store.list_plates(db)
     except data.DatabaseMissingError:
         st.title("Stem cell differentiation monitor")
         st.info(f"There is no database at `{db_path}` yet.\n" + HOW_TO_START.format(db=db_path))
         st.fragment(run_every=run_every)(_reload_when_plates_change)(db_path, ())
         return
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+    except store.StoreError as exc:
         st.title("Stem cell differentiation monitor")
         st.error(f"Cannot read the database: {exc}")
         return
@@ -133,9 +132,9 @@ def _reload_when_plates_change(db_path: str, known: tuple[str, ...]) -> None:
     """Re-run the whole page (sidebar included) once the daemon has created the database or
     a plate appeared or vanished; otherwise do nothing."""
     try:
-        with data.reading(db_path) as conn:
-            names = tuple(p.plate for p in store.list_plates(conn))
-    except (store.StoreError, sqlite3.DatabaseError):
+        with data.reading(db_path) as db:
+            names = tuple(p.plate for p in store.list_plates(db))
+    except store.StoreError:
         return
     if names != known:
         st.rerun(scope="app")
@@ -164,10 +163,10 @@ def _acting_user() -> str:
 def _daemon_panel(db_path: str) -> None:
     st.subheader("Daemon")
     try:
-        with data.reading(db_path) as conn:
-            hb = store.last_heartbeat(conn)
-            model = store.current_model(conn)
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+        with data.reading(db_path) as db:
+            hb = store.last_heartbeat(db)
+            model = store.current_model(db)
+    except store.StoreError as exc:
         st.warning(f"cannot read heartbeat: {exc}")
         return
     status = data.daemon_status(hb, now=time.time())
@@ -198,22 +197,23 @@ def _daemon_panel(db_path: str) -> None:
 def _live_view(db_path: str, plate_name: str, known_plates: tuple[str, ...]) -> None:
     _reload_when_plates_change(db_path, known_plates)
     try:
-        with data.reading(db_path) as conn:
-            plate = next((p for p in store.list_plates(conn) if p.plate == plate_name), None)
+        with data.reading(db_path) as db:
+            plate = next((p for p in store.list_plates(db) if p.plate == plate_name), None)
             if plate is None:
                 st.warning(f"Plate {plate_name} is no longer in the database.")
                 return
-            _plate_and_well(conn, db_path, plate)
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+            _plate_and_well(db, db_path, plate)
+    except store.StoreError as exc:
         st.error(f"Cannot read the database: {exc}")
 
 
-def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSummary) -> None:
+def _plate_and_well(db: store.Database, db_path: str, plate: store.PlateSummary) -> None:
     tb = data.time_base(plate)
-    wells = store.well_summary(conn, plate.plate)
+    wells = store.well_summary(db, plate.plate)
     grid, layout = data.plate_grid(wells, tb)
-    onsets = store.list_onsets(conn, plate.plate, include_reset=False)
-    c = store.counts(conn)
+    onsets = store.list_onsets(db, plate.plate, include_reset=False)
+    c = store.counts(db, plate.plate)
+    daemon = data.daemon_status(store.last_heartbeat(db), now=time.time())
 
     st.title(f"Plate {plate.plate} · differentiation monitor")
     last = tb.hours(plate.last_time_s)
@@ -226,7 +226,12 @@ def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSu
     m = st.columns(5)
     m[0].metric("Wells imaged", plate.n_wells)
     m[1].metric("Images analysed", c.done)
-    m[2].metric("Queued", c.queued)
+    m[2].metric(
+        "Queued",
+        "–" if daemon.queued is None else daemon.queued,
+        help="Images the daemon has found and not yet analysed (all plates), from its last "
+        "heartbeat; – while it is not running.",
+    )
     m[3].metric("Failed", c.failed)
     m[4].metric("Wells with onset", len({o.well for o in onsets}))
 
@@ -256,7 +261,7 @@ def _plate_and_well(conn: sqlite3.Connection, db_path: str, plate: store.PlateSu
         if well is None:
             st.info("No well has analysed images yet.")
         else:
-            _well_view(conn, db_path, plate.plate, well, tb)
+            _well_view(db, db_path, plate.plate, well, tb)
 
 
 def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
@@ -311,12 +316,10 @@ def _picked_from_chart(state: Any) -> str | None:
     return None
 
 
-def _well_view(
-    conn: sqlite3.Connection, db_path: str, plate: str, well: str, tb: data.TimeBase
-) -> None:
-    series = data.series_frame(store.well_series(conn, plate, well), tb)
-    images = data.images_frame(store.images_for_well(conn, plate, well), tb)
-    onset = data.active_onset(store.list_onsets(conn, plate, include_reset=False), plate, well)
+def _well_view(db: store.Database, db_path: str, plate: str, well: str, tb: data.TimeBase) -> None:
+    series = data.series_frame(store.well_series(db, plate, well), tb)
+    images = data.images_frame(store.images_for_well(db, plate, well), tb)
+    onset = data.active_onset(store.list_onsets(db, plate, include_reset=False), plate, well)
     onset_h = None if onset is None else tb.hours(onset.onset_time_s)
 
     st.subheader(f"Well {well}")
@@ -353,10 +356,10 @@ def _well_view(
                 on_click=_reset_onset,
                 args=(db_path, plate, well),
             )
-    _images_table(conn, images)
+    _images_table(db, images)
 
 
-def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
+def _images_table(db: store.Database, images: pd.DataFrame) -> None:
     st.markdown("**Images behind this well** (newest first)")
     if images.empty:
         st.caption("no images")
@@ -376,7 +379,7 @@ def _images_table(conn: sqlite3.Connection, images: pd.DataFrame) -> None:
             "Image": thumbs.data_uri(thumb),
         }
         if any_cam:
-            cam = store.cam_png(conn, int(r.image_id)) if r.has_cam else None
+            cam = store.cam_png(db, int(r.image_id)) if r.has_cam else None
             row["Activation"] = thumbs.data_uri(_cam_thumb(cam) if cam else None)
         row["File"] = Path(str(r.path)).name
         row["Note"] = "; ".join(notes)
@@ -429,11 +432,11 @@ def _int_or_none(x: Any) -> int | None:
 
 def _alerts_section(db_path: str) -> None:
     try:
-        with data.reading(db_path) as conn:
-            open_alerts = store.list_alerts(conn, limit=50, unacknowledged_only=True)
+        with data.reading(db_path) as db:
+            open_alerts = store.list_alerts(db, limit=50, unacknowledged_only=True)
             show_all = bool(st.session_state.get("alerts_all"))
-            alerts = store.list_alerts(conn, limit=50) if show_all else open_alerts
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+            alerts = store.list_alerts(db, limit=50) if show_all else open_alerts
+    except store.StoreError as exc:
         st.error(f"Cannot read alerts: {exc}")
         return
     st.subheader(f"Alerts ({len(open_alerts)} open)")
@@ -466,7 +469,7 @@ def _acknowledge(db_path: str, alert_id: int) -> None:
     by = _acting_user()
     try:
         data.acknowledge(db_path, alert_id, by=by)
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+    except store.StoreError as exc:
         st.session_state["_write_error"] = f"Could not acknowledge alert {alert_id}: {exc}"
 
 
@@ -474,5 +477,5 @@ def _reset_onset(db_path: str, plate: str, well: str) -> None:
     by = _acting_user()
     try:
         data.reset_onset(db_path, plate, well, by=by)
-    except (store.StoreError, sqlite3.DatabaseError) as exc:
+    except store.StoreError as exc:
         st.session_state["_write_error"] = f"Could not reset the onset of {plate} {well}: {exc}"

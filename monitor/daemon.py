@@ -27,12 +27,14 @@ from typing import Any
 from monitor.config import MonitorConfig
 from monitor.counts import Counts, RunSummary
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel, default_model_path, load_model
-from monitor.pipeline import Candidate, Outcome, Pipeline
+from monitor.inference import LoadedModel, load_model
+from monitor.pipeline import Candidate, DaemonLoad, Outcome, Pipeline
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
+from stemwatch import store
 from stemwatch.core.errors import ConfigError
+from stemwatch.core.modelfile import bundled_model_path
 
 __all__ = ["Daemon", "RunSummary", "check_folder"]
 
@@ -95,15 +97,16 @@ class Daemon:
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = None
         self._rescan_due = 0.0
-        self._conn: Any = None
-        self._read_conn: Any = None
+        self._db: store.Database | None = None  # the writer's
+        self._read_db: store.Database | None = None  # this loop's "already recorded?"
+        self._alert_db: store.Database | None = None  # the alert thread's
         self.pipeline: Pipeline | None = None
 
     # -- startup -------------------------------------------------------------------------
 
     def _load_model(self) -> LoadedModel:
         inf = self.config.inference
-        path = inf.model if inf.model is not None else default_model_path()
+        path = inf.model if inf.model is not None else bundled_model_path()
         model = load_model(
             path,
             device=inf.device,
@@ -118,27 +121,32 @@ class Daemon:
 
     def _open(self) -> None:
         from monitor.alerts import Alerter
-        from stemwatch import store
 
-        db = self.config.database
-        self._conn = store.open_db(db)
-        self._read_conn = store.open_db(db, readonly=True)
+        path = self.config.database
+        self._db = store.open_db(path)
+        self._read_db = store.open_db(path, readonly=True)
+        self._alert_db = store.open_db(path)
         store.register_model(
-            self._conn,
+            self._db,
             model_hash=self.model.model_hash,
             name=self.model.metadata.name,
             metadata_json=self.model.metadata.to_json(),
             provider=self.model.provider,
         )
-        store.beat(self._conn, state="starting", detail=f"watching {self.folder}")
-        alerter = Alerter(self.config.alerts, self._conn, disk_paths=[self.folder])
+        store.beat(
+            self._db,
+            state="starting",
+            detail=f"watching {self.folder}",
+            interval_s=self.config.heartbeat_interval_s,
+        )
+        alerter = Alerter(self.config.alerts, self._alert_db, disk_paths=[self.folder])
         self.pipeline = Pipeline(
             self.config,
             self.model,
-            self._conn,
+            self._db,
             self.inbox.put,
             alerter=alerter,
-            heartbeat=self._heartbeat_detail,
+            heartbeat=self._load,
             counts=self.counts,
         )
         self.pipeline.start()
@@ -157,11 +165,15 @@ class Daemon:
         self.inbox.put(_Sync(done, rescan))
         return done
 
-    def _heartbeat_detail(self) -> str:
+    def _load(self) -> DaemonLoad:
         s = self.counts.snapshot()
-        return (
-            f"{s.done} done, {s.failed} failed, {len(self.tracker)} waiting, "
-            f"{len(self.in_flight)} in flight; {self.model.provider}"
+        waiting, in_flight = len(self.tracker), len(self.in_flight)
+        return DaemonLoad(
+            detail=(
+                f"{s.done} done, {s.failed} failed, {waiting} waiting, "
+                f"{in_flight} in flight; {self.model.provider}"
+            ),
+            queued=waiting + in_flight,
         )
 
     # -- the loop ------------------------------------------------------------------------
@@ -285,13 +297,14 @@ class Daemon:
             self.pending.popleft()
 
     def _known(self, path: Path, stat: FileStat) -> bool:
-        """This exact version (path, size, mtime) is already recorded (done or failed)."""
-        from stemwatch import store
-
+        """This version (path, size, mtime) needs no processing: see
+        :func:`stemwatch.store.already_recorded`."""
         if self.settled.get(path) == stat:
             return True
+        assert self._read_db is not None
         try:
-            found = store.find_image(self._read_conn, str(path), stat.size, stat.mtime_ns, None)
+            version = store.FileVersion(str(path), stat.size, stat.mtime_ns)
+            found = store.already_recorded(self._read_db, version)
         except Exception as exc:  # a locked or vanished database must not stop the loop
             log.warning("database: cannot check %s (%s); processing it", path, exc)
             return False
@@ -383,8 +396,6 @@ class Daemon:
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        from stemwatch import store
-
         self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
@@ -399,16 +410,22 @@ class Daemon:
             self.pipeline.close()
             self.pipeline = None
             self._drain_inbox(time.monotonic())
-        if self._conn is not None:
+        if self._db is not None:
+            load = self._load()
             try:
-                store.beat(self._conn, state="stopped", detail=self._heartbeat_detail())
+                store.beat(
+                    self._db,
+                    state="stopped",
+                    detail=load.detail,
+                    queued=load.queued,
+                    interval_s=self.config.heartbeat_interval_s,
+                )
             except Exception as exc:
                 log.warning("database: final heartbeat failed (%s)", exc)
-            self._conn.close()
-            self._conn = None
-        if self._read_conn is not None:
-            self._read_conn.close()
-            self._read_conn = None
+        for db in (self._db, self._read_db, self._alert_db):
+            if db is not None:
+                db.close()
+        self._db = self._read_db = self._alert_db = None
         for done in self._syncs:  # nobody waits forever on a stopped daemon
             done.set()
         self._syncs.clear()

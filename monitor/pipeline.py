@@ -11,7 +11,8 @@
   prediction in one transaction), updates the well's onset state, records final failures and
   writes the heartbeat periodically;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
-  alerts and runs the instrument checks, so a slow chat service never holds up the writer.
+  alerts and runs the instrument checks, so a slow chat service never holds up the writer. It
+  has a database connection of its own, so it sees only what the writer committed.
 
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
 finished candidate is counted once in :class:`~monitor.counts.Counts` and reported to the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +32,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from monitor import onset
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.counts import Counts
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
+from stemwatch import store
+from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.core.imaging import Tiles, check_file, decode, hash_bytes, prepare, read_bytes
 from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
@@ -93,19 +96,20 @@ class FinalFailure:
     location: ImageLocation | None = None
 
 
+@dataclass(frozen=True)
+class DaemonLoad:
+    """What the heartbeat reports: a line for people, and the daemon's queue (images found
+    and not yet analysed)."""
+
+    detail: str
+    queued: int
+
+
 class PermanentImageError(ImageReadError):
     """The file is readable but can never be analysed (e.g. smaller than one tile)."""
 
 
 _STOP = object()
-
-
-def summarise(probabilities: np.ndarray) -> tuple[float, float, float, int]:
-    """(probability, tile_mean, tile_sd, n_tiles) of one image from its tiles' probabilities."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    mean = float(p.mean()) if p.size else float("nan")
-    sd = float(p.std()) if p.size else float("nan")
-    return mean, mean, sd, int(p.size)
 
 
 class Pipeline:
@@ -115,20 +119,20 @@ class Pipeline:
         self,
         config: MonitorConfig,
         model: LoadedModel,
-        conn: sqlite3.Connection,
+        db: store.Database,
         report: Callable[[Outcome], None],
         *,
         alerter: Alerter | None = None,
-        heartbeat: Callable[[], str] | None = None,
+        heartbeat: Callable[[], DaemonLoad] | None = None,
         counts: Counts | None = None,
     ) -> None:
         self.config = config
         self.model = model
-        self.conn = conn
+        self.db = db
         self._report_to = report
         self.counts = counts if counts is not None else Counts()
         self.alerter = AlertWorker(alerter) if alerter is not None else None
-        self.heartbeat_detail = heartbeat
+        self.load = heartbeat
         inf = config.inference
         self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
@@ -397,7 +401,7 @@ class Pipeline:
     def _periodic(self, fn: Callable[[], object]) -> None:
         try:
             fn()
-        except (StemwatchError, sqlite3.Error) as exc:
+        except StemwatchError as exc:
             log.warning("database: periodic write failed (%s); will try again", exc)
         except Exception:
             log.exception("periodic task failed; will try again")
@@ -407,10 +411,14 @@ class Pipeline:
             self.alerter.instrument_checks()
 
     def _beat(self) -> None:
-        from stemwatch import store
-
-        detail = self.heartbeat_detail() if self.heartbeat_detail else ""
-        store.beat(self.conn, state="running", detail=detail)
+        load = self.load() if self.load else None
+        store.beat(
+            self.db,
+            state="running",
+            detail=load.detail if load else "",
+            queued=load.queued if load else None,
+            interval_s=self.config.heartbeat_interval_s,
+        )
 
     def _write_with_retry(self, item: Scored | FinalFailure) -> None:
         delay = 0.5
@@ -418,7 +426,7 @@ class Pipeline:
             try:
                 self._write(item)
                 return
-            except (StemwatchError, sqlite3.Error) as exc:
+            except StemwatchError as exc:
                 path = (
                     item.prepared.candidate.path
                     if isinstance(item, Scored)
@@ -434,18 +442,16 @@ class Pipeline:
                 delay = min(delay * 2, 10.0)
 
     def _write(self, item: Scored | FinalFailure) -> None:
-        from stemwatch import store
-
         if isinstance(item, FinalFailure):
             c = item.candidate
+            version = store.FileVersion(
+                str(c.path), c.stat.size, c.stat.mtime_ns, item.content_hash
+            )
             image_id = store.record_failure(
-                self.conn,
-                path=str(c.path),
-                size=c.stat.size,
-                mtime_ns=c.stat.mtime_ns,
+                self.db,
+                version,
                 reason=item.reason,
                 attempts=item.attempts,
-                content_hash=item.content_hash,
                 location=item.location,
             )
             self.report(
@@ -454,34 +460,26 @@ class Pipeline:
             return
         prep = item.prepared
         c = prep.candidate
-        existing = store.find_image(
-            self.conn, str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash
-        )
-        if existing is not None and self._is_done(existing):
+        version = store.FileVersion(str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash)
+        existing = store.already_recorded(self.db, version)
+        if existing is not None:
             log.debug("%s: same content already recorded (image %d)", c.path, existing)
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
-        probability, tile_mean, tile_sd, n_tiles = summarise(item.probabilities)
-        with store.transaction(self.conn):
-            image_id = store.register_image(
-                self.conn,
-                path=str(c.path),
-                size=c.stat.size,
-                mtime_ns=c.stat.mtime_ns,
-                content_hash=prep.content_hash,
-                location=prep.location,
-                status="queued",
-            )
-            store.record_prediction(
-                self.conn,
-                image_id,
+        probability, tile_sd, n_tiles = score_image(item.probabilities)
+        image_id = store.record_result(
+            self.db,
+            version,
+            prep.location,
+            store.Prediction(
                 model_hash=self.model.model_hash,
                 probability=probability,
-                tile_mean=tile_mean,
+                tile_mean=probability,
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
-            )
+            ),
+        )
         log.info(
             "%s: p(%s)=%.3f over %d tiles%s",
             c.path,
@@ -494,19 +492,14 @@ class Pipeline:
         if prep.location is not None:
             self._update_well(prep.location)
 
-    def _is_done(self, image_id: int) -> bool:
-        """Whether a recorded version already has its result (a failed one is redone)."""
-        row = self.conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
-        return row is not None and row[0] == "done"
-
     def _update_well(self, loc: ImageLocation) -> None:
-        from monitor import onset
-
         try:
-            event = onset.update_well(self.conn, loc.plate, loc.well, self.config.onset)
+            event = onset.update_well(
+                self.db, loc.plate, loc.well, self.config.onset, model_hash=self.model.model_hash
+            )
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)
-        except (StemwatchError, sqlite3.Error) as exc:
+        except StemwatchError as exc:
             log.warning("%s %s: onset update failed (%s)", loc.plate, loc.well, exc)
         except Exception:
             log.exception("%s %s: onset update failed", loc.plate, loc.well)

@@ -12,27 +12,30 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from stemwatch.core.errors import StemwatchError
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
 
+DEMO_PLATE = PlateSpec(
+    wells=24, n_fields=2, n_timepoints=12, size=768, induction_h=6.0, plate_name="DEMO01"
+)
+"""The demo's plate: 24 wells imaged every 6 h, every other column induced at 6 h."""
+
+
 @dataclass(frozen=True)
 class DemoPlan:
-    """What the demo acquires and serves."""
+    """What the demo acquires (``plate``, one pass every ``interval_s`` real seconds) and
+    serves (the dashboard on ``port``; None: no dashboard)."""
 
     workdir: Path
-    wells: int = 24
-    fields: int = 2
-    timepoints: int = 12
+    plate: PlateSpec = DEMO_PLATE
     interval_s: float = 8.0
-    size: int = 768
-    seed: int = 0
     port: int | None = 8501
     linger: bool = True
 
@@ -47,12 +50,12 @@ class DemoPlan:
 
 def find_or_build_model(workdir: Path, model: Path | None) -> Path:
     """The model to run: ``model``, else the bundled one, else a tiny one trained now."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if model is not None:
         return model
     try:
-        return default_model_path()
+        return bundled_model_path()
     except StemwatchError as missing:
         try:
             import torch  # noqa: F401
@@ -66,21 +69,28 @@ def find_or_build_model(workdir: Path, model: Path | None) -> Path:
 
 def train_tiny_model(out: Path) -> Path:
     """Generate a small labelled set, train the fast default on it and export it to ONNX."""
-    from stemwatch.cli import main
+    from stemwatch.core.config import validate_mapping
+    from stemwatch.synth.dataset import generate_dataset
+    from trainer.config import TrainerConfig
+    from trainer.export import export_onnx
+    from trainer.train import run_training
 
     onnx_path = out / "demo-model.onnx"
     if onnx_path.is_file():
         return onnx_path
     log.info("no bundled model: training a tiny one in %s (about a minute)", out)
-    data = out / "data"
-    steps: list[Sequence[str]] = [
-        ["synth", "dataset", str(data), "--size", "512", "--seed", "1"],
-        ["train", str(data / "manifest.csv"), "-o", str(out / "run"), "--epochs", "6"],
-        ["export", str(out / "run" / "best.pt"), "-o", str(onnx_path)],
-    ]
-    for argv in steps:
-        if main(list(argv)) != 0:
-            raise StemwatchError(f"demo model: `stemwatch {' '.join(argv)}` failed (see above)")
+    manifest = generate_dataset(out / "data", size=512, seed=1)
+    cfg = validate_mapping(
+        TrainerConfig,
+        {
+            "data": {"manifest": manifest},
+            "runtime": {"out_dir": out / "run"},
+            "optim": {"epochs": 6},
+        },
+        "demo model",
+    )
+    summary = run_training(cfg)
+    export_onnx(Path(summary["best_checkpoint"]), onnx_path)
     return onnx_path
 
 
@@ -99,7 +109,7 @@ def run_demo(
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
     from stemwatch import store
-    from stemwatch.synth.acquire import acquire_in_thread
+    from stemwatch.synth.acquire import AcquisitionSpec, acquire_in_thread
 
     stop = stop or threading.Event()
     plan.incoming.mkdir(parents=True, exist_ok=True)
@@ -119,33 +129,25 @@ def run_demo(
     if plan.port is not None:
         dashboard = start_dashboard(plan.database, plan.port)
         log.info("dashboard: http://127.0.0.1:%d", plan.port)
-    n_wells = plan.wells
-    induced = _induced_wells(n_wells)
     acquisition = acquire_in_thread(
-        plan.incoming,
-        wells=n_wells,
-        n_fields=plan.fields,
-        n_timepoints=plan.timepoints,
-        interval_s=plan.interval_s,
-        size=plan.size,
-        seed=plan.seed,
-        induced=induced,
-        induction_h=6.0,
-        plate_name="DEMO01",
+        plan.incoming, plan.plate, AcquisitionSpec(interval_s=plan.interval_s)
     )
     try:
         acquisition.join()
         if acquisition.error is not None:
             raise StemwatchError(f"synthetic acquisition failed: {acquisition.error}")
-        expected = len(acquisition.result.final_paths()) if acquisition.result else 0
+        result = acquisition.result
+        expected = len(result.final_paths()) if result else 0
+        truth = result.truth if result else ()
         _wait_until_processed(plan.database, expected, stop, timeout_s=120.0)
         with closing(store.open_db(plan.database, readonly=True)) as conn:
             c = store.counts(conn)
             onsets = store.list_onsets(conn)
+        n_induced = sum(w.condition == "induced" for w in truth)
         print(
             f"stemwatch demo: {expected} images acquired into {plan.incoming}; database "
-            f"{plan.database}: {c}; onset flagged in {len(onsets)} of {n_wells} wells "
-            f"({len(induced)} induced)"
+            f"{plan.database}: {c}; onset flagged in {len(onsets)} of {len(truth)} wells "
+            f"({n_induced} induced)"
         )
         if plan.linger and dashboard is not None:
             print(f"dashboard at http://127.0.0.1:{plan.port} — Ctrl-C to stop")
@@ -159,15 +161,6 @@ def run_demo(
             dashboard.terminate()
             dashboard.wait(timeout=20)
     return 0
-
-
-def _induced_wells(n_wells: int) -> list[str]:
-    """Every other well column is induced; the rest are maintenance wells."""
-    from stemwatch.core.platemeta import well_from_index
-    from stemwatch.synth.plate import plate_wells
-
-    rows, cols, _ = plate_wells(n_wells)
-    return [well_from_index(r, c) for r in range(rows) for c in range(1, cols, 2)]
 
 
 def _wait_until_processed(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stemwatch import store
-from stemwatch.demo import DemoPlan, run_demo
+from stemwatch.demo import DEMO_PLATE, DemoPlan, run_demo
 
 
 def test_demo_acquires_watches_and_stores(
@@ -16,11 +16,8 @@ def test_demo_acquires_watches_and_stores(
 ) -> None:
     plan = DemoPlan(
         workdir=tmp_path / "demo",
-        wells=6,
-        fields=1,
-        timepoints=2,
+        plate=DEMO_PLATE.replace(wells=6, n_fields=1, n_timepoints=2, size=256),
         interval_s=1.0,
-        size=256,
         port=None,
         linger=False,
     )
@@ -28,7 +25,7 @@ def test_demo_acquires_watches_and_stores(
     with closing(store.open_db(plan.database, readonly=True)) as conn:
         counts = store.counts(conn)
         (plate,) = store.list_plates(conn)
-    assert counts.done == 12 and counts.failed == 0 and counts.queued == 0
+    assert counts.done == 12 and counts.failed == 0
     assert plate.plate == "DEMO01" and plate.n_wells == 6
     out = capsys.readouterr().out
     assert "12 images acquired" in out and "(2 induced)" in out

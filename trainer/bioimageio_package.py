@@ -8,7 +8,6 @@ tile with the outputs onnxruntime gives for it (``.npy``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import tifffile
 import yaml
 
 from stemwatch.core.errors import StemwatchError
+from stemwatch.core.modelfile import file_sha256, read_metadata
 from stemwatch.core.modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,6 @@ DEFAULT_AUTHORS = ({"name": "stemwatch contributors"},)
 
 class PackageError(StemwatchError):
     """The ONNX file cannot be packaged (not a stemwatch export, bad test tile)."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_metadata(onnx_path: Path) -> ModelMetadata:
-    """The stemwatch metadata of an exported ONNX file (via onnxruntime)."""
-    import onnxruntime as ort
-
-    try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise PackageError(f"{onnx_path}: not a loadable ONNX model ({exc})") from None
-    return ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map, onnx_path)
 
 
 def default_test_tile(onnx_path: Path, images: Sequence[Path] | None = None) -> np.ndarray:
@@ -188,7 +173,7 @@ def write_bioimageio_package(
                 "id": name,
                 "description": _OUTPUT_DESCRIPTIONS.get(name, name),
                 "axes": _axes_for(name, tuple(np.shape(value)), meta),
-                "test_tensor": {"source": fname, "sha256": _sha256(out_dir / fname)},
+                "test_tensor": {"source": fname, "sha256": file_sha256(out_dir / fname)},
                 "data": {"type": "float32"},
             }
         )
@@ -230,11 +215,11 @@ def write_bioimageio_package(
                 ],
                 "test_tensor": {
                     "source": "test_input.npy",
-                    "sha256": _sha256(out_dir / "test_input.npy"),
+                    "sha256": file_sha256(out_dir / "test_input.npy"),
                 },
                 "sample_tensor": {
                     "source": "sample_input.tif",
-                    "sha256": _sha256(out_dir / "sample_input.tif"),
+                    "sha256": file_sha256(out_dir / "sample_input.tif"),
                 },
                 "data": {"type": "float32"},
             }
@@ -243,7 +228,7 @@ def write_bioimageio_package(
         "weights": {
             "onnx": {
                 "source": weights.name,
-                "sha256": _sha256(weights),
+                "sha256": file_sha256(weights),
                 "opset_version": int(_opset(weights)),
             }
         },

@@ -1,10 +1,10 @@
 """Labelled images in, cached model-ready tiles out.
 
-Inputs are a manifest CSV (``path,label`` plus optional ``plate,well,field,experiment,
-hours_since_induction``) or a folder with one sub-folder per class. Each image goes through
-the shared reader and :func:`stemwatch.core.imaging.prepare` (the monitor's exact preprocessing);
-its tiles inherit its label and groups. Decoded tiles are kept in memory so each image is read
-once per run.
+Inputs are a manifest CSV (:mod:`stemwatch.core.manifest`: ``path,label`` plus optional
+``plate,well,field,experiment,hours_since_induction``) or a folder with one sub-folder per
+class. Each image goes through the shared reader and :func:`stemwatch.core.imaging.prepare`
+(the monitor's exact preprocessing); its tiles inherit its label and groups. Decoded tiles are
+kept in memory so each image is read once per run.
 """
 
 from __future__ import annotations
@@ -28,18 +28,9 @@ from stemwatch.core.imaging import (
     prepare,
     read_image,
 )
+from stemwatch.core.manifest import REQUIRED_COLUMNS, missing_columns
 
 log = logging.getLogger(__name__)
-
-MANIFEST_COLUMNS = (
-    "path",
-    "label",
-    "plate",
-    "well",
-    "field",
-    "experiment",
-    "hours_since_induction",
-)
 
 
 class DataError(StemwatchError):
@@ -108,10 +99,11 @@ def read_manifest(path: str | Path, classes: Sequence[str]) -> list[Sample]:
     with p.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
-        missing = [c for c in ("path", "label") if c not in fields]
+        missing = missing_columns(fields)
         if missing:
             raise DataError(
-                f"{p}: manifest lacks column(s) {missing}; it needs at least path,label "
+                f"{p}: manifest lacks column(s) {missing}; it needs at least "
+                f"{','.join(REQUIRED_COLUMNS)} "
                 f"(got columns {fields})"
             )
         rows = list(reader)
@@ -293,16 +285,3 @@ class TileCache:
                 list(samples),
             )
         return TileSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(idx), list(samples))
-
-
-def write_manifest(path: Path, rows: Sequence[dict[str, object]]) -> Path:
-    """Write a manifest CSV with the standard columns (extra keys are ignored)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: ("" if row.get(k) is None else row.get(k)) for k in MANIFEST_COLUMNS}
-            )
-    return path

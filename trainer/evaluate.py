@@ -1,6 +1,7 @@
 """Metrics of a classifier at tile and image level, for a checkpoint or an exported ONNX file.
 
-Image level is what the monitor reports: the mean of an image's tile probabilities. Metrics:
+Image level is what the monitor reports: the mean of an image's tile probabilities
+(:func:`stemwatch.core.aggregate.image_probabilities`). Metrics:
 accuracy, balanced accuracy, per-class precision/recall/F1, ROC-AUC of the positive class,
 confusion matrix, expected calibration error and accuracy per hours since induction (how early
 can the model tell?). :func:`summarise_folds` gives mean ± sd over cross-validation folds.
@@ -17,22 +18,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stemwatch.core.errors import ModelMetadataError
+from stemwatch.core.aggregate import image_probabilities
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.modelfile import open_model
 from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import Sample, TileCache, TileSet
+from trainer.predict import load_model_from_checkpoint, predict_logits
 
 log = logging.getLogger(__name__)
-
-
-def aggregate_images(tile_probs: np.ndarray, image: np.ndarray, n_images: int) -> np.ndarray:
-    """Mean tile probability per image: (n_images, C); images without tiles get NaN."""
-    n_classes = tile_probs.shape[1] if tile_probs.ndim == 2 else 2
-    sums = np.zeros((n_images, n_classes), dtype=np.float64)
-    np.add.at(sums, image, tile_probs)
-    counts = np.bincount(image, minlength=n_images).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts[:, None]
 
 
 def classification_metrics(
@@ -171,27 +164,13 @@ class OnnxPredictor:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        from stemwatch.core.modelmeta import ModelMetadata
-
-        if not self.path.is_file():
-            raise ModelMetadataError(f"{self.path}: model file not found")
-        try:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelMetadataError(f"{self.path}: not a loadable ONNX model ({exc})") from None
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
-        meta = ModelMetadata.from_props(props, self.path)
-        self.meta = meta
-        self.class_names = list(meta.class_names)
-        self.positive_class = meta.positive_class
-        self.tiling = meta.tiling
-        self.normalisation = meta.normalisation
+        opened = open_model(self.path)
+        self.session = opened.session
+        self.meta = opened.metadata
+        self.class_names = list(self.meta.class_names)
+        self.positive_class = self.meta.positive_class
+        self.tiling = self.meta.tiling
+        self.normalisation = self.meta.normalisation
         self.source = str(self.path)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -211,8 +190,6 @@ class CheckpointPredictor:
     def __init__(
         self, path: Path, *, expected_architecture: str | None = None, batch_size: int = 64
     ) -> None:
-        from trainer.train import load_model_from_checkpoint
-
         self.model, info = load_model_from_checkpoint(
             path, expected_architecture=expected_architecture
         )
@@ -226,7 +203,6 @@ class CheckpointPredictor:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         from trainer.calibrate import softmax
-        from trainer.train import predict_logits
 
         logits = predict_logits(self.model, x, batch_size=self.batch_size)
         return softmax(logits, self.temperature)
@@ -247,7 +223,7 @@ def evaluate_tiles(
 ) -> dict[str, Any]:
     """Tile- and image-level metrics plus per-image predictions for ready-made probabilities."""
     samples = tiles.samples
-    img_probs = aggregate_images(probs, tiles.image, len(samples))
+    img_probs = image_probabilities(probs, tiles.image, len(samples))
     img_labels = np.array([s.label for s in samples])
     has_tiles = ~np.isnan(img_probs).any(axis=1)
     hours_img = [s.hours for s in samples]

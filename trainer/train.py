@@ -8,7 +8,6 @@ Each epoch draws its sample order, augmentation and dropout from generators seed
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
@@ -27,11 +26,13 @@ import torch
 import yaml
 from torch import nn
 
+from stemwatch.core.aggregate import image_probabilities
 from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
 from trainer.data import Sample, TileCache, TileSet, load_samples
-from trainer.evaluate import aggregate_images, evaluate_tiles, summarise_folds
+from trainer.evaluate import evaluate_tiles, summarise_folds
+from trainer.predict import autocast, predict_logits
 from trainer.splits import Split, kfold_splits, train_val_test_split
 
 log = logging.getLogger(__name__)
@@ -115,58 +116,9 @@ def build_model(cfg: TrainerConfig) -> nn.Module:
     return model
 
 
-def load_model_from_checkpoint(
-    path: Path, *, expected_architecture: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint (CPU, eval mode) and return it with its metadata."""
-    from trainer.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(path, expected_architecture=expected_architecture)
-    info = {
-        "architecture": ck.architecture,
-        "class_names": list(ck.class_names),
-        "positive_class": ck.positive_class,
-        "tiling": ck.tiling.model_dump(mode="json"),
-        "normalisation": ck.normalisation.model_dump(mode="json"),
-        "temperature": float(ck.temperature),
-        "checkpoint": ck,
-    }
-    return ck.build_model(), info
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    x: np.ndarray,
-    *,
-    batch_size: int = 128,
-    device: torch.device | None = None,
-    amp: bool = False,
-) -> np.ndarray:
-    """Logits of ``x`` (N,1,S,S) in eval mode, batched; float32 numpy (N, C)."""
-    dev = device or torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    outs = []
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(dev)
-        with _autocast(dev, amp):
-            outs.append(model(xb).float().cpu().numpy())
-    model.train(was_training)
-    if not outs:
-        return np.zeros((0, 2), dtype=np.float32)
-    return np.concatenate(outs)
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -243,6 +195,35 @@ def _progress(iterable: Sequence[Any], enabled: bool, desc: str) -> Iterator[Any
 
     show = enabled and sys.stderr.isatty()
     return iter(tqdm(iterable, desc=desc, disable=not show, leave=False))
+
+
+@dataclass
+class _Run:
+    """The mutable state of one :meth:`Trainer.fit`; ``last.pt`` keeps what resuming needs."""
+
+    model: nn.Module
+    train_model: nn.Module
+    """``model``, or its DistributedDataParallel wrapper in a data-parallel run."""
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    scaler: torch.amp.GradScaler | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    start_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def extra(self, *, finished: bool) -> dict[str, Any]:
+        """The early-stopping state a checkpoint carries."""
+        return {
+            "history": self.history,
+            "best_val_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "finished": finished,
+        }
 
 
 class Trainer:
@@ -356,7 +337,7 @@ class Trainer:
         with torch.no_grad():
             loss = float(nn.functional.cross_entropy(torch.from_numpy(logits).float(), y).item())
         probs = softmax(logits)
-        img = aggregate_images(probs, self.val_set.image, len(self.val_set.samples))
+        img = image_probabilities(probs, self.val_set.image, len(self.val_set.samples))
         labels = np.array([s.label for s in self.val_set.samples])
         ok = ~np.isnan(img).any(axis=1)
         pred = img[ok].argmax(axis=1)
@@ -393,7 +374,7 @@ class Trainer:
             yb = torch.from_numpy(self.train_set.y[idx]).to(self.device)
             xb = augment_batch(xb, cfg.augment, gen)
             opt.zero_grad(set_to_none=True)
-            with _autocast(self.device, self.amp):
+            with autocast(self.device, self.amp):
                 loss = loss_fn(model(xb).float(), yb)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -413,7 +394,61 @@ class Trainer:
 
         ``stop_after_epochs`` ends this call after that many epochs (simulates an
         interruption; used by tests and for time-boxed runs) without calibrating.
+
+        The steps: :meth:`_prepare` (model, optimiser, state, resume), then per epoch
+        :meth:`_stop_reason`, :meth:`_run_epoch` (train, validate), :meth:`_track_best`
+        (early stopping) and :meth:`_checkpoint`; at the end :meth:`_calibrate` the best
+        model and :meth:`_finish` (final checkpoints).
         """
+        run = self._prepare(resume)
+        stopped_early = interrupted = False
+        fit_start = time.perf_counter()
+        for epoch in range(run.start_epoch, self.cfg.optim.epochs):
+            done = epoch - run.start_epoch  # epochs of this call
+            reason = self._stop_reason(run, done, stop_after_epochs, fit_start)
+            if reason is not None:
+                interrupted = reason == "interrupted"
+                stopped_early = not interrupted
+                break
+            val_metrics, row = self._run_epoch(run, epoch)
+            improved = self._track_best(run, epoch, val_metrics["val_loss"])
+            self._log_epoch(epoch, row, improved)
+            if self.dist.is_main:
+                self._checkpoint(run, epoch, improved, val_metrics)
+        result = FitResult(
+            best_epoch=run.best_epoch + 1,
+            best_val_loss=run.best_loss,
+            epochs_run=len(run.history),
+            stopped_early=stopped_early,
+            temperature=1.0,
+            ece_before=float("nan"),
+            ece_after=float("nan"),
+            history=run.history,
+            best_path=self.best_path,
+            last_path=self.last_path,
+        )
+        if interrupted or run.best_state is None:
+            return result
+        best_model, result.temperature, result.ece_before, result.ece_after = self._calibrate(
+            run, run.best_state
+        )
+        if self.dist.is_main:
+            self._finish(run, best_model, result)
+        self.best_model = best_model
+        return result
+
+    # -- the steps of fit
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / BEST_NAME
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / LAST_NAME
+
+    def _prepare(self, resume: bool) -> _Run:
+        """Model, optimiser, schedule and loss; the state of ``last.pt`` when resuming."""
         cfg = self.cfg
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -429,162 +464,148 @@ class Trainer:
         )
         model = build_model(cfg).to(self.device)
         opt, sched = self._make_optim(model)
-        loss_fn = self._loss_fn()
-        history: list[dict[str, float]] = []
-        best_loss, best_epoch, bad_epochs, start_epoch = math.inf, -1, 0, 0
-        best_state: dict[str, torch.Tensor] | None = None
-        last_path, best_path = self.out_dir / LAST_NAME, self.out_dir / BEST_NAME
-
-        if resume and last_path.is_file():
-            model, opt, sched, extra, start_epoch = self._resume(last_path, model, opt, sched)
-            history = list(extra.get("history", []))
-            best_loss = float(extra.get("best_val_loss", math.inf))
-            best_epoch = int(extra.get("best_epoch", -1))
-            bad_epochs = int(extra.get("bad_epochs", 0))
-            if best_path.is_file():
-                _, best_info = load_model_from_checkpoint(best_path)
-                best_state = best_info["checkpoint"].model_state
-            if extra.get("finished"):
-                log.info("%s: run already finished; nothing to resume", last_path)
-                start_epoch = cfg.optim.epochs
-            else:
-                log.info("resuming from %s at epoch %d", last_path, start_epoch + 1)
-
-        train_model: nn.Module = model
+        run = _Run(model=model, train_model=model, opt=opt, sched=sched, loss_fn=self._loss_fn())
+        if resume and self.last_path.is_file():
+            self._resume(run)
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            train_model = DistributedDataParallel(model, device_ids=ids)
-        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+            run.train_model = DistributedDataParallel(run.model, device_ids=ids)
+        run.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        return run
 
-        stopped_early = interrupted = False
-        fit_start = time.perf_counter()
-        epochs_this_call = 0
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            if bad_epochs >= cfg.optim.patience:
-                stopped_early = True
-                break
-            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-                interrupted = True
-                break
-            over_time = bool(
-                cfg.optim.max_minutes
-                and time.perf_counter() - fit_start > 60 * cfg.optim.max_minutes
-            )
-            if self._agree(over_time):
-                log.info("optim.max_minutes=%s reached; stopping", cfg.optim.max_minutes)
-                stopped_early = True
-                break
-            t0 = time.perf_counter()
-            train_loss = self._train_epoch(train_model, loss_fn, opt, scaler, epoch)
-            lr = float(opt.param_groups[0]["lr"])
-            sched.step()
-            recalibrate_batchnorm(
-                _unwrap(model),
-                self.train_set.x,
-                batch_size=cfg.optim.batch_size * 2,
-                device=self.device,
-            )
-            val_loss, val_metrics = self.validate(model, loss_fn)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                **val_metrics,
-                "lr": lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(row)
-            improved = val_loss < best_loss - 1e-6
-            if improved:
-                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
-            else:
-                bad_epochs += 1
-            log.info(
-                "epoch %d/%d train_loss %.4f val_loss %.4f val_bal_acc %.3f%s",
-                epoch + 1,
-                cfg.optim.epochs,
-                train_loss,
-                val_loss,
-                val_metrics["val_balanced_accuracy"],
-                " *" if improved else "",
-            )
-            epochs_this_call += 1  # noqa: SIM113 - counts epochs of this call only
-            if self.dist.is_main:
-                self._write_metrics(history)
-                extra = {
-                    "history": history,
-                    "best_val_loss": best_loss,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "finished": False,
-                }
-                if improved:
-                    self._save(
-                        best_path, model, epoch, temperature=1.0, metrics=val_metrics, extra=extra
-                    )
-                self._save(
-                    last_path,
-                    model,
-                    epoch,
-                    temperature=1.0,
-                    metrics=val_metrics,
-                    extra=extra,
-                    optimizer=opt,
-                    scheduler=sched,
-                )
-
-        result = FitResult(
-            best_epoch=best_epoch + 1,
-            best_val_loss=best_loss,
-            epochs_run=len(history),
-            stopped_early=stopped_early,
-            temperature=1.0,
-            ece_before=float("nan"),
-            ece_after=float("nan"),
-            history=history,
-            best_path=best_path,
-            last_path=last_path,
+    def _stop_reason(
+        self,
+        run: _Run,
+        epochs_this_call: int,
+        stop_after_epochs: int | None,
+        fit_start: float,
+    ) -> str | None:
+        """Why training stops before the next epoch: ``patience``, ``interrupted`` (this call's
+        epoch budget), ``time`` (``optim.max_minutes``, decided by rank 0), or None."""
+        optim = self.cfg.optim
+        if run.bad_epochs >= optim.patience:
+            return "patience"
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+            return "interrupted"
+        over_time = bool(
+            optim.max_minutes and time.perf_counter() - fit_start > 60 * optim.max_minutes
         )
-        if interrupted or best_state is None:
-            return result
+        if self._agree(over_time):  # a collective call under DDP: every rank reaches it
+            log.info("optim.max_minutes=%s reached; stopping", optim.max_minutes)
+            return "time"
+        return None
 
-        # calibrate the best model on validation tiles, store T in the best checkpoint
-        best_model = copy.deepcopy(_unwrap(model))
+    def _run_epoch(self, run: _Run, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
+        """One epoch: train, step the schedule, recompute batch-norm statistics, validate.
+        Returns the validation metrics and the epoch's row of metrics.csv."""
+        t0 = time.perf_counter()
+        train_loss = self._train_epoch(run.train_model, run.loss_fn, run.opt, run.scaler, epoch)
+        lr = float(run.opt.param_groups[0]["lr"])
+        run.sched.step()
+        recalibrate_batchnorm(
+            _unwrap(run.model),
+            self.train_set.x,
+            batch_size=self.cfg.optim.batch_size * 2,
+            device=self.device,
+        )
+        _, val_metrics = self.validate(run.model, run.loss_fn)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **val_metrics,
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        run.history.append(row)
+        return val_metrics, row
+
+    def _track_best(self, run: _Run, epoch: int, val_loss: float) -> bool:
+        """Keep the best weights by validation loss; count epochs without improvement."""
+        improved = val_loss < run.best_loss - 1e-6
+        if improved:
+            run.best_loss, run.best_epoch, run.bad_epochs = val_loss, epoch, 0
+            run.best_state = {
+                k: v.detach().clone() for k, v in _unwrap(run.model).state_dict().items()
+            }
+        else:
+            run.bad_epochs += 1
+        return improved
+
+    def _log_epoch(self, epoch: int, row: dict[str, float], improved: bool) -> None:
+        log.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f val_bal_acc %.3f%s",
+            epoch + 1,
+            self.cfg.optim.epochs,
+            row["train_loss"],
+            row["val_loss"],
+            row["val_balanced_accuracy"],
+            " *" if improved else "",
+        )
+
+    def _checkpoint(
+        self, run: _Run, epoch: int, improved: bool, val_metrics: dict[str, float]
+    ) -> None:
+        """metrics.csv, ``best.pt`` when the epoch improved, ``last.pt`` always (rank 0)."""
+        self._write_metrics(run.history)
+        extra = run.extra(finished=False)
+        if improved:
+            self._save(
+                self.best_path, run.model, epoch, temperature=1.0, metrics=val_metrics, extra=extra
+            )
+        self._save(
+            self.last_path,
+            run.model,
+            epoch,
+            temperature=1.0,
+            metrics=val_metrics,
+            extra=extra,
+            optimizer=run.opt,
+            scheduler=run.sched,
+        )
+
+    def _calibrate(
+        self, run: _Run, best_state: dict[str, torch.Tensor]
+    ) -> tuple[nn.Module, float, float, float]:
+        """The best model with its temperature fitted on the validation tiles, and the
+        validation ECE before and after."""
+        best_model = copy.deepcopy(_unwrap(run.model))
         best_model.load_state_dict(best_state)
         logits = predict_logits(best_model, self.val_set.x, device=self.device, amp=self.amp)
         ece_before = expected_calibration_error(softmax(logits), self.val_set.y)
-        t = fit_temperature(logits, self.val_set.y) if cfg.runtime.calibrate else 1.0
+        t = fit_temperature(logits, self.val_set.y) if self.cfg.runtime.calibrate else 1.0
         ece_after = expected_calibration_error(softmax(logits, t), self.val_set.y)
         log.info("temperature %.3f: val ECE %.4f -> %.4f", t, ece_before, ece_after)
-        result.temperature, result.ece_before, result.ece_after = t, ece_before, ece_after
-        best_row = next((h for h in history if h["epoch"] == best_epoch + 1), {})
-        if self.dist.is_main:
-            extra = {
-                "history": history,
-                "best_val_loss": best_loss,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "finished": True,
-            }
-            metrics = {**best_row, "val_ece_before": ece_before, "val_ece_after": ece_after}
-            self._save(
-                best_path, best_model, best_epoch, temperature=t, metrics=metrics, extra=extra
-            )
-            self._save(
-                last_path,
-                model,
-                max(0, len(history) - 1),
-                temperature=1.0,
-                metrics=metrics,
-                extra=extra,
-                optimizer=opt,
-                scheduler=sched,
-            )
-        result.history = history
-        self.best_model = best_model
-        return result
+        return best_model, t, ece_before, ece_after
+
+    def _finish(self, run: _Run, best_model: nn.Module, result: FitResult) -> None:
+        """Final checkpoints: the calibrated best model, and ``last.pt`` marked finished."""
+        extra = run.extra(finished=True)
+        best_row = next((h for h in run.history if h["epoch"] == run.best_epoch + 1), {})
+        metrics = {
+            **best_row,
+            "val_ece_before": result.ece_before,
+            "val_ece_after": result.ece_after,
+        }
+        self._save(
+            self.best_path,
+            best_model,
+            run.best_epoch,
+            temperature=result.temperature,
+            metrics=metrics,
+            extra=extra,
+        )
+        self._save(
+            self.last_path,
+            run.model,
+            max(0, len(run.history) - 1),
+            temperature=1.0,
+            metrics=metrics,
+            extra=extra,
+            optimizer=run.opt,
+            scheduler=run.sched,
+        )
 
     def _agree(self, flag: bool) -> bool:
         """Rank 0's decision on every rank (wall-clock checks differ between processes)."""
@@ -596,24 +617,29 @@ class Trainer:
         tdist.broadcast(t, src=0)
         return bool(t.item())
 
-    def _resume(
-        self,
-        path: Path,
-        model: nn.Module,
-        opt: torch.optim.Optimizer,
-        sched: torch.optim.lr_scheduler.LRScheduler,
-    ) -> tuple[
-        nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, dict[str, Any], int
-    ]:
+    def _resume(self, run: _Run) -> None:
+        """Continue from ``last.pt``: weights, optimiser, schedule and early-stopping state."""
         from trainer.checkpoint import load_checkpoint
 
-        ck = load_checkpoint(path, expected_architecture=self.cfg.model.architecture)
-        model.load_state_dict(ck.model_state)
+        ck = load_checkpoint(self.last_path, expected_architecture=self.cfg.model.architecture)
+        run.model.load_state_dict(ck.model_state)
         if ck.optimizer_state is not None:
-            opt.load_state_dict(ck.optimizer_state)
+            run.opt.load_state_dict(ck.optimizer_state)
         if ck.scheduler_state is not None:
-            sched.load_state_dict(ck.scheduler_state)
-        return model, opt, sched, dict(ck.extra or {}), ck.epoch + 1
+            run.sched.load_state_dict(ck.scheduler_state)
+        extra = dict(ck.extra or {})
+        run.start_epoch = ck.epoch + 1
+        run.history = list(extra.get("history", []))
+        run.best_loss = float(extra.get("best_val_loss", math.inf))
+        run.best_epoch = int(extra.get("best_epoch", -1))
+        run.bad_epochs = int(extra.get("bad_epochs", 0))
+        if self.best_path.is_file():
+            run.best_state = load_checkpoint(self.best_path).model_state
+        if extra.get("finished"):
+            log.info("%s: run already finished; nothing to resume", self.last_path)
+            run.start_epoch = self.cfg.optim.epochs
+        else:
+            log.info("resuming from %s at epoch %d", self.last_path, run.start_epoch + 1)
 
     def _write_metrics(self, history: list[dict[str, float]]) -> None:
         path = self.out_dir / METRICS_NAME
@@ -707,7 +733,7 @@ def train_on_split(
         pos = cfg.data.classes.index(cfg.data.positive_class)
         summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos)
         summary["test"]["image"]["ece_uncalibrated"] = expected_calibration_error(
-            aggregate_images(softmax(logits), test.image, len(test.samples)),
+            image_probabilities(softmax(logits), test.image, len(test.samples)),
             np.array([s.label for s in test.samples]),
         )
     return summary

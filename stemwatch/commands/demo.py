@@ -32,15 +32,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stemwatch.demo import DemoPlan, run_demo
+    from stemwatch.demo import DEMO_PLATE, DemoPlan, run_demo
 
+    plate = DEMO_PLATE.replace(
+        wells=args.wells, n_fields=args.fields, n_timepoints=args.timepoints, size=args.size
+    )
     plan = DemoPlan(
         workdir=args.workdir,
-        wells=args.wells,
-        fields=args.fields,
-        timepoints=args.timepoints,
+        plate=plate,
         interval_s=args.interval_s,
-        size=args.size,
         port=None if args.no_dashboard else args.port,
         linger=not args.exit,
     )

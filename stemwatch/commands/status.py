@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="S",
         help="heartbeat older than this many seconds means the daemon looks dead "
-        "(default: 3 heartbeat intervals, at least 30 s)",
+        "(default: 3 of the daemon's heartbeat intervals, at least 30 s)",
     )
     p.add_argument("--limit", type=int, default=5, help="rows per list (default: 5)")
     p.set_defaults(func=run)
@@ -50,27 +50,26 @@ def _ago(t: float | None, now: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from monitor.config import MonitorConfig
-    from monitor.onset import describe_time
     from stemwatch import store
     from stemwatch.core.config import load_config
+    from stemwatch.core.times import describe_time
 
     config = load_config(MonitorConfig, args.config) if args.config else MonitorConfig()
     db = args.db or config.database
-    stale_after = args.stale_after or max(30.0, 3 * config.heartbeat_interval_s)
     conn = store.open_db(db, readonly=True)
     now = time.time()
     try:
         print(f"database: {db}")
         hb = store.last_heartbeat(conn)
-        if hb is None:
+        liveness = None if hb is None else hb.liveness(now, stale_after_s=args.stale_after)
+        if hb is None or liveness is None:
             print("daemon:   never ran on this database")
         else:
-            if hb.state == "stopped":
-                verdict = "stopped"
-            elif hb.alive(stale_after, now):
-                verdict = f"alive; state {hb.state}"
-            else:
-                verdict = f"NOT RUNNING (stale heartbeat; last state {hb.state})"
+            verdict = {
+                "stopped": "stopped",
+                "alive": f"alive; state {hb.state}",
+                "stale": f"NOT RUNNING (stale heartbeat; last state {hb.state})",
+            }[liveness]
             detail = f" - {hb.detail}" if hb.detail else ""
             print(
                 f"daemon:   {verdict}{detail}; last heartbeat "
@@ -85,22 +84,30 @@ def run(args: argparse.Namespace) -> int:
                 f"last used {_ago(model.last_seen, now)}"
             )
         c = store.counts(conn)
+        queued = (
+            f", {hb.queued} queued in the daemon"
+            if hb is not None and liveness == "alive" and hb.queued is not None
+            else ""
+        )
         print(
-            f"images:   {c.done} done, {c.queued} queued, {c.failed} failed"
+            f"images:   {c.done} done, {c.failed} failed{queued}"
             + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
         )
         plates = store.list_plates(conn)
+        basis = {p.plate: p.time_basis for p in plates}
         for p in plates:
             print(
                 f"plate:    {p.plate}: {p.n_wells} wells, {p.n_images} images, "
-                f"up to {describe_time(p.last_time_s)}, {p.n_onsets} wells with onset"
+                f"up to {describe_time(p.last_time_s, p.time_basis)}, "
+                f"{p.n_onsets} wells with onset"
             )
 
         recent = store.recent_images(conn, limit=args.limit)
         print(f"\nlast images ({len(recent)}):")
         for img in recent:
             where = (
-                f"{img.plate} {img.well} field {img.field} @ {describe_time(img.time_s)}"
+                f"{img.plate} {img.well} field {img.field} @ "
+                f"{describe_time(img.time_s, img.time_basis)}"
                 if img.well
                 else "(no plate/well)"
             )
@@ -114,9 +121,10 @@ def run(args: argparse.Namespace) -> int:
         onsets = store.list_onsets(conn, include_reset=False)
         print(f"\nwells with onset ({len(onsets)}):")
         for o in onsets[: args.limit * 4]:
+            tb = o.time_basis or basis.get(o.plate)
             print(
-                f"  {o.plate} {o.well}: began ~{describe_time(o.onset_time_s)}, detected at "
-                f"{describe_time(o.detected_time_s)} ({_ago(o.detected_at, now)}), "
+                f"  {o.plate} {o.well}: began ~{describe_time(o.onset_time_s, tb)}, detected "
+                f"at {describe_time(o.detected_time_s, tb)} ({_ago(o.detected_at, now)}), "
                 f"episode {o.episode}"
             )
         alerts = store.list_alerts(conn, limit=1000, unacknowledged_only=True)

@@ -2,8 +2,9 @@
 
 ``stemwatch train --config train.yaml`` or the short form
 ``stemwatch train DATA_DIR_OR_MANIFEST -o RUN_DIR [--architecture fastnet] [--epochs N]``;
-``--cv K`` runs K-fold grouped cross-validation. Under torchrun (RANK/WORLD_SIZE set) it runs
-data-parallel via :mod:`trainer.distributed`.
+``--cv K`` runs K-fold grouped cross-validation. Under torchrun (RANK/WORLD_SIZE set:
+``torchrun --nproc-per-node N -m stemwatch train ...``) it runs data-parallel via
+:mod:`trainer.distributed`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The train flags (shared with ``python -m trainer.distributed``)."""
+    """The train flags."""
     p.add_argument(
         "data",
         nargs="?",
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from trainer.distributed import run_distributed
 
-        return run_distributed(args)
+        return run_distributed(config_from_args(args), resume=args.resume)
 
     from trainer.train import run_cross_validation, run_training
 

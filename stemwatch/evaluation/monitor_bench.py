@@ -1,7 +1,8 @@
 """Benchmarks of the monitor pipeline: where time goes, throughput, latency, backlog memory.
 
-Runs without torch. The model is the bundled ``models/stemwatch-default.onnx`` when present,
-else a stand-in built here with ``onnx.helper``: the FastNet layout (strided 3x3 stem, seven
+The model is the bundled ``models/stemwatch-default.onnx`` when present, else a stand-in built
+here with ``onnx.helper`` (this needs the trainer extra, onnx and torch; the benchmark itself
+runs without them): the FastNet layout of the registry (strided 3x3 stem, seven
 depthwise-separable blocks 32-64-64-128-128-256-256, global average pooling, linear, softmax,
 and the class-activation-map output the exporter adds; batch norm folded into the
 convolutions) at 128-px tiles after x4 downsampling, so its cost per tile matches the default
@@ -41,19 +42,10 @@ from typing import Any
 
 import numpy as np
 
+from stemwatch import store
 from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
-
-FASTNET_BLOCKS: tuple[tuple[int, int], ...] = (
-    (32, 1),
-    (64, 2),
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-)
 
 
 class BenchError(StemwatchError):
@@ -66,7 +58,7 @@ class BenchError(StemwatchError):
 def build_standin_model(
     path: Path, *, tile_size: int = 128, downsample: int = 4, width: float = 1.0
 ) -> Path:
-    """Write a FastNet-shaped ONNX classifier with random weights (needs the ``onnx`` package).
+    """Write a FastNet-shaped ONNX classifier with random weights (needs onnx and torch).
 
     ``width`` scales every layer's channels (cost grows about with its square), to see how
     the pipeline behaves when inference rather than decoding dominates.
@@ -74,10 +66,12 @@ def build_standin_model(
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
+
+        from trainer.architectures.fastnet import FASTNET_BLOCKS
+    except ImportError as exc:
         raise BenchError(
-            "no bundled model (models/stemwatch-default.onnx) and the `onnx` package is not "
-            "installed to build a stand-in; pass --model PATH or `pip install onnx`"
+            f"building a stand-in model needs the trainer extra ({exc}); pass --model PATH, "
+            "or pip install 'stemwatch[train]'"
         ) from None
     from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
     from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
@@ -170,13 +164,13 @@ def pick_model(
     explicit: Path | None, workdir: Path, standin_width: float | None = None
 ) -> tuple[Path, str]:
     """The model to benchmark and a one-line description of which one it is."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if explicit is not None:
         return explicit, f"{explicit} (given)"
     if standin_width is None:
         try:
-            bundled = default_model_path()
+            bundled = bundled_model_path()
         except StemwatchError:
             standin_width = 1.0
         else:
@@ -344,17 +338,13 @@ def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -
 
 
 def _db_times(db: Path) -> list[tuple[str, float]]:
-    import sqlite3
-
-    conn = sqlite3.connect(db)
+    if not db.is_file():
+        return []
     try:
-        return list(
-            conn.execute(
-                "SELECT i.path, p.created_at FROM predictions p JOIN images i ON i.id = p.image_id"
-            )
-        )
-    finally:
-        conn.close()
+        with store.open_db(db, readonly=True) as conn:
+            return store.prediction_times(conn)
+    except store.StoreError:  # the daemon is still creating it
+        return []
 
 
 def bench_backlog(

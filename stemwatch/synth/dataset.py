@@ -16,7 +16,6 @@ manifest so accuracy can be computed per hour, or early hours filtered out for t
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,25 +24,18 @@ from typing import Literal
 
 import numpy as np
 
-from stemwatch.core.platemeta import well_from_index
+from stemwatch.core.manifest import write_manifest
+from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
 LABELS = ("undifferentiated", "differentiated")
-MANIFEST_COLUMNS = (
-    "path",
-    "label",
-    "plate",
-    "well",
-    "field",
-    "experiment",
-    "hours_since_induction",
-    "condition",
-    "state",
-)
+SYNTH_COLUMNS = ("condition", "state")
+"""Columns the synthetic set adds to the manifest: the well's condition and true state."""
 
 
 def _render_to(args: tuple[PlatePlan, str, int, int, Path, str | None]) -> None:
@@ -83,24 +75,26 @@ def generate_dataset(
         (out_dir / label).mkdir(parents=True, exist_ok=True)
     maint = [well_from_index(0, c) for c in range(wells_per_class)]
     induced = [well_from_index(1, c) for c in range(wells_per_class)]
-    rows: list[list[str]] = []
+    rows: list[dict[str, str]] = []
     jobs: list[tuple[PlatePlan, str, int, int, Path, str | None]] = []
     for e in range(n_experiments):
         experiment = f"E{e + 1:02d}"
         plate = f"SYN{seed % 1000:03d}{experiment}"
         exp_seed = int(np.random.default_rng([seed, 17, e]).integers(0, 2**31 - 1))
         plan = plan_plate(
-            wells=maint + induced,
-            n_fields=fields_per_well,
-            times_h=timepoints_h,
-            size=size,
-            bit_depth=bit_depth,
-            seed=exp_seed,
-            plate_name=plate,
-            difficulty=diff,
-            induced=induced,
-            induction_h=0.0,
-            pixel_size_um=pixel_size_um,
+            PlateSpec(
+                wells=maint + induced,
+                n_fields=fields_per_well,
+                times_h=timepoints_h,
+                size=size,
+                bit_depth=bit_depth,
+                seed=exp_seed,
+                plate_name=plate,
+                difficulty=diff,
+                induced=induced,
+                induction_h=0.0,
+                pixel_size_um=pixel_size_um,
+            )
         )
         for well in maint + induced:
             cond = plan.wells[well].condition
@@ -114,17 +108,17 @@ def generate_dataset(
                     rel = Path(label) / f"{plate}_{well}_f{fld + 1}_{hours:05.1f}h.tif"
                     jobs.append((plan, well, fld, t, out_dir / rel, compression))
                     rows.append(
-                        [
-                            rel.as_posix(),
-                            label,
-                            plate,
-                            well,
-                            str(fld + 1),
-                            experiment,
-                            f"{hours:g}",
-                            cond,
-                            f"{state:.4f}",
-                        ]
+                        {
+                            "path": rel.as_posix(),
+                            "label": label,
+                            "plate": plate,
+                            "well": well,
+                            "field": str(fld + 1),
+                            "experiment": experiment,
+                            "hours_since_induction": f"{hours:g}",
+                            "condition": cond,
+                            "state": f"{state:.4f}",
+                        }
                     )
     if workers <= 1:
         for job in jobs:
@@ -132,10 +126,6 @@ def generate_dataset(
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             list(pool.map(_render_to, jobs, chunksize=4))
-    manifest = out_dir / "manifest.csv"
-    with manifest.open("w", newline="") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(MANIFEST_COLUMNS)
-        wr.writerows(rows)
+    manifest = write_manifest(out_dir / "manifest.csv", rows, extra_columns=SYNTH_COLUMNS)
     log.info("dataset: %d images in %s", len(rows), out_dir)
     return manifest

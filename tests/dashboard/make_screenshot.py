@@ -30,6 +30,7 @@ from stemwatch import store
 from stemwatch.core.imaging import read_image
 from stemwatch.core.platemeta import resolve
 from stemwatch.synth.plate import generate_plate
+from stemwatch.synth.spec import PlateSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "iPSC-042"
@@ -51,7 +52,8 @@ def simulated_cam(p: float, rng: np.random.Generator) -> bytes:
 
 def build_database(work: Path) -> Path:
     truth = generate_plate(
-        work / "images", wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3
+        work / "images",
+        PlateSpec(wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3),
     )
     onset_h = {w.well: w.true_onset_h for w in truth.wells}
     db = work / "stemwatch.db"
@@ -72,35 +74,29 @@ def build_database(work: Path) -> Path:
         loc = resolve(path, ome_xml=image.ome_xml)
         t0 = loc.time_s if t0 is None else min(t0, loc.time_s or t0)
         st = path.stat()
-        image_id = store.register_image(
-            conn,
-            path=str(path),
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            content_hash=None,
-            location=loc,
-            status="queued",
-        )
         t_h = ((loc.time_s or 0.0) - (t0 or 0.0)) / 3600.0
         p = simulated_score(onset_h.get(loc.well), t_h, rng)
-        store.record_prediction(
+        store.record_result(
             conn,
-            image_id,
-            model_hash=model_hash,
-            probability=p,
-            tile_mean=p,
-            tile_sd=0.08,
-            n_tiles=16,
-            cam_png=simulated_cam(p, rng),
+            store.FileVersion(str(path), st.st_size, st.st_mtime_ns),
+            loc,
+            store.Prediction(
+                model_hash,
+                p,
+                tile_mean=p,
+                tile_sd=0.08,
+                n_tiles=16,
+                cam_png=simulated_cam(p, rng),
+            ),
         )
     for well in sorted(onset_h):
-        event = update_well(conn, PLATE, well, OnsetConfig())
+        event = update_well(conn, PLATE, well, OnsetConfig(), model_hash=model_hash)
         if event is not None:
             alerter.onset(event)
     alerter.raise_alert(
         "disk", "The disk of /data/incoming has 4.2% free space (limit 5%); archive old runs."
     )
-    store.beat(conn, state="watching", detail="idle, 480 images done")
+    store.beat(conn, state="watching", detail="idle, 480 images done", queued=0, interval_s=10.0)
     conn.close()
     return db
 

@@ -1,4 +1,5 @@
-"""The dashboard's pure parts: plate geometry, store rows to frames, thumbnails, charts."""
+"""The dashboard's pure parts: store rows to frames, thumbnails, charts (plate geometry:
+tests/core/test_wells.py)."""
 
 from __future__ import annotations
 
@@ -13,53 +14,27 @@ from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
 from dashboard import data, plots, thumbs
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
-
-
-@pytest.mark.parametrize(
-    ("wells", "shape"),
-    [
-        ([], (8, 12)),
-        (["A01", "B03"], (2, 3)),
-        (["A01", "B04"], (3, 4)),
-        (["H12"], (8, 12)),
-        (["A13"], (16, 24)),
-        (["P24", "A01"], (16, 24)),
-        (["AF48"], (32, 48)),
-        (["AH01"], (34, 1)),  # beyond every standard format: its own extent
-    ],
-)
-def test_layout_is_the_smallest_standard_plate_holding_the_wells(wells, shape) -> None:
-    layout = infer_layout(wells)
-    assert (layout.rows, layout.cols) == shape
-
-
-def test_well_names_and_rows() -> None:
-    assert parse_well("B03") == (1, 2)
-    assert parse_well("AA1") == (26, 0)
-    assert row_label(0) == "A" and row_label(25) == "Z" and row_label(26) == "AA"
-    assert PlateLayout(8, 12).wells()[:2] == ["A01", "A02"] and PlateLayout(8, 12).name == (
-        "96-well"
-    )
-    for bad in ("", "1A", "A", "A0", "B-1"):
-        with pytest.raises(ValueError, match="well"):
-            parse_well(bad)
+from stemwatch.core.wells import PlateLayout
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
-    def plate(first: float | None) -> store.PlateSummary:
-        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0)
+    def plate(first: float | None, basis: str | None) -> store.PlateSummary:
+        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0, basis)  # type: ignore[arg-type]
 
-    assert data.time_base(plate(0.0)).hours(7200.0) == pytest.approx(2.0)
-    tb = data.time_base(plate(1.7e9))  # file mtimes: Unix time
+    assert data.time_base(plate(0.0, "elapsed")).hours(7200.0) == pytest.approx(2.0)
+    tb = data.time_base(plate(1.7e9, "mtime"))  # file mtimes: Unix time
     assert tb.hours(1.7e9 + 5400) == pytest.approx(1.5) and "since first image" in tb.label
+    # the stored basis decides, not the size of the number (issue 12)
+    dated = data.time_base(plate(5e7, "epoch"))
+    assert dated.hours(5e7 + 3600) == pytest.approx(1.0) and "since first image" in dated.label
+    assert data.time_base(plate(2e8, "elapsed")).label == "Time (h)"
     assert data.time_base(None).hours(None) is None
 
 
 def test_frames_from_a_real_database(filled_db: FilledDb) -> None:
     with closing(store.open_db(filled_db.path, readonly=True)) as conn:
-        (summary,) = store.list_plates(conn)
+        (summary,) = [p for p in store.list_plates(conn) if p.plate == PLATE]
         tb = data.time_base(summary)
         grid, layout = data.plate_grid(store.well_summary(conn, PLATE), tb)
         series = data.series_frame(store.well_series(conn, PLATE, "B02"), tb)
@@ -83,13 +58,21 @@ def test_band_is_clipped_to_probability_range() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "age", "expected"),
-    [("watching", 10.0, "alive"), ("watching", 600.0, "stale"), ("stopped", 5.0, "stopped")],
+    ("state", "age", "interval", "expected"),
+    [
+        ("watching", 10.0, 10.0, "alive"),
+        ("watching", 60.0, 10.0, "stale"),  # 120 s said alive; `stemwatch status` said dead
+        ("watching", 100.0, 60.0, "alive"),  # a daemon that beats every minute
+        ("watching", 600.0, None, "stale"),
+        ("stopped", 5.0, 10.0, "stopped"),
+    ],
 )
-def test_daemon_status(state: str, age: float, expected: str) -> None:
-    hb = store.Heartbeat(pid=1, host="scope-pc", state=state, detail="", at=1000.0)
+def test_daemon_status(state: str, age: float, interval: float | None, expected: str) -> None:
+    hb = store.Heartbeat(1, "scope-pc", state, "", at=1000.0, interval_s=interval, queued=4)
     status = data.daemon_status(hb, now=1000.0 + age)
     assert status.state == expected and status.age_s == pytest.approx(age)
+    assert status.queued == (4 if expected == "alive" else None)
+    assert status.state == hb.liveness(1000.0 + age)  # one rule, the store's
     assert data.daemon_status(None, now=0.0).state == "never"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,10 +178,11 @@ def records(db: Path) -> list[Row]:
     """
     if not db.exists():
         return []
-    try:
-        conn = store.open_db(db, readonly=True)
-    except store.StoreError:  # being created by the daemon right now
+    try:  # the store's read-only open checks the schema: the daemon may be creating it now
+        store.open_db(db, readonly=True).close()
+    except store.StoreError:
         return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute(
             "SELECT i.id, i.path, i.status, i.error, i.attempts, i.size, i.content_hash, "

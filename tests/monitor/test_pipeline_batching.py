@@ -11,16 +11,10 @@ from monitor_helpers import image_name, make_config, records, write_tiff
 from onnx_models import build_classifier
 
 from monitor.inference import load_model
-from monitor.pipeline import Candidate, Outcome, Pipeline, summarise
+from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.stability import stat_file
 from stemwatch import store
 from stemwatch.core.imaging import prepare, read_image
-
-
-def test_summarise() -> None:
-    p, mean, sd, n = summarise(np.array([0.2, 0.4, 0.6], np.float32))
-    assert p == pytest.approx(0.4) and mean == pytest.approx(0.4)
-    assert sd == pytest.approx(np.std([0.2, 0.4, 0.6])) and n == 3
 
 
 def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:

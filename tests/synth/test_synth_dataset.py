@@ -11,7 +11,8 @@ import pytest
 import tifffile
 
 from stemwatch.core.imaging import read_image
-from stemwatch.synth.dataset import MANIFEST_COLUMNS, generate_dataset
+from stemwatch.core.manifest import MANIFEST_COLUMNS
+from stemwatch.synth.dataset import SYNTH_COLUMNS, generate_dataset
 from stemwatch.synth.difficulty import SynthError
 
 Dataset = tuple[Path, list[dict[str, str]]]
@@ -28,7 +29,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 def test_layout_and_manifest(dataset: Dataset) -> None:
     out, rows = dataset
-    assert (out / "manifest.csv").read_text().splitlines()[0] == ",".join(MANIFEST_COLUMNS)
+    assert (out / "manifest.csv").read_text().splitlines()[0] == ",".join(
+        MANIFEST_COLUMNS + SYNTH_COLUMNS
+    )
     assert len(rows) == 2 * 2 * 4 * 2 * 5
     for r in rows:
         path = out / r["path"]

@@ -1,0 +1,347 @@
+"""Plates and wells: per-well series, onsets, detector state, and the plate/well summaries.
+
+Series and onsets are kept per model (``model_hash``): re-analysing a plate with another model
+adds that model's series beside the daemon's instead of overwriting it. Reads take a
+``model_hash``; left out, a plate is shown through :func:`plate_model`: the daemon's current
+model when it analysed the plate, else the model that analysed the plate last.
+
+A well's episode (:class:`WellState`) belongs to the well, not to a model: a reset closes the
+onsets of every model and re-arms the well.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.records import (
+    NewOnset,
+    OnsetRecord,
+    PlateSummary,
+    SeriesPoint,
+    TimePoint,
+    WellState,
+    WellSummary,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _current_model_hash(db: Database) -> str | None:
+    h = db.scalar("SELECT model_hash FROM models ORDER BY last_seen DESC LIMIT 1")
+    return None if h is None else str(h)
+
+
+def plate_model(db: Database, plate: str) -> str | None:
+    """The model a plate is shown through by default: the daemon's current model if it has a
+    series on the plate, else the model whose series on the plate changed last (None: the
+    plate has no series yet)."""
+    current = _current_model_hash(db)
+    if current is not None and db.row(
+        "SELECT 1 FROM well_series WHERE model_hash = ? AND plate = ? LIMIT 1", (current, plate)
+    ):
+        return current
+    latest = db.scalar(
+        "SELECT model_hash FROM well_series WHERE plate = ? ORDER BY updated_at DESC LIMIT 1",
+        (plate,),
+    )
+    return None if latest is None else str(latest)
+
+
+# --------------------------------------------------------------------------------------------
+# Writes: the daemon's onset update, the dashboard's reset
+# --------------------------------------------------------------------------------------------
+
+
+def well_state(db: Database, plate: str, well: str) -> WellState:
+    """The well's episode and where it began (defaults before the first reset)."""
+    r = db.row(
+        "SELECT episode, rearm_after_key FROM well_state WHERE plate = ? AND well = ?",
+        (plate, well),
+    )
+    return WellState() if r is None else WellState(int(r["episode"]), r["rearm_after_key"])
+
+
+def save_well_analysis(
+    db: Database,
+    plate: str,
+    well: str,
+    *,
+    model_hash: str,
+    series: Sequence[TimePoint],
+    onset: NewOnset | None,
+    episode: int,
+    now: float | None = None,
+) -> OnsetRecord | None:
+    """Replace ``model_hash``'s series of the well and record ``onset`` if it is new, atomically.
+
+    ``episode`` is the well's episode the detection was computed for (:func:`well_state`).
+    The onset is stored only if the well is still in that episode (a reset in between makes it
+    stale) and this model has no onset for it yet. Returns the new onset, else None.
+    """
+    t = _now(now)
+
+    def do(db: Database) -> OnsetRecord | None:
+        db.execute(
+            "DELETE FROM well_series WHERE model_hash = ? AND plate = ? AND well = ?",
+            (model_hash, plate, well),
+        )
+        db.executemany(
+            "INSERT INTO well_series (model_hash, plate, well, seq, timepoint, time_s, "
+            "probability, sd, sem, n_fields, n_tiles, smoothed, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    model_hash,
+                    plate,
+                    well,
+                    seq,
+                    p.timepoint,
+                    p.time_s,
+                    p.probability,
+                    p.sd,
+                    p.sem,
+                    p.n_fields,
+                    p.n_tiles,
+                    p.smoothed,
+                    t,
+                )
+                for seq, p in enumerate(series)
+            ],
+        )
+        if onset is None or well_state(db, plate, well).episode != episode:
+            return None
+        row = db.row(
+            "INSERT INTO onsets (model_hash, plate, well, episode, onset_time_s, "
+            "onset_timepoint, detected_time_s, detected_timepoint, time_basis, detected_at, "
+            "probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (model_hash, plate, well, episode) DO NOTHING RETURNING *",
+            (
+                model_hash,
+                plate,
+                well,
+                episode,
+                onset.onset_time_s,
+                onset.onset_timepoint,
+                onset.detected_time_s,
+                onset.detected_timepoint,
+                onset.time_basis,
+                t,
+                onset.probability,
+            ),
+        )
+        return None if row is None else _onset(row)
+
+    return write(db, do)
+
+
+def reset_well(db: Database, plate: str, well: str, *, by: str, now: float | None = None) -> int:
+    """Close the well's current episode (its onsets are marked reset) and re-arm it.
+
+    The detector then ignores everything up to the well's latest time point and fires again
+    only after the probability has fallen below ``off_threshold`` and risen again. Returns the
+    new episode number. Needs a writable database.
+    """
+    t = _now(now)
+
+    def do(db: Database) -> int:
+        last = db.scalar(
+            "SELECT max(coalesce(time_s, timepoint)) FROM well_series WHERE plate = ? AND well = ?",
+            (plate, well),
+        )
+        db.execute(
+            "UPDATE onsets SET reset_at = ?, reset_by = ? "
+            "WHERE plate = ? AND well = ? AND reset_at IS NULL",
+            (t, by, plate, well),
+        )
+        return int(
+            db.scalar(
+                "INSERT INTO well_state (plate, well, episode, rearm_after_key, reset_at, "
+                "reset_by) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (plate, well) DO UPDATE SET "
+                "episode = well_state.episode + 1, "
+                "rearm_after_key = excluded.rearm_after_key, "
+                "reset_at = excluded.reset_at, reset_by = excluded.reset_by RETURNING episode",
+                (plate, well, last, t, by),
+            )
+        )
+
+    episode = write(db, do)
+    log.info("%s %s reset by %s; now episode %d", plate, well, by, episode)
+    return episode
+
+
+# --------------------------------------------------------------------------------------------
+# Reads
+# --------------------------------------------------------------------------------------------
+
+
+def _point(r: Any) -> SeriesPoint:
+    return SeriesPoint(
+        plate=r["plate"],
+        well=r["well"],
+        seq=int(r["seq"]),
+        timepoint=r["timepoint"],
+        time_s=r["time_s"],
+        probability=float(r["probability"]),
+        sd=r["sd"],
+        sem=r["sem"],
+        n_fields=int(r["n_fields"]),
+        n_tiles=int(r["n_tiles"]),
+        smoothed=r["smoothed"],
+        model_hash=r["model_hash"],
+    )
+
+
+def _onset(r: Any) -> OnsetRecord:
+    return OnsetRecord(
+        id=int(r["id"]),
+        plate=r["plate"],
+        well=r["well"],
+        episode=int(r["episode"]),
+        onset_time_s=r["onset_time_s"],
+        onset_timepoint=r["onset_timepoint"],
+        detected_time_s=r["detected_time_s"],
+        detected_at=float(r["detected_at"]),
+        probability=r["probability"],
+        reset_at=r["reset_at"],
+        reset_by=r["reset_by"],
+        detected_timepoint=r["detected_timepoint"],
+        model_hash=r["model_hash"],
+        time_basis=r["time_basis"],
+    )
+
+
+def well_series(
+    db: Database, plate: str, well: str, *, model_hash: str | None = None
+) -> list[SeriesPoint]:
+    """The aggregated per-time-point series of one well, in time order (None: through
+    :func:`plate_model`)."""
+    with snapshot(db):
+        model = model_hash or plate_model(db, plate)
+        return [
+            _point(r)
+            for r in db.rows(
+                "SELECT * FROM well_series WHERE model_hash = ? AND plate = ? AND well = ? "
+                "ORDER BY seq",
+                (model, plate, well),
+            )
+        ]
+
+
+def list_onsets(
+    db: Database,
+    plate: str | None = None,
+    *,
+    include_reset: bool = True,
+    model_hash: str | None = None,
+) -> list[OnsetRecord]:
+    """Onset events, newest first: of one plate or all, without the reset ones if asked, of
+    ``model_hash`` (None: each plate's :func:`plate_model`)."""
+    sql = "SELECT * FROM onsets WHERE (? IS NULL OR plate = ?)"
+    if not include_reset:
+        sql += " AND reset_at IS NULL"
+    sql += " ORDER BY detected_at DESC, id DESC"
+    with snapshot(db):
+        rows = db.rows(sql, (plate, plate))
+        if model_hash is None:
+            shown = {p: plate_model(db, p) for p in {r["plate"] for r in rows}}
+            return [_onset(r) for r in rows if shown[r["plate"]] in (None, r["model_hash"])]
+        return [_onset(r) for r in rows if r["model_hash"] == model_hash]
+
+
+def well_summary(db: Database, plate: str, *, model_hash: str | None = None) -> list[WellSummary]:
+    """One row per well of ``plate`` with its latest aggregated point and onset state."""
+    with snapshot(db):
+        model = model_hash or plate_model(db, plate)
+        n_images = {
+            r["well"]: int(r["n"])
+            for r in db.rows(
+                "SELECT well, count(*) AS n FROM images WHERE plate = ? AND well IS NOT NULL "
+                "AND superseded_by IS NULL GROUP BY well",
+                (plate,),
+            )
+        }
+        last: dict[str, Any] = {}
+        n_points: dict[str, int] = {}
+        for r in db.rows(
+            "SELECT * FROM well_series WHERE model_hash = ? AND plate = ? ORDER BY well, seq",
+            (model, plate),
+        ):
+            last[r["well"]] = r  # the last one wins
+            n_points[r["well"]] = n_points.get(r["well"], 0) + 1
+        onset = {
+            o.well: o
+            for o in reversed(list_onsets(db, plate, include_reset=False, model_hash=model))
+        }
+        episodes = {
+            r["well"]: int(r["episode"])
+            for r in db.rows("SELECT well, episode FROM well_state WHERE plate = ?", (plate,))
+        }
+    out = []
+    for well in sorted(set(n_images) | set(last)):
+        s = last.get(well)
+        o = onset.get(well)
+        out.append(
+            WellSummary(
+                plate=plate,
+                well=well,
+                n_images=n_images.get(well, 0),
+                n_timepoints=n_points.get(well, 0),
+                last_timepoint=s["timepoint"] if s else None,
+                last_time_s=s["time_s"] if s else None,
+                last_probability=s["probability"] if s else None,
+                last_sd=s["sd"] if s else None,
+                last_smoothed=s["smoothed"] if s else None,
+                onset=o is not None,
+                onset_time_s=o.onset_time_s if o else None,
+                episode=episodes.get(well, 0),
+            )
+        )
+    return out
+
+
+def list_plates(db: Database) -> list[PlateSummary]:
+    """Every plate with images, by name."""
+    with snapshot(db):
+        rows = db.rows(
+            "SELECT plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
+            "count(*) FILTER (WHERE status = 'failed') AS n_failed, "
+            "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up "
+            "FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL "
+            "GROUP BY plate ORDER BY plate"
+        )
+        bases: dict[str, Counter[str]] = {}
+        for r in db.rows(
+            "SELECT plate, time_basis, count(*) AS n FROM images WHERE plate IS NOT NULL "
+            "AND superseded_by IS NULL AND time_basis IS NOT NULL GROUP BY plate, time_basis"
+        ):
+            bases.setdefault(r["plate"], Counter())[r["time_basis"]] = int(r["n"])
+        onsets = Counter(o.plate for o in list_onsets(db, include_reset=False))
+    return [
+        PlateSummary(
+            plate=r["plate"],
+            n_wells=int(r["n_wells"]),
+            n_images=int(r["n_images"]),
+            n_failed=int(r["n_failed"]),
+            first_time_s=r["first_t"],
+            last_time_s=r["last_t"],
+            last_update_at=r["last_up"],
+            n_onsets=onsets.get(r["plate"], 0),
+            time_basis=_majority(bases.get(r["plate"])),
+        )
+        for r in rows
+    ]
+
+
+def _majority(counts: Counter[str] | None) -> Any:
+    if not counts:
+        return None
+    return max(sorted(counts), key=lambda basis: counts[basis])
