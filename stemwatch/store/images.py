@@ -1,10 +1,21 @@
 """Image versions and their predictions: the daemon's per-image writes and their reads.
 
-One rule decides whether a file needs processing (:func:`already_recorded`): a version that
-is *done* is never redone, even when the file is touched or copied again with the same
-content; a version that *failed* is retried once the file changes (another size or mtime, or
-another content). The daemon asks it before reading a file (without a content hash: size and
-mtime decide) and the writer asks it again with the hash before recording a result.
+One rule decides whether a file needs processing (:func:`recorded_version`,
+:func:`already_recorded`):
+
+* a version that is *done* is never redone, even when the file is touched or copied again
+  with the same content;
+* a version that *failed* is read again once the file changes (another size, mtime or ctime,
+  or another content) and, when the failure was transient (``retry_at``), after that time
+  even unchanged; it is never forgotten, across restarts too;
+* a file *skipped* on purpose (an analysis output, a format that is not read, a channel not
+  selected: :func:`record_skipped`) is not reconsidered until it changes.
+
+The daemon asks before reading a file (without a content hash: size, mtime and ctime decide)
+and the writer asks again with the hash before recording a result. A version is identified
+by its content hash when both sides know it, else by size, mtime and (when both know it)
+ctime: a rewrite that keeps size and mtime still changes the ctime, so it is read again and
+its hash decides.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import statistics
 import time
 from typing import Any
 
+from stemwatch.core.paths import path_text, printable
 from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
@@ -20,13 +32,21 @@ from stemwatch.store.records import (
     Counts,
     FileVersion,
     ImageRecord,
+    MovedImage,
     Prediction,
     RecentFailures,
+    RecordedVersion,
+    SkippedCount,
 )
 
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
+
+
+def _key(path: str) -> str:
+    """The text a path is stored under (bytes that are not UTF-8 escaped)."""
+    return path_text(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,7 +55,10 @@ def _now(now: float | None) -> float:
 
 
 def _same_stat(row: Any, v: FileVersion) -> bool:
-    return bool(row["size"] == v.size and row["mtime_ns"] == v.mtime_ns)
+    if row["size"] != v.size or row["mtime_ns"] != v.mtime_ns:
+        return False
+    known = row["ctime_ns"] is not None and v.ctime_ns is not None
+    return not known or bool(row["ctime_ns"] == v.ctime_ns)
 
 
 def _hashes_differ(row: Any, v: FileVersion) -> bool:
@@ -48,39 +71,58 @@ def _hashes_differ(row: Any, v: FileVersion) -> bool:
 
 def _same_version(row: Any, v: FileVersion) -> bool:
     """The identity of a version: the content hash when both sides know it, else size and
-    mtime."""
+    mtime (and ctime when both know it)."""
     if v.content_hash is not None and row["content_hash"] is not None:
         return bool(row["content_hash"] == v.content_hash)
     return _same_stat(row, v)
 
 
-def _is_recorded(row: Any, v: FileVersion) -> bool:
+def _is_recorded(row: Any, v: FileVersion, now: float) -> bool:
     if row["status"] == "done":
         return _same_version(row, v)
-    if row["status"] == "failed":  # retried once the file changed in any way
+    if row["status"] == "failed":  # retried once the file changed in any way, or when due
+        if row["retry_at"] is not None and row["retry_at"] <= now:
+            return False
         return _same_stat(row, v) and not _hashes_differ(row, v)
     return False
 
 
 def _current_versions(db: Database, path: str) -> list[Any]:
     return db.rows(
-        "SELECT id, status, size, mtime_ns, content_hash FROM images "
+        "SELECT id, status, size, mtime_ns, ctime_ns, content_hash, retry_at FROM images "
         "WHERE path = ? AND superseded_by IS NULL ORDER BY id DESC",
-        (path,),
+        (_key(path),),
     )
 
 
-def already_recorded(db: Database, version: FileVersion) -> int | None:
-    """The id of this file version's record if it needs no processing, else None.
+def recorded_version(
+    db: Database, version: FileVersion, *, now: float | None = None
+) -> RecordedVersion | None:
+    """This file version's record if it needs no processing now, else None.
 
-    Done: the same version (content hash when both are known, else size and mtime) is never
-    redone. Failed: the same size and mtime (and content, when known) is not retried; any
-    change to the file is.
+    Done: the same version is never redone. Failed: the same size, mtime and ctime (and
+    content, when known) is not retried, unless its ``retry_at`` has come; any change to the
+    file is. Skipped: not reconsidered while size, mtime and ctime stay the same. The result
+    says which, and when a transient failure is due again (``retry_at``).
     """
+    t = _now(now)
     for row in _current_versions(db, version.path):
-        if _is_recorded(row, version):
-            return int(row["id"])
+        if _is_recorded(row, version, t):
+            return RecordedVersion(int(row["id"]), row["status"], row["retry_at"])
+    skipped = db.row(
+        "SELECT size, mtime_ns, ctime_ns, kind FROM skipped_files WHERE path = ?",
+        (_key(version.path),),
+    )
+    if skipped is not None and _same_stat(skipped, version):
+        return RecordedVersion(None, "skipped", None, skipped["kind"])
     return None
+
+
+def already_recorded(db: Database, version: FileVersion, *, now: float | None = None) -> int | None:
+    """The id of this file version's image record if it needs no processing, else None
+    (:func:`recorded_version` without the skipped files)."""
+    found = recorded_version(db, version, now=now)
+    return found.image_id if found is not None else None
 
 
 def _find_version(db: Database, version: FileVersion) -> int | None:
@@ -90,22 +132,42 @@ def _find_version(db: Database, version: FileVersion) -> int | None:
     return None
 
 
+def moved_from(db: Database, content_hash: str, path: str) -> list[MovedImage]:
+    """Current done records of the same content at *other* paths, newest first: the caller
+    checks which of those paths no longer exist (the file was moved or renamed)."""
+    return [
+        MovedImage(int(r["id"]), r["path"], r["plate"], r["well"])
+        for r in db.rows(
+            "SELECT id, path, plate, well FROM images WHERE content_hash = ? AND path != ? "
+            "AND status = 'done' AND superseded_by IS NULL ORDER BY id DESC",
+            (content_hash, _key(path)),
+        )
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Writes (the daemon's writer thread)
 # --------------------------------------------------------------------------------------------
 
+_LOCATION_COLUMNS = (
+    "plate, well, field, timepoint, time_s, time_basis, location_source, channel, channel_name, z"
+)
+
 
 def _location_values(location: ImageLocation | None) -> tuple[Any, ...]:
     if location is None:
-        return (None,) * 7
+        return (None,) * 10
     return (
-        location.plate,
+        printable(location.plate),
         location.well,
         location.field,
         location.timepoint,
         location.time_s,
         location.time_basis if location.time_s is not None else None,
         location.source,
+        location.channel,
+        None if location.channel_name is None else printable(location.channel_name),
+        location.z,
     )
 
 
@@ -118,23 +180,26 @@ def _insert_image(
     error: str | None,
     attempts: int,
     t: float,
+    retry_at: float | None = None,
 ) -> int:
     """A new record for ``version``; earlier versions of the path point to it."""
+    path = _key(version.path)
     new_id = int(
         db.scalar(
-            "INSERT INTO images (path, size, mtime_ns, content_hash, plate, well, field, "
-            "timepoint, time_s, time_basis, location_source, status, error, attempts, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
+            "INSERT INTO images (path, size, mtime_ns, ctime_ns, content_hash, "
+            f"{_LOCATION_COLUMNS}, status, error, attempts, retry_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
-                version.path,
+                path,
                 version.size,
                 version.mtime_ns,
+                version.ctime_ns,
                 version.content_hash,
                 *_location_values(location),
                 status,
-                error,
+                None if error is None else printable(error),
                 attempts,
+                retry_at,
                 t,
                 t,
             ),
@@ -143,7 +208,7 @@ def _insert_image(
     db.execute(
         "UPDATE images SET superseded_by = ?, updated_at = ? "
         "WHERE path = ? AND id != ? AND superseded_by IS NULL",
-        (new_id, t, version.path, new_id),
+        (new_id, t, path, new_id),
     )
     return new_id
 
@@ -169,6 +234,17 @@ def _upsert_prediction(db: Database, image_id: int, p: Prediction, t: float) -> 
     )
 
 
+def _update_location(db: Database, image_id: int, location: ImageLocation | None) -> None:
+    db.execute(
+        "UPDATE images SET plate = coalesce(?, plate), well = coalesce(?, well), "
+        "field = coalesce(?, field), timepoint = coalesce(?, timepoint), "
+        "time_s = coalesce(?, time_s), time_basis = coalesce(?, time_basis), "
+        "location_source = coalesce(?, location_source), channel = coalesce(?, channel), "
+        "channel_name = coalesce(?, channel_name), z = coalesce(?, z) WHERE id = ?",
+        (*_location_values(location), image_id),
+    )
+
+
 def record_result(
     db: Database,
     version: FileVersion,
@@ -184,7 +260,6 @@ def record_result(
     the history stays, only the newest counts.
     """
     t = _now(now)
-    loc = _location_values(location)
 
     def do(db: Database) -> int:
         image_id = _find_version(db, version)
@@ -193,19 +268,181 @@ def record_result(
                 db, version, location, status="done", error=None, attempts=0, t=t
             )
         else:
+            _update_location(db, image_id, location)
             db.execute(
-                "UPDATE images SET status = 'done', error = NULL, plate = coalesce(?, plate), "
-                "well = coalesce(?, well), field = coalesce(?, field), "
-                "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
-                "time_basis = coalesce(?, time_basis), "
-                "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, t, image_id),
+                "UPDATE images SET status = 'done', error = NULL, retry_at = NULL, "
+                "content_hash = coalesce(content_hash, ?), size = ?, mtime_ns = ?, "
+                "ctime_ns = ?, updated_at = ? WHERE id = ?",
+                (
+                    version.content_hash,
+                    version.size,
+                    version.mtime_ns,
+                    version.ctime_ns,
+                    t,
+                    image_id,
+                ),
             )
         _upsert_prediction(db, image_id, prediction, t)
+        db.execute("DELETE FROM skipped_files WHERE path = ?", (_key(version.path),))
         return image_id
 
     return write(db, do)
+
+
+def refresh_version(db: Database, image_id: int, version: FileVersion) -> None:
+    """The file of a done record was touched (same content, new mtime or ctime): remember its
+    new size, mtime and ctime so the next look at it needs no read."""
+    write(
+        db,
+        lambda db: db.execute(
+            "UPDATE images SET size = ?, mtime_ns = ?, ctime_ns = ? WHERE id = ?",
+            (version.size, version.mtime_ns, version.ctime_ns, image_id),
+        ),
+    )
+
+
+def record_move(
+    db: Database,
+    image_id: int,
+    version: FileVersion,
+    location: ImageLocation | None,
+    *,
+    now: float | None = None,
+) -> None:
+    """The file of record ``image_id`` was moved or renamed to ``version.path`` (same
+    content, the old path is gone): the record follows it, with its prediction; the old path
+    no longer counts. A record at the new path is superseded by it."""
+    t = _now(now)
+    path = _key(version.path)
+
+    def do(db: Database) -> None:
+        db.execute(
+            "UPDATE images SET superseded_by = ?, updated_at = ? "
+            "WHERE path = ? AND id != ? AND superseded_by IS NULL",
+            (image_id, t, path, image_id),
+        )
+        db.execute(
+            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, ctime_ns = ?, updated_at = ? "
+            "WHERE id = ?",
+            (path, version.size, version.mtime_ns, version.ctime_ns, t, image_id),
+        )
+        if location is not None:
+            db.execute(
+                f"UPDATE images SET ({_LOCATION_COLUMNS}) = "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
+                (*_location_values(location), image_id),
+            )
+        db.execute("DELETE FROM skipped_files WHERE path = ?", (path,))
+
+    write(db, do)
+
+
+def record_failure(
+    db: Database,
+    version: FileVersion,
+    *,
+    reason: str,
+    attempts: int,
+    location: ImageLocation | None = None,
+    retry_at: float | None = None,
+    now: float | None = None,
+) -> int:
+    """Mark this version of the file as failed with ``reason`` (recorded if new); its id.
+
+    ``retry_at``: a transient failure, read again after this wall-clock time even when the
+    file does not change (None: only once it changes).
+    """
+    t = _now(now)
+
+    def do(db: Database) -> int:
+        image_id = _find_version(db, version)
+        if image_id is None:
+            return _insert_image(
+                db,
+                version,
+                location,
+                status="failed",
+                error=reason,
+                attempts=attempts,
+                t=t,
+                retry_at=retry_at,
+            )
+        _update_location(db, image_id, location)
+        db.execute(
+            "UPDATE images SET status = 'failed', error = ?, attempts = ?, "
+            "retry_at = ?, ctime_ns = coalesce(?, ctime_ns), updated_at = ? WHERE id = ?",
+            (printable(reason), attempts, retry_at, version.ctime_ns, t, image_id),
+        )
+        return image_id
+
+    return write(db, do)
+
+
+def record_skipped(
+    db: Database,
+    version: FileVersion,
+    *,
+    kind: str,
+    reason: str,
+    location: ImageLocation | None = None,
+    now: float | None = None,
+) -> None:
+    """Record that this file is not analysed on purpose, and why (``kind``: ``ignored`` for
+    analysis outputs and unselected channels, ``unsupported`` for formats not read). One row
+    per path: the latest decision."""
+    t = _now(now)
+    loc = _location_values(location)
+    plate, well, fld, timepoint = loc[0], loc[1], loc[2], loc[3]
+    channel, channel_name, z = loc[7], loc[8], loc[9]
+    write(
+        db,
+        lambda db: db.execute(
+            "INSERT INTO skipped_files (path, size, mtime_ns, ctime_ns, kind, reason, plate, "
+            "well, field, timepoint, channel, channel_name, z, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, kind = excluded.kind, "
+            "reason = excluded.reason, plate = excluded.plate, well = excluded.well, "
+            "field = excluded.field, timepoint = excluded.timepoint, "
+            "channel = excluded.channel, channel_name = excluded.channel_name, z = excluded.z, "
+            "updated_at = excluded.updated_at",
+            (
+                _key(version.path),
+                version.size,
+                version.mtime_ns,
+                version.ctime_ns,
+                kind,
+                printable(reason),
+                plate,
+                well,
+                fld,
+                timepoint,
+                channel,
+                channel_name,
+                z,
+                t,
+                t,
+            ),
+        ),
+    )
+
+
+def skipped_counts(db: Database, *, limit: int = 5) -> list[SkippedCount]:
+    """Files skipped on purpose, by kind and reason, most frequent first."""
+    return [
+        SkippedCount(r["kind"], r["reason"], int(r["n"]), r["path"])
+        for r in db.rows(
+            "SELECT kind, reason, count(*) AS n, max(path) AS path FROM skipped_files "
+            "GROUP BY kind, reason ORDER BY count(*) DESC, kind LIMIT ?",
+            (int(limit),),
+        )
+    ]
+
+
+def skipped_file(db: Database, path: str) -> tuple[str, str] | None:
+    """(kind, reason) of a skipped file, or None."""
+    r = db.row("SELECT kind, reason FROM skipped_files WHERE path = ?", (_key(path),))
+    return None if r is None else (r["kind"], r["reason"])
 
 
 def record_prediction(
@@ -226,34 +463,6 @@ def record_prediction(
     write(db, do)
 
 
-def record_failure(
-    db: Database,
-    version: FileVersion,
-    *,
-    reason: str,
-    attempts: int,
-    location: ImageLocation | None = None,
-    now: float | None = None,
-) -> int:
-    """Mark this version of the file as failed with ``reason`` (recorded if new); its id."""
-    t = _now(now)
-
-    def do(db: Database) -> int:
-        image_id = _find_version(db, version)
-        if image_id is None:
-            return _insert_image(
-                db, version, location, status="failed", error=reason, attempts=attempts, t=t
-            )
-        db.execute(
-            "UPDATE images SET status = 'failed', error = ?, attempts = ?, updated_at = ? "
-            "WHERE id = ?",
-            (reason, attempts, t, image_id),
-        )
-        return image_id
-
-    return write(db, do)
-
-
 # --------------------------------------------------------------------------------------------
 # Reads (dashboard, `stemwatch status`, the onset detector)
 # --------------------------------------------------------------------------------------------
@@ -261,6 +470,7 @@ def record_failure(
 _IMAGE_COLUMNS = (
     "i.id, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, i.time_basis, i.status, "
     "i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, i.superseded_by, i.updated_at, "
+    "i.channel, i.channel_name, i.z, i.retry_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "p.cam_png IS NOT NULL AS has_cam"
 )
@@ -300,6 +510,10 @@ def _image(r: Any) -> ImageRecord:
         n_tiles=r["n_tiles"],
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
+        channel=r["channel"],
+        channel_name=r["channel_name"],
+        z=r["z"],
+        retry_at=r["retry_at"],
     )
 
 
@@ -320,7 +534,7 @@ def images_for_well(
     sql += " WHERE i.plate = ? AND i.well = ?"
     if not include_superseded:
         sql += " AND i.superseded_by IS NULL"
-    sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.id"
+    sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.channel, i.z, i.id"
     return [_image(r) for r in db.rows(sql, params)]
 
 
@@ -371,22 +585,27 @@ def prediction_times(db: Database) -> list[tuple[str, float]]:
 # --------------------------------------------------------------------------------------------
 
 
-def typical_field_interval_s(db: Database, *, recent: int = 5000) -> float | None:
+def typical_field_interval_s(
+    db: Database, *, recent: int = 5000, min_gap_s: float = 0.0
+) -> float | None:
     """Median gap between successive images of one field over the ``recent`` newest images.
 
-    Per field, not across the plate: a scan of a whole plate takes minutes, so gaps between
-    any two images say nothing about the time-lapse interval.
+    Per field (and channel and plane), not across the plate: a scan of a whole plate takes
+    minutes, so gaps between any two images say nothing about the time-lapse interval. Only
+    acquisition times count: images whose time is their file's mtime are left out (a bulk
+    copy gives them mtimes milliseconds apart), and so are gaps shorter than ``min_gap_s``.
     """
     gaps = [
         float(r[0])
         for r in db.rows(
             "SELECT time_s - lag(time_s) OVER ("
-            "  PARTITION BY plate, well, field ORDER BY time_s) AS gap "
+            "  PARTITION BY plate, well, field, channel, z ORDER BY time_s) AS gap "
             "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
+            "AND coalesce(time_basis, '') != 'mtime' "
             "ORDER BY created_at DESC LIMIT ?",
             (int(recent),),
         )
-        if r[0] is not None and r[0] > 0
+        if r[0] is not None and r[0] > 0 and r[0] >= min_gap_s
     ]
     return statistics.median(gaps) if gaps else None
 

@@ -239,9 +239,50 @@ ALTER TABLE heartbeat ADD COLUMN interval_s REAL;
 ALTER TABLE heartbeat ADD COLUMN queued INTEGER;
 """
 
+# v4 (ingest hardening, issue 11):
+# - images.ctime_ns: the inode change time of the version recorded. A rewrite that keeps the
+#   size and the mtime (a re-export that preserves the acquisition time stamp) still changes
+#   the ctime, so the file is read again and its content hash decides. NULL for rows written
+#   before v4: size and mtime decide for those, as before.
+# - images.retry_at: a failed version whose failure was transient (unreadable for a while) is
+#   read again after this wall-clock time, even unchanged; NULL: retried only once it changes.
+# - images.channel / channel_name / z: where in the acquisition the image is, besides the
+#   well, field and time point (frames of two channels no longer share one location).
+# - images_hash: finds the record of a file that was moved or renamed after analysis.
+# - skipped_files: files deliberately not analysed (analysis outputs such as masks, formats
+#   that are not read, channels not selected), one row per path with the reason, so a
+#   restart does not reconsider them and a user can see why.
+_V4 = """
+ALTER TABLE images ADD COLUMN ctime_ns INTEGER;
+ALTER TABLE images ADD COLUMN retry_at REAL;
+ALTER TABLE images ADD COLUMN channel INTEGER;
+ALTER TABLE images ADD COLUMN channel_name TEXT;
+ALTER TABLE images ADD COLUMN z INTEGER;
+CREATE INDEX images_hash ON images(content_hash);
+
+CREATE TABLE skipped_files (
+    path          TEXT PRIMARY KEY,
+    size          INTEGER,
+    mtime_ns      INTEGER,
+    ctime_ns      INTEGER,
+    kind          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    plate         TEXT,
+    well          TEXT,
+    field         INTEGER,
+    timepoint     INTEGER,
+    channel       INTEGER,
+    channel_name  TEXT,
+    z             INTEGER,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX skipped_files_kind ON skipped_files(kind, updated_at);
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
