@@ -48,6 +48,10 @@ def _ago(t: float | None, now: float) -> str:
     return f"{s / 86400:.1f} days ago"
 
 
+def _when(t: float, now: float) -> str:
+    return "now" if t <= now else f"in {_ago(now - (t - now), now).removesuffix(' ago')}"
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.config import MonitorConfig
     from stemwatch import store
@@ -93,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
             f"images:   {c.done} done, {c.failed} failed{queued}"
             + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
         )
+        skipped = store.skipped_counts(conn, limit=args.limit)
+        if skipped:
+            print(f"skipped:  {sum(k.count for k in skipped)} file(s) not analysed on purpose:")
+            for k in skipped:
+                print(f"  {k.count:>6} {k.kind}: {k.reason}")
         plates = store.list_plates(conn)
         basis = {p.plate: p.time_basis for p in plates}
         for p in plates:
@@ -116,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
                 if img.status == "done" and img.probability is not None
                 else img.status + (f": {img.error}" if img.error else "")
             )
+            if img.status == "failed" and img.retry_at is not None:
+                result += f" (read again {_when(img.retry_at, now)})"
             print(f"  {_ago(img.updated_at, now):>12}  {where:<32} {result}  {img.path}")
 
         onsets = store.list_onsets(conn, include_reset=False)
