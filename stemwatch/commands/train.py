@@ -37,6 +37,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-weights", type=Path, help="start from these weights (.pth/.pt)")
     p.add_argument("--cv", type=int, metavar="K", help="K-fold grouped cross-validation")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished or started run in RUN_DIR (its best.pt is lost)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,17 +91,38 @@ def config_from_args(args: argparse.Namespace) -> TrainerConfig:
     return cfg
 
 
+RUN_FILES = ("best.pt", "last.pt", "summary.json")
+
+
+def check_run_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to train into a folder that already holds a run, unless asked to resume it or
+    to overwrite it: a trained ``best.pt`` is never replaced silently."""
+    if resume or overwrite or not out_dir.is_dir():
+        return
+    found = [f for f in RUN_FILES if (out_dir / f).exists()]
+    found += [d.name for d in sorted(out_dir.glob("fold*")) if (d / "best.pt").exists()]
+    if found:
+        raise ConfigError(
+            f"{out_dir}: already holds a run ({', '.join(found)}); pass --resume to continue "
+            "it, --overwrite to replace it, or choose another -o RUN_DIR"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
+    overwrite = bool(getattr(args, "overwrite", False))
     if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from trainer.distributed import run_distributed
 
-        return run_distributed(config_from_args(args), resume=args.resume)
+        cfg = config_from_args(args)
+        check_run_dir(cfg.runtime.out_dir, resume=args.resume, overwrite=overwrite)
+        return run_distributed(cfg, resume=args.resume)
 
     from trainer.train import run_cross_validation, run_training
 
     cfg = config_from_args(args)
+    check_run_dir(cfg.runtime.out_dir, resume=args.resume, overwrite=overwrite)
     if args.cv:
         summary = run_cross_validation(cfg, args.cv, resume=args.resume)
         img = summary.get("image", {})

@@ -190,3 +190,14 @@ def test_cuda_request_without_gpu_falls_back(caplog) -> None:
         dev = resolve_device("cuda")
     assert dev.type == "cpu" and "no CUDA device" in caplog.text
     assert not amp_enabled(dev, True)
+
+
+def test_training_into_an_existing_run_is_refused(
+    trained_run: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 #14: `train -o` into an existing run silently overwrote best.pt."""
+    before = (trained_run / "best.pt").stat().st_mtime_ns
+    assert main(["train", str(dataset), "-o", str(trained_run)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run (best.pt" in err and "--resume" in err and "--overwrite" in err
+    assert (trained_run / "best.pt").stat().st_mtime_ns == before
