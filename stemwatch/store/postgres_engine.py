@@ -121,7 +121,7 @@ class PostgresDatabase(Database):
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        if self._conn.closed:
+        if self._conn.closed or self._conn.broken:  # a dropped connection holds nothing
             return False
         return bool(self._conn.info.transaction_status != TransactionStatus.IDLE)
 

@@ -17,7 +17,7 @@ from monitor.config import MonitorConfig
 from monitor.daemon import check_instrument_free
 from monitor.inference import LoadedModel
 from stemwatch import store
-from stemwatch.cli import main
+from stemwatch.cli import build_parser, main
 from stemwatch.core.errors import ConfigError
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -132,3 +132,51 @@ def test_two_daemons_share_one_postgres_and_the_dashboard_sees_both(  # noqa: PL
     assert "Plate P2" in at.title[0].value
     assert any("zeiss-cd7" in c.value for c in at.caption)
     assert "Daemons (2 instruments)" in [s.value for s in at.subheader]
+
+
+def test_config_takes_a_path_or_a_postgres_url_and_says_what_is_wrong(tmp_path: Path) -> None:
+    from stemwatch.core.config import load_config
+
+    good = tmp_path / "good.yaml"
+    good.write_text("database: postgresql://stemwatch@db.lab/stemwatch\ninstrument: leica-sp8\n")
+    cfg = load_config(MonitorConfig, good)
+    assert (cfg.database, cfg.instrument_name) == (
+        "postgresql://stemwatch@db.lab/stemwatch",
+        "leica-sp8",
+    )
+    assert MonitorConfig().instrument_name == store.default_instrument()  # empty: host name
+    assert MonitorConfig(database=tmp_path / "x.db").database == str(tmp_path / "x.db")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("database: mysql://db/stemwatch\ninstrument: ' padded'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(MonitorConfig, bad)
+    lines = str(exc.value).splitlines()
+    assert any(
+        f"{bad}: database:" in line
+        and "unsupported database URL scheme 'mysql'" in line
+        and "postgresql://USER@HOST" in line
+        for line in lines
+    ), lines
+    assert any(f"{bad}: instrument:" in line and "leading or trailing" in line for line in lines)
+
+
+def test_watch_takes_db_and_instrument_from_flags_then_environment_then_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stemwatch.commands.watch import build_config
+
+    cfg_file = tmp_path / "monitor.yaml"
+    cfg_file.write_text("database: from-config.db\ninstrument: from-config\n")
+
+    def built(*argv: str) -> MonitorConfig:
+        args = build_parser().parse_args(["watch", "--config", str(cfg_file), *argv])
+        cfg = build_config(args)
+        assert isinstance(cfg, MonitorConfig)
+        return cfg
+
+    assert (built().database, built().instrument) == ("from-config.db", "from-config")
+    monkeypatch.setenv("STEMWATCH_DB", "postgresql://sw@db/sw")
+    monkeypatch.setenv("STEMWATCH_INSTRUMENT", "from-env")
+    assert (built().database, built().instrument) == ("postgresql://sw@db/sw", "from-env")
+    flags = built("--db", "flag.db", "--instrument", "from-flag")
+    assert (flags.database, flags.instrument) == ("flag.db", "from-flag")
