@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from onnx_models import build_classifier
 from pgserver import PostgresServer, find_bindir
+from watchdog.utils import BaseThread
 
 from monitor.inference import LoadedModel, load_model
 
@@ -61,3 +64,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A new, empty database on the session's server (its URL, over a Unix socket)."""
     return postgres_server.new_database()
+
+
+def _ours(thread: threading.Thread) -> bool:
+    """A thread of stemwatch (its names start with ``stemwatch-``) or of watchdog."""
+    return thread.name.startswith("stemwatch-") or isinstance(thread, BaseThread)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """No stemwatch or watchdog thread started by a test survives it (as in watchdog's own
+    tests): every daemon, pipeline and observer a test starts is stopped and joined."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5.0
+    for t in threading.enumerate():
+        if t not in before and _ours(t):
+            t.join(max(0.0, deadline - time.monotonic()))  # threads told to stop may be ending
+    leaked = [t.name for t in threading.enumerate() if t not in before and _ours(t)]
+    assert not leaked, f"threads left running after the test: {leaked}"
