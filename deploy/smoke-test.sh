@@ -26,7 +26,7 @@ RUN_ID="swsmoke$$"
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1 || true)"
 
 cleanup() {
-  $PODMAN rm -f -t 5 "${RUN_ID}-sqlite" "${RUN_ID}-a" "${RUN_ID}-b" >/dev/null 2>&1 || true
+  $PODMAN rm -f -v -t 5 "${RUN_ID}-sqlite" "${RUN_ID}-a" "${RUN_ID}-b" >/dev/null 2>&1 || true
   $PODMAN volume rm -f "${RUN_ID}-db" >/dev/null 2>&1 || true
   if [ -n "$PGBIN" ] && [ -d "$WORK/pg/data" ]; then
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast stop >/dev/null 2>&1 || true
