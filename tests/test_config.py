@@ -92,7 +92,8 @@ def test_a_single_url_may_be_a_string(tmp_path: Path) -> None:
 def test_url_credentials_are_masked_in_any_message() -> None:
     from stemwatch.core.config import redact
 
-    assert redact("got 'mailto://u:pw@host/x'") == "got 'mailto://***@host/x'"
+    assert redact("got 'mailto://u:pw@host/x'") == "got 'mailto://u:***@host/x'"
+    assert redact("use postgresql://USER@HOST/DB") == "use postgresql://USER@HOST/DB"
 
 
 def test_an_empty_config_file_is_not_valid(

@@ -29,12 +29,12 @@ class StrictModel(BaseModel):
 
 # json_schema_extra of a field whose value must never be shown
 SECRET: dict[str, JsonValue] = {"secret": True}
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)[^/@\s]*@")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/@:\s]*):[^/@\s]*@")
 
 
 def redact(text: str) -> str:
-    """``text`` with the credentials of any URL in it replaced (``mailto://***@host``)."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    """``text`` with the password of any URL in it replaced (``mailto://user:***@host``)."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
 
 
 def _is_secret(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> bool:

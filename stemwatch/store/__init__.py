@@ -4,11 +4,17 @@ The daemon writes, the dashboard and ``stemwatch status`` read, all through the 
 named here, which take a :class:`Database` (from :func:`open_db`) and return the frozen
 dataclasses of :mod:`stemwatch.store.records`. Callers never build SQL, never see a row or
 an engine error (every database problem is a :class:`StoreError` naming the file and the
-fix), so the schema can evolve behind these functions and a second engine can join SQLite.
-``tests/store/test_sql_owner.py`` fails when SQL appears anywhere else. See docs/database.md.
+fix), so the schema evolves behind these functions and the engine is a matter of the target:
+a file path is SQLite (the embedded default), a ``postgresql://`` URL is PostgreSQL (the
+facility store, several daemons in one database). ``tests/store/test_sql_owner.py`` fails when
+SQL appears anywhere else. See docs/database.md.
 
-Inside: :mod:`~stemwatch.store.schema` (tables and migrations),
-:mod:`~stemwatch.store.connection` (opening, locks, transactions, errors),
+Inside: :mod:`~stemwatch.store.schema` (tables and migrations, each engine's DDL),
+:mod:`~stemwatch.store.target` (file path or URL; instrument names),
+:mod:`~stemwatch.store.database` (the handle), :mod:`~stemwatch.store.sqlite_engine` and
+:mod:`~stemwatch.store.postgres_engine` (what differs between engines),
+:mod:`~stemwatch.store.connection` (opening, transactions, retries),
+:mod:`~stemwatch.store.instruments` (which instrument a call is about),
 :mod:`~stemwatch.store.records` (what goes in and comes out; the liveness rule),
 :mod:`~stemwatch.store.images` (image versions, predictions; "already recorded?"),
 :mod:`~stemwatch.store.wells` (series, onsets, detector state, plate and well summaries),
@@ -33,15 +39,17 @@ from stemwatch.store.alerts import (
     record_delivery,
     set_channel_results,
 )
-from stemwatch.store.connection import BUSY_TIMEOUT_S, Database, open_db
+from stemwatch.store.connection import BUSY_TIMEOUT_S, open_db
 from stemwatch.store.daemon import (
     beat,
     current_model,
+    heartbeats,
     last_heartbeat,
     list_models,
     register_model,
 )
-from stemwatch.store.errors import StoreBusyError, StoreError
+from stemwatch.store.database import Database
+from stemwatch.store.errors import StoreBusyError, StoreError, StoreMissingError
 from stemwatch.store.images import (
     already_recorded,
     cam_png,
@@ -63,6 +71,7 @@ from stemwatch.store.images import (
     skipped_file,
     typical_field_interval_s,
 )
+from stemwatch.store.instruments import list_instruments
 from stemwatch.store.lock import DaemonLock, StoreLockedError, claim_daemon
 from stemwatch.store.records import (
     AlertCondition,
@@ -87,6 +96,12 @@ from stemwatch.store.records import (
     WellSummary,
 )
 from stemwatch.store.schema import SCHEMA_VERSION
+from stemwatch.store.target import (
+    Target,
+    check_instrument,
+    default_instrument,
+    parse_target,
+)
 from stemwatch.store.wells import (
     list_onsets,
     list_plates,
@@ -123,6 +138,8 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreLockedError",
+    "StoreMissingError",
+    "Target",
     "TimePoint",
     "WellState",
     "WellSummary",
@@ -132,21 +149,26 @@ __all__ = [
     "beat",
     "begin_condition",
     "cam_png",
+    "check_instrument",
     "claim_daemon",
     "counts",
     "current_model",
+    "default_instrument",
     "deliveries_since",
     "end_condition",
+    "heartbeats",
     "held_back",
     "images_for_well",
     "last_heartbeat",
     "last_image_arrival",
     "list_alerts",
+    "list_instruments",
     "list_models",
     "list_onsets",
     "list_plates",
     "moved_from",
     "open_db",
+    "parse_target",
     "plate_model",
     "prediction_times",
     "recent_failures",

@@ -12,7 +12,9 @@ One rule decides whether a file needs processing (:func:`recorded_version`,
   selected: :func:`record_skipped`) is not reconsidered until it changes.
 
 The daemon asks before reading a file (without a content hash: size, mtime and ctime decide)
-and the writer asks again with the hash before recording a result. A version is identified
+and the writer asks again with the hash before recording a result. A file is known by its
+instrument and its path: two instruments may write the same path (the same export folder on
+two acquisition PCs), and each daemon asks only about its own files. A version is identified
 by its content hash when both sides know it, else by size, mtime and (when both know it)
 ctime: a rewrite that keeps size and mtime still changes the ctime, so it is read again and
 its hash decides.
@@ -28,6 +30,7 @@ from stemwatch.core.paths import path_text, printable
 from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
+from stemwatch.store.instruments import own, plate_instrument
 from stemwatch.store.records import (
     Counts,
     FileVersion,
@@ -87,46 +90,59 @@ def _is_recorded(row: Any, v: FileVersion, now: float) -> bool:
     return False
 
 
-def _current_versions(db: Database, path: str) -> list[Any]:
+def _current_versions(db: Database, instrument: str, path: str) -> list[Any]:
     return db.rows(
         "SELECT id, status, size, mtime_ns, ctime_ns, content_hash, retry_at FROM images "
-        "WHERE path = ? AND superseded_by IS NULL ORDER BY id DESC",
-        (_key(path),),
+        "WHERE instrument = ? AND path = ? AND superseded_by IS NULL ORDER BY id DESC",
+        (instrument, _key(path)),
     )
 
 
 def recorded_version(
-    db: Database, version: FileVersion, *, now: float | None = None
+    db: Database,
+    version: FileVersion,
+    *,
+    instrument: str | None = None,
+    now: float | None = None,
 ) -> RecordedVersion | None:
     """This file version's record if it needs no processing now, else None.
 
     Done: the same version is never redone. Failed: the same size, mtime and ctime (and
     content, when known) is not retried, unless its ``retry_at`` has come; any change to the
     file is. Skipped: not reconsidered while size, mtime and ctime stay the same. The result
-    says which, and when a transient failure is due again (``retry_at``).
+    says which, and when a transient failure is due again (``retry_at``). Asked of
+    ``instrument``'s files (default: the handle's writer).
     """
     t = _now(now)
-    for row in _current_versions(db, version.path):
+    who = instrument or db.writer
+    for row in _current_versions(db, who, version.path):
         if _is_recorded(row, version, t):
             return RecordedVersion(int(row["id"]), row["status"], row["retry_at"])
     skipped = db.row(
-        "SELECT size, mtime_ns, ctime_ns, kind FROM skipped_files WHERE path = ?",
-        (_key(version.path),),
+        "SELECT size, mtime_ns, ctime_ns, kind FROM skipped_files "
+        "WHERE instrument = ? AND path = ?",
+        (who, _key(version.path)),
     )
     if skipped is not None and _same_stat(skipped, version):
         return RecordedVersion(None, "skipped", None, skipped["kind"])
     return None
 
 
-def already_recorded(db: Database, version: FileVersion, *, now: float | None = None) -> int | None:
+def already_recorded(
+    db: Database,
+    version: FileVersion,
+    *,
+    instrument: str | None = None,
+    now: float | None = None,
+) -> int | None:
     """The id of this file version's image record if it needs no processing, else None
     (:func:`recorded_version` without the skipped files)."""
-    found = recorded_version(db, version, now=now)
+    found = recorded_version(db, version, instrument=instrument, now=now)
     return found.image_id if found is not None else None
 
 
 def _find_version(db: Database, version: FileVersion) -> int | None:
-    for row in _current_versions(db, version.path):
+    for row in _current_versions(db, db.writer, version.path):
         if _same_version(row, version):
             return int(row["id"])
     return None
@@ -138,9 +154,9 @@ def moved_from(db: Database, content_hash: str, path: str) -> list[MovedImage]:
     return [
         MovedImage(int(r["id"]), r["path"], r["plate"], r["well"])
         for r in db.rows(
-            "SELECT id, path, plate, well FROM images WHERE content_hash = ? AND path != ? "
-            "AND status = 'done' AND superseded_by IS NULL ORDER BY id DESC",
-            (content_hash, _key(path)),
+            "SELECT id, path, plate, well FROM images WHERE instrument = ? AND content_hash = ? "
+            "AND path != ? AND status = 'done' AND superseded_by IS NULL ORDER BY id DESC",
+            (db.writer, content_hash, _key(path)),
         )
     ]
 
@@ -186,10 +202,12 @@ def _insert_image(
     path = _key(version.path)
     new_id = int(
         db.scalar(
-            "INSERT INTO images (path, size, mtime_ns, ctime_ns, content_hash, "
+            "INSERT INTO images (instrument, path, size, mtime_ns, ctime_ns, content_hash, "
             f"{_LOCATION_COLUMNS}, status, error, attempts, retry_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (
+                db.writer,
                 path,
                 version.size,
                 version.mtime_ns,
@@ -207,8 +225,8 @@ def _insert_image(
     )
     db.execute(
         "UPDATE images SET superseded_by = ?, updated_at = ? "
-        "WHERE path = ? AND id != ? AND superseded_by IS NULL",
-        (new_id, t, path, new_id),
+        "WHERE instrument = ? AND path = ? AND id != ? AND superseded_by IS NULL",
+        (new_id, t, db.writer, path, new_id),
     )
     return new_id
 
@@ -262,6 +280,7 @@ def record_result(
     t = _now(now)
 
     def do(db: Database) -> int:
+        db.lock("image", db.writer, _key(version.path))
         image_id = _find_version(db, version)
         if image_id is None:
             image_id = _insert_image(
@@ -283,7 +302,10 @@ def record_result(
                 ),
             )
         _upsert_prediction(db, image_id, prediction, t)
-        db.execute("DELETE FROM skipped_files WHERE path = ?", (_key(version.path),))
+        db.execute(
+            "DELETE FROM skipped_files WHERE instrument = ? AND path = ?",
+            (db.writer, _key(version.path)),
+        )
         return image_id
 
     return write(db, do)
@@ -316,10 +338,11 @@ def record_move(
     path = _key(version.path)
 
     def do(db: Database) -> None:
+        db.lock("image", db.writer, _key(version.path))
         db.execute(
             "UPDATE images SET superseded_by = ?, updated_at = ? "
-            "WHERE path = ? AND id != ? AND superseded_by IS NULL",
-            (image_id, t, path, image_id),
+            "WHERE instrument = ? AND path = ? AND id != ? AND superseded_by IS NULL",
+            (image_id, t, db.writer, path, image_id),
         )
         db.execute(
             "UPDATE images SET path = ?, size = ?, mtime_ns = ?, ctime_ns = ?, updated_at = ? "
@@ -332,7 +355,7 @@ def record_move(
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
                 (*_location_values(location), image_id),
             )
-        db.execute("DELETE FROM skipped_files WHERE path = ?", (path,))
+        db.execute("DELETE FROM skipped_files WHERE instrument = ? AND path = ?", (db.writer, path))
 
     write(db, do)
 
@@ -355,6 +378,7 @@ def record_failure(
     t = _now(now)
 
     def do(db: Database) -> int:
+        db.lock("image", db.writer, _key(version.path))
         image_id = _find_version(db, version)
         if image_id is None:
             return _insert_image(
@@ -397,16 +421,17 @@ def record_skipped(
     write(
         db,
         lambda db: db.execute(
-            "INSERT INTO skipped_files (path, size, mtime_ns, ctime_ns, kind, reason, plate, "
-            "well, field, timepoint, channel, channel_name, z, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+            "INSERT INTO skipped_files (instrument, path, size, mtime_ns, ctime_ns, kind, reason, "
+            "plate, well, field, timepoint, channel, channel_name, z, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instrument, path) DO UPDATE SET size = excluded.size, "
             "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, kind = excluded.kind, "
             "reason = excluded.reason, plate = excluded.plate, well = excluded.well, "
             "field = excluded.field, timepoint = excluded.timepoint, "
             "channel = excluded.channel, channel_name = excluded.channel_name, z = excluded.z, "
             "updated_at = excluded.updated_at",
             (
+                db.writer,
                 _key(version.path),
                 version.size,
                 version.mtime_ns,
@@ -427,21 +452,30 @@ def record_skipped(
     )
 
 
-def skipped_counts(db: Database, *, limit: int = 5) -> list[SkippedCount]:
-    """Files skipped on purpose, by kind and reason, most frequent first."""
+def skipped_counts(
+    db: Database, *, limit: int = 5, instrument: str | None = None
+) -> list[SkippedCount]:
+    """Files skipped on purpose, by kind and reason, most frequent first (of every
+    instrument, or of ``instrument``)."""
+    where, params = _instrument_filter(instrument)
     return [
         SkippedCount(r["kind"], r["reason"], int(r["n"]), r["path"])
         for r in db.rows(
             "SELECT kind, reason, count(*) AS n, max(path) AS path FROM skipped_files "
-            "GROUP BY kind, reason ORDER BY count(*) DESC, kind LIMIT ?",
-            (int(limit),),
+            f"WHERE 1 = 1{where} GROUP BY kind, reason ORDER BY count(*) DESC, kind LIMIT ?",
+            (*params, int(limit)),
         )
     ]
 
 
-def skipped_file(db: Database, path: str) -> tuple[str, str] | None:
-    """(kind, reason) of a skipped file, or None."""
-    r = db.row("SELECT kind, reason FROM skipped_files WHERE path = ?", (_key(path),))
+def skipped_file(
+    db: Database, path: str, *, instrument: str | None = None
+) -> tuple[str, str] | None:
+    """(kind, reason) of a file the instrument skipped (default: the handle's writer)."""
+    r = db.row(
+        "SELECT kind, reason FROM skipped_files WHERE instrument = ? AND path = ?",
+        (instrument or db.writer, _key(path)),
+    )
     return None if r is None else (r["kind"], r["reason"])
 
 
@@ -468,9 +502,9 @@ def record_prediction(
 # --------------------------------------------------------------------------------------------
 
 _IMAGE_COLUMNS = (
-    "i.id, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, i.time_basis, i.status, "
-    "i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, i.superseded_by, i.updated_at, "
-    "i.channel, i.channel_name, i.z, i.retry_at, "
+    "i.id, i.instrument, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, "
+    "i.time_basis, i.status, i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, "
+    "i.superseded_by, i.updated_at, i.channel, i.channel_name, i.z, i.retry_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "p.cam_png IS NOT NULL AS has_cam"
 )
@@ -510,6 +544,7 @@ def _image(r: Any) -> ImageRecord:
         n_tiles=r["n_tiles"],
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
+        instrument=r["instrument"],
         channel=r["channel"],
         channel_name=r["channel_name"],
         z=r["z"],
@@ -524,27 +559,40 @@ def images_for_well(
     *,
     model_hash: str | None = None,
     include_superseded: bool = False,
+    instrument: str | None = None,
 ) -> list[ImageRecord]:
     """The images of one well by time point then field, each with ``model_hash``'s
     prediction (None: its latest prediction, whichever model made it)."""
+    who = plate_instrument(db, plate, instrument)
     if model_hash is None:
-        sql, params = _WITH_LATEST_PREDICTION, [plate, well]
+        sql, params = _WITH_LATEST_PREDICTION, [who, plate, well]
     else:
-        sql, params = _WITH_MODEL_PREDICTION, [model_hash, plate, well]
-    sql += " WHERE i.plate = ? AND i.well = ?"
+        sql, params = _WITH_MODEL_PREDICTION, [model_hash, who, plate, well]
+    sql += " WHERE i.instrument = ? AND i.plate = ? AND i.well = ?"
     if not include_superseded:
         sql += " AND i.superseded_by IS NULL"
     sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.channel, i.z, i.id"
     return [_image(r) for r in db.rows(sql, params)]
 
 
-def recent_images(db: Database, *, limit: int = 10) -> list[ImageRecord]:
-    """The most recently updated current images (any status), newest first."""
+def recent_images(
+    db: Database, *, limit: int = 10, instrument: str | None = None
+) -> list[ImageRecord]:
+    """The most recently updated current images (any status) of every instrument (or of
+    ``instrument``), newest first."""
+    where, params = _instrument_filter(instrument, "i.")
     sql = (
         _WITH_LATEST_PREDICTION
-        + " WHERE i.superseded_by IS NULL ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+        + f" WHERE i.superseded_by IS NULL{where} ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
     )
-    return [_image(r) for r in db.rows(sql, (int(limit),))]
+    return [_image(r) for r in db.rows(sql, (*params, int(limit)))]
+
+
+def _instrument_filter(instrument: str | None, prefix: str = "") -> tuple[str, tuple[str, ...]]:
+    """`` AND instrument = ?`` and its parameter, or nothing for every instrument."""
+    if instrument is None:
+        return "", ()
+    return f" AND {prefix}instrument = ?", (instrument,)
 
 
 def cam_png(db: Database, image_id: int) -> bytes | None:
@@ -556,15 +604,18 @@ def cam_png(db: Database, image_id: int) -> bytes | None:
     return None if png is None else bytes(png)
 
 
-def counts(db: Database, plate: str | None = None) -> Counts:
-    """How many current images of ``plate`` (None: of the whole database) are done and
-    failed, and how many older versions were superseded."""
+def counts(db: Database, plate: str | None = None, *, instrument: str | None = None) -> Counts:
+    """How many current images of ``plate`` (None: of every plate) on ``instrument`` (None:
+    on every instrument) are done and failed, and how many older versions were superseded."""
+    where, params = _instrument_filter(instrument)
+    if plate is not None:
+        where, params = where + " AND plate = ?", (*params, plate)
     r = db.row(
         "SELECT count(*) FILTER (WHERE superseded_by IS NULL AND status = 'done') AS done, "
         "count(*) FILTER (WHERE superseded_by IS NULL AND status = 'failed') AS failed, "
         "count(*) FILTER (WHERE superseded_by IS NOT NULL) AS superseded "
-        "FROM images WHERE (? IS NULL OR plate = ?)",
-        (plate, plate),
+        f"FROM images WHERE 1 = 1{where}",
+        params,
     )
     assert r is not None
     return Counts(done=int(r["done"]), failed=int(r["failed"]), superseded=int(r["superseded"]))
@@ -586,48 +637,55 @@ def prediction_times(db: Database) -> list[tuple[str, float]]:
 
 
 def typical_field_interval_s(
-    db: Database, *, recent: int = 5000, min_gap_s: float = 0.0
+    db: Database, *, recent: int = 5000, instrument: str | None = None, min_gap_s: float = 0.0
 ) -> float | None:
-    """Median gap between successive images of one field over the ``recent`` newest images.
+    """Median gap between successive images of one field over the ``recent`` newest images
+    of the instrument (``instrument``, else the handle's; a facility handle: all).
 
     Per field (and channel and plane), not across the plate: a scan of a whole plate takes
     minutes, so gaps between any two images say nothing about the time-lapse interval. Only
     acquisition times count: images whose time is their file's mtime are left out (a bulk
     copy gives them mtimes milliseconds apart), and so are gaps shorter than ``min_gap_s``.
     """
+    where, params = _instrument_filter(own(db, instrument))
     gaps = [
         float(r[0])
         for r in db.rows(
             "SELECT time_s - lag(time_s) OVER ("
-            "  PARTITION BY plate, well, field, channel, z ORDER BY time_s) AS gap "
+            "  PARTITION BY instrument, plate, well, field, channel, z ORDER BY time_s) AS gap "
             "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
-            "AND coalesce(time_basis, '') != 'mtime' "
+            f"AND coalesce(time_basis, '') != 'mtime'{where} "
             "ORDER BY created_at DESC LIMIT ?",
-            (int(recent),),
+            (*params, int(recent)),
         )
         if r[0] is not None and r[0] > 0 and r[0] >= min_gap_s
     ]
     return statistics.median(gaps) if gaps else None
 
 
-def last_image_arrival(db: Database) -> float | None:
-    """When the newest image record was created (wall clock), None before the first."""
-    last = db.scalar("SELECT max(created_at) FROM images")
+def last_image_arrival(db: Database, *, instrument: str | None = None) -> float | None:
+    """When the instrument's newest image record was created (wall clock), None before the
+    first (``instrument``, else the handle's; a facility handle: any instrument's)."""
+    where, params = _instrument_filter(own(db, instrument))
+    last = db.scalar(f"SELECT max(created_at) FROM images WHERE 1 = 1{where}", params)
     return None if last is None else float(last)
 
 
-def recent_failures(db: Database, since: float) -> RecentFailures:
-    """Current images that failed since ``since`` (by last update), and the latest failure."""
+def recent_failures(db: Database, since: float, *, instrument: str | None = None) -> RecentFailures:
+    """The instrument's current images that failed since ``since`` (by last update), and its
+    latest failure (``instrument``, else the handle's; a facility handle: all)."""
+    where, params = _instrument_filter(own(db, instrument))
     n = int(
         db.scalar(
             "SELECT count(*) FROM images WHERE status = 'failed' AND superseded_by IS NULL "
-            "AND updated_at >= ?",
-            (since,),
+            f"AND updated_at >= ?{where}",
+            (since, *params),
         )
     )
     last = db.row(
-        "SELECT path, error FROM images WHERE status = 'failed' "
-        "ORDER BY updated_at DESC, id DESC LIMIT 1"
+        f"SELECT path, error FROM images WHERE status = 'failed'{where} "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1",
+        params,
     )
     if last is None:
         return RecentFailures(n)

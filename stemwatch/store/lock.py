@@ -1,32 +1,37 @@
-"""One daemon per database: the ownership lock a daemon holds while it runs.
+"""One daemon per (database, instrument): the ownership lock a daemon holds while it runs.
 
-Two daemons on one database would each analyse every file and write one heartbeat row
-between them. :func:`claim_daemon` takes the lock before the daemon opens anything; a second
-daemon fails at once with :class:`StoreLockedError` naming the owner (pid, host, the folder
-it watches, since when).
+Two daemons writing as one instrument into one database would each analyse every file and
+share one heartbeat. :func:`claim_daemon` takes the lock before the daemon does anything else;
+a second daemon fails at once with :class:`StoreLockedError` naming the owner. Daemons of
+*different* instruments share a database freely (the facility store).
 
-For SQLite the lock is an OS lock (``flock``) on a file beside the database
-(``stemwatch.db.lock``): the kernel releases it when the owner exits, however it exits, so
-a crash never leaves a stale lock behind; the file's text only says who holds it. The lock
-belongs to the store because its scope is the engine's: a server database shared by several
-instruments would hold one lock per (database, watched folder), e.g. a PostgreSQL session
-advisory lock keyed by the folder, which is why the claim names the folder it is for.
+- **SQLite**: an OS lock (``flock``) on a small file beside the database, one per instrument
+  (``stemwatch.db.<instrument>.lock``). The kernel frees it when the owner exits, however it
+  exits, so a crash never leaves a stale lock; the file's text only says who holds it.
+- **PostgreSQL**: a session advisory lock keyed by the instrument, on a connection of its own
+  held for the daemon's life; the server frees it when that session ends. The owner is named
+  from its heartbeat.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
 
+from stemwatch.store.database import Database
 from stemwatch.store.errors import StoreError
+from stemwatch.store.target import parse_target, sqlite_path
 
 
 class StoreLockedError(StoreError):
-    """Another daemon holds the database; ``exit_code`` tells systemd to try again later."""
+    """Another daemon holds the database for this instrument; ``exit_code`` tells systemd to
+    try again later."""
 
     exit_code = 75  # EX_TEMPFAIL: the other daemon may stop; a restart may succeed
 
@@ -34,22 +39,24 @@ class StoreLockedError(StoreError):
 class DaemonLock:
     """A held ownership lock; :meth:`release` (or process exit) frees it."""
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
+    def __init__(self, *, fd: int | None = None, db: Database | None = None) -> None:
+        self._fd = fd
+        self._db = db
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._fd is not None or self._db is not None
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self._fd)
-            self._fd = None
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()  # ends the session: the server frees the advisory lock
 
     def __enter__(self) -> DaemonLock:
         return self
@@ -58,19 +65,31 @@ class DaemonLock:
         self.release()
 
 
-def lock_path(database: str | Path) -> Path:
-    """The lock file of an SQLite database."""
+def lock_path(database: str | Path, instrument: str) -> Path:
+    """The lock file of ``instrument`` on an SQLite database."""
     p = Path(database)
-    return p.with_name(p.name + ".lock")
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", instrument)[:40]
+    digest = hashlib.sha1(instrument.encode()).hexdigest()[:8]
+    return p.with_name(f"{p.name}.{slug}-{digest}.lock")
 
 
-def claim_daemon(database: str | Path, *, watching: str | Path) -> DaemonLock:
-    """Take the daemon lock of ``database`` for a daemon watching ``watching``.
+def claim_daemon(
+    target: str | os.PathLike[str], *, instrument: str, watching: str | Path
+) -> DaemonLock:
+    """Take the daemon lock of ``instrument`` on the database ``target`` (a file path or a
+    ``postgresql://`` URL) for a daemon watching ``watching``.
 
     Raises :class:`StoreLockedError` naming the owner when another daemon holds it, and
-    :class:`StoreError` when the lock file cannot be created.
+    :class:`StoreError` when the lock cannot be taken at all.
     """
-    path = lock_path(database)
+    t = parse_target(target)
+    if t.engine == "postgresql":
+        return _claim_postgres(target, instrument)
+    return _claim_file(sqlite_path(t), instrument, watching)
+
+
+def _claim_file(database: Path, instrument: str, watching: str | Path) -> DaemonLock:
+    path = lock_path(database, instrument)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -81,24 +100,26 @@ def claim_daemon(database: str | Path, *, watching: str | Path) -> DaemonLock:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        owner = _owner(fd)
+        owner = _file_owner(fd)
         os.close(fd)
         raise StoreLockedError(
-            f"{database}: another stemwatch daemon is using this database ({owner}); stop it "
-            "first, or give this one its own --db"
+            f"{database}: another stemwatch daemon is using this database as instrument "
+            f"{instrument!r} ({owner}); stop it first, or give this one its own --db or "
+            "--instrument"
         ) from None
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        "instrument": instrument,
         "watching": str(watching),
         "since": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-    return DaemonLock(path, fd)
+    return DaemonLock(fd=fd)
 
 
-def _owner(fd: int) -> str:
+def _file_owner(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
@@ -107,3 +128,26 @@ def _owner(fd: int) -> str:
         f"pid {info.get('pid', '?')} on {info.get('host', '?')}, watching "
         f"{info.get('watching', '?')} since {info.get('since', '?')}"
     )
+
+
+def _claim_postgres(target: str | os.PathLike[str], instrument: str) -> DaemonLock:
+    from stemwatch.store.connection import open_db
+    from stemwatch.store.daemon import last_heartbeat
+
+    db = open_db(target, instrument=instrument)
+    try:
+        got = db.scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended(?, 0))",
+            (f"stemwatch-daemon\x1f{instrument}",),
+        )
+        if got:
+            return DaemonLock(db=db)
+        hb = last_heartbeat(db, instrument=instrument)
+        owner = "owner unknown" if hb is None else f"pid {hb.pid} on {hb.host}"
+        raise StoreLockedError(
+            f"{db.source}: another stemwatch daemon is using this database as instrument "
+            f"{instrument!r} ({owner}); stop it first, or give this one its own --instrument"
+        )
+    except BaseException:
+        db.close()
+        raise

@@ -131,6 +131,7 @@ class PlateSummary:
     last_update_at: float | None
     n_onsets: int
     time_basis: TimeBasis | None = None  # the basis of most of its images' times
+    instrument: str = ""  # the instrument that imaged it (a plate belongs to one)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class WellSummary:
     onset: bool
     onset_time_s: float | None
     episode: int
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class OnsetRecord:
     detected_timepoint: int | None = None
     model_hash: str = ""
     time_basis: TimeBasis | None = None
+    instrument: str = ""
 
     @property
     def active(self) -> bool:
@@ -200,6 +203,7 @@ class AlertRecord:
     channel_results: dict[str, str] = field(default_factory=dict)
     acknowledged_by: str | None = None
     acknowledged_at: float | None = None
+    instrument: str = ""  # the daemon that raised it
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,7 @@ class ImageRecord:
     n_tiles: int | None = None
     has_cam: bool = False
     time_basis: TimeBasis | None = None
+    instrument: str = ""
     channel: int | None = None
     channel_name: str | None = None
     z: int | None = None
@@ -262,7 +267,8 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """The daemon's last heartbeat. Owns the rule for whether the daemon is alive."""
+    """A daemon's last heartbeat (one per instrument). Owns the rule for whether the daemon
+    is alive."""
 
     pid: int | None
     host: str | None
@@ -271,6 +277,7 @@ class Heartbeat:
     at: float
     interval_s: float | None = None  # the daemon's heartbeat interval
     queued: int | None = None  # images it had found and not yet analysed
+    instrument: str = ""
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.at
@@ -315,3 +322,4 @@ class ModelRecord:
     provider: str | None
     first_seen: float
     last_seen: float
+    instrument: str = ""  # the instrument that used it (providers differ per machine)
