@@ -39,9 +39,10 @@ class StoreLockedError(StoreError):
 class DaemonLock:
     """A held ownership lock; :meth:`release` (or process exit) frees it."""
 
-    def __init__(self, *, fd: int | None = None, db: Database | None = None) -> None:
+    def __init__(self, *, fd: int | None = None, db: Database | None = None, key: str = "") -> None:
         self._fd = fd
         self._db = db
+        self._key = key
 
     @property
     def held(self) -> bool:
@@ -56,7 +57,12 @@ class DaemonLock:
                 self._fd = None
         if self._db is not None:
             db, self._db = self._db, None
-            db.close()  # ends the session: the server frees the advisory lock
+            try:  # at once, not whenever the server notices the session ended
+                db.scalar("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (self._key,))
+            except StoreError:
+                pass  # the session is gone, and the lock with it
+            finally:
+                db.close()
 
     def __enter__(self) -> DaemonLock:
         return self
@@ -135,13 +141,11 @@ def _claim_postgres(target: str | os.PathLike[str], instrument: str) -> DaemonLo
     from stemwatch.store.daemon import last_heartbeat
 
     db = open_db(target, instrument=instrument)
+    key = f"stemwatch-daemon\x1f{instrument}"
     try:
-        got = db.scalar(
-            "SELECT pg_try_advisory_lock(hashtextextended(?, 0))",
-            (f"stemwatch-daemon\x1f{instrument}",),
-        )
+        got = db.scalar("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,))
         if got:
-            return DaemonLock(db=db)
+            return DaemonLock(db=db, key=key)
         hb = last_heartbeat(db, instrument=instrument)
         owner = "owner unknown" if hb is None else f"pid {hb.pid} on {hb.host}"
         raise StoreLockedError(
