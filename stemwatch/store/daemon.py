@@ -1,4 +1,4 @@
-"""The daemon's own rows: the models it used and its heartbeat."""
+"""The daemon's own rows: the models it used, the folders it watched and its heartbeat."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from stemwatch.store.connection import Database, write
-from stemwatch.store.records import Heartbeat, ModelRecord
+from stemwatch.store.records import Heartbeat, HeartbeatSample, ModelRecord, WatchedFolder
+
+HEARTBEAT_LOG_DAYS = 8.0  # how long the heartbeat log (queue over time) is kept
 
 
 def _now(now: float | None) -> float:
@@ -73,19 +75,26 @@ def beat(
 
     ``queued``: images it has found and not yet analysed; ``interval_s``: how often it beats,
     so readers can tell when it stopped (:meth:`Heartbeat.liveness`).
+    Each beat is also logged (state and queue, kept :data:`HEARTBEAT_LOG_DAYS` days) for
+    :func:`heartbeat_history`.
     """
     t = _now(now)
-    write(
-        db,
-        lambda db: db.execute(
+
+    def do(db: Database) -> None:
+        db.execute(
             "INSERT INTO heartbeat (id, pid, host, state, detail, at, interval_s, queued) "
             "VALUES (1, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
             "state = excluded.state, detail = excluded.detail, at = excluded.at, "
             "interval_s = excluded.interval_s, queued = excluded.queued",
             (os.getpid(), socket.gethostname(), state, detail, t, interval_s, queued),
-        ),
-    )
+        )
+        db.execute(
+            "INSERT INTO heartbeat_log (at, state, queued) VALUES (?, ?, ?)", (t, state, queued)
+        )
+        db.execute("DELETE FROM heartbeat_log WHERE at < ?", (t - HEARTBEAT_LOG_DAYS * 86400.0,))
+
+    write(db, do)
 
 
 def last_heartbeat(db: Database) -> Heartbeat | None:
@@ -102,3 +111,41 @@ def last_heartbeat(db: Database) -> Heartbeat | None:
         interval_s=r["interval_s"],
         queued=r["queued"],
     )
+
+
+def heartbeat_history(db: Database, *, since: float) -> list[HeartbeatSample]:
+    """The daemon's heartbeats since ``since`` (state and queue), oldest first."""
+    return [
+        HeartbeatSample(float(r["at"]), r["state"], r["queued"])
+        for r in db.rows(
+            "SELECT at, state, queued FROM heartbeat_log WHERE at >= ? ORDER BY at", (since,)
+        )
+    ]
+
+
+# -- watched folders ---------------------------------------------------------------------------
+
+
+def record_watched_folder(
+    db: Database, path: str | os.PathLike[str], *, now: float | None = None
+) -> None:
+    """The daemon watches ``path`` (resolved, absolute) on this database: the dashboard serves
+    image files only from under the folders recorded here."""
+    t = _now(now)
+    folder = os.path.realpath(os.fspath(path))
+    write(
+        db,
+        lambda db: db.execute(
+            "INSERT INTO watched_folders (path, first_seen, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET last_seen = excluded.last_seen",
+            (folder, t, t),
+        ),
+    )
+
+
+def watched_folders(db: Database) -> list[WatchedFolder]:
+    """Every folder a daemon watched on this database, first seen first."""
+    return [
+        WatchedFolder(r["path"], float(r["first_seen"]), float(r["last_seen"]))
+        for r in db.rows("SELECT * FROM watched_folders ORDER BY first_seen, path")
+    ]

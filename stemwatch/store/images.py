@@ -22,6 +22,7 @@ from stemwatch.store.records import (
     ImageRecord,
     Prediction,
     RecentFailures,
+    ThroughputBin,
 )
 
 
@@ -118,14 +119,15 @@ def _insert_image(
     error: str | None,
     attempts: int,
     t: float,
+    unplaced_reason: str | None = None,
 ) -> int:
     """A new record for ``version``; earlier versions of the path point to it."""
     new_id = int(
         db.scalar(
             "INSERT INTO images (path, size, mtime_ns, content_hash, plate, well, field, "
             "timepoint, time_s, time_basis, location_source, status, error, attempts, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
+            "unplaced_reason, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 version.path,
                 version.size,
@@ -135,6 +137,7 @@ def _insert_image(
                 status,
                 error,
                 attempts,
+                None if location is not None else unplaced_reason,
                 t,
                 t,
             ),
@@ -175,22 +178,32 @@ def record_result(
     location: ImageLocation | None,
     prediction: Prediction,
     *,
+    unplaced_reason: str | None = None,
     now: float | None = None,
 ) -> int:
     """Record an analysed image version and its prediction in one transaction; its id.
 
     The same version again updates its record; a new version of a known path (the instrument
     rewrote the file) gets a new record and the older ones point to it (``superseded_by``):
-    the history stays, only the newest counts.
+    the history stays, only the newest counts. Without a ``location``, ``unplaced_reason``
+    says why no plate or well was resolved (:func:`unplaced_images` lists them).
     """
     t = _now(now)
     loc = _location_values(location)
+    why = None if location is not None else unplaced_reason
 
     def do(db: Database) -> int:
         image_id = _find_version(db, version)
         if image_id is None:
             image_id = _insert_image(
-                db, version, location, status="done", error=None, attempts=0, t=t
+                db,
+                version,
+                location,
+                status="done",
+                error=None,
+                attempts=0,
+                t=t,
+                unplaced_reason=why,
             )
         else:
             db.execute(
@@ -199,8 +212,10 @@ def record_result(
                 "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
                 "time_basis = coalesce(?, time_basis), "
                 "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, t, image_id),
+                "content_hash = coalesce(content_hash, ?), "
+                "unplaced_reason = CASE WHEN ? IS NOT NULL THEN NULL "
+                "ELSE coalesce(?, unplaced_reason) END, updated_at = ? WHERE id = ?",
+                (*loc, version.content_hash, loc[0], why, t, image_id),
             )
         _upsert_prediction(db, image_id, prediction, t)
         return image_id
@@ -262,7 +277,7 @@ _IMAGE_COLUMNS = (
     "i.id, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, i.time_basis, i.status, "
     "i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, i.superseded_by, i.updated_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
-    "p.cam_png IS NOT NULL AS has_cam"
+    "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam"
 )
 # Each image with its latest prediction (highest id: the most recent model to score it)...
 _WITH_LATEST_PREDICTION = (
@@ -300,6 +315,7 @@ def _image(r: Any) -> ImageRecord:
         n_tiles=r["n_tiles"],
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
+        unplaced_reason=r["unplaced_reason"],
     )
 
 
@@ -413,3 +429,72 @@ def recent_failures(db: Database, since: float) -> RecentFailures:
     if last is None:
         return RecentFailures(n)
     return RecentFailures(n, last["path"], last["error"])
+
+
+# --------------------------------------------------------------------------------------------
+# What the dashboard's instrument page asks
+# --------------------------------------------------------------------------------------------
+
+
+def unplaced_images(db: Database, *, limit: int = 200) -> list[ImageRecord]:
+    """Current images that got no plate or well (any status), newest first, each with why
+    (``unplaced_reason``; ``error`` for a failed one)."""
+    sql = (
+        _WITH_LATEST_PREDICTION + " WHERE i.superseded_by IS NULL AND "
+        "(i.plate IS NULL OR i.well IS NULL) ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
+    return [_image(r) for r in db.rows(sql, (int(limit),))]
+
+
+def count_unplaced(db: Database) -> int:
+    """How many current images got no plate or well."""
+    return int(
+        db.scalar(
+            "SELECT count(*) FROM images WHERE superseded_by IS NULL "
+            "AND (plate IS NULL OR well IS NULL)"
+        )
+    )
+
+
+def failed_images(
+    db: Database, *, since: float | None = None, limit: int = 200
+) -> list[ImageRecord]:
+    """Current images that failed (last updated since ``since``), newest first, with their
+    reason in ``error``."""
+    sql = (
+        _WITH_LATEST_PREDICTION + " WHERE i.superseded_by IS NULL AND i.status = 'failed' "
+        "AND i.updated_at >= ? ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
+    return [_image(r) for r in db.rows(sql, (since if since is not None else 0.0, int(limit)))]
+
+
+def throughput(
+    db: Database, *, since: float, until: float | None = None, bin_s: float = 3600.0
+) -> list[ThroughputBin]:
+    """Images scored (predictions made) and images failed per ``bin_s`` of wall-clock time
+    from ``since`` (to ``until``: empty bins up to it included), oldest first."""
+    if bin_s <= 0:
+        raise ValueError(f"bin_s={bin_s}; use a positive number of seconds")
+    scored = {
+        int(r[0]): int(r[1])
+        for r in db.rows(
+            "SELECT CAST((created_at - ?) / ? AS INTEGER) AS b, count(*) FROM predictions "
+            "WHERE created_at >= ? GROUP BY b",
+            (since, bin_s, since),
+        )
+    }
+    failed = {
+        int(r[0]): int(r[1])
+        for r in db.rows(
+            "SELECT CAST((updated_at - ?) / ? AS INTEGER) AS b, count(*) FROM images "
+            "WHERE status = 'failed' AND superseded_by IS NULL AND updated_at >= ? GROUP BY b",
+            (since, bin_s, since),
+        )
+    }
+    last = max([*scored, *failed], default=-1)
+    if until is not None:
+        last = max(last, int((until - since) // bin_s))
+    return [
+        ThroughputBin(since + b * bin_s, scored.get(b, 0), failed.get(b, 0))
+        for b in range(last + 1)
+    ]

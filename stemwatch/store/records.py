@@ -222,6 +222,7 @@ class ImageRecord:
     n_tiles: int | None = None
     has_cam: bool = False
     time_basis: TimeBasis | None = None
+    unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,34 @@ class Heartbeat:
 
     def alive(self, now: float | None = None, *, stale_after_s: float | None = None) -> bool:
         return self.liveness(now, stale_after_s=stale_after_s) == "alive"
+
+
+@dataclass(frozen=True)
+class HeartbeatSample:
+    """One logged heartbeat: when, the daemon's state, and its queue then."""
+
+    at: float
+    state: str | None
+    queued: int | None
+
+
+@dataclass(frozen=True)
+class WatchedFolder:
+    """A folder a daemon watched on this database (the dashboard serves images only from
+    under these)."""
+
+    path: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class ThroughputBin:
+    """Images scored and images that failed in one time bin (wall clock ``start``)."""
+
+    start: float
+    scored: int
+    failed: int
 
 
 @dataclass(frozen=True)

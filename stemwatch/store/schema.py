@@ -239,9 +239,31 @@ ALTER TABLE heartbeat ADD COLUMN interval_s REAL;
 ALTER TABLE heartbeat ADD COLUMN queued INTEGER;
 """
 
+# v4 (the dashboard a lab keeps open, issue 13):
+# - watched_folders: the folders a daemon watched on this database; the dashboard serves image
+#   files only from under them (a path in the database is not enough).
+# - images.unplaced_reason: why an analysed image got no plate or well (it is listed, not lost).
+# - heartbeat_log: every heartbeat's state and queue, kept for a week (the queue over time).
+# - predictions_created: throughput per hour reads predictions by creation time.
+_V4 = """
+CREATE TABLE watched_folders (
+    path        TEXT PRIMARY KEY,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL
+);
+ALTER TABLE images ADD COLUMN unplaced_reason TEXT;
+CREATE TABLE heartbeat_log (
+    at      REAL NOT NULL,
+    state   TEXT,
+    queued  INTEGER
+);
+CREATE INDEX heartbeat_log_at ON heartbeat_log(at);
+CREATE INDEX predictions_created ON predictions(created_at);
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -236,6 +236,27 @@ def well_series(
         ]
 
 
+def plate_series(
+    db: Database,
+    plate: str,
+    *,
+    wells: Sequence[str] | None = None,
+    model_hash: str | None = None,
+) -> list[SeriesPoint]:
+    """The series of every well of ``plate`` (or of ``wells``) in one read, by well then time
+    (None: through :func:`plate_model`)."""
+    with snapshot(db):
+        model = model_hash or plate_model(db, plate)
+        sql = "SELECT * FROM well_series WHERE model_hash = ? AND plate = ?"
+        params: list[Any] = [model, plate]
+        if wells is not None:
+            if not wells:
+                return []
+            sql += f" AND well IN ({', '.join('?' * len(wells))})"
+            params.extend(wells)
+        return [_point(r) for r in db.rows(sql + " ORDER BY well, seq", params)]
+
+
 def list_onsets(
     db: Database,
     plate: str | None = None,
@@ -269,14 +290,17 @@ def well_summary(db: Database, plate: str, *, model_hash: str | None = None) -> 
                 (plate,),
             )
         }
+        # the last point of each well and the number of points, set-based: with a single
+        # max() the other columns come from the row holding it (SQLite's bare columns)
         last: dict[str, Any] = {}
         n_points: dict[str, int] = {}
         for r in db.rows(
-            "SELECT * FROM well_series WHERE model_hash = ? AND plate = ? ORDER BY well, seq",
+            "SELECT well, timepoint, time_s, probability, sd, smoothed, max(seq) AS seq, "
+            "count(*) AS n FROM well_series WHERE model_hash = ? AND plate = ? GROUP BY well",
             (model, plate),
         ):
-            last[r["well"]] = r  # the last one wins
-            n_points[r["well"]] = n_points.get(r["well"], 0) + 1
+            last[r["well"]] = r
+            n_points[r["well"]] = int(r["n"])
         onset = {
             o.well: o
             for o in reversed(list_onsets(db, plate, include_reset=False, model_hash=model))

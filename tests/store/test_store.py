@@ -59,7 +59,7 @@ def test_new_database_is_wal_with_current_schema(tmp_path: Path) -> None:
     assert {"heartbeat"} <= tables
     r.close()
     store.open_db(tmp_path / "s.db").close()  # reopening is idempotent
-    assert raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 def old_database(path: Path, version: int) -> sqlite3.Connection:
@@ -71,7 +71,7 @@ def old_database(path: Path, version: int) -> sqlite3.Connection:
     return r
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_old_databases_migrate_forward_keeping_rows(tmp_path: Path, old: int) -> None:
     path = tmp_path / "old.db"
     r = old_database(path, old)
@@ -92,14 +92,27 @@ def test_old_databases_migrate_forward_keeping_rows(tmp_path: Path, old: int) ->
         "INSERT INTO predictions (image_id, model_hash, probability, created_at) "
         "VALUES (1, 'old-model', 0.9, 1.0)"
     )
+    keyed = "model_hash, " if old >= 3 else ""  # v3 keys series and onsets by model
+    model = "'old-model', " if old >= 3 else ""
     r.execute(
-        "INSERT INTO well_series (plate, well, seq, timepoint, time_s, probability, n_fields, "
-        "n_tiles, updated_at) VALUES ('P1', 'B02', 0, 0, 7200.0, 0.9, 1, 4, 1.0)"
+        f"INSERT INTO well_series ({keyed}plate, well, seq, timepoint, time_s, probability, "
+        f"n_fields, n_tiles, updated_at) VALUES ({model}'P1', 'B02', 0, 0, 7200.0, 0.9, 1, 4, 1.0)"
     )
-    r.execute(
-        "INSERT INTO onsets (plate, well, episode, onset_time_s, detected_at) "
-        "VALUES ('P1', 'B02', 0, 7200.0, 1.0)"
-    )
+    if old >= 3:
+        r.execute(
+            "INSERT INTO onsets (model_hash, plate, well, episode, onset_time_s, time_basis, "
+            "detected_at) VALUES ('old-model', 'P1', 'B02', 0, 7200.0, 'elapsed', 1.0)"
+        )
+        r.execute(
+            "UPDATE images SET time_basis = CASE WHEN location_source LIKE '%mtime%' "
+            "THEN 'mtime' WHEN time_s >= 1e8 THEN 'epoch' WHEN time_s IS NOT NULL "
+            "THEN 'elapsed' END"
+        )
+    else:
+        r.execute(
+            "INSERT INTO onsets (plate, well, episode, onset_time_s, detected_at) "
+            "VALUES ('P1', 'B02', 0, 7200.0, 1.0)"
+        )
     r.execute("INSERT INTO heartbeat (id, pid, state, at) VALUES (1, 7, 'running', 1.0)")
     r.close()
 
@@ -117,6 +130,12 @@ def test_old_databases_migrate_forward_keeping_rows(tmp_path: Path, old: int) ->
     assert hb is not None and hb.interval_s is None and hb.stale_after_s == 30.0
     indexes = {t[0] for t in raw(path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "images_created" in indexes
+    # v4: no watched folder known yet; unplaced images listed (no reason recorded before v4)
+    assert store.watched_folders(db) == []
+    (unplaced,) = store.unplaced_images(db)
+    assert unplaced.path == "/i/d.tif" and unplaced.unplaced_reason is None
+    store.record_watched_folder(db, path.parent)
+    assert [f.path for f in store.watched_folders(db)] == [str(path.parent.resolve())]
 
 
 def test_database_from_newer_stemwatch_is_refused(tmp_path: Path) -> None:
@@ -567,3 +586,86 @@ def test_alerts_deliveries_and_conditions(tmp_path: Path) -> None:
     store.end_condition(db, "stall")
     cond = store.alert_condition(db, "stall")
     assert cond is not None and not cond.active
+
+
+# -- what the dashboard reads (issue 13) --------------------------------------------------------
+
+
+def test_watched_folders_are_recorded_once_resolved(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "s.db")
+    (tmp_path / "scope").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "scope")
+    store.record_watched_folder(db, tmp_path / "scope", now=10.0)
+    store.record_watched_folder(db, tmp_path / "link", now=20.0)  # the same folder
+    store.record_watched_folder(db, tmp_path / "other", now=30.0)
+    folders = store.watched_folders(db)
+    assert [(f.path, f.first_seen, f.last_seen) for f in folders] == [
+        (str((tmp_path / "scope").resolve()), 10.0, 20.0),
+        (str((tmp_path / "other").resolve()), 30.0, 30.0),
+    ]
+
+
+def test_unplaced_images_keep_their_reason_until_placed(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "s.db")
+    v = version("/i/odd-name.tif", h="h1")
+    store.record_result(db, v, None, prediction(0.3), unplaced_reason="no well in the name")
+    add_scored(db, "/i/a.tif", 0.2, loc())
+    store.record_failure(db, version("/i/bad.tif"), reason="truncated TIFF", attempts=3)
+    unplaced = {i.path: i for i in store.unplaced_images(db)}
+    assert unplaced["/i/odd-name.tif"].unplaced_reason == "no well in the name"
+    assert unplaced["/i/bad.tif"].error == "truncated TIFF"
+    assert "/i/a.tif" not in unplaced and store.count_unplaced(db) == 2
+    store.record_result(db, v, loc("B01"), prediction(0.3))  # resolved after all
+    assert store.count_unplaced(db) == 1
+    (failed,) = store.failed_images(db)
+    assert failed.path == "/i/bad.tif" and failed.error == "truncated TIFF"
+    assert store.failed_images(db, since=time.time() + 60) == []
+
+
+def test_throughput_per_hour_and_heartbeat_log(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "s.db")
+    t0 = 1_000_000.0
+    for k, t in enumerate((t0 + 10, t0 + 20, t0 + 7300)):
+        store.record_result(db, version(f"/i/{k}.tif", h=str(k)), loc(tp=k), prediction(0.1), now=t)
+    store.record_failure(db, version("/i/x.tif"), reason="bad", attempts=1, now=t0 + 3700)
+    bins = store.throughput(db, since=t0, until=t0 + 4 * 3600, bin_s=3600)
+    assert [(b.start - t0, b.scored, b.failed) for b in bins] == [
+        (0, 2, 0),
+        (3600, 0, 1),
+        (7200, 1, 0),
+        (10800, 0, 0),
+        (14400, 0, 0),
+    ]
+    for k in range(3):
+        store.beat(db, state="running", queued=5 - k, now=t0 + 60 * k)
+    store.beat(db, state="running", queued=1, now=t0 + 9 * 86400)  # a week on: old ones go
+    history = store.heartbeat_history(db, since=0.0)
+    assert [(h.at - t0, h.queued) for h in history] == [(9 * 86400, 1)]
+
+
+def test_plate_series_and_well_summary_read_whole_plates(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "s.db")
+    points = [store.TimePoint(tp, tp * 3600.0, 0.1 * tp, 0.01, 0.01, 2, 8, None) for tp in range(3)]
+    with store.batch(db):
+        for well in ("A01", "A02", "B01"):
+            add_scored(db, f"/i/{well}.tif", 0.2, loc(well))
+            store.save_well_analysis(
+                db, "P1", well, model_hash="m1", series=points, onset=None, episode=0
+            )
+    series = store.plate_series(db, "P1")
+    assert [(p.well, p.seq) for p in series][:4] == [("A01", 0), ("A01", 1), ("A01", 2), ("A02", 0)]
+    assert len(store.plate_series(db, "P1", wells=["B01"])) == 3
+    assert store.plate_series(db, "P1", wells=[]) == []
+    summary = {w.well: w for w in store.well_summary(db, "P1")}
+    assert summary["A02"].n_timepoints == 3 and summary["A02"].last_probability == pytest.approx(
+        0.2
+    )
+    assert summary["A02"].last_time_s == 7200.0 and summary["A02"].n_images == 1
+
+
+def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "s.db")
+    with pytest.raises(RuntimeError), store.batch(db):
+        add_scored(db, "/i/a.tif", 0.2, loc())
+        raise RuntimeError("interrupted")
+    assert store.counts(db).done == 0
