@@ -99,6 +99,8 @@ class PlateSummary:
     last_update_at: float | None
     n_onsets: int
     time_basis: TimeBasis | None = None  # the basis of most of its images' times
+    first_arrival_at: float | None = None  # when its first image was recorded (wall clock)
+    n_timepoints: int = 0  # distinct time points (or times) among its images
 
 
 @dataclass(frozen=True)

@@ -338,7 +338,8 @@ def list_plates(db: Database) -> list[PlateSummary]:
         rows = db.rows(
             "SELECT plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
             "count(*) FILTER (WHERE status = 'failed') AS n_failed, "
-            "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up "
+            "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up, "
+            "min(created_at) AS first_in, count(DISTINCT coalesce(timepoint, time_s)) AS n_tp "
             "FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL "
             "GROUP BY plate ORDER BY plate"
         )
@@ -360,6 +361,8 @@ def list_plates(db: Database) -> list[PlateSummary]:
             last_update_at=r["last_up"],
             n_onsets=onsets.get(r["plate"], 0),
             time_basis=_majority(bases.get(r["plate"])),
+            first_arrival_at=r["first_in"],
+            n_timepoints=int(r["n_tp"]),
         )
         for r in rows
     ]

@@ -59,6 +59,7 @@ def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> Fil
     rng = np.random.default_rng(0)
     image_dir.mkdir(parents=True, exist_ok=True)
     conn = store.open_db(db)
+    store.record_watched_folder(conn, image_dir)  # as the daemon does at start
     alerter = Alerter(AlertsConfig(), conn)  # no channels: alerts go to the database only
     model_hash = "ab12cd34ef56" * 4
     store.register_model(

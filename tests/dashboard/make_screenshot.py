@@ -58,6 +58,7 @@ def build_database(work: Path) -> Path:
     onset_h = {w.well: w.true_onset_h for w in truth.wells}
     db = work / "stemwatch.db"
     conn = store.open_db(db)
+    store.record_watched_folder(conn, work / "images")  # as the daemon does at start
     alerter = Alerter(AlertsConfig(), conn)
     model_hash = "5c0f3d9e" * 8
     store.register_model(

@@ -138,6 +138,7 @@ def test_selecting_a_well_shows_its_series_and_images(
     assert not any(layer["mark"]["type"] == "rule" for layer, _ in series_chart(at))
     images = at.dataframe[-1].value
     assert len(images) == 12
+    assert images["Image"].notna().all() and images["Activation"].notna().all()
     assert images["Image"].str.startswith("data:image/png;base64,").all()
     assert images["Activation"].str.startswith("data:image/png;base64,").all()
 

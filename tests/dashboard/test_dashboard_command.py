@@ -29,7 +29,7 @@ def test_streamlit_command_line_is_headless_and_private(tmp_path: Path) -> None:
 
 
 def test_database_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard.views import database_argument
+    from dashboard.shell import database_argument
 
     monkeypatch.setenv("STEMWATCH_DB", "/env.db")
     assert database_argument(["--db", "/cli.db"]) == "/cli.db"

@@ -1,0 +1,73 @@
+"""Alerts: every alert, newest first, with acknowledge; onset alerts in the plate's hours."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from dashboard import context, data, reads
+from dashboard.context import Context
+from stemwatch import store
+
+MAX_ALERTS = 200
+
+
+def render(ctx: Context) -> None:
+    st.title("Alerts")
+    st.toggle("Show acknowledged alerts", key="alerts_all")
+    alert_list(ctx, plate=None, limit=MAX_ALERTS, show_all=bool(st.session_state.get("alerts_all")))
+
+
+def alert_list(
+    ctx: Context,
+    *,
+    plate: str | None,
+    limit: int,
+    show_all: bool = False,
+    height: int | None = None,
+) -> None:
+    """Alerts (of ``plate`` and the instrument's own, or all when None) as cards with an
+    Acknowledge button; onset alerts say when the onset began in the plate's hours, like the
+    charts (issue 13, item 7)."""
+    try:
+        with data.reading(ctx.db_path) as db:
+            alerts = store.list_alerts(db, limit=limit, unacknowledged_only=not show_all)
+    except store.StoreError as exc:
+        st.error(f"Cannot read alerts: {exc}")
+        return
+    if plate is not None:
+        alerts = [a for a in alerts if a.plate in (None, plate)]
+    n_open = sum(a.acknowledged_at is None for a in alerts)
+    st.subheader(f"Alerts ({n_open} open)")
+    context.show_write_error()
+    if not alerts:
+        st.caption("No open alerts." if not show_all else "No alerts.")
+        return
+    version = reads.stamp(ctx.db_path)
+    onsets: dict[str, list[store.OnsetRecord]] = {}
+    box = st.container(height=height) if height and len(alerts) > 3 else st.container()
+    now = time.time()
+    for a in alerts:
+        text = a.message
+        if a.kind == "onset" and a.plate:
+            if a.plate not in onsets:
+                onsets[a.plate] = reads.all_onsets(ctx.db_path, version, a.plate)
+            text = data.onset_alert_text(a, onsets[a.plate], ctx.time_base(a.plate))
+        with box, st.container(border=True):
+            colour = "red" if a.kind == "onset" else "orange"
+            where = " ".join(x for x in (a.plate, a.well) if x)
+            head = f":{colour}-badge[{a.kind}] " + (f"**{where}** · " if where else "")
+            st.markdown(f"{head}raised {data.age_text(now - a.created_at)}  \n{text}")
+            if a.acknowledged_at is None:
+                st.button(
+                    "Acknowledge",
+                    key=f"ack_{a.id}",
+                    on_click=context.acknowledge,
+                    args=(ctx.db_path, a.id),
+                )
+            else:
+                st.caption(
+                    f"✓ acknowledged by {a.acknowledged_by}, "
+                    f"{data.age_text(now - a.acknowledged_at)}"
+                )

@@ -1,0 +1,141 @@
+"""Instrument: the daemon's heartbeat, its model and card, the execution provider, throughput
+and queue over the last hours, failures with their reasons, the watched folders, and the
+place for domain flags."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, plots, reads
+from dashboard.context import Context
+from stemwatch import store
+
+WINDOWS_H = {"6 h": 6, "24 h": 24, "3 days": 72, "7 days": 168}
+MAX_FAILURES = 200
+
+
+def render(ctx: Context) -> None:
+    st.title("Instrument")
+    label = st.segmented_control("Window", list(WINDOWS_H), default="24 h", key="inst_window")
+    hours = WINDOWS_H[str(label or "24 h")]
+    now = time.time()
+    since = now - hours * 3600.0
+    try:
+        with data.reading(ctx.db_path) as db:
+            hb = store.last_heartbeat(db)
+            model = store.current_model(db)
+            models = store.list_models(db)
+            bins = store.throughput(db, since=since, until=now, bin_s=3600.0)
+            queue = store.heartbeat_history(db, since=since)
+            failures = store.failed_images(db, since=since, limit=MAX_FAILURES)
+            folders = store.watched_folders(db)
+            totals = store.counts(db)
+    except store.StoreError as exc:
+        st.error(f"Cannot read the database: {exc}")
+        return
+    left, right = st.columns(2, gap="large")
+    with left:
+        _daemon(hb, now, totals)
+        st.markdown("**Watched folders** (images are shown only from under these)")
+        if folders:
+            for f in folders:
+                st.markdown(f"- `{f.path}` (last started {data.age_text(now - f.last_seen)})")
+        else:
+            st.caption("none recorded yet: start `stemwatch watch` on this database")
+    with right:
+        _model(model, models)
+    st.subheader(f"Throughput, last {label}")
+    frame = data.throughput_frame(bins)
+    if frame[["scored", "failed"]].to_numpy().sum() == 0:
+        st.caption("No image scored or failed in this window.")
+    else:
+        st.altair_chart(plots.throughput_chart(frame), key="throughput_chart")
+        per_h = frame["scored"].tail(3).mean()
+        st.caption(f"{int(frame['scored'].sum())} images scored; {per_h:.0f}/h over the last 3 h")
+    st.subheader("Queue")
+    qframe = data.queue_frame(queue)
+    if qframe["queued"].notna().sum() == 0:
+        st.caption("No heartbeat with a queue in this window.")
+    else:
+        st.altair_chart(plots.queue_chart(qframe), key="queue_chart")
+    st.subheader(f"Failures ({len(failures)} in the window)")
+    if failures:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "File": Path(f.path).name,
+                        "Plate": f.plate,
+                        "Well": f.well,
+                        "Attempts": f.attempts,
+                        "Reason": f.error,
+                        "When": data.age_text(now - f.updated_at),
+                    }
+                    for f in failures
+                ]
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("No image failed in this window.")
+    st.subheader("Domain flags")
+    st.caption(
+        "Images unlike the model's training data (another magnification, stain or modality) "
+        "will be flagged here once the daemon computes domain flags; none are recorded yet."
+    )
+
+
+def _daemon(hb: store.Heartbeat | None, now: float, totals: store.Counts) -> None:
+    st.subheader("Daemon")
+    status = data.daemon_status(hb, now=now)
+    st.markdown(f"{_badge(status.state)} last heartbeat {data.age_text(status.age_s)}")
+    if hb is None:
+        st.caption("The daemon has never run on this database.")
+        return
+    rows = {
+        "state": hb.state or "",
+        "host": f"{hb.host or '?'} (pid {hb.pid})",
+        "heartbeat every": f"{hb.interval_s:g} s" if hb.interval_s else "unknown",
+        "queued": "–" if status.queued is None else str(status.queued),
+        "its own tally since start": hb.detail or "",
+    }
+    st.table(pd.DataFrame({"": list(rows), " ": list(rows.values())}).set_index(""))
+    st.caption(
+        f"The database holds {totals.done} current analysed images, {totals.failed} failed, "
+        f"and {totals.superseded} earlier versions replaced by re-acquisitions. The daemon's "
+        "tally counts every version it processed since it started, so it can be higher."
+    )
+
+
+def _model(model: store.ModelRecord | None, models: list[store.ModelRecord]) -> None:
+    st.subheader("Model")
+    if model is None:
+        st.caption("No model registered yet.")
+        return
+    card = data.model_card(model, reads.bundled_card(model.model_hash))
+    st.markdown(f"**{card.name}**  \n`{card.model_hash[:16]}`")
+    st.markdown(f"Execution provider: `{card.provider}`")
+    if card.facts:
+        st.table(pd.DataFrame({"": list(card.facts), " ": list(card.facts.values())}).set_index(""))
+    if card.card_text:
+        with st.expander("Model card"):
+            st.markdown(card.card_text)
+    else:
+        st.caption("No model card for this model here; its metadata is shown above.")
+    if len(models) > 1:
+        st.caption(
+            "Models used on this database: " + ", ".join(m.name or m.model_hash[:8] for m in models)
+        )
+
+
+def _badge(state: str) -> str:
+    return {
+        "alive": ":green-badge[● alive]",
+        "stale": ":orange-badge[● stale]",
+        "stopped": ":gray-badge[● stopped]",
+        "never": ":gray-badge[● never started]",
+    }[state]
