@@ -2,6 +2,11 @@
 
 Runs ``streamlit run dashboard/app.py -- --db PATH`` headless (no browser is opened, no usage
 statistics are sent), replacing this process so that stopping it stops the server.
+
+The database is fixed here, on the command line: a visitor of the page cannot open another
+file. It must be a stemwatch database (checked read-only before serving; a missing file is an
+error unless ``--wait`` says the daemon will create it). The server listens on 127.0.0.1
+unless ``--address`` says otherwise.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--address",
         default="127.0.0.1",
-        help="address to listen on; 0.0.0.0 serves the lab network (default: 127.0.0.1)",
+        help="address to listen on; 0.0.0.0 serves the lab network, without a password "
+        "(default: 127.0.0.1, this computer only)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="serve even if the database does not exist yet, and show it once the daemon "
+        "(`stemwatch watch --db ...`) has created it",
     )
     p.set_defaults(func=run)
 
@@ -83,6 +95,29 @@ def streamlit_argv(db: Path, *, port: int, address: str) -> list[str]:
     ]
 
 
+def check_database(db: Path, *, wait: bool = False) -> None:
+    """Raise :class:`StemwatchError` unless ``db`` is a stemwatch database this version can
+    read (opened read-only, nothing written), or is missing and ``wait`` allows that."""
+    from stemwatch import store
+
+    if not db.exists():
+        if wait and db.parent.is_dir():
+            return
+        if wait:
+            raise StemwatchError(
+                f"--db {db}: folder {db.parent} does not exist; create it or pass the right path"
+            )
+        raise StemwatchError(
+            f"--db {db}: no such database; start the daemon first (`stemwatch watch FOLDER "
+            f"--db {db}`), pass --wait to serve until it has created the file, or check the path"
+        )
+    try:
+        with store.open_db(db, readonly=True):
+            pass
+    except store.StoreError as exc:
+        raise StemwatchError(f"--db {exc}") from None
+
+
 def check_args(db: Path, port: int, address: str) -> None:
     """Raise :class:`StemwatchError` for a database path or port that cannot work."""
     if db.is_dir():
@@ -104,9 +139,18 @@ def check_args(db: Path, port: int, address: str) -> None:
 def run(args: argparse.Namespace) -> int:
     db = Path(args.db).expanduser().resolve()
     check_args(db, args.port, args.address)
+    check_database(db, wait=args.wait)
     if not db.exists():
         log.warning(
             "%s does not exist yet; the dashboard will wait for the daemon to create it", db
+        )
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "serving on %s: anyone who can reach this computer on port %d sees the dashboard "
+            "and can acknowledge alerts (there is no password); put it behind your lab's "
+            "proxy with authentication, or keep the default 127.0.0.1",
+            args.address,
+            args.port,
         )
     argv = streamlit_argv(db, port=args.port, address=args.address)
     log.info("dashboard for %s on http://%s:%d", db, args.address, args.port)
