@@ -103,7 +103,7 @@ def _daemon(hb: store.Heartbeat | None, now: float, totals: store.Counts) -> Non
         "queued": "–" if status.queued is None else str(status.queued),
         "its own tally since start": hb.detail or "",
     }
-    st.table(pd.DataFrame({"": list(rows), " ": list(rows.values())}).set_index(""))
+    _facts(rows)
     st.caption(
         f"The database holds {totals.done} current analysed images, {totals.failed} failed, "
         f"and {totals.superseded} earlier versions replaced by re-acquisitions. The daemon's "
@@ -130,6 +130,10 @@ def _model(model: store.ModelRecord | None, models: list[store.ModelRecord]) -> 
         st.caption(
             "Models used on this database: " + ", ".join(m.name or m.model_hash[:8] for m in models)
         )
+
+
+def _facts(facts: dict[str, str]) -> None:
+    st.markdown("\n".join(f"- **{k}**: {v}" for k, v in facts.items() if v))
 
 
 def _badge(state: str) -> str:
