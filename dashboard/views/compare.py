@@ -40,7 +40,8 @@ def render(ctx: Context) -> None:
     groups: list[data.WellGroup] = []
     for i in range(n):
         c = st.columns([2, 2, 6])
-        name = c[0].text_input("Name", key=f"cmp_name_{i}", value=f"group {i + 1}")
+        st.session_state.setdefault(f"cmp_name_{i}", f"group {i + 1}")
+        name = c[0].text_input("Name", key=f"cmp_name_{i}")
         plate = c[1].selectbox("Plate", names, key=f"cmp_plate_{i}")
         wells = _imaged_wells(ctx.db_path, version, str(plate))
         if any(w not in wells for w in st.session_state.get(f"cmp_wells_{i}", [])):
