@@ -13,8 +13,8 @@ import pytest
 import tifffile
 from dashboard_db import CURVES, OTHER_PLATE, PLATE, FilledDb
 from PIL import Image
-from test_dashboard_app import chart_layers, metric, page_text, run_app
 from streamlit.testing.v1 import AppTest
+from test_dashboard_app import chart_layers, metric, page_text, run_app
 
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetConfig, update_well
