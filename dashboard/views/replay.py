@@ -36,6 +36,7 @@ def render(ctx: Context) -> None:
         args=(len(times),),
         help=f"steps through the time points, one every {STEP_S:g} s",
     )
+    st.session_state["_replay_full_run"] = True  # this frame shows the time point as it is
     st.fragment(run_every=STEP_S if playing else None)(_frame)(ctx, times)
 
 
@@ -47,7 +48,10 @@ def _toggle_play(n_times: int) -> None:
 
 
 def _frame(ctx: Context, times: list[float]) -> None:
-    if st.session_state.get("replay_playing"):
+    """One frame; while playing, each timer run of the fragment steps one time point on."""
+    if st.session_state.pop("_replay_full_run", False):
+        pass
+    elif st.session_state.get("replay_playing"):
         idx = int(st.session_state.get("replay_idx", 0))
         if idx >= len(times) - 1:
             st.session_state["replay_playing"] = False
