@@ -13,7 +13,8 @@ from dashboard import context, data, plots, reads, thumbs
 from dashboard.context import Context
 from stemwatch import store
 
-MAX_IMAGE_ROWS = 30
+IMAGE_ROWS = {"newest 8": 8, "newest 30": 30, "newest 100": 100}
+THUMB_THREADS = 4  # decoding releases the GIL: thumbnails of a table are made side by side
 CAM_HELP = (
     "Activation map: where in the image the model saw evidence. Red: differentiated, "
     "blue: undifferentiated, black: background (no tile analysed)."
@@ -83,11 +84,16 @@ def series_caption(series: pd.DataFrame, *, smoothed: bool, onset: bool) -> str:
 
 
 def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) -> None:
-    st.markdown("**Images behind this well** (newest first)")
+    head, choice = st.columns([3, 1])
+    head.markdown("**Images behind this well** (newest first)")
     if images.empty:
         st.caption("no images")
         return
-    shown = images.tail(MAX_IMAGE_ROWS).iloc[::-1]
+    label = choice.selectbox(
+        "Images", list(IMAGE_ROWS), key="image_rows", label_visibility="collapsed"
+    )
+    limit = IMAGE_ROWS[str(label)]
+    shown = images.tail(limit).iloc[::-1]
     any_cam = bool(shown["has_cam"].any())
     cams: dict[int, bytes | None] = {}
     if any_cam:
@@ -97,17 +103,21 @@ def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) 
                 for i, has in zip(shown["image_id"], shown["has_cam"], strict=True)
                 if has
             }
+    allowed = [data.image_allowed(str(p), folders) for p in shown["path"]]
+    thumbs_ = _thumbnails(
+        [
+            (str(p), _int_or_none(m)) if ok else None
+            for p, m, ok in zip(shown["path"], shown["mtime_ns"], allowed, strict=True)
+        ]
+    )
     rows = []
-    for r in shown.itertuples(index=False):
+    for r, ok, thumb in zip(shown.itertuples(index=False), allowed, thumbs_, strict=True):
         path = str(r.path)
         notes = []
-        if not data.image_allowed(path, folders):
-            thumb = None
+        if not ok:
             notes.append("not under a watched folder: not shown")
-        else:
-            thumb = _image_thumb(path, _int_or_none(r.mtime_ns))
-            if thumb is None:
-                notes.append("image file missing or unreadable")
+        elif thumb is None:
+            notes.append("image file missing or unreadable")
         if r.status != "done":
             notes.append(str(r.status))
         row: dict[str, Any] = {
@@ -153,15 +163,28 @@ def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) 
             "no watched folder is recorded in this database (written before stemwatch "
             "recorded them): restart `stemwatch watch` on it to see the images"
         )
-    if len(images) > MAX_IMAGE_ROWS:
-        notes.append(f"showing the latest {MAX_IMAGE_ROWS} of {len(images)} images")
+    if len(images) > limit:
+        notes.append(f"showing the latest {limit} of {len(images)} images")
     st.caption("; ".join(notes))
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
-def _image_thumb(path: str, mtime_ns: int | None) -> bytes | None:
-    """Cached per file version (``mtime_ns`` is part of the key)."""
-    return thumbs.image_thumbnail(path)
+def _thumbnails(files: list[tuple[str, int | None] | None]) -> list[bytes | None]:
+    """Thumbnails of ``files`` (path, mtime_ns; None: not to be read), cached per table."""
+    return list(_thumbnails_cached(tuple(files)))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _thumbnails_cached(
+    files: tuple[tuple[str, int | None] | None, ...],
+) -> tuple[bytes | None, ...]:
+    """Made in a few threads (decoding and downsampling release the GIL); ``mtime_ns`` is in
+    the key, so a rewritten file gets a new thumbnail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [f[0] for f in files if f is not None]
+    with ThreadPoolExecutor(THUMB_THREADS) as pool:
+        made = dict(zip(todo, pool.map(thumbs.image_thumbnail, todo), strict=True))
+    return tuple(None if f is None else made[f[0]] for f in files)
 
 
 @st.cache_data(max_entries=4096, show_spinner=False)

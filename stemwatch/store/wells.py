@@ -333,39 +333,63 @@ def well_summary(db: Database, plate: str, *, model_hash: str | None = None) -> 
 
 
 def list_plates(db: Database) -> list[PlateSummary]:
-    """Every plate with images, by name."""
+    """Every plate with images, by name.
+
+    One pass over the current images (grouped by plate and time basis), the wells from the
+    well index, the time points from the series: the dashboard asks this at every render.
+    """
     with snapshot(db):
-        rows = db.rows(
-            "SELECT plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
+        groups = db.rows(
+            "SELECT plate, time_basis, count(*) AS n, "
             "count(*) FILTER (WHERE status = 'failed') AS n_failed, "
             "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up, "
-            "min(created_at) AS first_in, count(DISTINCT coalesce(timepoint, time_s)) AS n_tp "
+            "min(created_at) AS first_in "
             "FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL "
-            "GROUP BY plate ORDER BY plate"
+            "GROUP BY plate, time_basis"
         )
-        bases: dict[str, Counter[str]] = {}
-        for r in db.rows(
-            "SELECT plate, time_basis, count(*) AS n FROM images WHERE plate IS NOT NULL "
-            "AND superseded_by IS NULL AND time_basis IS NOT NULL GROUP BY plate, time_basis"
-        ):
-            bases.setdefault(r["plate"], Counter())[r["time_basis"]] = int(r["n"])
+        n_wells = {
+            r[0]: int(r[1])
+            for r in db.rows(
+                "SELECT plate, count(DISTINCT well) FROM images WHERE plate IS NOT NULL "
+                "AND well IS NOT NULL GROUP BY plate"
+            )
+        }
+        n_points = {
+            r[0]: int(r[1])
+            for r in db.rows(
+                "SELECT plate, max(n) FROM (SELECT plate, count(*) AS n FROM well_series "
+                "GROUP BY model_hash, plate, well) GROUP BY plate"
+            )
+        }
         onsets = Counter(o.plate for o in list_onsets(db, include_reset=False))
-    return [
-        PlateSummary(
-            plate=r["plate"],
-            n_wells=int(r["n_wells"]),
-            n_images=int(r["n_images"]),
-            n_failed=int(r["n_failed"]),
-            first_time_s=r["first_t"],
-            last_time_s=r["last_t"],
-            last_update_at=r["last_up"],
-            n_onsets=onsets.get(r["plate"], 0),
-            time_basis=_majority(bases.get(r["plate"])),
-            first_arrival_at=r["first_in"],
-            n_timepoints=int(r["n_tp"]),
+    by_plate: dict[str, list[Any]] = {}
+    for r in groups:
+        by_plate.setdefault(r["plate"], []).append(r)
+    out = []
+    for plate in sorted(by_plate):
+        rs = by_plate[plate]
+        bases = Counter({r["time_basis"]: int(r["n"]) for r in rs if r["time_basis"] is not None})
+        out.append(
+            PlateSummary(
+                plate=plate,
+                n_wells=n_wells.get(plate, 0),
+                n_images=sum(int(r["n"]) for r in rs),
+                n_failed=sum(int(r["n_failed"]) for r in rs),
+                first_time_s=_extreme(min, (r["first_t"] for r in rs)),
+                last_time_s=_extreme(max, (r["last_t"] for r in rs)),
+                last_update_at=_extreme(max, (r["last_up"] for r in rs)),
+                n_onsets=onsets.get(plate, 0),
+                time_basis=_majority(bases),
+                first_arrival_at=_extreme(min, (r["first_in"] for r in rs)),
+                n_timepoints=n_points.get(plate, 0),
+            )
         )
-        for r in rows
-    ]
+    return out
+
+
+def _extreme(pick: Any, values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return pick(present) if present else None
 
 
 def _majority(counts: Counter[str] | None) -> Any:
