@@ -26,6 +26,7 @@ def alert_list(
     limit: int,
     show_all: bool = False,
     height: int | None = None,
+    show: int | None = None,
 ) -> None:
     """Alerts (of ``plate`` and the instrument's own, or all when None) as cards with an
     Acknowledge button; onset alerts say when the onset began in the plate's hours, like the
@@ -44,6 +45,9 @@ def alert_list(
     if not alerts:
         st.caption("No open alerts." if not show_all else "No alerts.")
         return
+    if show is not None and len(alerts) > show:
+        st.caption(f"The newest {show} of {len(alerts)}; all of them on the Alerts view.")
+        alerts = alerts[:show]
     version = reads.stamp(ctx.db_path)
     onsets: dict[str, list[store.OnsetRecord]] = {}
     box = st.container(height=height) if height and len(alerts) > 3 else st.container()

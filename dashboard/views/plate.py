@@ -65,7 +65,7 @@ def render(ctx: Context) -> None:
         with r1:
             _onsets_table(ov.onsets, tb)
         with r2:
-            alerts.alert_list(ctx, plate=plate.plate, limit=50, height=420)
+            alerts.alert_list(ctx, plate=plate.plate, limit=200, height=420, show=8)
     st.divider()
     if chosen is None:
         st.info("No well has analysed images yet.")

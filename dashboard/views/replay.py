@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import data, plots, reads
 from dashboard.context import Context
+from stemwatch import store
 
 STEP_S = 1.0  # seconds per time point while playing
 
@@ -37,7 +38,8 @@ def render(ctx: Context) -> None:
         help=f"steps through the time points, one every {STEP_S:g} s",
     )
     st.session_state["_replay_full_run"] = True  # this frame shows the time point as it is
-    st.fragment(run_every=STEP_S if playing else None)(_frame)(ctx, times)
+    onsets = reads.all_onsets(ctx.db_path, version, plate.plate)
+    st.fragment(run_every=STEP_S if playing else None)(_frame)(ctx, times, points, onsets)
 
 
 def _toggle_play(n_times: int) -> None:
@@ -47,7 +49,12 @@ def _toggle_play(n_times: int) -> None:
     st.session_state["replay_playing"] = playing
 
 
-def _frame(ctx: Context, times: list[float]) -> None:
+def _frame(
+    ctx: Context,
+    times: list[float],
+    points: list[store.SeriesPoint],
+    onsets: list[store.OnsetRecord],
+) -> None:
     """One frame; while playing, each timer run of the fragment steps one time point on."""
     if st.session_state.pop("_replay_full_run", False):
         pass
@@ -65,9 +72,6 @@ def _frame(ctx: Context, times: list[float]) -> None:
     )
     at_h = times[int(idx)]
     tb = ctx.time_base()
-    version = reads.stamp(ctx.db_path)
-    points = reads.plate_series(ctx.db_path, version, str(ctx.plate))
-    onsets = reads.all_onsets(ctx.db_path, version, str(ctx.plate))
     grid, layout = data.replay_grid(points, onsets, tb, at_h)
     n_flagged = int(grid["onset"].sum())
     st.markdown(
