@@ -37,9 +37,11 @@ for (let c = 1; c <= n; c++) {
   cell.scrollIntoView({block: 'center', inline: 'nearest'});
   const r = cell.getBoundingClientRect();
   if (r.width < 12 || r.height < 12) out.push(`${name}: ${r.width}x${r.height} px`);
-  if (r.left < 0 || r.right > window.innerWidth) out.push(`${name}: outside the window (${r.left}-${r.right})`);
+  if (r.left < 0 || r.right > window.innerWidth)
+    out.push(`${name}: outside the window (${r.left}-${r.right})`);
   const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-  if (!hit || !chart.contains(hit)) out.push(`${name}: covered by ${hit ? hit.outerHTML.slice(0, 80) : 'nothing'}`);
+  if (!hit || !chart.contains(hit))
+    out.push(`${name}: covered by ${hit ? hit.outerHTML.slice(0, 80) : 'nothing'}`);
 }
 return out;
 """
