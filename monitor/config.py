@@ -53,6 +53,24 @@ class WatchConfig(StrictModel):
         description="Seconds between checks that the watched folder still exists "
         "(a re-mounted share re-arms the observer).",
     )
+    max_file_mb: float = Field(
+        default=2048.0,
+        gt=0,
+        description=(
+            "Files larger than this are recorded as failed without being read: each decode\n"
+            "worker reads one whole file into memory (hash, structure check and decoding use\n"
+            "that one read)."
+        ),
+    )
+    remembered_files: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Recorded file versions the daemon remembers in memory, the least recently seen\n"
+            "forgotten first (about 0.6 KB each: 60 MB at 100,000); a rescan looks up the\n"
+            "others in the database, one query per file."
+        ),
+    )
     suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SUFFIXES),
         description="File suffixes treated as images (case-insensitive).",

@@ -5,6 +5,11 @@ pipeline outcomes), hands files that are quiet and unchanged to the pipeline wit
 blocking on it, schedules retries with backoff, rescans the folder periodically and re-arms the
 observer when the folder disappears and comes back. ``stop`` (an Event) ends it: the batch in
 flight is finished and flushed, every thread joined.
+
+What the loop is doing can be observed without sleeping: :attr:`Daemon.started` (the first
+scan is done), :attr:`Daemon.watching` (an observer is armed on the folder),
+:meth:`Daemon.sync` (everything queued so far is handled and nothing is left in flight) and
+:attr:`Daemon.counts` (the run's totals, which threads can wait on).
 """
 
 from __future__ import annotations
@@ -15,35 +20,33 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from monitor.config import MonitorConfig
+from monitor.counts import Counts, RunSummary
 from monitor.ignore import IgnoreFilter
 from monitor.inference import LoadedModel, load_model
 from monitor.pipeline import Candidate, DaemonLoad, Outcome, Pipeline
 from monitor.scanner import scan_folder
-from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
+from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch import store
 from stemwatch.core.errors import ConfigError
 from stemwatch.core.modelfile import bundled_model_path
 
+__all__ = ["Daemon", "RunSummary", "check_folder"]
+
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunSummary:
-    """What one run did (returned by :meth:`Daemon.run`)."""
+@dataclass(frozen=True)
+class _Sync:
+    """A request in the inbox: set ``done`` once everything before it is handled."""
 
-    done: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    gone: int = 0
-    ignored: int = 0
-    retries: int = 0
-    provider: str = ""
+    done: threading.Event
+    rescan: bool
 
 
 def check_folder(folder: Path | None) -> Path:
@@ -85,10 +88,12 @@ class Daemon:
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.pending: deque[Candidate] = deque()
         self.in_flight: set[Path] = set()
-        self.settled: dict[Path, FileStat] = {}
-        self.summary = RunSummary()
+        self.settled = SettledFiles(config.watch.remembered_files)
+        self.counts = Counts()
+        self.started = threading.Event()
+        self.watching = threading.Event()
+        self._syncs: list[threading.Event] = []
         self.model = model or self._load_model()
-        self.summary.provider = self.model.provider
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = None
         self._rescan_due = 0.0
@@ -143,11 +148,26 @@ class Daemon:
             self.inbox.put,
             alerter=alerter,
             heartbeat=self._load,
+            counts=self.counts,
         )
         self.pipeline.start()
 
+    @property
+    def summary(self) -> RunSummary:
+        """The run's totals so far (thread-safe)."""
+        return replace(self.counts.snapshot(), provider=self.model.provider)
+
+    def sync(self, *, rescan: bool = True) -> threading.Event:
+        """An event set once the loop has handled everything put in its inbox before this call
+        (with ``rescan``, after rescanning the folder) and is idle: no file waiting, handed
+        over or in flight. Also set when the daemon stops. Lets tests and tools wait for the
+        daemon instead of sleeping."""
+        done = threading.Event()
+        self.inbox.put(_Sync(done, rescan))
+        return done
+
     def _load(self) -> DaemonLoad:
-        s = self.summary
+        s = self.counts.snapshot()
         waiting, in_flight = len(self.tracker), len(self.in_flight)
         return DaemonLoad(
             detail=(
@@ -174,6 +194,7 @@ class Daemon:
                 self._arm_observer()
             self._folder_id = _identity(self.folder)
             self._rescan(time.monotonic())
+            self.started.set()
             self._loop()
         finally:
             self._shutdown()
@@ -192,6 +213,7 @@ class Daemon:
                 next_folder_check = now + watch.folder_check_interval_s
             if not self.once and now >= self._rescan_due:
                 self._rescan(now)
+            self._release_syncs()
             if self.once and self._idle():
                 log.info("--once: every image in %s is processed", self.folder)
                 return
@@ -209,6 +231,12 @@ class Daemon:
     def _idle(self) -> bool:
         return not self.tracker and not self.pending and not self.in_flight
 
+    def _release_syncs(self) -> None:
+        if self._syncs and self._idle() and self.inbox.empty():
+            for done in self._syncs:
+                done.set()
+            self._syncs.clear()
+
     def _drain_inbox(self, now: float) -> None:
         while True:
             try:
@@ -217,9 +245,14 @@ class Daemon:
                 return
             self._handle(item, now)
 
-    def _handle(self, item: Hint | Outcome, now: float) -> None:
+    def _handle(self, item: Hint | Outcome | _Sync, now: float) -> None:
         if isinstance(item, Outcome):
             self._on_outcome(item, now)
+            return
+        if isinstance(item, _Sync):
+            if item.rescan:
+                self._rescan(now)
+            self._syncs.append(item.done)
             return
         if item.kind == "rescan":
             self._rescan_due = min(self._rescan_due, now)
@@ -233,27 +266,17 @@ class Daemon:
         self.tracker.hint(path, now, stat_file(path))
 
     def _on_outcome(self, out: Outcome, now: float) -> None:
+        """Settle or re-track the file (the pipeline has counted the outcome already)."""
         self.in_flight.discard(out.path)
-        s = self.summary
         if out.kind in ("done", "failed", "duplicate", "ignored"):
             if out.stat is not None:
                 self.settled[out.path] = out.stat
-            if out.kind == "done":
-                s.done += 1
-            elif out.kind == "failed":
-                s.failed += 1
-            elif out.kind == "duplicate":
-                s.duplicates += 1
-            else:
-                s.ignored += 1
         elif out.kind == "gone":
-            s.gone += 1
             self.settled.pop(out.path, None)
             self.tracker.forget(out.path)
         elif out.kind == "changed":
             self.tracker.hint(out.path, now, out.stat)
         elif out.kind == "retry":
-            s.retries += 1
             self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
 
     def _collect_due(self, now: float) -> None:
@@ -320,6 +343,7 @@ class Daemon:
 
     def _arm_observer(self) -> None:
         watch = self.config.watch
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         try:
@@ -332,6 +356,8 @@ class Daemon:
             )
         except OSError as exc:
             log.error("%s: cannot watch the folder (%s); relying on rescans", self.folder, exc)
+            return
+        self.watching.set()
 
     def _observer_healthy(self) -> bool:
         obs = self._observer
@@ -346,6 +372,7 @@ class Daemon:
                 log.warning(
                     "%s: watched folder disappeared; waiting for it to come back", self.folder
                 )
+                self.watching.clear()
                 stop_observer(self._observer)
                 self._observer = None
             self._folder_id = None
@@ -370,6 +397,7 @@ class Daemon:
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         if self.pipeline is not None:
@@ -399,7 +427,10 @@ class Daemon:
             if db is not None:
                 db.close()
         self._db = self._read_db = self._alert_db = None
-        s = self.summary
+        for done in self._syncs:  # nobody waits forever on a stopped daemon
+            done.set()
+        self._syncs.clear()
+        s = self.counts.snapshot()
         log.info(
             "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",
             s.done,

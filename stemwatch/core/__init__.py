@@ -1,7 +1,8 @@
 """The shared core: the bottom floor every component builds on, and the trainer-monitor contract.
 
-- :mod:`~stemwatch.core.imaging`: image reading and the preprocessing recipe (tiling,
-  normalisation) that training and inference share;
+- :mod:`~stemwatch.core.imaging`: image reading (read once, check, decode) and the
+  preprocessing recipe (tiling, normalisation) that training and inference share;
+  :mod:`~stemwatch.core.tiff`: the one TIFF structure parser (is every page complete?);
 - :mod:`~stemwatch.core.modelmeta`: the metadata inside an exported model, and its version
   policy; :mod:`~stemwatch.core.modelfile`: opening, checking and hashing a model file, and
   where the bundled model lives;

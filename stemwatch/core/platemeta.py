@@ -68,7 +68,6 @@ class ImageLocation:
     timepoint: int | None
     time_s: float | None
     source: str
-    expected_pages: int | None = None
     time_basis: TimeBasis | None = None
     channel: int | None = None
 
@@ -558,12 +557,8 @@ def resolve(
     """
     p = Path(path)
     ev = _Evidence()
-    expected_pages: int | None = None
 
     if ome_xml:
-        from stemwatch.core.imaging import expected_pages_from_ome
-
-        expected_pages = expected_pages_from_ome(ome_xml, filename=p.name)
         found, why = ome_evidence(ome_xml, p.name)
         ev.add("ome", found)
         ev.tried.append(f"OME-XML ({why})" if why else "OME-XML")
@@ -638,7 +633,6 @@ def resolve(
         timepoint=ev.values.get("timepoint"),
         time_s=None if time_s is None else float(time_s),
         source="+".join(ev.sources),
-        expected_pages=expected_pages,
         time_basis=basis,
         channel=ev.values.get("channel"),
     )

@@ -11,9 +11,8 @@ from monitor_helpers import make_config, records, running_daemon, wait_for
 
 from monitor.inference import LoadedModel
 from stemwatch.core.imaging import content_hash
+from stemwatch.synth import acquire as acquire_mod
 from stemwatch.synth.spec import PlateSpec
-
-acquire_mod = pytest.importorskip("stemwatch.synth.acquire")
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
@@ -46,6 +45,7 @@ def test_live_plate_is_recorded_exactly_once(
             return all(current.get(p) == content_hash(p) for p in finals)
 
         wait_for(all_current, 20)
+        d.settle()  # a rescan and every late event handled: still each version once
     recs = records(cfg.database)
     assert {Path(r.path) for r in recs} == finals  # no temp names, nothing else
     assert all(r.status == "done" for r in recs)
