@@ -84,6 +84,14 @@ def transaction(db: Database) -> Iterator[Database]:
                 raise
 
 
+@contextmanager
+def batch(db: Database) -> Iterator[Database]:
+    """Many writes as one transaction (bulk loading: a benchmark's database, a re-analysis):
+    every store write inside joins it; all or nothing."""
+    with transaction(db):
+        yield db
+
+
 def write(db: Database, fn: Callable[[Database], T]) -> T:
     """Run ``fn`` in one write transaction, retried as a whole while the file is locked."""
 

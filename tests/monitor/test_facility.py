@@ -133,6 +133,21 @@ def test_two_daemons_share_one_postgres_and_the_dashboard_sees_both(  # noqa: PL
     assert any("zeiss-cd7" in c.value for c in at.caption)
     assert "Daemons (2 instruments)" in [s.value for s in at.subheader]
 
+    # the other views: each instrument on its own line, plates and their instruments
+    at.radio(key="view").set_value("instrument").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Instruments"
+    assert list(at.dataframe[0].value["Instrument"]) == ["leica-sp8", "zeiss-cd7"]
+    assert at.selectbox(key="inst_name").options == ["leica-sp8", "zeiss-cd7"]
+    at.radio(key="view").set_value("plates").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(zip(table["Instrument"], table["Plate"], strict=True)) == [
+        ("leica-sp8", "P1"),
+        ("zeiss-cd7", "P1"),
+        ("zeiss-cd7", "P2"),
+    ]
+
 
 def test_config_takes_a_path_or_a_postgres_url_and_says_what_is_wrong(tmp_path: Path) -> None:
     from stemwatch.core.config import load_config
