@@ -2,8 +2,9 @@
 
 Every function opens the database read-only through :func:`dashboard.data.reading`, reads
 through :mod:`stemwatch.store` and closes it again. The cached ones take the database's
-:func:`stamp` (size and modification time of the file and its write-ahead log): a render on an
-unchanged database reuses the last answer, a commit by the daemon invalidates it.
+:func:`stamp` (:func:`stemwatch.store.change_stamp`: size and modification time of a SQLite
+file and its write-ahead log, the write-ahead-log position of a PostgreSQL server): a render on
+an unchanged database reuses the last answer, a commit by a daemon invalidates it.
 
 A facility database holds several instruments, and two of them may image plates of the same
 name: every read about one plate names its instrument (:attr:`store.PlateSummary.instrument`).
@@ -11,7 +12,7 @@ name: every read about one plate names its instrument (:attr:`store.PlateSummary
 
 from __future__ import annotations
 
-import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +21,16 @@ import streamlit as st
 from dashboard import data
 from stemwatch import store
 
-Stamp = tuple[tuple[int, int] | None, ...]
+Stamp = tuple[object, ...]
 
 
 def stamp(db_path: str) -> Stamp:
-    """What changes when anything is committed: (mtime_ns, size) of the file and its WAL."""
-    out: list[tuple[int, int] | None] = []
-    for suffix in ("", "-wal"):
-        try:
-            st_ = os.stat(db_path + suffix)
-        except OSError:
-            out.append(None)
-        else:
-            out.append((st_.st_mtime_ns, st_.st_size))
-    return tuple(out)
+    """What changes when anything is committed. A server that cannot be asked gets a stamp
+    of its own (nothing cached: the read itself then says what is wrong)."""
+    try:
+        return store.change_stamp(db_path)
+    except store.StoreError:
+        return ("unreadable", time.monotonic_ns())
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -38,7 +38,7 @@ from stemwatch.store.alerts import (
     record_delivery,
     set_channel_results,
 )
-from stemwatch.store.connection import BUSY_TIMEOUT_S, batch, open_db
+from stemwatch.store.connection import BUSY_TIMEOUT_S, batch, change_stamp, open_db
 from stemwatch.store.daemon import (
     beat,
     current_model,
@@ -147,6 +147,7 @@ __all__ = [
     "beat",
     "begin_condition",
     "cam_png",
+    "change_stamp",
     "check_instrument",
     "count_unplaced",
     "counts",

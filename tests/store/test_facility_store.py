@@ -202,6 +202,21 @@ def test_what_the_dashboard_reads_is_kept_and_filtered_per_instrument(
     assert (p.well, p.probability) == ("A01", 0.5)
 
 
+def test_the_change_stamp_moves_with_every_commit(target: str) -> None:
+    """Readers that cache (the dashboard) re-read when the stamp moves: on SQLite the file
+    and its log, on PostgreSQL the server's log position (there is no file to watch)."""
+    db = store.open_db(target, instrument="leica")
+    before = store.change_stamp(target)
+    store.beat(db, state="running")
+    after = store.change_stamp(target)
+    assert after != before
+    with store.open_db(target, readonly=True) as ro:
+        store.list_plates(ro)
+    if store.parse_target(target).engine == "sqlite":  # (a server has other writers)
+        assert store.change_stamp(target) == after
+    db.close()
+
+
 def test_instrument_checks_are_about_the_handles_instrument(target: str) -> None:
     a = store.open_db(target, instrument="leica")
     b = store.open_db(target, instrument="zeiss")
