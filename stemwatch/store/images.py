@@ -524,25 +524,26 @@ def throughput(
     instrument: str | None = None,
 ) -> list[ThroughputBin]:
     """Images scored (predictions made) and images failed per ``bin_s`` of wall-clock time
-    from ``since`` (to ``until``: empty bins up to it included), oldest first, on every
-    instrument (or on ``instrument``)."""
+    from ``since`` to ``until`` (empty bins up to it included; None: to the latest), oldest
+    first, on every instrument (or on ``instrument``)."""
     if bin_s <= 0:
         raise ValueError(f"bin_s={bin_s}; use a positive number of seconds")
+    end = float("inf") if until is None else until
     # floor(), not CAST(... AS INTEGER): PostgreSQL's cast rounds where SQLite's truncates
     scored_sql: str
     scored_params: tuple[object, ...]
     if instrument is None:
         scored_sql, scored_params = (
             "SELECT floor((created_at - ?) / ?) AS b, count(*) FROM predictions "
-            "WHERE created_at >= ? GROUP BY b",
-            (since, bin_s, since),
+            "WHERE created_at >= ? AND created_at <= ? GROUP BY b",
+            (since, bin_s, since, end),
         )
     else:
         scored_sql, scored_params = (
             "SELECT floor((p.created_at - ?) / ?) AS b, count(*) FROM predictions p "
-            "JOIN images i ON i.id = p.image_id WHERE p.created_at >= ? AND i.instrument = ? "
-            "GROUP BY b",
-            (since, bin_s, since, instrument),
+            "JOIN images i ON i.id = p.image_id WHERE p.created_at >= ? AND p.created_at <= ? "
+            "AND i.instrument = ? GROUP BY b",
+            (since, bin_s, since, end, instrument),
         )
     scored = {int(r[0]): int(r[1]) for r in db.rows(scored_sql, scored_params)}
     where, params = _instrument_filter(instrument)
@@ -550,9 +551,9 @@ def throughput(
         int(r[0]): int(r[1])
         for r in db.rows(
             "SELECT floor((updated_at - ?) / ?) AS b, count(*) FROM images "
-            f"WHERE status = 'failed' AND superseded_by IS NULL AND updated_at >= ?{where} "
-            "GROUP BY b",
-            (since, bin_s, since, *params),
+            "WHERE status = 'failed' AND superseded_by IS NULL AND updated_at >= ? "
+            f"AND updated_at <= ?{where} GROUP BY b",
+            (since, bin_s, since, end, *params),
         )
     }
     last = max([*scored, *failed], default=-1)

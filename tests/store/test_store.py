@@ -691,6 +691,8 @@ def test_throughput_per_hour_and_heartbeat_log(target: str) -> None:
         (10800, 0, 0),
         (14400, 0, 0),
     ]
+    store.record_failure(db, version("/i/y.tif"), reason="bad", attempts=1, now=t0 + 30 * 86400)
+    assert len(store.throughput(db, since=t0, until=t0 + 4 * 3600, bin_s=3600)) == 5  # until
     for k in range(3):
         store.beat(db, state="running", queued=5 - k, now=t0 + 60 * k)
     store.beat(db, state="running", queued=1, now=t0 + 9 * 86400)  # a week on: old ones go
