@@ -51,10 +51,6 @@ class Context:
             (p for p in self.plates if p.plate == plate and p.instrument == instrument), None
         )
 
-    def choice_of(self, summary: store.PlateSummary) -> str:
-        """The choice (sidebar entry) that names ``summary``."""
-        return next(k for k, p in self.choices.items() if p == summary)
-
     def time_base(self, choice: str | None = None) -> data.TimeBase:
         """The time base of the chosen plate (or of the plate ``choice`` names)."""
         name = choice or self.plate

@@ -345,3 +345,77 @@ def test_the_address_opens_a_view_and_a_plate(
     assert not at.exception, at.exception
     assert at.radio(key="view").value == "replay"
     assert at.title[0].value == f"Replay · plate {OTHER_PLATE}"
+
+
+# -- a facility's database: several instruments (issue 14) -----------------------------------
+
+
+def test_every_view_keeps_two_instruments_plates_of_one_name_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instruments image a plate called P1; only zeiss's B02 has an onset. Each view reads
+    the chosen instrument's rows, the reset reaches zeiss's well only, and zeiss's images are
+    shown only from under zeiss's own watched folder (its files lie in leica's)."""
+    db = tmp_path / "facility.db"
+    folders = {name: tmp_path / name for name in ("leica", "zeiss")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        with closing(store.open_db(db, instrument=name)) as conn:
+            store.record_watched_folder(conn, folder)
+            store.register_model(
+                conn, model_hash="m", name=f"{name}-model", metadata_json="{}", provider="CPU"
+            )
+            for well in ("A01", "B02"):
+                rising = name == "zeiss" and well == "B02"
+                for tp in range(2):
+                    p = 0.9 if rising and tp else 0.1
+                    path = folders["leica"] / f"{name}_P1_{well}_t{tp}.tif"  # all in leica's
+                    add_image(conn, path, ImageLocation("P1", well, 1, tp, tp * HOUR, "test"), p)
+                series = [
+                    store.TimePoint(
+                        tp, tp * HOUR, 0.9 if rising and tp else 0.1, 0.0, 0.0, 1, 1, None
+                    )
+                    for tp in range(2)
+                ]
+                onset = store.NewOnset(HOUR, 1, HOUR, 1, 0.9, "elapsed") if rising else None
+                store.save_well_analysis(
+                    conn, "P1", well, model_hash="m", series=series, onset=onset, episode=0
+                )
+            if name == "zeiss":
+                store.record_alert(conn, "onset", "zeiss onset", plate="P1", well="B02")
+            store.beat(conn, state="watching", queued=0, interval_s=60.0)
+
+    at = run_app(db, monkeypatch)
+    assert at.selectbox(key="plate").options == ["leica · P1  (0 onsets)", "zeiss · P1  (1 onset)"]
+    assert metric(at, "Wells with onset") == "0"  # leica's P1 first
+    assert "Daemons (2 instruments)" in [s.value for s in at.sidebar.subheader]
+    at.selectbox(key="plate").select("zeiss · P1").run()
+    assert not at.exception, at.exception
+    assert metric(at, "Wells with onset") == "1"
+    assert any("Instrument **zeiss**" in c.value for c in at.caption)
+    at.selectbox(key="well").select("B02").run()
+    assert not at.exception, at.exception
+    images = at.dataframe[-1].value
+    assert all("not under a watched folder" in n for n in images["Note"])  # not zeiss's folder
+
+    at.button(key="reset_P1_B02").click().run()
+    assert not at.exception, at.exception
+    with closing(store.open_db(db, readonly=True)) as conn:
+        assert store.well_state(conn, "P1", "B02", instrument="zeiss").episode == 1
+        assert store.well_state(conn, "P1", "B02", instrument="leica").episode == 0
+
+    at.selectbox(key="plate").select("leica · P1").run()
+    assert not at.exception, at.exception
+    images = at.dataframe[-1].value
+    assert "Note" not in images.columns  # leica's files are under leica's folder
+
+    for view in ("compare", "replay", "plates", "instrument", "alerts"):
+        goto(at, view)
+    assert any("zeiss · P1 B02" in m.value for m in at.markdown)  # whose alert it is
+    goto(at, "instrument")
+    assert list(at.dataframe[0].value["Model"]) == ["leica-model", "zeiss-model"]
+    at.selectbox(key="inst_name").select("zeiss").run()
+    assert not at.exception, at.exception
+    assert any("zeiss-model" in m.value for m in at.markdown)
+    assert any(str(folders["zeiss"].resolve()) in m.value for m in at.markdown)
+    assert not any(str(folders["leica"].resolve()) in m.value for m in at.markdown)
