@@ -9,7 +9,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from pgserver import PostgresServer
 
+from stemwatch import store
 from stemwatch.cli import build_parser, main
 from stemwatch.commands import dashboard as command
 from stemwatch.core.errors import StemwatchError
@@ -103,3 +105,22 @@ def test_without_db_the_command_says_it_is_required(capsys: pytest.CaptureFixtur
 def test_serves_only_this_computer_by_default() -> None:
     args = build_parser().parse_args(["dashboard", "--db", "x.db"])
     assert args.address == "127.0.0.1"
+
+
+def test_a_postgres_url_is_checked_like_a_file(
+    postgres_server: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A facility's database: refused until a daemon created the schema, unless --wait; a
+    server that cannot be reached is refused either way (a wrong URL, not a first boot)."""
+    url = postgres_server.new_database()
+    assert main(["dashboard", "--db", url, "--port", "8646"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no stemwatch schema" in line and "--wait" in line
+    with pytest.raises(StemwatchError, match=r"no stemwatch schema.*--wait"):
+        command.check_database(url)
+    command.check_database(url, wait=True)  # the daemon will create the schema
+    store.open_db(url).close()  # ...as it does when it starts
+    command.check_database(url)
+    down = f"postgresql://nobody@{str(tmp_path).replace('/', '%2F')}/stemwatch"
+    with pytest.raises(StemwatchError, match="cannot connect"):
+        command.check_database(down, wait=True)
