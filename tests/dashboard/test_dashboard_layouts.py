@@ -77,6 +77,23 @@ def sized(browser: Browser, width: int, height: int) -> Any:
     return d
 
 
+def checked_columns(driver: Any, cols: int) -> list[str]:
+    """CHECK_COLUMNS on the plate chart once its wells have drawn. An auto-refresh may redraw
+    the chart while it is checked (the element read is then replaced, its cells gone): check
+    the chart on the page again until its cells are there."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def drawn(d: Any) -> tuple[list[str]] | None:
+        found: list[str] = d.execute_script(CHECK_COLUMNS, wait_for_charts(d, 1)[0], cols)
+        return None if any(f.endswith(": no cell") for f in found) else (found,)
+
+    (result,) = WebDriverWait(
+        driver, 30, poll_frequency=0.25, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(drawn, message="the plate chart's wells never drew")
+    return result
+
+
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_every_layout_shows_every_column_of_the_plate(
     browser: Browser,
@@ -96,9 +113,8 @@ def test_every_layout_shows_every_column_of_the_plate(
             driver.get(f"{layouts_server.url}/?view=plate&plate=L{n}")
             wait_for_text(driver, f"Plate L{n}")
             wait_for_text(driver, f"{n}-well plate")
-            plate_chart = wait_for_charts(driver, 1)[0]
             assert driver.execute_script("return window.innerWidth") == width
-            found = driver.execute_script(CHECK_COLUMNS, plate_chart, layout.cols)
+            found = checked_columns(driver, layout.cols)
             if found:
                 problems[f"L{n}"] = found
                 driver.save_screenshot(str(tmp_path / f"L{n}-{screen}.png"))
