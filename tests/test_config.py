@@ -123,3 +123,21 @@ def test_try_name_shows_the_parse(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "user_regex: plate=PL1, well=B03, time_s=2024-03-01 00:00:00 UTC" in out
     assert "=> plate PL1, well B03, time 2024-03-01 00:00:00 UTC (from user_regex)" in out
     assert "=> not placed: cannot tell the well" in out
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_the_command_an_error_suggests_works(
+    component: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (issue 13, item 3): errors suggested `stemwatch config --example`, which fails."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("nonsense_key: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(component_model(component), path)
+    with pytest.raises(ConfigError) as missing:
+        load_config(component_model(component), tmp_path / "absent.yaml")
+    for message in (str(err.value), str(missing.value)):
+        command = message.split("`")[1].split(" > ")[0]
+        assert command.startswith("stemwatch config ")
+        assert main(command.split()[1:]) == 0, command
+        assert "# stemwatch" in capsys.readouterr().out

@@ -408,10 +408,39 @@ ALTER TABLE heartbeat_v4 RENAME TO heartbeat;
 """
 
 
+# v5 (the dashboard a lab keeps open, issue 13), per instrument like everything since v4:
+# - watched_folders: the folders each instrument's daemon watched on this database; the
+#   dashboard serves an image file only from under its own instrument's folders (a path in the
+#   database is not enough).
+# - images.unplaced_reason: why an analysed image got no plate or well (it is listed, not lost).
+# - heartbeat_log: every heartbeat's state and queue per instrument, kept for a week (the queue
+#   over time); each daemon prunes its own.
+# - predictions_created: throughput per hour reads predictions by creation time.
+# Nothing to backfill: before v5 no folder, reason or heartbeat history was recorded.
+_V5 = """
+CREATE TABLE watched_folders (
+    instrument  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    PRIMARY KEY (instrument, path)
+);
+ALTER TABLE images ADD COLUMN unplaced_reason TEXT;
+CREATE TABLE heartbeat_log (
+    instrument  TEXT NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT,
+    queued      INTEGER
+);
+CREATE INDEX heartbeat_log_at ON heartbeat_log(instrument, at);
+CREATE INDEX predictions_created ON predictions(created_at);
+"""
+
+
 # ==============================================================================================
 # PostgreSQL: the same versions. Integers are BIGINT (mtime_ns and sizes overflow INTEGER),
 # floats DOUBLE PRECISION, ids identity columns, bytes BYTEA. Constraints are named where a
-# later version drops them. No PostgreSQL database predates v4, but every new one runs v1-v4
+# later version drops them. No PostgreSQL database predates v4, but every new one runs v1-v5
 # in order, so each entry is the real change at that version.
 # ==============================================================================================
 
@@ -642,11 +671,31 @@ ALTER TABLE heartbeat DROP COLUMN id, ALTER COLUMN instrument SET NOT NULL,
     ADD CONSTRAINT heartbeat_pkey PRIMARY KEY (instrument);
 """
 
-# v5 (ingest hardening, issue 11):
+_PG_V5 = """
+CREATE TABLE watched_folders (
+    instrument  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    first_seen  DOUBLE PRECISION NOT NULL,
+    last_seen   DOUBLE PRECISION NOT NULL,
+    CONSTRAINT watched_folders_pkey PRIMARY KEY (instrument, path)
+);
+ALTER TABLE images ADD COLUMN unplaced_reason TEXT;
+CREATE TABLE heartbeat_log (
+    instrument  TEXT NOT NULL,
+    at          DOUBLE PRECISION NOT NULL,
+    state       TEXT,
+    queued      BIGINT
+);
+CREATE INDEX heartbeat_log_at ON heartbeat_log(instrument, at);
+CREATE INDEX predictions_created ON predictions(created_at);
+"""
+
+
+# v6 (ingest hardening, issue 11):
 # - images.ctime_ns: the inode change time of the version recorded. A rewrite that keeps the
 #   size and the mtime (a re-export that preserves the acquisition time stamp) still changes
 #   the ctime, so the file is read again and its content hash decides. NULL for rows written
-#   before v5: size and mtime decide for those, as before.
+#   before v6: size and mtime decide for those, as before.
 # - images.retry_at: a failed version whose failure was transient (unreadable for a while) is
 #   read again after this wall-clock time, even unchanged; NULL: retried only once it changes.
 # - images.channel / channel_name / z: where in the acquisition the image is, besides the
@@ -655,7 +704,7 @@ ALTER TABLE heartbeat DROP COLUMN id, ALTER COLUMN instrument SET NOT NULL,
 # - skipped_files: files deliberately not analysed (analysis outputs such as masks, formats
 #   that are not read, channels not selected), one row per instrument and path with the
 #   reason, so a restart does not reconsider them and a user can see why.
-_V5 = """
+_V6 = """
 ALTER TABLE images ADD COLUMN ctime_ns INTEGER;
 ALTER TABLE images ADD COLUMN retry_at REAL;
 ALTER TABLE images ADD COLUMN channel INTEGER;
@@ -685,7 +734,7 @@ CREATE TABLE skipped_files (
 CREATE INDEX skipped_files_kind ON skipped_files(instrument, kind, updated_at);
 """
 
-_PG_V5 = """
+_PG_V6 = """
 ALTER TABLE images ADD COLUMN ctime_ns BIGINT, ADD COLUMN retry_at DOUBLE PRECISION,
     ADD COLUMN channel BIGINT, ADD COLUMN channel_name TEXT, ADD COLUMN z BIGINT;
 CREATE INDEX images_hash ON images(instrument, content_hash);
@@ -721,6 +770,7 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V3, postgres=_PG_V3),
     Migration(sqlite=_V4, postgres=_PG_V4),
     Migration(sqlite=_V5, postgres=_PG_V5),
+    Migration(sqlite=_V6, postgres=_PG_V6),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
