@@ -76,6 +76,7 @@ from stemwatch.core.paths import printable
 from stemwatch.core.platemeta import (
     IgnoredImageError,
     ImageLocation,
+    UnresolvedImageError,
     channel_excluded,
     resolve,
     with_config,
@@ -125,6 +126,7 @@ class Prepared:
     content_hash: str
     location: ImageLocation | None
     tiles: Tiles
+    unplaced_reason: str | None = None  # why there is no location, when there is none
 
 
 @dataclass
@@ -300,6 +302,7 @@ class Pipeline:
             return
         digest: str | None = None
         location: ImageLocation | None = None
+        unplaced: str | None = None
         try:
             self._skip_by_name(cand)  # before any byte is read
             self._check_size(cand)
@@ -318,7 +321,7 @@ class Pipeline:
                 channels=self.config.plate.channels,
                 z_plane=self.config.plate.z_plane,
             )
-            location = self._locate(path, checked.ome_xml, plane)
+            location, unplaced = self._locate(path, checked.ome_xml, plane)
             if self._moved(cand, digest, location):
                 return
             self._check_dimensions(checked, plane)
@@ -336,7 +339,7 @@ class Pipeline:
                 return
             self._failed_attempt(cand, exc, digest, location)
             return
-        self.ready.put(Prepared(cand, digest, location, tiles))
+        self.ready.put(Prepared(cand, digest, location, tiles, unplaced))
 
     def _gone(self, cand: Candidate) -> None:
         log.warning("%s: gone before it was read (deleted or moved away)", printable(cand.path))
@@ -402,7 +405,10 @@ class Pipeline:
                 "a thumbnail or the wrong channel?",
             )
 
-    def _locate(self, path: Path, ome_xml: str | None, plane: PlaneChoice) -> ImageLocation | None:
+    def _locate(
+        self, path: Path, ome_xml: str | None, plane: PlaneChoice
+    ) -> tuple[ImageLocation | None, str | None]:
+        """The image's location, or None and why not (stored with the result)."""
         plate = self.config.plate
         try:
             loc = resolve(path, ome_xml=ome_xml, **with_config(plate))
@@ -410,13 +416,16 @@ class Pipeline:
             raise _SkipError("ignored", exc.reason) from None
         except PlateMetadataError as exc:
             log.warning("%s: stored without plate/well (%s)", printable(path), exc)
-            return None
+            if isinstance(exc, UnresolvedImageError):  # the message without the path
+                tried = "; tried: " + ", ".join(exc.tried) if exc.tried else ""
+                return None, exc.reason + tried
+            return None, str(exc)
         if plane.channel is not None or plane.z is not None:
             loc = _with_plane(loc, plane)
         excluded = channel_excluded(loc, plate.channels)
         if excluded is not None:
             raise _SkipError("ignored", excluded, loc)
-        return loc
+        return loc, None
 
     def _moved(self, cand: Candidate, digest: str, location: ImageLocation | None) -> bool:
         """A done record of the same content whose file is gone: this file is that one,
@@ -643,6 +652,7 @@ class Pipeline:
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
             ),
+            unplaced_reason=prep.unplaced_reason,
         )
         loc = prep.location
         log.info(

@@ -450,6 +450,35 @@ def test_channels_not_selected_are_recorded_as_ignored(
     assert d.summary is not None and d.summary.ignored == 2
 
 
+def test_an_unplaced_image_is_stored_with_why(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    """Nothing is placed in a wrong well: no evidence, or conflicting evidence, leaves the image
+    unplaced, and the reason is stored for the dashboard (``images.unplaced_reason``)."""
+    cfg = make_config(
+        tmp_path, tiny_model_path, plate={"user_regex": r"(?:^|/)(?P<well>[A-H]\d\d)/[^/]+$"}
+    )
+    plain = "scan_0001.tif"
+    conflict = "B03/Plate1_C05_T0001F001L01A01Z01C01.tif"  # user_regex: B03; the name: C05
+    with running_daemon(cfg, tiny_model) as d:
+        (d.daemon.folder / "B03").mkdir()
+        for i, n in enumerate((plain, conflict)):
+            write_tiff(d.daemon.folder / n, 40 + i)
+        wait_for(lambda: done(cfg.database, plain) and done(cfg.database, Path(conflict).name), 15)
+        d.settle()
+    conn = store.open_db(cfg.database, readonly=True)
+    try:
+        unplaced = {Path(r.path).name: r for r in store.unplaced_images(conn)}
+    finally:
+        conn.close()
+    assert set(unplaced) == {plain, Path(conflict).name}
+    why = unplaced[plain].unplaced_reason
+    assert why is not None and why.startswith("cannot tell the well") and "user_regex" in why
+    clash = unplaced[Path(conflict).name].unplaced_reason
+    assert clash is not None and clash.startswith("conflicting well evidence")
+    assert "B03" in clash and "C05" in clash
+
+
 def test_multi_channel_ome_tiff_analyses_the_chosen_plane_and_says_so(
     tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel, caplog: Any
 ) -> None:
