@@ -30,8 +30,9 @@ from stemwatch.core.aggregate import image_probabilities
 from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
-from trainer.data import Sample, TileCache, TileSet, load_samples
+from trainer.data import Sample, TileCache, TileSet, load_samples, provenance
 from trainer.evaluate import evaluate_tiles, summarise_folds
+from trainer.optics import resolve_optics
 from trainer.predict import autocast, predict_logits
 from trainer.splits import Split, kfold_splits, train_val_test_split
 
@@ -239,13 +240,16 @@ class Trainer:
         dist: DistContext | None = None,
         split_info: dict[str, Any] | None = None,
         device: torch.device | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
+        """``facts``: more of the training record (optics, data provenance)."""
         self.cfg = cfg
         self.train_set = train
         self.val_set = val
         self.out_dir = out_dir
         self.dist = dist or DistContext()
         self.split_info = split_info or {}
+        self.facts = facts or {}
         self.device = device or resolve_device(cfg.runtime.device)
         if self.device.type == "cuda" and self.dist.active and self.device.index is None:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -296,7 +300,7 @@ class Trainer:
             arch_kwargs=dict(cfg.model.kwargs),
             class_names=list(cfg.data.classes),
             positive_class=cfg.data.positive_class,
-            tiling=cfg.data.tiling,
+            tiling=cfg.data.tiling.spec(),
             normalisation=cfg.data.normalisation,
             temperature=temperature,
             training=self._training_record(epoch),
@@ -322,6 +326,7 @@ class Trainer:
             "device": self.device.type,
             "amp": self.amp,
             "optim": cfg.optim.model_dump(mode="json"),
+            **self.facts,
         }
 
     def validate(self, model: nn.Module, loss_fn: nn.Module) -> tuple[float, dict[str, float]]:
@@ -656,17 +661,22 @@ class Trainer:
 
 @dataclass
 class PreparedData:
-    """Readable samples and their tile cache."""
+    """Readable samples, their tile cache, the config with its downsampling resolved, and the
+    optics record (pixel size, factor and why)."""
 
     samples: list[Sample]
     cache: TileCache
+    cfg: TrainerConfig
+    optics: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_data(cfg: TrainerConfig) -> PreparedData:
-    """Load the sample list and decode every image once (unreadable ones listed, skipped)."""
+    """Load the sample list, resolve the downsampling from the pixel size and decode every
+    image once (unreadable ones listed, skipped)."""
     d = cfg.data
     samples = load_samples(manifest=d.manifest, folder=d.folder, classes=d.classes)
-    cache = TileCache(d.tiling, d.normalisation, page=d.page, keep=d.cache)
+    cfg, optics = resolve_optics(cfg, samples)
+    cache = TileCache(cfg.data.tiling.spec(), d.normalisation, page=d.page, keep=d.cache)
     t0 = time.perf_counter()
     readable = cache.warm(
         samples, workers=d.io_workers, max_unreadable_fraction=d.max_unreadable_fraction
@@ -677,7 +687,7 @@ def prepare_data(cfg: TrainerConfig) -> PreparedData:
         len(samples) - len(readable),
         time.perf_counter() - t0,
     )
-    return PreparedData(readable, cache)
+    return PreparedData(readable, cache, cfg, optics)
 
 
 def _subset(data: PreparedData, idx: np.ndarray) -> TileSet:
@@ -705,6 +715,7 @@ def train_on_split(
 ) -> dict[str, Any]:
     """Fit on one split, then evaluate the calibrated best model on its test part."""
     info = split.describe(data.samples, cfg.split.group_by)
+    facts = {"optics": data.optics, "data_provenance": provenance(data.samples)}
     trainer = Trainer(
         cfg,
         _subset(data, split.train),
@@ -712,6 +723,7 @@ def train_on_split(
         out_dir,
         dist=dist,
         split_info=info,
+        facts=facts,
     )
     fit = trainer.fit(resume=resume)
     summary: dict[str, Any] = {
@@ -723,6 +735,7 @@ def train_on_split(
         "val_ece_before": fit.ece_before,
         "val_ece_after": fit.ece_after,
         "best_checkpoint": str(fit.best_path),
+        **facts,
     }
     if hasattr(trainer, "best_model"):
         summary["param_checksum"] = parameter_checksum(trainer.best_model)
@@ -751,6 +764,7 @@ def run_training(
     out_dir = cfg.runtime.out_dir
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
+    cfg = data.cfg
     s = cfg.split
     split = train_val_test_split(
         data.samples,
@@ -773,6 +787,7 @@ def run_cross_validation(cfg: TrainerConfig, k: int, *, resume: bool = False) ->
     out_dir = cfg.runtime.out_dir
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
+    cfg = data.cfg
     s = cfg.split
     splits = kfold_splits(
         data.samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
