@@ -36,7 +36,7 @@ from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import IMAGE_SUFFIXES, prepare, read_image
 from stemwatch.core.modelfile import file_sha256, read_metadata
 from stemwatch.core.modelmeta import ModelMetadata
-from trainer.metric_intervals import UNIT_PLURAL
+from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,6 @@ NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_+- ()")
 """What bioimage.io allows in a model name (5 to 128 characters)."""
 RECIPE_NAME = "stemwatch_recipe.json"
 SAMPLE_IMAGE_NAME = "sample_image.tif"
-FIGURE_NAMES = {
-    "balanced_accuracy": "balanced accuracy",
-    "accuracy": "accuracy",
-    "roc_auc": "ROC-AUC",
-    "f1": "F1 (positive class)",
-    "macro_f1": "macro F1",
-    "ece": "expected calibration error",
-}
 
 
 class PackageError(StemwatchError):
@@ -193,15 +185,6 @@ def _synthetic_statement(meta: ModelMetadata) -> str:
     )
 
 
-def _interval(iv: dict[str, Any]) -> str:
-    value, low, high = iv.get("value"), iv.get("low"), iv.get("high")
-    if value is None:
-        return "n/a"
-    if low is None or high is None:
-        return f"{value:.3f} [n/a]"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
-
 def _test_section(meta: ModelMetadata) -> list[str]:
     test = meta.metrics.get("test")
     if not isinstance(test, dict) or not test.get("figures"):
@@ -219,9 +202,9 @@ def _test_section(meta: ModelMetadata) -> list[str]:
         "| figure | value [95 % interval] |",
         "|---|---|",
     ]
-    for key, name in FIGURE_NAMES.items():
+    for key, name in FIGURES.items():
         if key in test["figures"]:
-            lines.append(f"| {name} | {_interval(test['figures'][key])} |")
+            lines.append(f"| {name} | {interval_text(test['figures'][key])} |")
     by_hours = test.get("accuracy_by_hours") or {}
     if by_hours:
         lines += [
@@ -230,8 +213,7 @@ def _test_section(meta: ModelMetadata) -> list[str]:
             "|---|---|---|",
         ]
         for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-            iv = {"value": v.get("accuracy"), "low": v.get("low"), "high": v.get("high")}
-            lines.append(f"| {h} | {_interval(iv)} | {v.get('n')} |")
+            lines.append(f"| {h} | {hours_interval_text(v)} | {v.get('n')} |")
     for warning in test.get("warnings") or []:
         lines += ["", f"**Warning:** {warning}"]
     return lines

@@ -15,7 +15,7 @@ figures; :func:`small_test_set_warning` says so and names the width of the inter
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,8 +24,15 @@ from stemwatch.core.intervals import DEFAULT_RESAMPLES, Interval, bootstrap_item
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
-FIGURES = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "macro_f1", "ece")
-"""The figures that get an interval (``f1`` is the positive class's)."""
+FIGURES = {
+    "balanced_accuracy": "balanced accuracy",
+    "accuracy": "accuracy",
+    "roc_auc": "ROC-AUC",
+    "f1": "F1 (positive class)",
+    "macro_f1": "macro F1",
+    "ece": "ECE",
+}
+"""The figures that get an interval, with their names in reports, in report order."""
 MIN_GROUPS_PER_CLASS = 10
 """Below this many groups of a class in a test set, figures come with a warning."""
 UNIT_PLURAL = {"well": "wells", "plate": "plates", "experiment": "experiments"}
@@ -162,6 +169,19 @@ def figure_intervals(
     figures = {k: out[k] for k in stats}
     hourly = {k.removeprefix("hours:"): out[k] for k in by_hours}
     return figures, hourly
+
+
+def interval_text(iv: Mapping[str, Any] | None) -> str:
+    """``0.912 [0.850, 0.960]`` from an interval's JSON form (``n/a`` without a value,
+    ``[n/a]`` without bounds)."""
+    if not iv:
+        return "n/a"
+    return Interval(iv.get("value"), iv.get("low"), iv.get("high"), iv.get("n_groups", 0)).text()
+
+
+def hours_interval_text(entry: Mapping[str, Any]) -> str:
+    """:func:`interval_text` of an ``accuracy_by_hours`` entry."""
+    return interval_text({"value": entry.get("accuracy"), **entry})
 
 
 def interval_dict(iv: Interval) -> dict[str, Any]:

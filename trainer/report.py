@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trainer.metric_intervals import UNIT_PLURAL
+from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
 
 
 def _pyplot() -> Any:
@@ -122,31 +122,13 @@ def plot_hours(by_hours: dict[str, Any], path: Path, label: str = "accuracy") ->
     return path
 
 
-FIGURE_NAMES = {
-    "balanced_accuracy": "balanced accuracy",
-    "accuracy": "accuracy",
-    "roc_auc": "ROC-AUC",
-    "f1": "F1 (positive class)",
-    "macro_f1": "macro F1",
-    "ece": "ECE",
-}
-
-
 def with_interval(metrics: dict[str, Any], name: str) -> str:
-    """``0.912 [0.850, 0.960]`` from a metrics dict with ``intervals`` (``–`` when absent)."""
+    """``0.912 [0.850, 0.960]`` from a metrics dict with ``intervals`` (the bare figure, or
+    ``–``, when it has none)."""
     iv = metrics.get("intervals", {}).get(name)
     if iv is None:
-        value = metrics.get(name)
-        return _fmt(value) if name != "f1" else "–"
-    return interval_text(iv.get("value"), iv.get("low"), iv.get("high"))
-
-
-def interval_text(value: Any, low: Any, high: Any) -> str:
-    if value is None:
-        return "–"
-    if low is None or high is None:
-        return f"{_fmt(value)} [n/a]"
-    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+        return _fmt(metrics.get(name)) if name != "f1" else "–"
+    return interval_text(iv)
 
 
 def dump_json(obj: dict[str, Any]) -> str:
@@ -174,9 +156,9 @@ def interval_note(metrics: dict[str, Any]) -> str:
 
 
 def _metrics_table(levels: dict[str, dict[str, Any]]) -> list[str]:
-    keys = list(FIGURE_NAMES)
+    keys = list(FIGURES)
     lines = [
-        "| level | n | " + " | ".join(FIGURE_NAMES[k] for k in keys) + " |",
+        "| level | n | " + " | ".join(FIGURES[k] for k in keys) + " |",
         "|---" * (len(keys) + 2) + "|",
     ]
     for level, m in levels.items():
@@ -189,7 +171,7 @@ def _hours_table(by_hours: dict[str, Any], unit: str) -> list[str]:
     units = UNIT_PLURAL.get(unit, f"{unit} groups")
     lines = [f"| hours | accuracy [95 % CI] | images | {units} |", "|---|---|---|---|"]
     for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-        cell = interval_text(v.get("accuracy"), v.get("low"), v.get("high"))
+        cell = hours_interval_text(v)
         lines.append(f"| {h} | {cell} | {v.get('n', '')} | {v.get('n_groups', '')} |")
     return lines
 
@@ -264,7 +246,7 @@ def write_cv_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "metrics.json"
     json_path.write_text(dump_json(summary), encoding="utf-8")
-    keys = list(FIGURE_NAMES)
+    keys = list(FIGURES)
     unit = summary.get("group_by", "group")
     scheme = summary.get("scheme", f"{summary.get('k')}-fold")
     lines = [f"# {title}", ""]
@@ -277,7 +259,7 @@ def write_cv_report(
         "",
         "## Per fold (image level, 95 % intervals over the fold's test groups)",
         "",
-        "| fold | " + " | ".join(FIGURE_NAMES[k] for k in keys) + " |",
+        "| fold | " + " | ".join(FIGURES[k] for k in keys) + " |",
         "|---" * (len(keys) + 1) + "|",
     ]
     for f in summary.get("folds", []):
@@ -294,7 +276,7 @@ def write_cv_report(
         ]
         for k in keys:
             if k in agg:
-                lines.append(f"| {FIGURE_NAMES[k]} | {agg[k]['mean']:.3f} | {agg[k]['sd']:.3f} |")
+                lines.append(f"| {FIGURES[k]} | {agg[k]['mean']:.3f} | {agg[k]['sd']:.3f} |")
     pooled_image = pooled.get("image", {})
     if pooled_image:
         lines += [

@@ -15,15 +15,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-FIGURES = {
-    "balanced_accuracy": "balanced accuracy",
-    "accuracy": "accuracy",
-    "roc_auc": "ROC-AUC",
-    "f1": "F1 (positive class)",
-    "macro_f1": "macro F1",
-    "ece": "ECE",
-}
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -65,18 +56,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _interval(iv: dict[str, Any] | None) -> str:
-    if not iv or iv.get("value") is None:
-        return "n/a"
-    if iv.get("low") is None:
-        return f"{iv['value']:.3f} [n/a: too few groups]"
-    return f"{iv['value']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
-
-
 def summary_lines(result: dict[str, Any], model: Path) -> list[str]:
     """What the terminal shows: the notice (if any) first, then every figure with its
     interval, accuracy per hours, the bootstrap's unit and the warnings."""
-    from trainer.metric_intervals import UNIT_PLURAL
+    from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
 
     image = result.get("image", {})
     boot = image.get("bootstrap") or {}
@@ -93,14 +76,14 @@ def summary_lines(result: dict[str, Any], model: Path) -> list[str]:
     for key, name in FIGURES.items():
         if key in intervals:
             label = f"F1 ({positive})" if key == "f1" else name
-            lines.append(f"  {label:<28} {_interval(intervals[key])}")
+            lines.append(f"  {label:<28} {interval_text(intervals[key])}")
     by_hours = image.get("accuracy_by_hours") or {}
     if by_hours:
         lines.append("  accuracy per hours since induction:")
         for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-            iv = {"value": v.get("accuracy"), "low": v.get("low"), "high": v.get("high")}
             lines.append(
-                f"    {h:>6} h  {_interval(iv)}  ({v.get('n')} images, {v.get('n_groups')} {units})"
+                f"    {h:>6} h  {hours_interval_text(v)}  ({v.get('n')} images, "
+                f"{v.get('n_groups')} {units})"
             )
     if boot:
         lines.append(

@@ -117,27 +117,14 @@ def config_from_args(args: argparse.Namespace) -> TrainerConfig:
     return cfg
 
 
-FIGURES = ("balanced_accuracy", "accuracy", "roc_auc", "f1", "ece")
-
-
-def _with_interval(metrics: dict[str, Any], name: str) -> str | None:
-    iv = metrics.get("intervals", {}).get(name)
-    if iv is None or iv.get("value") is None:
-        return None
-    if iv.get("low") is None:
-        return f"{iv['value']:.3f} [n/a]"
-    return f"{iv['value']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
-
-
 def held_out_figures(image: dict[str, Any]) -> dict[str, Any]:
     """``{figure: "value [low, high]"}`` plus what the intervals are over."""
-    out: dict[str, Any] = {
-        k: text for k in FIGURES if (text := _with_interval(image, k)) is not None
-    }
+    from trainer.metric_intervals import FIGURES, UNIT_PLURAL, interval_text
+
+    intervals = image.get("intervals", {})
+    out: dict[str, Any] = {k: interval_text(intervals[k]) for k in FIGURES if k in intervals}
     boot = image.get("bootstrap") or {}
     if boot:
-        from trainer.metric_intervals import UNIT_PLURAL
-
         units = UNIT_PLURAL.get(boot.get("unit", ""), "groups")
         out["intervals"] = f"95 % bootstrap intervals over {boot.get('n_groups')} {units}"
     return out
