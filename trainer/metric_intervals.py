@@ -228,6 +228,7 @@ def small_test_set_warning(
         spread = "too few to compute an interval at all"
     return (
         f"small test set: {have} {plural} (under {MIN_GROUPS_PER_CLASS} {plural} per class), "
-        f"so its figures are unstable: {spread}. Hold out more {plural} "
-        f"(split.test_fraction) or evaluate on a separate, larger test set."
+        f"so its figures are unstable: {spread}, and a bootstrap over so few {plural} "
+        f"understates the uncertainty. Hold out more {plural} (split.test_fraction) or "
+        "evaluate on a separate, larger test set."
     )
