@@ -11,6 +11,8 @@
   :mod:`~stemwatch.core.platemeta`: plate, well, field and time of each image;
   :mod:`~stemwatch.core.times`: what an image's time basis means for people;
 - :mod:`~stemwatch.core.manifest`: the labelled-image manifest the trainer reads;
+- :mod:`~stemwatch.core.optics`: the pixel size an image states, and the downsampling rule;
+- :mod:`~stemwatch.core.intervals`: 95 % intervals by bootstrap over wells (every figure);
 - :mod:`~stemwatch.core.config` (configuration loading) and :mod:`~stemwatch.core.errors`.
 
 Nothing here imports from the floors above (store, trainer, monitor, dashboard, synth, the
