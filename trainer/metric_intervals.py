@@ -62,15 +62,20 @@ def balanced_accuracy_statistic(pred: np.ndarray, labels: np.ndarray) -> Statist
 
 
 def f1_statistic(pred: np.ndarray, labels: np.ndarray, cls: int) -> Statistic:
-    """F1 of class ``cls``; 0 where it has no true or predicted item (zero_division=0)."""
+    """F1 of class ``cls`` (0 where it is neither true nor predicted: zero_division=0).
+    A resample without any true item of the class leaves its F1 undefined (NaN, like its
+    recall), when the data has some; a class absent from the data scores 0 throughout, as
+    in scikit-learn."""
     p = np.asarray(pred) == cls
     t = np.asarray(labels) == cls
     tp, fp, fn = (p & t).astype(float), (p & ~t).astype(float), (~p & t).astype(float)
+    present = bool(t.any())
 
     def stat(w: np.ndarray) -> np.ndarray:
         num = 2 * (w @ tp)
         den = num + w @ fp + w @ fn
-        return np.nan_to_num(_ratio(num, den), nan=0.0)
+        f1 = np.nan_to_num(_ratio(num, den), nan=0.0)
+        return np.where(w @ t > 0, f1, np.nan) if present else f1
 
     return stat
 

@@ -83,3 +83,13 @@ def test_small_test_set_warning_names_the_width() -> None:
     assert small_test_set_warning([0] * 20 + [1] * 20, big, CLASSES, "well", None) is None
     plates = small_test_set_warning([0, 1], ["p1", "p2"], CLASSES, "plate", None)
     assert plates is not None and "1 undifferentiated, 1 differentiated plates" in plates
+
+
+def test_a_resample_without_positives_leaves_f1_undefined_not_zero() -> None:
+    # well A: two correct negatives; well B: two correct positives. Resamples of A alone have
+    # no positive: their F1 is undefined (dropped), not 0, so the interval stays at 1.
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9]])
+    y = np.array([0, 0, 1, 1])
+    figures, _ = figure_intervals(p, y, ["A", "A", "B", "B"], 1, resamples=400)
+    assert (figures["f1"].value, figures["f1"].low, figures["f1"].high) == (1.0, 1.0, 1.0)
+    assert figures["macro_f1"].low == 1.0
