@@ -153,6 +153,7 @@ class Daemon:
             metadata_json=self.model.metadata.to_json(),
             provider=self.model.provider,
         )
+        store.record_watched_folder(self._db, self.folder)  # the dashboard serves images from it
         store.beat(
             self._db,
             state="starting",

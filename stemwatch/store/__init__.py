@@ -19,7 +19,7 @@ Inside: :mod:`~stemwatch.store.schema` (tables and migrations, each engine's DDL
 :mod:`~stemwatch.store.images` (image versions, predictions; "already recorded?"),
 :mod:`~stemwatch.store.wells` (series, onsets, detector state, plate and well summaries),
 :mod:`~stemwatch.store.alerts` (alerts, deliveries, instrument conditions),
-:mod:`~stemwatch.store.daemon` (models and heartbeat).
+:mod:`~stemwatch.store.daemon` (models, watched folders, heartbeat and its log).
 
 Times are float seconds: ``*_at`` values are wall-clock (Unix epoch); ``time_s`` is the
 image's time as resolved by :mod:`stemwatch.core.platemeta`, whose ``time_basis`` says
@@ -38,21 +38,26 @@ from stemwatch.store.alerts import (
     record_delivery,
     set_channel_results,
 )
-from stemwatch.store.connection import BUSY_TIMEOUT_S, open_db
+from stemwatch.store.connection import BUSY_TIMEOUT_S, batch, change_stamp, open_db
 from stemwatch.store.daemon import (
     beat,
     current_model,
+    heartbeat_history,
     heartbeats,
     last_heartbeat,
     list_models,
+    record_watched_folder,
     register_model,
+    watched_folders,
 )
 from stemwatch.store.database import Database
 from stemwatch.store.errors import StoreBusyError, StoreError, StoreMissingError
 from stemwatch.store.images import (
     already_recorded,
     cam_png,
+    count_unplaced,
     counts,
+    failed_images,
     images_for_well,
     last_image_arrival,
     prediction_times,
@@ -61,7 +66,9 @@ from stemwatch.store.images import (
     record_failure,
     record_prediction,
     record_result,
+    throughput,
     typical_field_interval_s,
+    unplaced_images,
 )
 from stemwatch.store.instruments import list_instruments
 from stemwatch.store.records import (
@@ -70,6 +77,7 @@ from stemwatch.store.records import (
     Counts,
     FileVersion,
     Heartbeat,
+    HeartbeatSample,
     HeldBackAlert,
     ImageRecord,
     ModelRecord,
@@ -79,7 +87,9 @@ from stemwatch.store.records import (
     Prediction,
     RecentFailures,
     SeriesPoint,
+    ThroughputBin,
     TimePoint,
+    WatchedFolder,
     WellState,
     WellSummary,
 )
@@ -94,6 +104,7 @@ from stemwatch.store.wells import (
     list_onsets,
     list_plates,
     plate_model,
+    plate_series,
     reset_well,
     save_well_analysis,
     well_series,
@@ -110,6 +121,7 @@ __all__ = [
     "Database",
     "FileVersion",
     "Heartbeat",
+    "HeartbeatSample",
     "HeldBackAlert",
     "ImageRecord",
     "ModelRecord",
@@ -123,21 +135,28 @@ __all__ = [
     "StoreError",
     "StoreMissingError",
     "Target",
+    "ThroughputBin",
     "TimePoint",
+    "WatchedFolder",
     "WellState",
     "WellSummary",
     "acknowledge_alert",
     "alert_condition",
     "already_recorded",
+    "batch",
     "beat",
     "begin_condition",
     "cam_png",
+    "change_stamp",
     "check_instrument",
+    "count_unplaced",
     "counts",
     "current_model",
     "default_instrument",
     "deliveries_since",
     "end_condition",
+    "failed_images",
+    "heartbeat_history",
     "heartbeats",
     "held_back",
     "images_for_well",
@@ -151,6 +170,7 @@ __all__ = [
     "open_db",
     "parse_target",
     "plate_model",
+    "plate_series",
     "prediction_times",
     "recent_failures",
     "recent_images",
@@ -159,11 +179,15 @@ __all__ = [
     "record_failure",
     "record_prediction",
     "record_result",
+    "record_watched_folder",
     "register_model",
     "reset_well",
     "save_well_analysis",
     "set_channel_results",
+    "throughput",
     "typical_field_interval_s",
+    "unplaced_images",
+    "watched_folders",
     "well_series",
     "well_state",
     "well_summary",

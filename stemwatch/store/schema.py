@@ -408,10 +408,39 @@ ALTER TABLE heartbeat_v4 RENAME TO heartbeat;
 """
 
 
+# v5 (the dashboard a lab keeps open, issue 13), per instrument like everything since v4:
+# - watched_folders: the folders each instrument's daemon watched on this database; the
+#   dashboard serves an image file only from under its own instrument's folders (a path in the
+#   database is not enough).
+# - images.unplaced_reason: why an analysed image got no plate or well (it is listed, not lost).
+# - heartbeat_log: every heartbeat's state and queue per instrument, kept for a week (the queue
+#   over time); each daemon prunes its own.
+# - predictions_created: throughput per hour reads predictions by creation time.
+# Nothing to backfill: before v5 no folder, reason or heartbeat history was recorded.
+_V5 = """
+CREATE TABLE watched_folders (
+    instrument  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    first_seen  REAL NOT NULL,
+    last_seen   REAL NOT NULL,
+    PRIMARY KEY (instrument, path)
+);
+ALTER TABLE images ADD COLUMN unplaced_reason TEXT;
+CREATE TABLE heartbeat_log (
+    instrument  TEXT NOT NULL,
+    at          REAL NOT NULL,
+    state       TEXT,
+    queued      INTEGER
+);
+CREATE INDEX heartbeat_log_at ON heartbeat_log(instrument, at);
+CREATE INDEX predictions_created ON predictions(created_at);
+"""
+
+
 # ==============================================================================================
 # PostgreSQL: the same versions. Integers are BIGINT (mtime_ns and sizes overflow INTEGER),
 # floats DOUBLE PRECISION, ids identity columns, bytes BYTEA. Constraints are named where a
-# later version drops them. No PostgreSQL database predates v4, but every new one runs v1-v4
+# later version drops them. No PostgreSQL database predates v4, but every new one runs v1-v5
 # in order, so each entry is the real change at that version.
 # ==============================================================================================
 
@@ -642,6 +671,26 @@ ALTER TABLE heartbeat DROP COLUMN id, ALTER COLUMN instrument SET NOT NULL,
     ADD CONSTRAINT heartbeat_pkey PRIMARY KEY (instrument);
 """
 
+_PG_V5 = """
+CREATE TABLE watched_folders (
+    instrument  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    first_seen  DOUBLE PRECISION NOT NULL,
+    last_seen   DOUBLE PRECISION NOT NULL,
+    CONSTRAINT watched_folders_pkey PRIMARY KEY (instrument, path)
+);
+ALTER TABLE images ADD COLUMN unplaced_reason TEXT;
+CREATE TABLE heartbeat_log (
+    instrument  TEXT NOT NULL,
+    at          DOUBLE PRECISION NOT NULL,
+    state       TEXT,
+    queued      BIGINT
+);
+CREATE INDEX heartbeat_log_at ON heartbeat_log(instrument, at);
+CREATE INDEX predictions_created ON predictions(created_at);
+"""
+
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one (with both engines' DDL: the PostgreSQL-parametrised store
 # tests run every entry on a real server).
@@ -650,6 +699,7 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V2, postgres=_PG_V2),
     Migration(sqlite=_V3, postgres=_PG_V3),
     Migration(sqlite=_V4, postgres=_PG_V4),
+    Migration(sqlite=_V5, postgres=_PG_V5),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
