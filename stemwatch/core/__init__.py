@@ -15,6 +15,8 @@
   user regex;
   :mod:`~stemwatch.core.times`: what an image's time basis means for people;
 - :mod:`~stemwatch.core.manifest`: the labelled-image manifest the trainer reads;
+- :mod:`~stemwatch.core.optics`: the pixel size an image states, and the downsampling rule;
+- :mod:`~stemwatch.core.intervals`: 95 % intervals by bootstrap over wells (every figure);
 - :mod:`~stemwatch.core.config` (configuration loading), :mod:`~stemwatch.core.errors` and
   :mod:`~stemwatch.core.paths` (file names as storable, printable text).
 
