@@ -53,6 +53,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="W",
         help="benchmark a stand-in FastNet with channels x W instead of the bundled model",
     )
+    p.add_argument(
+        "--int8",
+        nargs="?",
+        const=True,
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help="also compare the model's speed with its int8 version (PATH, from `stemwatch "
+        "export --int8`; without PATH it is quantised here on the bench's synthetic tiles), "
+        "at batch 1 and the monitor's batch, 1 and 2 threads",
+    )
     p.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
@@ -86,6 +97,38 @@ def run(args: argparse.Namespace) -> int:
         rate_hz=args.rate,
     )
     print(format_result(result))
+    figures = as_dict(result)
+    if args.int8:
+        figures["int8"] = compare_int8(args, result.model)
     if args.json:
-        args.json.write_text(json.dumps(as_dict(result), indent=2))
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
+
+
+def compare_int8(args: argparse.Namespace, description: str) -> dict[str, object]:
+    """``--int8``: the benchmarked model against its int8 version (stemwatch.evaluation.int8)."""
+    import tempfile
+
+    from stemwatch.evaluation.int8 import bench_int8
+    from stemwatch.evaluation.monitor_bench import pick_model
+
+    with tempfile.TemporaryDirectory(prefix="stemwatch-bench-int8-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        fp32, _ = pick_model(args.model, workdir, args.standin_width)
+        out = bench_int8(
+            fp32,
+            None if args.int8 is True else args.int8,
+            workdir,
+            size=args.size,
+            repeats=args.repeat,
+        )
+    print(f"model: {description}; int8: {out['int8']}")
+    print("\n".join(out.pop("lines")))
+    close = out["agreement_on_bench_tiles"]
+    probs = next(v for k, v in close.items() if isinstance(v, dict) and "class_changed" in v)
+    print(
+        f"  on {close['n_tiles']} bench tiles: mean |int8 - fp32| of the probabilities "
+        f"{probs['mean_abs_diff']:.4f}, max {probs['max_abs_diff']:.3f} (accuracy: see "
+        "`stemwatch export --int8`, on the run's held-out split)"
+    )
+    return out

@@ -5,6 +5,10 @@ writes one ONNX file (fixed tile size, dynamic batch, calibrated probabilities, 
 architecture has one) after checking that onnxruntime agrees with torch on real tiles.
 ``--bioimageio`` adds a bioimage.io package (its sample image: the first parity image, else
 a held-out image of the run) and tests it with bioimageio.core: exit 1 when it fails.
+``--int8`` also writes a static int8 (QDQ) model calibrated on training tiles
+(``OUT.int8.onnx`` unless named), and reports its accuracy against fp32 on the run's held-out
+split (95 % intervals over wells, paired difference) and its speed (``trainer/quantize.py``,
+``stemwatch/evaluation/int8.py``; when it pays: docs/architectures-inference.md).
 """
 
 from __future__ import annotations
@@ -51,12 +55,75 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "'.bioimageio') and test it with bioimageio.core when installed (`pip install -e "
         "'.[bioimageio]'`): exit 1 if it fails, the package kept with VALIDATION_FAILED.txt",
     )
+    q = p.add_argument_group(
+        "int8",
+        "a static QDQ int8 model beside the fp32 one; it pays for conv-heavy networks (ResNets: "
+        "about 2-3x on a CPU with VNNI), not for the small default fastnet (about 1x)",
+    )
+    q.add_argument(
+        "--int8",
+        nargs="?",
+        const=True,
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help="also write an int8 model (default PATH: OUT with .int8.onnx) and its report "
+        "(PATH with .report.json): accuracy against fp32 on the run's held-out split, speed",
+    )
+    q.add_argument(
+        "--calibration-images",
+        type=Path,
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="training images (or folders of them) to calibrate on (default: the run's "
+        "training split, recorded in the checkpoint); never held-out test images",
+    )
+    q.add_argument(
+        "--calibration-max-images",
+        type=int,
+        default=32,
+        metavar="N",
+        help="calibrate on at most N images, spread over wells and classes (32)",
+    )
+    q.add_argument(
+        "--calibration-max-tiles", type=int, default=256, metavar="N", help="... and N tiles (256)"
+    )
+    q.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="one weight scale per tensor instead of per output channel",
+    )
+    q.add_argument(
+        "--int8-tolerance",
+        type=float,
+        default=0.05,
+        help="largest allowed mean |int8 - fp32| of the probabilities on the calibration "
+        "tiles (0.05)",
+    )
+    q.add_argument(
+        "--speed-repeats",
+        type=int,
+        default=5,
+        metavar="N",
+        help="alternating timed runs per model and setting in the speed comparison (5; 0 skips)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from trainer.export import export_onnx
 
+    calibration = None
+    if args.int8:  # read (and fail on) the calibration images before the export
+        from trainer.quantize import calibration_for, int8_path_for
+
+        args.int8 = int8_path_for(args.out) if args.int8 is True else Path(args.int8)
+        calibration = calibration_for(
+            args.checkpoint,
+            args.calibration_images,
+            max_images=args.calibration_max_images,
+            max_tiles=args.calibration_max_tiles,
+        )
     report = export_onnx(
         args.checkpoint,
         args.out,
@@ -66,6 +133,19 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
     )
     print(report.summary())
+    if calibration is not None:
+        from stemwatch.evaluation.int8 import int8_summary, make_int8
+
+        int8 = make_int8(
+            args.checkpoint,
+            args.out,
+            args.int8,
+            calibration,
+            per_channel=not args.per_tensor,
+            tolerance=args.int8_tolerance,
+            speed_repeats=args.speed_repeats,
+        )
+        print("\n".join(int8_summary(int8)))
     if args.bioimageio:
         out_dir = (
             args.out.with_suffix(".bioimageio")

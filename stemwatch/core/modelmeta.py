@@ -4,7 +4,8 @@ The trainer writes a :class:`ModelMetadata` as JSON under the ONNX ``metadata_pr
 :data:`METADATA_KEY`; the monitor reads it back (through onnxruntime, without the ``onnx``
 package) and refuses a model without it. Everything inference needs to reproduce training's
 preprocessing lives here: class names, positive class, tiling, normalisation recipe and the
-calibration temperature (already applied inside the graph's ``probabilities`` output).
+calibration temperature (already applied inside the graph's ``probabilities`` output); and,
+for an int8 model, how it was quantised and calibrated (:class:`Quantization`).
 
 Version policy (:meth:`ModelMetadata.from_props`), so that a deployed monitor keeps running
 models exported by a newer stemwatch whenever it can honour them:
@@ -44,6 +45,26 @@ _EXPORT_FIX = "re-export the model with `stemwatch export`"
 _UPGRADE_FIX = "upgrade stemwatch where this model runs (pip install -U stemwatch)"
 
 
+class Quantization(BaseModel):
+    """How an int8 model was made from its fp32 model (``stemwatch export --int8``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: str = Field(default="QDQ", description="ONNX QuantizeLinear/DequantizeLinear pairs.")
+    weights: str = Field(description="e.g. 'int8, per output channel, symmetric'.")
+    activations: str = Field(description="e.g. 'uint8, per tensor, asymmetric'.")
+    operators: list[str] = Field(default_factory=list, description="Operator types quantised.")
+    kept_float: list[str] = Field(
+        default_factory=list, description="Nodes left in float (the layers writing the outputs)."
+    )
+    calibration: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the activation ranges were calibrated on: source, images, tiles, method.",
+    )
+    fp32_sha256: str = Field(default="", description="sha256 of the fp32 model it came from.")
+    tool: str = ""
+
+
 class ModelMetadata(BaseModel):
     """Everything the monitor needs to run an exported model exactly as it was trained.
 
@@ -76,6 +97,9 @@ class ModelMetadata(BaseModel):
     temperature: float = Field(default=1.0, gt=0, description="Applied inside the graph.")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    quantization: Quantization | None = Field(
+        default=None, description="Set in an int8 model: how it was quantised and calibrated."
+    )
     stemwatch_version: str = ""
     created: str = ""
 
