@@ -127,9 +127,11 @@ def load_model(
         cam_output = None
     model = LoadedModel(path, opened.session, meta, file_sha256(path), opened.provider, cam_output)
     log.info(
-        "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling x%d",
+        "model %s (%s%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after "
+        "downsampling x%d",
         path,
         meta.name,
+        ", int8" if meta.quantization is not None else "",
         model.model_hash[:12],
         opened.provider,
         intra_op_threads,

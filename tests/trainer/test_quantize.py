@@ -330,3 +330,34 @@ def test_cli_bad_calibration_fails_before_the_export(
     err = capsys.readouterr().err
     assert str(missing) in err and "--calibration-images" in err
     assert not out.exists() and not (tmp_path / "m.int8.onnx").exists()
+
+
+def test_the_daemon_scores_images_with_the_int8_model(
+    quantised: tuple[Path, Path, Any], images: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """`stemwatch watch --once` runs the int8 model like any other: every image scored, the
+    log saying it is int8."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    _, int8, _ = quantised
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for well, src in zip(["A01", "A02", "B01"], images["test"], strict=False):
+        (plate / f"P1_{well}_1_2026y01m05d_09h00m.tif").write_bytes(src.read_bytes())
+    old = time.time() - 60  # written a minute ago: past any quiet period
+    for f in plate.iterdir():
+        os.utime(f, (old, old))
+    cmd = [sys.executable, "-m", "stemwatch", "watch", str(plate), "--once"]
+    r = subprocess.run(
+        [*cmd, "--db", str(tmp_path / "s.db"), "--model", str(int8)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "3 processed" in r.stdout
+    assert f"{int8} (test-tiny-cnn, int8, sha256" in r.stderr
