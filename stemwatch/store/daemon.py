@@ -7,7 +7,8 @@ import socket
 import time
 from typing import Any
 
-from stemwatch.store.connection import Database, write
+from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import Heartbeat, ModelRecord
 
 
@@ -50,13 +51,15 @@ def _model(r: Any) -> ModelRecord:
 
 
 def current_model(db: Database) -> ModelRecord | None:
-    """The most recently seen model: the daemon's current one."""
-    r = db.row("SELECT * FROM models ORDER BY last_seen DESC LIMIT 1")
+    """The daemon's current model (see :func:`stemwatch.store.models.daemon_model_hash`)."""
+    with snapshot(db):
+        h = daemon_model_hash(db)
+        r = None if h is None else db.row("SELECT * FROM models WHERE model_hash = ?", (h,))
     return _model(r) if r else None
 
 
 def list_models(db: Database) -> list[ModelRecord]:
-    """Every model the daemon has used, first seen first."""
+    """Every model the database knows (the daemon's and re-analyses'), first seen first."""
     return [_model(r) for r in db.rows("SELECT * FROM models ORDER BY first_seen")]
 
 

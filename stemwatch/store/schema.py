@@ -239,9 +239,84 @@ ALTER TABLE heartbeat ADD COLUMN interval_s REAL;
 ALTER TABLE heartbeat ADD COLUMN queued INTEGER;
 """
 
+# v4 (a lab's own model, issue 10), self-contained:
+# - plate maps, append-only: each import of a plate's map is a row of plate_map_imports with
+#   its wells in plate_map_wells; a plate's map is its latest import.
+# - labels from the lab, append-only: a label never changes except for its markers
+#   (superseded_by: a later active label covers its whole window; undone_at/undone_by: the
+#   user took it back). A label covers the well's images with from_time_s <= time_s <=
+#   to_time_s (NULL: open on that side) in the well's time basis.
+# - model_switches: when the daemon took which model into use and why (start, SIGHUP, the
+#   model file replaced). The daemon's current model is the latest switch, so a model that
+#   only re-analysed plates never becomes the default view. The current model of a database
+#   written before v4 becomes its first switch.
+# - predictions by model, for re-analysis ("which images has this model not scored yet?")
+#   and comparison.
+_V4 = """
+CREATE TABLE plate_map_imports (
+    id           INTEGER PRIMARY KEY,
+    plate        TEXT NOT NULL,
+    source       TEXT,
+    imported_by  TEXT NOT NULL,
+    imported_at  REAL NOT NULL
+);
+CREATE INDEX plate_map_imports_plate ON plate_map_imports(plate, id);
+
+CREATE TABLE plate_map_wells (
+    import_id        INTEGER NOT NULL REFERENCES plate_map_imports(id),
+    well             TEXT NOT NULL,
+    condition        TEXT,
+    treatment        TEXT,
+    induction_s      REAL,
+    induction_basis  TEXT,
+    role             TEXT,
+    notes            TEXT,
+    attributes_json  TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (import_id, well)
+);
+
+CREATE TABLE labels (
+    id                INTEGER PRIMARY KEY,
+    plate             TEXT NOT NULL,
+    well              TEXT NOT NULL,
+    label             TEXT NOT NULL
+                      CHECK (label IN ('differentiated', 'undifferentiated', 'excluded')),
+    from_time_s       REAL,
+    to_time_s         REAL,
+    time_basis        TEXT,
+    source            TEXT NOT NULL,
+    alert_id          INTEGER REFERENCES alerts(id),
+    onset_id          INTEGER,
+    marker            TEXT,
+    stained_fraction  REAL,
+    note              TEXT,
+    created_by        TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    superseded_by     INTEGER REFERENCES labels(id),
+    undone_by         TEXT,
+    undone_at         REAL
+);
+CREATE INDEX labels_well ON labels(plate, well);
+CREATE INDEX labels_alert ON labels(alert_id);
+
+CREATE TABLE model_switches (
+    id             INTEGER PRIMARY KEY,
+    at             REAL NOT NULL,
+    model_hash     TEXT NOT NULL,
+    previous_hash  TEXT,
+    reason         TEXT NOT NULL,
+    detail         TEXT
+);
+INSERT INTO model_switches (at, model_hash, previous_hash, reason, detail)
+SELECT last_seen, model_hash, NULL, 'migrated', 'the model in use before schema v4'
+FROM models ORDER BY last_seen DESC LIMIT 1;
+
+CREATE INDEX predictions_model ON predictions(model_hash, image_id);
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import (
     NewOnset,
     OnsetRecord,
@@ -35,16 +36,11 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def _current_model_hash(db: Database) -> str | None:
-    h = db.scalar("SELECT model_hash FROM models ORDER BY last_seen DESC LIMIT 1")
-    return None if h is None else str(h)
-
-
 def plate_model(db: Database, plate: str) -> str | None:
     """The model a plate is shown through by default: the daemon's current model if it has a
     series on the plate, else the model whose series on the plate changed last (None: the
     plate has no series yet)."""
-    current = _current_model_hash(db)
+    current = daemon_model_hash(db)
     if current is not None and db.row(
         "SELECT 1 FROM well_series WHERE model_hash = ? AND plate = ? LIMIT 1", (current, plate)
     ):

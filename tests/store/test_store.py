@@ -59,7 +59,7 @@ def test_new_database_is_wal_with_current_schema(tmp_path: Path) -> None:
     assert {"heartbeat"} <= tables
     r.close()
     store.open_db(tmp_path / "s.db").close()  # reopening is idempotent
-    assert raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def old_database(path: Path, version: int) -> sqlite3.Connection:

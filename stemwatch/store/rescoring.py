@@ -1,0 +1,138 @@
+"""Re-analysis and comparison: which images a model has not scored yet, its predictions
+recorded in batches, and two models' predictions side by side.
+
+A re-analysis (``stemwatch reanalyse``) never touches the image records the daemon wrote: it
+adds one prediction per image and model (``UNIQUE (image_id, model_hash)``), so its progress
+*is* the predictions table and an interrupted run resumes by asking
+:func:`images_to_rescore` again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from stemwatch.store.connection import Database, write
+from stemwatch.store.images import _upsert_prediction
+from stemwatch.store.records import ImageToScore, PairedPrediction, Prediction
+
+
+def _plates_clause(plates: Sequence[str] | None, column: str = "i.plate") -> tuple[str, list[Any]]:
+    if plates is None:
+        return "", []
+    if not plates:
+        return " AND 1 = 0", []
+    return f" AND {column} IN ({', '.join('?' for _ in plates)})", list(plates)
+
+
+_UNSCORED = (
+    "FROM images i WHERE i.superseded_by IS NULL AND i.status = 'done' "
+    "AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = i.id AND p.model_hash = ?)"
+)
+
+
+def images_to_rescore(
+    db: Database,
+    model_hash: str,
+    *,
+    plates: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[ImageToScore]:
+    """Current analysed images that ``model_hash`` has not scored, by plate, well and time
+    (``plates``: only those; ``limit``: at most this many)."""
+    where, params = _plates_clause(plates)
+    sql = (
+        "SELECT i.id, i.path, i.content_hash, i.size, i.plate, i.well "
+        f"{_UNSCORED}{where} ORDER BY i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [
+        ImageToScore(
+            image_id=int(r["id"]),
+            path=r["path"],
+            content_hash=r["content_hash"],
+            size=r["size"],
+            plate=r["plate"],
+            well=r["well"],
+        )
+        for r in db.rows(sql, [model_hash, *params])
+    ]
+
+
+def count_unscored(db: Database, model_hash: str, *, plates: Sequence[str] | None = None) -> int:
+    """How many current analysed images ``model_hash`` has not scored."""
+    where, params = _plates_clause(plates)
+    return int(db.scalar(f"SELECT count(*) {_UNSCORED}{where}", [model_hash, *params]))
+
+
+def record_predictions(
+    db: Database, predictions: Sequence[tuple[int, Prediction]], *, now: float | None = None
+) -> None:
+    """Store another model's prediction of each recorded image ``(image_id, prediction)``,
+    all in one transaction. The image records are left as the daemon wrote them."""
+    t = time.time() if now is None else now
+
+    def do(db: Database) -> None:
+        for image_id, p in predictions:
+            _upsert_prediction(db, image_id, p, t)
+
+    write(db, do)
+
+
+def scored_wells(
+    db: Database, model_hash: str, *, plates: Sequence[str] | None = None
+) -> list[tuple[str, str]]:
+    """(plate, well) of every well with current images that ``model_hash`` scored."""
+    where, params = _plates_clause(plates)
+    return [
+        (str(r[0]), str(r[1]))
+        for r in db.rows(
+            "SELECT DISTINCT i.plate, i.well FROM images i JOIN predictions p "
+            "ON p.image_id = i.id AND p.model_hash = ? WHERE i.superseded_by IS NULL "
+            f"AND i.plate IS NOT NULL AND i.well IS NOT NULL{where} ORDER BY i.plate, i.well",
+            [model_hash, *params],
+        )
+    ]
+
+
+def paired_predictions(
+    db: Database, model_a: str, model_b: str, *, plates: Sequence[str] | None = None
+) -> list[PairedPrediction]:
+    """Every current placed image scored by either model, with both probabilities."""
+    where, params = _plates_clause(plates)
+    rows = db.rows(
+        "SELECT i.id, i.plate, i.well, i.field, i.timepoint, i.time_s, "
+        "pa.probability AS a, pb.probability AS b FROM images i "
+        "LEFT JOIN predictions pa ON pa.image_id = i.id AND pa.model_hash = ? "
+        "LEFT JOIN predictions pb ON pb.image_id = i.id AND pb.model_hash = ? "
+        "WHERE i.superseded_by IS NULL AND i.plate IS NOT NULL AND i.well IS NOT NULL "
+        f"AND (pa.id IS NOT NULL OR pb.id IS NOT NULL){where} "
+        "ORDER BY i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id",
+        [model_a, model_b, *params],
+    )
+    return [
+        PairedPrediction(
+            image_id=int(r["id"]),
+            plate=r["plate"],
+            well=r["well"],
+            field=r["field"],
+            timepoint=r["timepoint"],
+            time_s=r["time_s"],
+            a=r["a"],
+            b=r["b"],
+        )
+        for r in rows
+    ]
+
+
+def find_models(db: Database, text: str) -> list[str]:
+    """Model hashes that ``text`` names: a hash, a unique prefix of one, or a model name."""
+    rows = db.rows(
+        "SELECT model_hash FROM models WHERE model_hash = ? OR model_hash LIKE ? OR name = ? "
+        "UNION SELECT DISTINCT model_hash FROM predictions WHERE model_hash = ? "
+        "OR model_hash LIKE ?",
+        (text, f"{text}%", text, text, f"{text}%"),
+    )
+    return sorted({str(r[0]) for r in rows})
