@@ -69,12 +69,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("label", choices=["differentiated", "undifferentiated", "excluded"])
     add_db_argument(add)
     add.add_argument(
-        "--from", dest="from_", metavar="TIME", help="from this time on: hours, or a date and time"
+        "--from",
+        dest="from_",
+        metavar="TIME",
+        help="from this time on: hours since the plate's time zero (its first image for "
+        "wall-clock times), or a date and time",
     )
-    add.add_argument("--to", metavar="TIME", help="up to this time: hours, or a date and time")
+    add.add_argument("--to", metavar="TIME", help="up to this time (hours, or a date and time)")
     add.add_argument("--note")
     add_by_argument(add)
     add.set_defaults(func=run_add)
+
+    fa = ss.add_parser(
+        "false-alarm",
+        help="mark an onset alert as a false alarm (its window's images: undifferentiated)",
+    )
+    fa.add_argument("alert_id", type=int)
+    add_db_argument(fa)
+    fa.add_argument("--note")
+    add_by_argument(fa)
+    fa.set_defaults(func=run_false_alarm)
 
     undo = ss.add_parser("undo", help="take a label back (it stays, marked undone)")
     undo.add_argument("label_id", type=int)
@@ -83,9 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     undo.set_defaults(func=run_undo)
 
 
-def _when(text: str | None, basis: Any, what: str) -> float | None:
-    """Hours (elapsed time lines) or a date and time (wall-clock time lines) as seconds."""
+def _when(text: str | None, basis: Any, plate_start: float | None, what: str) -> float | None:
+    """Hours since the plate's time zero, or a date and time, on the well's clock."""
     from stemwatch.core.errors import StemwatchError
+    from stemwatch.core.platemap import time_from_hours
     from stemwatch.core.times import is_clock_time
 
     if text is None:
@@ -95,14 +110,12 @@ def _when(text: str | None, basis: Any, what: str) -> float | None:
     except ValueError:
         hours = None
     if hours is not None:
-        if is_clock_time(basis):
-            raise StemwatchError(
-                f"{what} {text!r}: this well's images carry wall-clock times; give a date and "
-                "time like 2026-01-06 09:00"
-            )
-        return hours * 3600.0
+        t = time_from_hours(hours, is_clock_time(basis), plate_start)
+        if t is None:
+            raise StemwatchError(f"{what} {text!r}: the plate has no images to count hours from")
+        return t
     try:
-        t = datetime.fromisoformat(text).timestamp()
+        when = datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise StemwatchError(
             f"{what} {text!r} is neither hours nor a date and time (2026-01-06 09:00)"
@@ -112,13 +125,14 @@ def _when(text: str | None, basis: Any, what: str) -> float | None:
             f"{what} {text!r}: this well's images carry elapsed times; give hours since the "
             "plate's time zero"
         )
-    return t
+    return when
 
 
 def run_import(args: argparse.Namespace) -> int:
     from stemwatch import store
     from stemwatch.core.errors import StemwatchError
     from stemwatch.core.labels import read_endpoints
+    from stemwatch.core.platemap import time_from_hours
     from stemwatch.core.times import is_clock_time
 
     results = read_endpoints(
@@ -127,6 +141,7 @@ def run_import(args: argparse.Namespace) -> int:
     if args.window_h < 0:
         raise StemwatchError(f"--window-h {args.window_h}: give zero or more hours")
     with store.open_db(args.db) as db:
+        starts = {p.plate: p.first_time_s for p in store.list_plates(db)}
         new: list[store.NewLabel] = []
         for r in results:
             _, last, basis = store.well_time_range(db, r.plate, r.well)
@@ -137,15 +152,17 @@ def run_import(args: argparse.Namespace) -> int:
                 )
             end = last
             if r.time_s is not None:
-                if is_clock_time(basis) != (r.time_basis == "epoch"):
+                clock = is_clock_time(basis)
+                if r.time_basis == "epoch" and not clock:
                     raise StemwatchError(
-                        f"{args.csv}: row {r.row}: the end-point time is "
-                        f"{'a date' if r.time_basis == 'epoch' else 'in hours'} but "
-                        f"{r.plate} {r.well}'s images carry "
-                        f"{'wall-clock' if is_clock_time(basis) else 'elapsed'} times; "
-                        f"use {'time_at (a date)' if is_clock_time(basis) else 'time_h'}"
+                        f"{args.csv}: row {r.row}: the end-point time is a date but "
+                        f"{r.plate} {r.well}'s images carry elapsed times; use time_h"
                     )
-                end = r.time_s
+                end = (
+                    r.time_s
+                    if r.time_basis == "epoch"
+                    else time_from_hours(r.time_s / 3600.0, clock, starts.get(r.plate))
+                ) or last
             fraction = "" if r.fraction is None else f", stained fraction {r.fraction:.2f}"
             new.append(
                 store.NewLabel(
@@ -213,18 +230,28 @@ def run_add(args: argparse.Namespace) -> int:
         raise StemwatchError(f"well: {exc}") from None
     with store.open_db(args.db) as db:
         _, _, basis = store.well_time_range(db, args.plate, well)
+        start = {p.plate: p.first_time_s for p in store.list_plates(db)}.get(args.plate)
         lab = store.label_well(
             db,
             args.plate,
             well,
             args.label,
             by=who(args),
-            from_time_s=_when(args.from_, basis, "--from"),
-            to_time_s=_when(args.to, basis, "--to"),
+            from_time_s=_when(args.from_, basis, start, "--from"),
+            to_time_s=_when(args.to, basis, start, "--to"),
             note=args.note,
             source="cli",
         )
     print("added " + _describe(lab))
+    return 0
+
+
+def run_false_alarm(args: argparse.Namespace) -> int:
+    from stemwatch import store
+
+    with store.open_db(args.db) as db:
+        lab = store.mark_false_alarm(db, args.alert_id, by=who(args), note=args.note)
+    print(f"alert #{args.alert_id} marked as a false alarm: " + _describe(lab))
     return 0
 
 

@@ -4,8 +4,9 @@ A lab keeps its plate layout in one of three shapes, all read here into the same
 :class:`WellLayout` records:
 
 - a **table** (CSV or tab-separated), one row per well: ``well`` and any of ``plate``,
-  ``condition``, ``treatment``, ``induction_h`` (hours since the plate's time zero, the same
-  clock as the images' elapsed time) or ``induction_at`` (a date and time), ``role``
+  ``condition``, ``treatment``, ``induction_h`` (hours since the plate's time zero: time 0 of
+  images with elapsed times, else the plate's first image) or ``induction_at`` (a date and
+  time), ``role``
   (``induced``, ``maintenance``, ``control`` or ``empty``) and ``notes``; any other column
   (cell line, passage, density...) is kept as an attribute of the well;
 - a **grid**, the way plate designers and Incucyte's plate-map editor lay a plate out: one
@@ -542,3 +543,27 @@ def _check_role_names(
                     f"{path}: {option} {name!r} is no well's condition or treatment "
                     f"(the map has: {', '.join(sorted(known)) or 'none'})"
                 )
+
+
+# --------------------------------------------------------------------------------------------
+# Times on a plate's clock
+# --------------------------------------------------------------------------------------------
+
+
+def time_from_hours(hours: float, clock: bool, plate_start_s: float | None) -> float | None:
+    """``hours`` since the plate's time zero on the clock of its images: seconds as given for
+    an elapsed time line (time zero is 0), the plate's first image time plus the hours for a
+    wall-clock one (None when that is unknown)."""
+    if not clock:
+        return hours * 3600.0
+    return None if plate_start_s is None else plate_start_s + hours * 3600.0
+
+
+def induction_time_s(layout: WellLayout, clock: bool, plate_start_s: float | None) -> float | None:
+    """The well's induction time on its images' clock (``clock``: wall-clock times), None
+    when it has none or it cannot be placed on that clock."""
+    if layout.induction_s is None:
+        return None
+    if layout.induction_basis == "epoch":
+        return layout.induction_s if clock else None
+    return time_from_hours(layout.induction_s / 3600.0, clock, plate_start_s)
