@@ -16,6 +16,7 @@ from typing import Any
 from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
+from stemwatch.store.models import DAEMON_MODEL_SQL
 from stemwatch.store.records import (
     Counts,
     FileVersion,
@@ -264,10 +265,12 @@ _IMAGE_COLUMNS = (
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "p.cam_png IS NOT NULL AS has_cam"
 )
-# Each image with its latest prediction (highest id: the most recent model to score it)...
+# Each image with the daemon's current model's prediction, else its latest (a re-analysis
+# with another model never takes over the default view)...
+_SHOWN_PREDICTION = f"ORDER BY (model_hash = {DAEMON_MODEL_SQL}) DESC, id DESC LIMIT 1"
 _WITH_LATEST_PREDICTION = (
     f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = ("
-    "SELECT max(id) FROM predictions WHERE image_id = i.id)"
+    f"SELECT id FROM predictions WHERE image_id = i.id {_SHOWN_PREDICTION})"
 )
 # ...or with one model's prediction.
 _WITH_MODEL_PREDICTION = (
@@ -312,7 +315,7 @@ def images_for_well(
     include_superseded: bool = False,
 ) -> list[ImageRecord]:
     """The images of one well by time point then field, each with ``model_hash``'s
-    prediction (None: its latest prediction, whichever model made it)."""
+    prediction (None: the daemon's current model's, else the latest prediction)."""
     if model_hash is None:
         sql, params = _WITH_LATEST_PREDICTION, [plate, well]
     else:
@@ -333,12 +336,19 @@ def recent_images(db: Database, *, limit: int = 10) -> list[ImageRecord]:
     return [_image(r) for r in db.rows(sql, (int(limit),))]
 
 
-def cam_png(db: Database, image_id: int) -> bytes | None:
-    """The activation-map thumbnail (PNG bytes) of an image's latest prediction, if any."""
-    png = db.scalar(
-        "SELECT cam_png FROM predictions WHERE image_id = ? ORDER BY id DESC LIMIT 1",
-        (image_id,),
-    )
+def cam_png(db: Database, image_id: int, *, model_hash: str | None = None) -> bytes | None:
+    """The activation-map thumbnail (PNG bytes) of an image's prediction by ``model_hash``
+    (None: the daemon's current model's, else the latest), if it has one."""
+    if model_hash is not None:
+        png = db.scalar(
+            "SELECT cam_png FROM predictions WHERE image_id = ? AND model_hash = ?",
+            (image_id, model_hash),
+        )
+    else:
+        png = db.scalar(
+            f"SELECT cam_png FROM predictions WHERE image_id = ? {_SHOWN_PREDICTION}",
+            (image_id,),
+        )
     return None if png is None else bytes(png)
 
 

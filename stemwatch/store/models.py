@@ -15,6 +15,12 @@ from typing import Any
 from stemwatch.store.connection import Database, write
 from stemwatch.store.records import ModelSwitch
 
+# The daemon's current model as an SQL expression (other reads order by it).
+DAEMON_MODEL_SQL = (
+    "coalesce((SELECT model_hash FROM model_switches ORDER BY at DESC, id DESC LIMIT 1), "
+    "(SELECT model_hash FROM models ORDER BY last_seen DESC LIMIT 1))"
+)
+
 
 def _now(now: float | None) -> float:
     return time.time() if now is None else now
@@ -66,7 +72,5 @@ def model_switches(db: Database, *, limit: int = 100) -> list[ModelSwitch]:
 
 def daemon_model_hash(db: Database) -> str | None:
     """The daemon's current model: the latest switch's, else the model seen last."""
-    h = db.scalar("SELECT model_hash FROM model_switches ORDER BY at DESC, id DESC LIMIT 1")
-    if h is None:
-        h = db.scalar("SELECT model_hash FROM models ORDER BY last_seen DESC LIMIT 1")
+    h = db.scalar(f"SELECT {DAEMON_MODEL_SQL}")
     return None if h is None else str(h)
