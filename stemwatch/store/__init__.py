@@ -88,7 +88,6 @@ from stemwatch.store.records import (
     NewLabel,
     NewOnset,
     OnsetRecord,
-    PairedPrediction,
     PlateMapImport,
     PlateSummary,
     Prediction,
@@ -99,6 +98,7 @@ from stemwatch.store.records import (
     WellSummary,
 )
 from stemwatch.store.rescoring import (
+    comparison_input,
     count_unscored,
     find_models,
     images_to_rescore,
@@ -137,7 +137,6 @@ __all__ = [
     "NewLabel",
     "NewOnset",
     "OnsetRecord",
-    "PairedPrediction",
     "PlateMapImport",
     "PlateSummary",
     "Prediction",
@@ -155,6 +154,7 @@ __all__ = [
     "beat",
     "begin_condition",
     "cam_png",
+    "comparison_input",
     "count_unscored",
     "counts",
     "current_model",

@@ -407,17 +407,3 @@ class ImageToScore:
     size: int | None
     plate: str | None
     well: str | None
-
-
-@dataclass(frozen=True)
-class PairedPrediction:
-    """One current image with two models' probabilities (None: that model did not score it)."""
-
-    image_id: int
-    plate: str
-    well: str
-    field: int | None
-    timepoint: int | None
-    time_s: float | None
-    a: float | None
-    b: float | None

@@ -9,13 +9,20 @@ adds one prediction per image and model (``UNIQUE (image_id, model_hash)``), so 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from stemwatch.store.connection import Database, write
+from stemwatch.core.compare import ComparisonInput, ImagePair, ModelSide, OnsetTimes, seen_wells
+from stemwatch.core.labels import Label
+from stemwatch.core.times import is_clock_time
+from stemwatch.store.connection import Database, snapshot, write
 from stemwatch.store.images import _upsert_prediction
-from stemwatch.store.records import ImageToScore, PairedPrediction, Prediction
+from stemwatch.store.labels import labelled_images
+from stemwatch.store.platemaps import plate_map
+from stemwatch.store.records import ImageToScore, Prediction
+from stemwatch.store.wells import list_onsets, list_plates
 
 
 def _plates_clause(plates: Sequence[str] | None, column: str = "i.plate") -> tuple[str, list[Any]]:
@@ -99,7 +106,7 @@ def scored_wells(
 
 def paired_predictions(
     db: Database, model_a: str, model_b: str, *, plates: Sequence[str] | None = None
-) -> list[PairedPrediction]:
+) -> list[ImagePair]:
     """Every current placed image scored by either model, with both probabilities."""
     where, params = _plates_clause(plates)
     rows = db.rows(
@@ -113,12 +120,10 @@ def paired_predictions(
         [model_a, model_b, *params],
     )
     return [
-        PairedPrediction(
+        ImagePair(
             image_id=int(r["id"]),
             plate=r["plate"],
             well=r["well"],
-            field=r["field"],
-            timepoint=r["timepoint"],
             time_s=r["time_s"],
             a=r["a"],
             b=r["b"],
@@ -136,3 +141,50 @@ def find_models(db: Database, text: str) -> list[str]:
         (text, f"{text}%", text, text, f"{text}%"),
     )
     return sorted({str(r[0]) for r in rows})
+
+
+def _side(db: Database, model_hash: str, plates: Sequence[str] | None) -> ModelSide:
+    r = db.row("SELECT name, metadata_json FROM models WHERE model_hash = ?", (model_hash,))
+    name = (r["name"] if r is not None and r["name"] else "model") + f" ({model_hash[:8]})"
+    training: Any = None
+    if r is not None and r["metadata_json"]:
+        try:
+            training = json.loads(r["metadata_json"]).get("training")
+        except (ValueError, AttributeError):
+            training = None
+    onsets: dict[tuple[str, str], OnsetTimes] = {}
+    for o in sorted(list_onsets(db, model_hash=model_hash), key=lambda o: (o.episode, o.id)):
+        if plates is None or o.plate in plates:
+            onsets.setdefault((o.plate, o.well), OnsetTimes(o.onset_time_s, o.detected_time_s))
+    return ModelSide(
+        model_hash=model_hash,
+        name=name,
+        onsets=onsets,
+        scored_wells=frozenset(scored_wells(db, model_hash, plates=plates)),
+        seen=seen_wells(training if isinstance(training, dict) else None),
+    )
+
+
+def comparison_input(
+    db: Database, model_a: str, model_b: str, *, plates: Sequence[str] | None = None
+) -> ComparisonInput:
+    """What :func:`stemwatch.core.compare.compare_models` needs to compare two models on the
+    database's images (of ``plates``, else all): both models' predictions, onsets and
+    training splits, the lab's labels and the plate maps."""
+    with snapshot(db):
+        pairs = paired_predictions(db, model_a, model_b, plates=plates)
+        labels: dict[int, Label] = {
+            i.image_id: i.label for i in labelled_images(db, plates) if i.label != "excluded"
+        }
+        summaries = {p.plate: p for p in list_plates(db)}
+        shown = {p.plate for p in pairs}
+        maps = {p: m for p in sorted(shown) if (m := plate_map(db, p)) is not None}
+        return ComparisonInput(
+            a=_side(db, model_a, plates),
+            b=_side(db, model_b, plates),
+            pairs=pairs,
+            labels=labels,
+            plate_maps=maps,
+            plate_starts={p: s.first_time_s for p, s in summaries.items()},
+            clock={p: is_clock_time(s.time_basis) for p, s in summaries.items()},
+        )

@@ -1,0 +1,123 @@
+"""95 % intervals by bootstrap over groups (wells): the uncertainty every figure carries.
+
+Images of one well are not independent (same cells, same focus, same seeding), so intervals
+resample *wells* with replacement, never images. Two forms:
+
+- :func:`bootstrap_sums`: a statistic of pooled sums (accuracy = correct / total, balanced
+  accuracy from per-class counts, a rate): each well contributes a row of sums, a resample is
+  a vector of multiplicities (multinomial), and the statistic is computed from the weighted
+  sums of all resamples at once;
+- :func:`bootstrap_values`: a statistic of one value per well (the median delay).
+
+Both return an :class:`Interval` (point estimate from the data as it is, percentile bounds),
+with ``None`` bounds when there are fewer than two groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure with its 95 % interval over ``n_groups`` groups (bounds None: too few)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n_groups: int
+    level: float = 0.95
+
+    @property
+    def width(self) -> float | None:
+        return None if self.low is None or self.high is None else self.high - self.low
+
+    def text(self, fmt: str = ".3f", scale: float = 1.0) -> str:
+        """``0.912 [0.850, 0.960]`` (``n/a`` without a value)."""
+        if self.value is None:
+            return "n/a"
+        v = format(self.value * scale, fmt)
+        if self.low is None or self.high is None:
+            return f"{v} [n/a]"
+        return f"{v} [{format(self.low * scale, fmt)}, {format(self.high * scale, fmt)}]"
+
+
+def _bounds(samples: np.ndarray, level: float) -> tuple[float | None, float | None]:
+    finite = samples[np.isfinite(samples)]
+    if len(finite) == 0:
+        return None, None
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(finite, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_sums(
+    per_group: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """``statistic`` of the column sums of ``per_group`` (groups x sums), with a bootstrap
+    interval over groups. ``statistic`` maps an (R, m) array of summed rows to R values
+    (NaN where undefined, e.g. no positive image in a resample)."""
+    rows = np.asarray(per_group, dtype=float)
+    if rows.ndim != 2:
+        raise ValueError(f"per_group must be 2-D (groups x sums), got shape {rows.shape}")
+    g = rows.shape[0]
+    if g == 0:
+        return Interval(None, None, None, 0, level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = float(statistic(rows.sum(axis=0, keepdims=True))[0])
+        if g < 2:
+            return Interval(_finite(point), None, None, g, level)
+        rng = np.random.default_rng(seed)
+        weights = rng.multinomial(g, np.full(g, 1.0 / g), size=resamples)
+        samples = np.asarray(statistic(weights @ rows), dtype=float)
+    lo, hi = _bounds(samples, level)
+    return Interval(_finite(point), lo, hi, g, level)
+
+
+def bootstrap_values(
+    values: Sequence[float],
+    statistic: Callable[[np.ndarray], float] = np.median,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """``statistic`` of one value per group, with a bootstrap interval over groups."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return Interval(None, None, None, 0, level)
+    point = float(statistic(v))
+    if len(v) < 2:
+        return Interval(_finite(point), None, None, len(v), level)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), size=(resamples, len(v)))
+    samples = np.array([statistic(v[i]) for i in idx], dtype=float)
+    lo, hi = _bounds(samples, level)
+    return Interval(_finite(point), lo, hi, len(v), level)
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+# -- statistics of summed rows (for bootstrap_sums) --------------------------------------------
+
+
+def ratio(sums: np.ndarray) -> np.ndarray:
+    """Column 0 over column 1 (e.g. correct / images)."""
+    return np.asarray(sums[:, 0] / sums[:, 1])
+
+
+def balanced_accuracy(sums: np.ndarray) -> np.ndarray:
+    """From columns (true positives, positives, true negatives, negatives)."""
+    return np.asarray(0.5 * (sums[:, 0] / sums[:, 1] + sums[:, 2] / sums[:, 3]))
