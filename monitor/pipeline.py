@@ -9,7 +9,7 @@
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's onset state, records final failures and
-  writes the heartbeat periodically;
+  model switches, and writes the heartbeat periodically;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
   alerts and runs the instrument checks, so a slow chat service never holds up the writer. It
   has a database connection of its own, so it sees only what the writer committed.
@@ -17,6 +17,11 @@
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
 finished candidate is counted once in :class:`~monitor.counts.Counts` and reported to the
 daemon as an :class:`Outcome` through ``report``.
+
+The model can be swapped while images flow (:meth:`Pipeline.swap_model`, promotion without a
+restart): each image is decoded for, batched with and scored by the model that was current
+when its decoding began, so the images in flight finish with the old model, the next ones
+use the new one, and no image is scored twice or lost in between.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Prepared:
     content_hash: str
     location: ImageLocation | None
     tiles: Tiles
+    model: LoadedModel  # decoded for this model's recipe: scored by it, whatever comes next
 
 
 @dataclass
@@ -94,6 +100,16 @@ class FinalFailure:
     attempts: int
     content_hash: str | None = None
     location: ImageLocation | None = None
+
+
+@dataclass(frozen=True)
+class ModelSwitched:
+    """The pipeline took ``model`` into use instead of ``previous`` (written by the writer)."""
+
+    model: LoadedModel
+    previous: LoadedModel | None
+    reason: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,12 @@ class Pipeline:
             return False
         return True
 
+    def swap_model(self, model: LoadedModel, *, reason: str, detail: str = "") -> None:
+        """Score images whose decoding starts from now on with ``model``; the images already
+        decoded finish with the model they were decoded for. The writer records the switch."""
+        previous, self.model = self.model, model
+        self.writes.put(ModelSwitched(model, previous, reason, detail))
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Finish what is queued, flush the writer, join every thread."""
         if not self._started:
@@ -213,6 +235,7 @@ class Pipeline:
 
     def _decode_one(self, cand: Candidate) -> None:
         path = cand.path
+        model = self.model  # this image is prepared for, and scored by, this model
         stat = stat_file(path)
         if stat is None:
             log.warning("%s: gone before it was read (deleted or moved away)", path)
@@ -233,7 +256,7 @@ class Pipeline:
             digest = hash_bytes(data)
             checked = check_file(path, data)  # structure of every page, before any decoding
             location = self._locate(path, checked.ome_xml)
-            tiles = self._tiles(path, decode(checked).pixels)
+            tiles = self._tiles(path, decode(checked).pixels, model)
         except _IgnoredError as exc:
             log.info("%s: ignored (%s)", path, exc)
             self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
@@ -248,7 +271,7 @@ class Pipeline:
                 return
             self._retry_or_fail(cand, exc.reason, digest, location)
             return
-        self.ready.put(Prepared(cand, digest, location, tiles))
+        self.ready.put(Prepared(cand, digest, location, tiles, model))
 
     def _check_size(self, cand: Candidate) -> None:
         limit_mb = self.config.watch.max_file_mb
@@ -270,8 +293,8 @@ class Pipeline:
             log.warning("%s: stored without plate/well (%s)", path, exc)
             return None
 
-    def _tiles(self, path: Path, pixels: np.ndarray) -> Tiles:
-        tiling = self.model.metadata.tiling
+    def _tiles(self, path: Path, pixels: np.ndarray, model: LoadedModel) -> Tiles:
+        tiling = model.metadata.tiling
         need = self.config.plate.min_image_size or tiling.tile_size * tiling.downsample
         if min(pixels.shape[:2]) < need:
             raise PermanentImageError(
@@ -280,7 +303,7 @@ class Pipeline:
                 f"(one {tiling.tile_size}-px tile after downsampling x{tiling.downsample}); "
                 "is this a thumbnail or the wrong channel?",
             )
-        return prepare(pixels, self.model.metadata.normalisation, tiling)
+        return prepare(pixels, model.metadata.normalisation, tiling)
 
     def _retry_or_fail(
         self,
@@ -323,8 +346,10 @@ class Pipeline:
     def _infer_loop(self) -> None:
         inf = self.config.inference
         stop = False
+        carry: Prepared | None = None  # the first image of a new model: starts the next batch
         while not stop:
-            first = self.ready.get()
+            first = carry if carry is not None else self.ready.get()
+            carry = None
             if first is _STOP:
                 return
             items: list[Prepared] = [first]
@@ -338,17 +363,21 @@ class Pipeline:
                 if item is _STOP:
                     stop = True
                     break
+                if item.model is not first.model:  # a batch never mixes models
+                    carry = item
+                    break
                 items.append(item)
                 n += len(item.tiles.data)
             self._infer_batch(items)
 
     def _infer_batch(self, items: list[Prepared]) -> None:
+        model = items[0].model
         batch = np.concatenate([p.tiles.data for p in items], axis=0)
         t0 = time.perf_counter()
         try:
             step = self.config.inference.batch_tiles
             parts = [
-                self.model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
+                model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
             ]
             probs = np.concatenate([p for p, _ in parts])
             chunks = [c for _, c in parts if c is not None]
@@ -371,7 +400,7 @@ class Pipeline:
 
     def _cam_png(self, p: Prepared, cams: np.ndarray) -> bytes | None:
         try:
-            return cam_png(cam_mosaic(cams, p.tiles.origins, self.model.tile_size))
+            return cam_png(cam_mosaic(cams, p.tiles.origins, p.model.tile_size))
         except Exception:  # a map is a nicety: never lose the result over it
             log.exception("%s: cannot render the activation map", p.candidate.path)
             return None
@@ -420,7 +449,7 @@ class Pipeline:
             interval_s=self.config.heartbeat_interval_s,
         )
 
-    def _write_with_retry(self, item: Scored | FinalFailure) -> None:
+    def _write_with_retry(self, item: Scored | FinalFailure | ModelSwitched) -> None:
         delay = 0.5
         while True:
             try:
@@ -430,6 +459,8 @@ class Pipeline:
                 path = (
                     item.prepared.candidate.path
                     if isinstance(item, Scored)
+                    else item.model.path
+                    if isinstance(item, ModelSwitched)
                     else item.candidate.path
                 )
                 if self._abandon.is_set():
@@ -441,7 +472,10 @@ class Pipeline:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _write(self, item: Scored | FinalFailure) -> None:
+    def _write(self, item: Scored | FinalFailure | ModelSwitched) -> None:
+        if isinstance(item, ModelSwitched):
+            self._record_switch(item)
+            return
         if isinstance(item, FinalFailure):
             c = item.candidate
             version = store.FileVersion(
@@ -459,6 +493,7 @@ class Pipeline:
             )
             return
         prep = item.prepared
+        model = prep.model
         c = prep.candidate
         version = store.FileVersion(str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash)
         existing = store.already_recorded(self.db, version)
@@ -472,7 +507,7 @@ class Pipeline:
             version,
             prep.location,
             store.Prediction(
-                model_hash=self.model.model_hash,
+                model_hash=model.model_hash,
                 probability=probability,
                 tile_mean=probability,
                 tile_sd=tile_sd,
@@ -483,19 +518,37 @@ class Pipeline:
         log.info(
             "%s: p(%s)=%.3f over %d tiles%s",
             c.path,
-            self.model.metadata.positive_class,
+            model.metadata.positive_class,
             probability,
             n_tiles,
             "" if prep.location is None else f" [{prep.location.plate} {prep.location.well}]",
         )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if prep.location is not None:
-            self._update_well(prep.location)
+            self._update_well(prep.location, model.model_hash)
 
-    def _update_well(self, loc: ImageLocation) -> None:
+    def _record_switch(self, item: ModelSwitched) -> None:
+        """Register the model and store the switch (the daemon's current model from now)."""
+        m = item.model
+        store.register_model(
+            self.db,
+            model_hash=m.model_hash,
+            name=m.metadata.name,
+            metadata_json=m.metadata.to_json(),
+            provider=m.provider,
+        )
+        store.record_model_switch(
+            self.db,
+            model_hash=m.model_hash,
+            previous_hash=None if item.previous is None else item.previous.model_hash,
+            reason=item.reason,
+            detail=item.detail,
+        )
+
+    def _update_well(self, loc: ImageLocation, model_hash: str) -> None:
         try:
             event = onset.update_well(
-                self.db, loc.plate, loc.well, self.config.onset, model_hash=self.model.model_hash
+                self.db, loc.plate, loc.well, self.config.onset, model_hash=model_hash
             )
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Watch FOLDER (the microscope's output), run the model on every complete image once, "
             "store results in SQLite, detect per-well onset and alert. Runs in the foreground; "
-            "SIGTERM/SIGINT finish the batch in flight, flush and exit."
+            "SIGTERM/SIGINT finish the batch in flight, flush and exit. SIGHUP (or replacing "
+            "the model file, e.g. mv new.onnx model.onnx) takes the new model without a "
+            "restart: the batch in flight finishes with the old one, the switch is stored."
         ),
     )
     p.add_argument(
@@ -72,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         daemon = Daemon(cfg, once=args.once, stop=stop)
+        if hasattr(signal, "SIGHUP"):  # not on Windows: there, replace the model file
+
+            def _reload(signum: int, frame: object) -> None:
+                daemon.request_model_reload("SIGHUP")
+
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _reload)
         summary = daemon.run()
     finally:
         for s, handler in previous.items():
