@@ -364,6 +364,7 @@ def reanalyse(
     onset: OnsetConfig | None = None,
     decode_workers: int = 2,
     batch_tiles: int = 64,
+    commit_images: int = 64,
     on_plan: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
@@ -395,6 +396,7 @@ def reanalyse(
         recorder,
         decode_workers=decode_workers,
         batch_tiles=batch_tiles,
+        commit_images=commit_images,
         progress=progress,
         stop=stop,
     )

@@ -149,8 +149,9 @@ def format_comparison(c: ModelComparison, clock: dict[str, bool]) -> str:
         out.append(
             f"  {side}: induced wells detected {figures.induced_detected.text('.2f')} "
             f"(of {figures.n_induced}); median delay after induction "
-            f"{figures.median_delay_h.text('.1f')} h; false alarms per 100 maintenance wells "
-            f"{figures.false_alarms_per_100.text('.0f')} (of {figures.n_maintenance})"
+            f"{figures.median_delay_h.text('.1f', unit=' h')}; false alarms per 100 "
+            f"maintenance wells {figures.false_alarms_per_100.text('.0f')} "
+            f"(of {figures.n_maintenance})"
         )
     if c.notes:
         out.append("")

@@ -37,14 +37,15 @@ class Interval:
     def width(self) -> float | None:
         return None if self.low is None or self.high is None else self.high - self.low
 
-    def text(self, fmt: str = ".3f", scale: float = 1.0) -> str:
-        """``0.912 [0.850, 0.960]`` (``n/a`` without a value)."""
+    def text(self, fmt: str = ".3f", scale: float = 1.0, unit: str = "") -> str:
+        """``0.912 [0.850, 0.960]`` (``n/a`` without a value); ``unit`` follows each number."""
         if self.value is None:
             return "n/a"
-        v = format(self.value * scale, fmt)
+        v = format(self.value * scale, fmt) + unit
         if self.low is None or self.high is None:
             return f"{v} [n/a]"
-        return f"{v} [{format(self.low * scale, fmt)}, {format(self.high * scale, fmt)}]"
+        lo, hi = format(self.low * scale, fmt) + unit, format(self.high * scale, fmt) + unit
+        return f"{v} [{lo}, {hi}]"
 
 
 def _bounds(samples: np.ndarray, level: float) -> tuple[float | None, float | None]:
