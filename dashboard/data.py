@@ -24,17 +24,23 @@ from stemwatch.core.wells import PlateLayout, infer_layout, parse_well, row_labe
 
 
 class DatabaseMissingError(store.StoreError):
-    """The database file does not exist (yet): the daemon has not been started on it."""
+    """The database does not exist (yet): the daemon has not been started on it."""
 
 
 @contextmanager
 def reading(path: str | Path) -> Iterator[store.Database]:
-    """A read-only connection for one page render; :class:`DatabaseMissingError` if the file
-    is absent, :class:`stemwatch.store.StoreError` if it is not a usable stemwatch database."""
-    p = Path(path)
-    if not p.is_file():
-        raise DatabaseMissingError(f"{p}: database not found")
-    with store.open_db(p, readonly=True) as db:
+    """A read-only connection for one page render (a SQLite file, or a facility's PostgreSQL
+    URL: every instrument's plates); :class:`DatabaseMissingError` if the file, or the schema
+    on the server, is absent; :class:`stemwatch.store.StoreError` if it is not a usable
+    stemwatch database."""
+    target = store.parse_target(path)
+    if target.engine == "sqlite" and not Path(target.location).is_file():
+        raise DatabaseMissingError(f"{target.location}: database not found")
+    try:
+        db = store.open_db(target.location, readonly=True)
+    except store.StoreMissingError as exc:
+        raise DatabaseMissingError(str(exc)) from None
+    with db:
         yield db
 
 
@@ -44,10 +50,37 @@ def acknowledge(path: str | Path, alert_id: int, *, by: str) -> None:
         store.acknowledge_alert(db, alert_id, by=by)
 
 
-def reset_onset(path: str | Path, plate: str, well: str, *, by: str) -> int:
-    """Close the well's onset episode and re-arm its detector; returns the new episode."""
+def reset_onset(
+    path: str | Path, plate: str, well: str, *, by: str, instrument: str | None = None
+) -> int:
+    """Close the well's onset episode and re-arm its detector; returns the new episode.
+    ``instrument``: the plate's (a facility database may hold plates of the same name)."""
     with store.open_db(path) as db:
-        return store.reset_well(db, plate, well, by=by)
+        return store.reset_well(db, plate, well, by=by, instrument=instrument)
+
+
+def plates_by_instrument(
+    plates: Sequence[store.PlateSummary],
+) -> dict[str, list[store.PlateSummary]]:
+    """Every instrument's plates (as :func:`stemwatch.store.list_plates` returns them),
+    grouped by instrument, instruments and plates by name."""
+    out: dict[str, list[store.PlateSummary]] = {}
+    for p in sorted(plates, key=lambda p: (p.instrument, p.plate)):
+        out.setdefault(p.instrument, []).append(p)
+    return out
+
+
+def plate_choices(plates: Sequence[store.PlateSummary]) -> dict[str, store.PlateSummary]:
+    """The plate picker's entries, grouped by instrument: the plate's name where one
+    instrument wrote the database, ``instrument · plate`` where several share it (a facility
+    database; two instruments may image plates of the same name)."""
+    groups = plates_by_instrument(plates)
+    several = len(groups) > 1
+    return {
+        (f"{p.instrument} · {p.plate}" if several else p.plate): p
+        for group in groups.values()
+        for p in group
+    }
 
 
 @dataclass(frozen=True)

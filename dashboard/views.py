@@ -63,7 +63,10 @@ def render(default_db: str) -> None:
     with st.sidebar:
         st.header("stemwatch")
         db_path = st.text_input(
-            "Database", value=default_db, key="db_path", help="SQLite file of `stemwatch watch`"
+            "Database",
+            value=default_db,
+            key="db_path",
+            help="SQLite file of `stemwatch watch`, or a facility's postgresql:// URL",
         ).strip()
         refresh_label = st.selectbox(
             "Auto-refresh",
@@ -91,12 +94,13 @@ def render(default_db: str) -> None:
         st.error(f"Cannot read the database: {exc}")
         return
 
-    names = [p.plate for p in plates]
+    choices = data.plate_choices(plates)  # grouped by instrument where several share it
+    names = list(choices)
     plate_name: str | None = None
     if names:
         if st.session_state.get("plate") not in names:
             st.session_state["plate"] = names[0]
-        onsets_per_plate = {p.plate: p.n_onsets for p in plates}
+        onsets_per_plate = {name: p.n_onsets for name, p in choices.items()}
         with st.sidebar:
             plate_name = st.selectbox(
                 "Plate",
@@ -133,7 +137,7 @@ def _reload_when_plates_change(db_path: str, known: tuple[str, ...]) -> None:
     a plate appeared or vanished; otherwise do nothing."""
     try:
         with data.reading(db_path) as db:
-            names = tuple(p.plate for p in store.list_plates(db))
+            names = tuple(data.plate_choices(store.list_plates(db)))
     except store.StoreError:
         return
     if names != known:
@@ -161,21 +165,47 @@ def _acting_user() -> str:
 
 
 def _daemon_panel(db_path: str) -> None:
-    st.subheader("Daemon")
     try:
         with data.reading(db_path) as db:
-            hb = store.last_heartbeat(db)
-            model = store.current_model(db)
+            beats = store.heartbeats(db)
+            models = {
+                hb.instrument: store.current_model(db, instrument=hb.instrument) for hb in beats
+            }
+            latest = store.current_model(db)
     except store.StoreError as exc:
+        st.subheader("Daemon")
         st.warning(f"cannot read heartbeat: {exc}")
         return
+    if len(beats) <= 1:  # one instrument: its daemon and model
+        hb = beats[0] if beats else None
+        _daemon_status(hb, models.get(hb.instrument) if hb else latest)
+        return
+    st.subheader(f"Daemons ({len(beats)} instruments)")
+    for hb in beats:
+        status = data.daemon_status(hb, now=time.time())
+        model = models.get(hb.instrument)
+        st.markdown(
+            f"**{hb.instrument}** {_BADGES[status.state]} {data.age_text(status.age_s)}"
+            + (
+                f"  \n`{model.name or model.model_hash[:12]}` on `{model.provider}`"
+                if model
+                else ""
+            )
+        )
+
+
+_BADGES = {
+    "alive": ":green-badge[● alive]",
+    "stale": ":orange-badge[● stale]",
+    "stopped": ":gray-badge[● stopped]",
+    "never": ":gray-badge[● never started]",
+}
+
+
+def _daemon_status(hb: store.Heartbeat | None, model: store.ModelRecord | None) -> None:
+    st.subheader("Daemon")
     status = data.daemon_status(hb, now=time.time())
-    badge = {
-        "alive": ":green-badge[● alive]",
-        "stale": ":orange-badge[● stale]",
-        "stopped": ":gray-badge[● stopped]",
-        "never": ":gray-badge[● never started]",
-    }[status.state]
+    badge = _BADGES[status.state]
     st.markdown(f"{badge} last heartbeat {data.age_text(status.age_s)}")
     if status.detail:
         st.caption(status.detail + (f" on {status.host}" if status.host else ""))
@@ -198,7 +228,7 @@ def _live_view(db_path: str, plate_name: str, known_plates: tuple[str, ...]) -> 
     _reload_when_plates_change(db_path, known_plates)
     try:
         with data.reading(db_path) as db:
-            plate = next((p for p in store.list_plates(db) if p.plate == plate_name), None)
+            plate = data.plate_choices(store.list_plates(db)).get(plate_name)
             if plate is None:
                 st.warning(f"Plate {plate_name} is no longer in the database.")
                 return
@@ -209,11 +239,12 @@ def _live_view(db_path: str, plate_name: str, known_plates: tuple[str, ...]) -> 
 
 def _plate_and_well(db: store.Database, db_path: str, plate: store.PlateSummary) -> None:
     tb = data.time_base(plate)
-    wells = store.well_summary(db, plate.plate)
+    who = plate.instrument
+    wells = store.well_summary(db, plate.plate, instrument=who)
     grid, layout = data.plate_grid(wells, tb)
-    onsets = store.list_onsets(db, plate.plate, include_reset=False)
-    c = store.counts(db, plate.plate)
-    daemon = data.daemon_status(store.last_heartbeat(db), now=time.time())
+    onsets = store.list_onsets(db, plate.plate, include_reset=False, instrument=who)
+    c = store.counts(db, plate.plate, instrument=who)
+    daemon = data.daemon_status(store.last_heartbeat(db, instrument=who), now=time.time())
 
     st.title(f"Plate {plate.plate} · differentiation monitor")
     last = tb.hours(plate.last_time_s)
@@ -223,6 +254,8 @@ def _plate_and_well(db: store.Database, db_path: str, plate: store.PlateSummary)
         if last is not None and plate.last_update_at is not None
         else f"{layout.name} plate"
     )
+    if len(store.list_instruments(db)) > 1:
+        st.caption(f"Instrument **{who}**")
     m = st.columns(5)
     m[0].metric("Wells imaged", plate.n_wells)
     m[1].metric("Images analysed", c.done)
@@ -261,7 +294,7 @@ def _plate_and_well(db: store.Database, db_path: str, plate: store.PlateSummary)
         if well is None:
             st.info("No well has analysed images yet.")
         else:
-            _well_view(db, db_path, plate.plate, well, tb)
+            _well_view(db, db_path, plate.plate, well, tb, instrument=who)
 
 
 def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
@@ -316,10 +349,20 @@ def _picked_from_chart(state: Any) -> str | None:
     return None
 
 
-def _well_view(db: store.Database, db_path: str, plate: str, well: str, tb: data.TimeBase) -> None:
-    series = data.series_frame(store.well_series(db, plate, well), tb)
-    images = data.images_frame(store.images_for_well(db, plate, well), tb)
-    onset = data.active_onset(store.list_onsets(db, plate, include_reset=False), plate, well)
+def _well_view(
+    db: store.Database,
+    db_path: str,
+    plate: str,
+    well: str,
+    tb: data.TimeBase,
+    *,
+    instrument: str | None = None,
+) -> None:
+    series = data.series_frame(store.well_series(db, plate, well, instrument=instrument), tb)
+    images = data.images_frame(store.images_for_well(db, plate, well, instrument=instrument), tb)
+    onset = data.active_onset(
+        store.list_onsets(db, plate, include_reset=False, instrument=instrument), plate, well
+    )
     onset_h = None if onset is None else tb.hours(onset.onset_time_s)
 
     st.subheader(f"Well {well}")
@@ -354,7 +397,7 @@ def _well_view(db: store.Database, db_path: str, plate: str, well: str, tb: data
                 key=f"reset_{plate}_{well}",
                 type="primary",
                 on_click=_reset_onset,
-                args=(db_path, plate, well),
+                args=(db_path, plate, well, instrument),
             )
     _images_table(db, images)
 
@@ -473,9 +516,9 @@ def _acknowledge(db_path: str, alert_id: int) -> None:
         st.session_state["_write_error"] = f"Could not acknowledge alert {alert_id}: {exc}"
 
 
-def _reset_onset(db_path: str, plate: str, well: str) -> None:
+def _reset_onset(db_path: str, plate: str, well: str, instrument: str | None = None) -> None:
     by = _acting_user()
     try:
-        data.reset_onset(db_path, plate, well, by=by)
+        data.reset_onset(db_path, plate, well, by=by, instrument=instrument)
     except store.StoreError as exc:
         st.session_state["_write_error"] = f"Could not reset the onset of {plate} {well}: {exc}"

@@ -160,7 +160,8 @@ class Alerter:
         self.db = db
         self.channels = all_channels(config)
         paths = [Path(p) for p in disk_paths]
-        paths.append(db.local_path.parent)
+        if db.local_path is not None:  # a SQLite file here (not a database server)
+            paths.append(db.local_path.parent)
         self.disk_paths = list(dict.fromkeys(paths))
 
     # -- alert sources ---------------------------------------------------------------------

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from monitor.alerts import AlertsConfig
 from monitor.onset import OnsetConfig
+from stemwatch import store
 from stemwatch.core.config import StrictModel
 from stemwatch.core.platemeta import PlateMetaConfig
 
@@ -169,8 +170,20 @@ class PlateConfig(PlateMetaConfig):
 class MonitorConfig(StrictModel):
     """The monitor daemon beside the microscope."""
 
-    database: Path = Field(
-        default=Path("stemwatch.db"), description="SQLite database with all results."
+    database: str = Field(
+        default="stemwatch.db",
+        description=(
+            "Where results go: a SQLite file (on a local disk, never a network share), or a\n"
+            "PostgreSQL URL shared by a facility's daemons: postgresql://USER@HOST/DBNAME\n"
+            "(password in PGPASSWORD or ~/.pgpass, not in this file)."
+        ),
+    )
+    instrument: str = Field(
+        default="",
+        description=(
+            "Name of this daemon's instrument, recorded on every row it writes (several\n"
+            "daemons share one PostgreSQL database). Empty: this computer's host name."
+        ),
     )
     folder: Path | None = Field(
         default=None, description="Folder the microscope writes to (the command line wins)."
@@ -193,3 +206,30 @@ class MonitorConfig(StrictModel):
     )
     onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> str:
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("must be a file path or a postgresql:// URL")
+        try:
+            return store.parse_target(value).location
+        except store.StoreError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, value: str) -> str:
+        if value == "":
+            return value
+        try:
+            return store.check_instrument(value)
+        except store.StoreError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def instrument_name(self) -> str:
+        """The instrument this daemon writes as: ``instrument``, else the host name."""
+        return self.instrument or store.default_instrument()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections import deque
@@ -62,6 +63,24 @@ def check_folder(folder: Path | None) -> Path:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder; pass the folder the microscope writes to")
     return folder
+
+
+def check_instrument_free(
+    db: store.Database, instrument: str, *, host: str | None = None, now: float | None = None
+) -> None:
+    """A :class:`ConfigError` when a daemon on another computer is alive under ``instrument``
+    in this database: two daemons writing as one instrument would mix their files, heartbeat
+    and alerts. (One on this computer is this daemon restarted, or a second one watching
+    another folder, which ``--instrument`` keeps apart too.) ``host``: this computer's name."""
+    hb = store.last_heartbeat(db, instrument=instrument)
+    here = socket.gethostname() if host is None else host
+    if hb is None or hb.host in (None, here) or not hb.alive(now):
+        return
+    raise ConfigError(
+        f"{db.source}: instrument {instrument!r} already has a running daemon on {hb.host} "
+        f"(pid {hb.pid}, last heartbeat {hb.age_s(now):.0f} s ago); give this one its own name "
+        "with --instrument or `instrument:` in the config"
+    )
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -118,10 +137,11 @@ class Daemon:
     def _open(self) -> None:
         from monitor.alerts import Alerter
 
-        path = self.config.database
-        self._db = store.open_db(path)
-        self._read_db = store.open_db(path, readonly=True)
-        self._alert_db = store.open_db(path)
+        target, instrument = self.config.database, self.config.instrument_name
+        self._db = store.open_db(target, instrument=instrument)
+        check_instrument_free(self._db, instrument)
+        self._read_db = store.open_db(target, readonly=True, instrument=instrument)
+        self._alert_db = store.open_db(target, instrument=instrument)
         previous = store.daemon_model_hash(self._db)
         store.register_model(
             self._db,
@@ -187,9 +207,10 @@ class Daemon:
         try:
             self._open()
             log.info(
-                "stemwatch monitor: %s -> %s (quiet period %.1f s%s)",
+                "stemwatch monitor: %s -> %s as instrument %r (quiet period %.1f s%s)",
                 self.folder,
-                self.config.database,
+                self._db.source if self._db is not None else self.config.database,
+                self.config.instrument_name,
                 self.config.watch.quiet_period_s,
                 ", once" if self.once else "",
             )
@@ -378,16 +399,20 @@ class Daemon:
         )
         assert self._read_db is not None
         try:
-            gap = store.count_unscored(self._read_db, new.model_hash)
+            gap = store.count_unscored(
+                self._read_db, new.model_hash, instrument=self.config.instrument_name
+            )
         except StemwatchError:
             return
         if gap:
             log.info(
                 "%d recorded image(s) have no score from the new model; `stemwatch reanalyse "
-                "%s --model %s` fills its series over them (it may run beside the daemon)",
+                "%s --model %s --instrument %s` fills its series over them (it may run beside "
+                "the daemon)",
                 gap,
                 self.config.database,
                 path,
+                self.config.instrument_name,
             )
 
     # -- scans and the folder ------------------------------------------------------------

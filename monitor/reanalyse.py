@@ -61,6 +61,7 @@ class Rescored:
     probability: float
     tile_sd: float | None
     n_tiles: int
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,11 @@ class Unscorable:
     well: str | None
     path: str
     reason: str
+    instrument: str = ""
 
     @classmethod
     def of(cls, task: store.ImageToScore, reason: str) -> Unscorable:
-        return cls(task.image_id, task.plate, task.well, task.path, reason)
+        return cls(task.image_id, task.plate, task.well, task.path, reason, task.instrument)
 
 
 Result = Rescored | Unscorable
@@ -93,10 +95,15 @@ class _Prepared:
 
 
 def plan(
-    db: store.Database, model_hash: str, plates: Sequence[str] | None = None
+    db: store.Database,
+    model_hash: str,
+    plates: Sequence[str] | None = None,
+    *,
+    instrument: str | None = None,
 ) -> list[store.ImageToScore]:
-    """The current analysed images ``model_hash`` has not scored (of ``plates``, else all)."""
-    return store.images_to_rescore(db, model_hash, plates=plates)
+    """The current analysed images ``model_hash`` has not scored (of ``plates``, else every
+    plate; of ``instrument``, else every instrument)."""
+    return store.images_to_rescore(db, model_hash, plates=plates, instrument=instrument)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +156,9 @@ def score_prepared(items: Sequence[_Prepared], model: LoadedModel) -> list[Resul
         n = len(p.tiles.data)
         probability, tile_sd, n_tiles = score_image(probs[start : start + n])
         start += n
+        t = p.task
         out.append(
-            Rescored(p.task.image_id, p.task.plate, p.task.well, probability, tile_sd, n_tiles)
+            Rescored(t.image_id, t.plate, t.well, probability, tile_sd, n_tiles, t.instrument)
         )
     return out
 
@@ -252,8 +260,10 @@ class Recorder:
         self.model_hash = model_hash
         self.onset = onset
         self.summary = ReanalysisSummary(model_hash, planned=len(tasks))
-        self._pending = Counter((t.plate, t.well) for t in tasks if t.plate and t.well)
-        self._updated: set[tuple[str, str]] = set()
+        self._pending = Counter(
+            (t.instrument, t.plate, t.well) for t in tasks if t.plate and t.well
+        )
+        self._updated: set[tuple[str, str, str]] = set()
 
     def record(self, results: Sequence[Result]) -> None:
         """Store a batch of results (one transaction); wells whose planned images are all in
@@ -276,32 +286,39 @@ class Recorder:
             ],
         )
         self.summary.scored += len(scored)
-        complete: set[tuple[str, str]] = set()
+        complete: set[tuple[str, str, str]] = set()
         for r in results:
             if isinstance(r, Unscorable):
                 log.warning("image %d %s: not re-scored (%s)", r.image_id, r.path, r.reason)
                 self.summary.unscorable.append(r)
             if r.plate and r.well:
-                self._pending[(r.plate, r.well)] -= 1
-                if self._pending[(r.plate, r.well)] <= 0:
-                    complete.add((r.plate, r.well))
-        for plate, well in sorted(complete):
-            self.update(plate, well)
+                key = (r.instrument, r.plate, r.well)
+                self._pending[key] -= 1
+                if self._pending[key] <= 0:
+                    complete.add(key)
+        for instrument, plate, well in sorted(complete):
+            self.update(instrument, plate, well)
 
-    def update(self, plate: str, well: str) -> None:
+    def update(self, instrument: str, plate: str, well: str) -> None:
         """This model's series and onset of one well, from its predictions (no alert)."""
-        event = update_well(self.db, plate, well, self.onset, model_hash=self.model_hash)
-        self._updated.add((plate, well))
+        event = update_well(
+            self.db, plate, well, self.onset, model_hash=self.model_hash, instrument=instrument
+        )
+        self._updated.add((instrument, plate, well))
         self.summary.wells_updated = len(self._updated)
         if event is not None:
             self.summary.onsets += 1
 
-    def finish(self, plates: Sequence[str] | None = None) -> ReanalysisSummary:
+    def finish(
+        self, plates: Sequence[str] | None = None, *, instrument: str | None = None
+    ) -> ReanalysisSummary:
         """Series and onsets of every well of the scope this model scored and this run did
         not update yet (wells of earlier, interrupted runs catch up here)."""
-        for plate, well in store.scored_wells(self.db, self.model_hash, plates=plates):
-            if (plate, well) not in self._updated:
-                self.update(plate, well)
+        for key in store.scored_wells(
+            self.db, self.model_hash, plates=plates, instrument=instrument
+        ):
+            if key not in self._updated:
+                self.update(*key)
         return self.summary
 
 
@@ -361,6 +378,7 @@ def reanalyse(
     model: LoadedModel,
     *,
     plates: Sequence[str] | None = None,
+    instrument: str | None = None,
     onset: OnsetConfig | None = None,
     decode_workers: int = 2,
     batch_tiles: int = 64,
@@ -369,8 +387,9 @@ def reanalyse(
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> ReanalysisSummary:
-    """Re-score with ``model`` every current image of ``plates`` (else all) it has not
-    scored; record its predictions, series and onsets beside every other model's."""
+    """Re-score with ``model`` every current image of ``plates`` (else every plate) of
+    ``instrument`` (else every instrument) it has not scored; record its predictions, series
+    and onsets beside every other model's."""
     t0 = time.perf_counter()
     store.register_model(
         db,
@@ -379,7 +398,7 @@ def reanalyse(
         metadata_json=model.metadata.to_json(),
         provider=model.provider,
     )
-    tasks = plan(db, model.model_hash, plates)
+    tasks = plan(db, model.model_hash, plates, instrument=instrument)
     if on_plan is not None:
         on_plan(len(tasks))
     log.info(
@@ -400,7 +419,7 @@ def reanalyse(
         progress=progress,
         stop=stop,
     )
-    summary = recorder.finish(plates)
+    summary = recorder.finish(plates, instrument=instrument)
     summary.interrupted = bool(stop is not None and stop.is_set() and summary.remaining > 0)
     summary.seconds = time.perf_counter() - t0
     return summary

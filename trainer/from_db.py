@@ -94,14 +94,20 @@ class DatasetReport:
         return lines
 
 
+PlateKey = tuple[str, str]  # (instrument, plate)
+
+
 def _hours_since_induction(
-    image: store.LabelledImage, maps: dict[str, PlateMap], starts: dict[str, float | None]
+    image: store.LabelledImage,
+    maps: dict[PlateKey, PlateMap],
+    starts: dict[PlateKey, float | None],
 ) -> float | None:
-    m = maps.get(image.plate)
+    key = (image.instrument, image.plate)
+    m = maps.get(key)
     layout = None if m is None else m.by_well().get(image.well)
     if layout is None or image.time_s is None:
         return None
-    induced = induction_time_s(layout, is_clock_time(image.time_basis), starts.get(image.plate))
+    induced = induction_time_s(layout, is_clock_time(image.time_basis), starts.get(key))
     return None if induced is None else round((image.time_s - induced) / 3600.0, 4)
 
 
@@ -110,13 +116,14 @@ def build_dataset(
     out_dir: Path,
     *,
     plates: Sequence[str] | None = None,
+    instrument: str | None = None,
     experiment: str | None = None,
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> DatasetReport:
     """Write ``out_dir/manifest.csv`` (and ``dataset.json``, the report) from the labelled
     images of ``db`` (of ``plates``, else every plate with labels)."""
-    labelled = store.labelled_images(db, plates, include_excluded=True)
+    labelled = store.labelled_images(db, plates, include_excluded=True, instrument=instrument)
     excluded = sum(1 for i in labelled if i.label == "excluded")
     images = [i for i in labelled if i.label != "excluded"]
     if not images:
@@ -125,8 +132,12 @@ def build_dataset(
             f"{db.source}: no labelled images of {where}; label wells in the dashboard, mark "
             "false alarms or import end-point staining (`stemwatch labels import-endpoints`)"
         )
-    maps = {p: m for p in {i.plate for i in images} if (m := store.plate_map(db, p)) is not None}
-    starts = {p.plate: p.first_time_s for p in store.list_plates(db)}
+    maps = {
+        (who, p): m
+        for who, p in {(i.instrument, i.plate) for i in images}
+        if (m := store.plate_map(db, p, instrument=who)) is not None
+    }
+    starts = {(p.instrument, p.plate): p.first_time_s for p in store.list_plates(db)}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         checks = []
         for chk in pool.map(check_file, images):
@@ -146,7 +157,8 @@ def build_dataset(
     per_plate: dict[str, Counter[str]] = {}
     wells: dict[str, dict[str, set[str]]] = {}
     for i in kept:
-        layout = maps[i.plate].by_well().get(i.well) if i.plate in maps else None
+        m = maps.get((i.instrument, i.plate))
+        layout = None if m is None else m.by_well().get(i.well)
         rows.append(
             {
                 "path": str(Path(i.path).resolve()),

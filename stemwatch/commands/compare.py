@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "name, or 'daemon' (the daemon's current model)."
         ),
     )
-    p.add_argument("db", type=Path, help="the daemon's database")
+    p.add_argument(
+        "db", metavar="DB", help="the daemon's database: a SQLite file or a postgresql:// URL"
+    )
+    p.add_argument(
+        "--instrument", default=None, metavar="NAME", help="only this instrument's plates"
+    )
     p.add_argument("model_a", help="model A")
     p.add_argument("model_b", help="model B")
     p.add_argument("--plate", action="append", default=None, help="only this plate (repeatable)")
@@ -171,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         b = resolve_model(db, args.model_b)
         if a == b:
             raise StemwatchError(f"{args.model_a} and {args.model_b} are the same model")
-        inp = store.comparison_input(db, a, b, plates=args.plate)
+        inp = store.comparison_input(db, a, b, plates=args.plate, instrument=args.instrument)
     if not inp.pairs:
         where = f" of plate(s) {', '.join(args.plate)}" if args.plate else ""
         raise StemwatchError(f"neither model scored any placed image{where}")

@@ -32,9 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--db",
-        required=True,
-        type=Path,
-        help="SQLite results database written by `stemwatch watch`",
+        default=os.environ.get("STEMWATCH_DB"),
+        required="STEMWATCH_DB" not in os.environ,
+        metavar="PATH|URL",
+        help="the database `stemwatch watch` writes: a SQLite file, or a facility's "
+        "postgresql://USER@HOST/DBNAME (every instrument's plates); default $STEMWATCH_DB",
     )
     p.add_argument(
         "--port",
@@ -60,7 +62,7 @@ def app_path() -> Path:
     return Path(spec.origin).resolve()
 
 
-def streamlit_argv(db: Path, *, port: int, address: str) -> list[str]:
+def streamlit_argv(db: Path | str, *, port: int, address: str) -> list[str]:
     """The command line that serves the dashboard headless on ``address:port`` for ``db``."""
     return [
         sys.executable,
@@ -83,9 +85,10 @@ def streamlit_argv(db: Path, *, port: int, address: str) -> list[str]:
     ]
 
 
-def check_args(db: Path, port: int, address: str) -> None:
-    """Raise :class:`StemwatchError` for a database path or port that cannot work."""
-    if db.is_dir():
+def check_args(db: Path | None, port: int, address: str) -> None:
+    """Raise :class:`StemwatchError` for a database path or port that cannot work (``db``
+    None: a database server, checked by the page itself)."""
+    if db is not None and db.is_dir():
         raise StemwatchError(
             f"--db {db}: is a folder; pass the SQLite database file that `stemwatch watch` writes"
         )
@@ -102,14 +105,22 @@ def check_args(db: Path, port: int, address: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    db = Path(args.db).expanduser().resolve()
-    check_args(db, args.port, args.address)
-    if not db.exists():
-        log.warning(
-            "%s does not exist yet; the dashboard will wait for the daemon to create it", db
-        )
+    from stemwatch import store
+
+    target = store.parse_target(args.db)
+    db: Path | str = target.location
+    if target.engine == "sqlite":
+        path = Path(target.location).expanduser().resolve()
+        check_args(path, args.port, args.address)
+        if not path.exists():
+            log.warning(
+                "%s does not exist yet; the dashboard will wait for the daemon to create it", path
+            )
+        db = path
+    else:
+        check_args(None, args.port, args.address)
     argv = streamlit_argv(db, port=args.port, address=args.address)
-    log.info("dashboard for %s on http://%s:%d", db, args.address, args.port)
+    log.info("dashboard for %s on http://%s:%d", target.display, args.address, args.port)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)

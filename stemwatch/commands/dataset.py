@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "files that are missing or changed since the daemon analysed them."
         ),
     )
-    d.add_argument("db", type=Path, help="the daemon's database")
+    d.add_argument(
+        "db", metavar="DB", help="the daemon's database: a SQLite file or a postgresql:// URL"
+    )
+    d.add_argument(
+        "--instrument", default=None, metavar="NAME", help="only this instrument's plates"
+    )
     d.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     d.add_argument("--plate", action="append", default=None, help="only this plate (repeatable)")
     d.add_argument(
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             db,
             args.out,
             plates=args.plate,
+            instrument=args.instrument,
             experiment=args.experiment,
             workers=args.workers,
             progress=bar.update,

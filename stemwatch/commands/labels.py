@@ -11,7 +11,12 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from stemwatch.commands.platemap import add_by_argument, add_db_argument, who
+from stemwatch.commands.platemap import (
+    add_by_argument,
+    add_db_argument,
+    add_instrument_argument,
+    who,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,6 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=1.0,
         help="hours before the end point whose images get the label (default: 1)",
     )
+    add_instrument_argument(imp)
     add_by_argument(imp)
     imp.set_defaults(func=run_import)
 
@@ -61,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_db_argument(ls)
     ls.add_argument("--plate")
     ls.add_argument("--well")
+    add_instrument_argument(ls)
     ls.set_defaults(func=run_list)
 
     add = ss.add_parser("add", help="label a well (optionally over a time window)")
@@ -77,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add.add_argument("--to", metavar="TIME", help="up to this time (hours, or a date and time)")
     add.add_argument("--note")
+    add_instrument_argument(add)
     add_by_argument(add)
     add.set_defaults(func=run_add)
 
@@ -141,10 +149,12 @@ def run_import(args: argparse.Namespace) -> int:
     if args.window_h < 0:
         raise StemwatchError(f"--window-h {args.window_h}: give zero or more hours")
     with store.open_db(args.db) as db:
-        starts = {p.plate: p.first_time_s for p in store.list_plates(db)}
+        starts = {
+            p.plate: p.first_time_s for p in store.list_plates(db, instrument=args.instrument)
+        }
         new: list[store.NewLabel] = []
         for r in results:
-            _, last, basis = store.well_time_range(db, r.plate, r.well)
+            _, last, basis = store.well_time_range(db, r.plate, r.well, instrument=args.instrument)
             if last is None:
                 raise StemwatchError(
                     f"{args.csv}: row {r.row}: no images of plate {r.plate} well {r.well} in "
@@ -176,6 +186,7 @@ def run_import(args: argparse.Namespace) -> int:
                     note=(r.notes or f"{r.marker} {'+' if r.stained else '-'}{fraction}"),
                     marker=r.marker,
                     stained_fraction=r.fraction,
+                    instrument=args.instrument,
                 )
             )
         stored = store.add_labels(db, new, by=who(args))
@@ -212,7 +223,7 @@ def run_list(args: argparse.Namespace) -> int:
     from stemwatch import store
 
     with store.open_db(args.db, readonly=True) as db:
-        labels = store.list_labels(db, args.plate, args.well)
+        labels = store.list_labels(db, args.plate, args.well, instrument=args.instrument)
     print(f"{len(labels)} label(s)")
     for lab in labels:
         print("  " + _describe(lab))
@@ -229,8 +240,10 @@ def run_add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise StemwatchError(f"well: {exc}") from None
     with store.open_db(args.db) as db:
-        _, _, basis = store.well_time_range(db, args.plate, well)
-        start = {p.plate: p.first_time_s for p in store.list_plates(db)}.get(args.plate)
+        _, _, basis = store.well_time_range(db, args.plate, well, instrument=args.instrument)
+        start = {
+            p.plate: p.first_time_s for p in store.list_plates(db, instrument=args.instrument)
+        }.get(args.plate)
         lab = store.label_well(
             db,
             args.plate,
@@ -241,6 +254,7 @@ def run_add(args: argparse.Namespace) -> int:
             to_time_s=_when(args.to, basis, start, "--to"),
             note=args.note,
             source="cli",
+            instrument=args.instrument,
         )
     print("added " + _describe(lab))
     return 0

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 from pathlib import Path
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
-        type=Path,
-        default=Path("stemwatch.db"),
-        metavar="PATH",
-        help="the daemon's database (default: stemwatch.db)",
+        default=os.environ.get("STEMWATCH_DB", "stemwatch.db"),
+        metavar="PATH|URL",
+        help="the daemon's database, a SQLite file or a postgresql:// URL (default: "
+        "$STEMWATCH_DB, else stemwatch.db)",
+    )
+
+
+def add_instrument_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--instrument",
+        default=None,
+        metavar="NAME",
+        help="the instrument whose plate is meant, where plates of that name were imaged on "
+        "several (a facility database); default: the one that imaged it",
     )
 
 
@@ -85,12 +96,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="H",
         help="induction time (hours since the plate's time zero) of induced wells without one",
     )
+    add_instrument_argument(imp)
     add_by_argument(imp)
     imp.set_defaults(func=run_import)
 
     show = ss.add_parser("show", help="print a plate's current map")
     show.add_argument("plate", help="plate name")
     add_db_argument(show)
+    add_instrument_argument(show)
     show.set_defaults(func=run_show)
 
 
@@ -107,9 +120,11 @@ def run_import(args: argparse.Namespace) -> int:
         induction_h=args.induction_h,
     )
     with store.open_db(args.db) as db:
-        known = {p.plate: p for p in store.list_plates(db)}
+        known = {p.plate for p in store.list_plates(db, instrument=args.instrument)}
         for m in maps:
-            saved = store.save_plate_map(db, m, by=who(args), source=str(args.map))
+            saved = store.save_plate_map(
+                db, m, by=who(args), source=str(args.map), instrument=args.instrument
+            )
             roles: dict[str, int] = {}
             for w in m.wells:
                 roles[w.role or "no role"] = roles.get(w.role or "no role", 0) + 1
@@ -124,7 +139,7 @@ def run_import(args: argparse.Namespace) -> int:
                     "once they arrive (check the name matches the images' plate)"
                 )
                 continue
-            imaged = {w.well for w in store.well_summary(db, m.plate)}
+            imaged = {w.well for w in store.well_summary(db, m.plate, instrument=saved.instrument)}
             mapped = {w.well for w in m.wells}
             if imaged - mapped:
                 print(
@@ -142,8 +157,8 @@ def run_show(args: argparse.Namespace) -> int:
     from stemwatch.core.times import describe_time
 
     with store.open_db(args.db, readonly=True) as db:
-        m = store.plate_map(db, args.plate)
-        history = store.plate_map_history(db, args.plate)
+        m = store.plate_map(db, args.plate, instrument=args.instrument)
+        history = store.plate_map_history(db, args.plate, instrument=args.instrument)
     if m is None:
         raise StemwatchError(
             f"plate {args.plate}: no plate map in {args.db}; import one with "
@@ -151,8 +166,8 @@ def run_show(args: argparse.Namespace) -> int:
         )
     cur = history[0]
     print(
-        f"plate {m.plate}: map import #{cur.id} from {cur.source} by {cur.imported_by} "
-        f"({len(history)} import(s))"
+        f"plate {m.plate} ({cur.instrument}): map import #{cur.id} from {cur.source} by "
+        f"{cur.imported_by} ({len(history)} import(s))"
     )
     attrs = m.attribute_names()
     header = ["well", "role", "condition", "treatment", "induction", "notes", *attrs]

@@ -23,7 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "stops after the batch in flight; run again to resume."
         ),
     )
-    p.add_argument("db", type=Path, help="the daemon's database")
+    p.add_argument(
+        "db", metavar="DB", help="the daemon's database: a SQLite file or a postgresql:// URL"
+    )
+    p.add_argument(
+        "--instrument", default=None, metavar="NAME", help="only this instrument's plates"
+    )
     p.add_argument("--model", type=Path, required=True, help="the exported .onnx model")
     p.add_argument("--plate", action="append", default=None, help="only this plate (repeatable)")
     p.add_argument(
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 db,
                 model,
                 plates=args.plate,
+                instrument=args.instrument,
                 onset=onset,
                 decode_workers=args.workers,
                 batch_tiles=args.batch_tiles,

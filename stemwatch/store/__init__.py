@@ -4,11 +4,17 @@ The daemon writes, the dashboard and ``stemwatch status`` read, all through the 
 named here, which take a :class:`Database` (from :func:`open_db`) and return the frozen
 dataclasses of :mod:`stemwatch.store.records`. Callers never build SQL, never see a row or
 an engine error (every database problem is a :class:`StoreError` naming the file and the
-fix), so the schema can evolve behind these functions and a second engine can join SQLite.
-``tests/store/test_sql_owner.py`` fails when SQL appears anywhere else. See docs/database.md.
+fix), so the schema evolves behind these functions and the engine is a matter of the target:
+a file path is SQLite (the embedded default), a ``postgresql://`` URL is PostgreSQL (the
+facility store, several daemons in one database). ``tests/store/test_sql_owner.py`` fails when
+SQL appears anywhere else. See docs/database.md.
 
-Inside: :mod:`~stemwatch.store.schema` (tables and migrations),
-:mod:`~stemwatch.store.connection` (opening, locks, transactions, errors),
+Inside: :mod:`~stemwatch.store.schema` (tables and migrations, each engine's DDL),
+:mod:`~stemwatch.store.target` (file path or URL; instrument names),
+:mod:`~stemwatch.store.database` (the handle), :mod:`~stemwatch.store.sqlite_engine` and
+:mod:`~stemwatch.store.postgres_engine` (what differs between engines),
+:mod:`~stemwatch.store.connection` (opening, transactions, retries),
+:mod:`~stemwatch.store.instruments` (which instrument a call is about),
 :mod:`~stemwatch.store.records` (what goes in and comes out; the liveness rule),
 :mod:`~stemwatch.store.images` (image versions, predictions; "already recorded?"),
 :mod:`~stemwatch.store.wells` (series, onsets, detector state, plate and well summaries),
@@ -35,15 +41,17 @@ from stemwatch.store.alerts import (
     record_delivery,
     set_channel_results,
 )
-from stemwatch.store.connection import BUSY_TIMEOUT_S, Database, open_db
+from stemwatch.store.connection import BUSY_TIMEOUT_S, open_db
 from stemwatch.store.daemon import (
     beat,
     current_model,
+    heartbeats,
     last_heartbeat,
     list_models,
     register_model,
 )
-from stemwatch.store.errors import StoreBusyError, StoreError
+from stemwatch.store.database import Database
+from stemwatch.store.errors import StoreBusyError, StoreError, StoreMissingError
 from stemwatch.store.images import (
     already_recorded,
     cam_png,
@@ -58,6 +66,7 @@ from stemwatch.store.images import (
     record_result,
     typical_field_interval_s,
 )
+from stemwatch.store.instruments import list_instruments
 from stemwatch.store.labels import (
     add_labels,
     false_alarms,
@@ -107,6 +116,12 @@ from stemwatch.store.rescoring import (
     scored_wells,
 )
 from stemwatch.store.schema import SCHEMA_VERSION
+from stemwatch.store.target import (
+    Target,
+    check_instrument,
+    default_instrument,
+    parse_target,
+)
 from stemwatch.store.wells import (
     list_onsets,
     list_plates,
@@ -144,6 +159,8 @@ __all__ = [
     "SeriesPoint",
     "StoreBusyError",
     "StoreError",
+    "StoreMissingError",
+    "Target",
     "TimePoint",
     "WellState",
     "WellSummary",
@@ -154,15 +171,18 @@ __all__ = [
     "beat",
     "begin_condition",
     "cam_png",
+    "check_instrument",
     "comparison_input",
     "count_unscored",
     "counts",
     "current_model",
     "daemon_model_hash",
+    "default_instrument",
     "deliveries_since",
     "end_condition",
     "false_alarms",
     "find_models",
+    "heartbeats",
     "held_back",
     "images_for_well",
     "images_to_rescore",
@@ -173,6 +193,7 @@ __all__ = [
     "last_heartbeat",
     "last_image_arrival",
     "list_alerts",
+    "list_instruments",
     "list_labels",
     "list_models",
     "list_onsets",
@@ -182,6 +203,7 @@ __all__ = [
     "model_switches",
     "open_db",
     "paired_predictions",
+    "parse_target",
     "plate_map",
     "plate_map_history",
     "plate_model",

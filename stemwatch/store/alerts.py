@@ -1,4 +1,10 @@
-"""Alerts, their deliveries per channel, and the instrument conditions behind them."""
+"""Alerts, their deliveries per channel, and the instrument conditions behind them.
+
+Each daemon raises, deduplicates, rate-limits and tracks conditions for its own instrument:
+alerts, deliveries and conditions carry the instrument of the handle that wrote them
+(:attr:`Database.writer <stemwatch.store.database.Database.writer>`); the dashboard lists and
+acknowledges every instrument's alerts.
+"""
 
 from __future__ import annotations
 
@@ -32,14 +38,16 @@ def record_alert(
     dedup_key: str | None = None,
     now: float | None = None,
 ) -> int | None:
-    """Store a new alert; its id, or None when an alert with ``dedup_key`` exists already."""
+    """Store a new alert; its id, or None when this instrument has an alert with
+    ``dedup_key`` already."""
     t = _now(now)
     row = write(
         db,
         lambda db: db.row(
-            "INSERT INTO alerts (kind, plate, well, dedup_key, message, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-            (kind, plate, well, dedup_key, message, t),
+            "INSERT INTO alerts (instrument, kind, plate, well, dedup_key, message, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instrument, dedup_key) DO NOTHING "
+            "RETURNING id",
+            (db.writer, kind, plate, well, dedup_key, message, t),
         ),
     )
     return None if row is None else int(row[0])
@@ -67,18 +75,25 @@ def _alert(r: Any) -> AlertRecord:
         channel_results=json.loads(r["channel_results"] or "{}"),
         acknowledged_by=r["acknowledged_by"],
         acknowledged_at=r["acknowledged_at"],
+        instrument=r["instrument"],
     )
 
 
 def list_alerts(
-    db: Database, *, limit: int = 100, unacknowledged_only: bool = False
+    db: Database,
+    *,
+    limit: int = 100,
+    unacknowledged_only: bool = False,
+    instrument: str | None = None,
 ) -> list[AlertRecord]:
-    """Alerts, newest first."""
-    sql = "SELECT * FROM alerts"
+    """Alerts of every instrument (or of ``instrument``), newest first."""
+    sql, params = "SELECT * FROM alerts WHERE 1 = 1", []
     if unacknowledged_only:
-        sql += " WHERE acknowledged_at IS NULL"
+        sql += " AND acknowledged_at IS NULL"
+    if instrument is not None:
+        sql, params = sql + " AND instrument = ?", [instrument]
     sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-    return [_alert(r) for r in db.rows(sql, (int(limit),))]
+    return [_alert(r) for r in db.rows(sql, (*params, int(limit)))]
 
 
 def acknowledge_alert(db: Database, alert_id: int, *, by: str, now: float | None = None) -> None:
@@ -114,8 +129,9 @@ def record_delivery(
 
     def do(db: Database) -> None:
         db.execute(
-            "INSERT INTO alert_deliveries (alert_id, channel, at, result) VALUES (?, ?, ?, ?)",
-            (alert_id, channel, t, result),
+            "INSERT INTO alert_deliveries (instrument, alert_id, channel, at, result) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (db.writer, alert_id, channel, t, result),
         )
         if result == "sent" and summarised:
             db.executemany(
@@ -127,12 +143,13 @@ def record_delivery(
 
 
 def deliveries_since(db: Database, channel: str, since: float) -> int:
-    """Messages ``channel`` sent (or tried to) since ``since``: what its rate limit counts."""
+    """Messages this instrument's ``channel`` sent (or tried to) since ``since``: what its
+    rate limit counts."""
     return int(
         db.scalar(
-            "SELECT count(*) FROM alert_deliveries WHERE channel = ? AND at > ? "
-            "AND result NOT IN (?, ?)",
-            (channel, since, *_NOT_SENT),
+            "SELECT count(*) FROM alert_deliveries WHERE instrument = ? AND channel = ? "
+            "AND at > ? AND result NOT IN (?, ?)",
+            (db.writer, channel, since, *_NOT_SENT),
         )
     )
 
@@ -144,8 +161,9 @@ def held_back(db: Database, channel: str) -> list[HeldBackAlert]:
         for r in db.rows(
             "SELECT d.id, a.created_at, a.message FROM alert_deliveries d "
             "JOIN alerts a ON a.id = d.alert_id "
-            "WHERE d.channel = ? AND d.result = 'rate-limited' ORDER BY d.id",
-            (channel,),
+            "WHERE d.instrument = ? AND d.channel = ? AND d.result = 'rate-limited' "
+            "ORDER BY d.id",
+            (db.writer, channel),
         )
     ]
 
@@ -154,8 +172,12 @@ def held_back(db: Database, channel: str) -> list[HeldBackAlert]:
 
 
 def alert_condition(db: Database, key: str) -> AlertCondition | None:
-    """The stored state of an instrument condition, None if it never began."""
-    r = db.row("SELECT key, active, since, alert_id FROM alert_conditions WHERE key = ?", (key,))
+    """The stored state of this instrument's condition ``key``, None if it never began."""
+    r = db.row(
+        "SELECT key, active, since, alert_id FROM alert_conditions "
+        "WHERE instrument = ? AND key = ?",
+        (db.writer, key),
+    )
     if r is None:
         return None
     return AlertCondition(r["key"], bool(r["active"]), r["since"], r["alert_id"])
@@ -166,14 +188,20 @@ def begin_condition(db: Database, key: str, *, since: float, alert_id: int | Non
     write(
         db,
         lambda db: db.execute(
-            "INSERT INTO alert_conditions (key, active, since, alert_id) VALUES (?, 1, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET active = 1, since = excluded.since, "
-            "alert_id = excluded.alert_id",
-            (key, since, alert_id),
+            "INSERT INTO alert_conditions (instrument, key, active, since, alert_id) "
+            "VALUES (?, ?, 1, ?, ?) ON CONFLICT (instrument, key) DO UPDATE SET active = 1, "
+            "since = excluded.since, alert_id = excluded.alert_id",
+            (db.writer, key, since, alert_id),
         ),
     )
 
 
 def end_condition(db: Database, key: str) -> None:
     """The condition cleared: the next time it holds is a new episode."""
-    write(db, lambda db: db.execute("UPDATE alert_conditions SET active = 0 WHERE key = ?", (key,)))
+    write(
+        db,
+        lambda db: db.execute(
+            "UPDATE alert_conditions SET active = 0 WHERE instrument = ? AND key = ?",
+            (db.writer, key),
+        ),
+    )

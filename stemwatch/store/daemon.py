@@ -1,4 +1,9 @@
-"""The daemon's own rows: the models it used and its heartbeat."""
+"""The daemons' own rows: the models each used and each one's heartbeat.
+
+Several daemons may share a database (one per instrument): each registers its models and
+beats under its instrument name (:attr:`Database.writer
+<stemwatch.store.database.Database.writer>`); readers ask about one instrument or list all.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from typing import Any
 
 from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.instruments import own
 from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import Heartbeat, ModelRecord
 
@@ -25,16 +31,18 @@ def register_model(
     provider: str,
     now: float | None = None,
 ) -> None:
-    """Record the model in use (first sighting kept; provider and last sighting updated)."""
+    """Record the model this instrument uses (first sighting kept; provider and last sighting
+    updated)."""
     t = _now(now)
     write(
         db,
         lambda db: db.execute(
-            "INSERT INTO models (model_hash, name, metadata_json, provider, first_seen, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_hash) DO UPDATE SET "
+            "INSERT INTO models (instrument, model_hash, name, metadata_json, provider, "
+            "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instrument, model_hash) DO UPDATE SET "
             "name = excluded.name, metadata_json = excluded.metadata_json, "
             "provider = excluded.provider, last_seen = excluded.last_seen",
-            (model_hash, name, metadata_json, provider, t, t),
+            (db.writer, model_hash, name, metadata_json, provider, t, t),
         ),
     )
 
@@ -47,20 +55,40 @@ def _model(r: Any) -> ModelRecord:
         provider=r["provider"],
         first_seen=float(r["first_seen"]),
         last_seen=float(r["last_seen"]),
+        instrument=r["instrument"],
     )
 
 
-def current_model(db: Database) -> ModelRecord | None:
-    """The daemon's current model (see :func:`stemwatch.store.models.daemon_model_hash`)."""
+def _where(instrument: str | None) -> tuple[str, tuple[str, ...]]:
+    return ("", ()) if instrument is None else (" WHERE instrument = ?", (instrument,))
+
+
+def current_model(db: Database, *, instrument: str | None = None) -> ModelRecord | None:
+    """The instrument's daemon's current model: the model of its latest switch
+    (:func:`stemwatch.store.models.daemon_model_hash`; ``instrument``, else the handle's; a
+    facility handle: the latest switch of any instrument)."""
+    who = own(db, instrument)
     with snapshot(db):
-        h = daemon_model_hash(db)
-        r = None if h is None else db.row("SELECT * FROM models WHERE model_hash = ?", (h,))
+        h = daemon_model_hash(db, instrument=who)
+        if h is None:
+            return None
+        where, params = _where(who)
+        where = f"{where} AND" if where else " WHERE"
+        r = db.row(
+            f"SELECT * FROM models{where} model_hash = ? ORDER BY last_seen DESC LIMIT 1",
+            (*params, h),
+        )
     return _model(r) if r else None
 
 
-def list_models(db: Database) -> list[ModelRecord]:
-    """Every model the database knows (the daemon's and re-analyses'), first seen first."""
-    return [_model(r) for r in db.rows("SELECT * FROM models ORDER BY first_seen")]
+def list_models(db: Database, *, instrument: str | None = None) -> list[ModelRecord]:
+    """Every model the daemons (or ``instrument``'s) have used and re-analyses registered,
+    first seen first."""
+    where, params = _where(instrument)
+    return [
+        _model(r)
+        for r in db.rows(f"SELECT * FROM models{where} ORDER BY first_seen, instrument", params)
+    ]
 
 
 def beat(
@@ -72,7 +100,7 @@ def beat(
     interval_s: float | None = None,
     now: float | None = None,
 ) -> None:
-    """The daemon's heartbeat: one row, overwritten.
+    """The daemon's heartbeat: one row per instrument, overwritten.
 
     ``queued``: images it has found and not yet analysed; ``interval_s``: how often it beats,
     so readers can tell when it stopped (:meth:`Heartbeat.liveness`).
@@ -81,21 +109,30 @@ def beat(
     write(
         db,
         lambda db: db.execute(
-            "INSERT INTO heartbeat (id, pid, host, state, detail, at, interval_s, queued) "
-            "VALUES (1, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
+            "INSERT INTO heartbeat (instrument, pid, host, state, detail, at, interval_s, "
+            "queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instrument) DO UPDATE SET pid = excluded.pid, host = excluded.host, "
             "state = excluded.state, detail = excluded.detail, at = excluded.at, "
             "interval_s = excluded.interval_s, queued = excluded.queued",
-            (os.getpid(), socket.gethostname(), state, detail, t, interval_s, queued),
+            (db.writer, os.getpid(), socket.gethostname(), state, detail, t, interval_s, queued),
         ),
     )
 
 
-def last_heartbeat(db: Database) -> Heartbeat | None:
-    """The daemon's last heartbeat, or None if it never ran on this database."""
-    r = db.row("SELECT * FROM heartbeat WHERE id = 1")
-    if r is None:
-        return None
+def last_heartbeat(db: Database, *, instrument: str | None = None) -> Heartbeat | None:
+    """The instrument's daemon's last heartbeat (``instrument``, else the handle's; a facility
+    handle: the most recent of all), or None if it never ran on this database."""
+    where, params = _where(own(db, instrument))
+    r = db.row(f"SELECT * FROM heartbeat{where} ORDER BY at DESC LIMIT 1", params)
+    return None if r is None else _heartbeat(r)
+
+
+def heartbeats(db: Database) -> list[Heartbeat]:
+    """Every instrument's daemon's last heartbeat, by instrument."""
+    return [_heartbeat(r) for r in db.rows("SELECT * FROM heartbeat ORDER BY instrument")]
+
+
+def _heartbeat(r: Any) -> Heartbeat:
     return Heartbeat(
         pid=r["pid"],
         host=r["host"],
@@ -104,4 +141,5 @@ def last_heartbeat(db: Database) -> Heartbeat | None:
         at=float(r["at"]),
         interval_s=r["interval_s"],
         queued=r["queued"],
+        instrument=r["instrument"],
     )

@@ -11,3 +11,8 @@ class StoreError(StemwatchError):
 
 class StoreBusyError(StoreError):
     """Another writer held the database's lock for longer than the busy timeout."""
+
+
+class StoreMissingError(StoreError):
+    """There is no stemwatch database there yet (no file, or a server database without the
+    schema): the daemon creates it on its first start."""

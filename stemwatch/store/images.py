@@ -5,6 +5,9 @@ is *done* is never redone, even when the file is touched or copied again with th
 content; a version that *failed* is retried once the file changes (another size or mtime, or
 another content). The daemon asks it before reading a file (without a content hash: size and
 mtime decide) and the writer asks it again with the hash before recording a result.
+
+A file is known by its instrument and its path: two instruments may write the same path (the
+same export folder on two acquisition PCs), and each daemon asks only about its own files.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
-from stemwatch.store.models import DAEMON_MODEL_SQL
+from stemwatch.store.instruments import own, plate_instrument
+from stemwatch.store.models import daemon_model_sql
 from stemwatch.store.records import (
     Counts,
     FileVersion,
@@ -63,29 +67,31 @@ def _is_recorded(row: Any, v: FileVersion) -> bool:
     return False
 
 
-def _current_versions(db: Database, path: str) -> list[Any]:
+def _current_versions(db: Database, instrument: str, path: str) -> list[Any]:
     return db.rows(
         "SELECT id, status, size, mtime_ns, content_hash FROM images "
-        "WHERE path = ? AND superseded_by IS NULL ORDER BY id DESC",
-        (path,),
+        "WHERE instrument = ? AND path = ? AND superseded_by IS NULL ORDER BY id DESC",
+        (instrument, path),
     )
 
 
-def already_recorded(db: Database, version: FileVersion) -> int | None:
+def already_recorded(
+    db: Database, version: FileVersion, *, instrument: str | None = None
+) -> int | None:
     """The id of this file version's record if it needs no processing, else None.
 
     Done: the same version (content hash when both are known, else size and mtime) is never
     redone. Failed: the same size and mtime (and content, when known) is not retried; any
-    change to the file is.
+    change to the file is. Asked of ``instrument``'s files (default: the handle's writer).
     """
-    for row in _current_versions(db, version.path):
+    for row in _current_versions(db, instrument or db.writer, version.path):
         if _is_recorded(row, version):
             return int(row["id"])
     return None
 
 
 def _find_version(db: Database, version: FileVersion) -> int | None:
-    for row in _current_versions(db, version.path):
+    for row in _current_versions(db, db.writer, version.path):
         if _same_version(row, version):
             return int(row["id"])
     return None
@@ -123,11 +129,12 @@ def _insert_image(
     """A new record for ``version``; earlier versions of the path point to it."""
     new_id = int(
         db.scalar(
-            "INSERT INTO images (path, size, mtime_ns, content_hash, plate, well, field, "
-            "timepoint, time_s, time_basis, location_source, status, error, attempts, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
+            "INSERT INTO images (instrument, path, size, mtime_ns, content_hash, plate, well, "
+            "field, timepoint, time_s, time_basis, location_source, status, error, attempts, "
+            "created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
+                db.writer,
                 version.path,
                 version.size,
                 version.mtime_ns,
@@ -143,8 +150,8 @@ def _insert_image(
     )
     db.execute(
         "UPDATE images SET superseded_by = ?, updated_at = ? "
-        "WHERE path = ? AND id != ? AND superseded_by IS NULL",
-        (new_id, t, version.path, new_id),
+        "WHERE instrument = ? AND path = ? AND id != ? AND superseded_by IS NULL",
+        (new_id, t, db.writer, version.path, new_id),
     )
     return new_id
 
@@ -188,6 +195,7 @@ def record_result(
     loc = _location_values(location)
 
     def do(db: Database) -> int:
+        db.lock("image", db.writer, version.path)
         image_id = _find_version(db, version)
         if image_id is None:
             image_id = _insert_image(
@@ -240,6 +248,7 @@ def record_failure(
     t = _now(now)
 
     def do(db: Database) -> int:
+        db.lock("image", db.writer, version.path)
         image_id = _find_version(db, version)
         if image_id is None:
             return _insert_image(
@@ -260,17 +269,19 @@ def record_failure(
 # --------------------------------------------------------------------------------------------
 
 _IMAGE_COLUMNS = (
-    "i.id, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, i.time_basis, i.status, "
-    "i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, i.superseded_by, i.updated_at, "
+    "i.id, i.instrument, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, "
+    "i.time_basis, i.status, i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, "
+    "i.superseded_by, i.updated_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "p.cam_png IS NOT NULL AS has_cam"
 )
 # Each image with the daemon's current model's prediction, else its latest (a re-analysis
 # with another model never takes over the default view)...
-_SHOWN_PREDICTION = f"ORDER BY (model_hash = {DAEMON_MODEL_SQL}) DESC, id DESC LIMIT 1"
 _WITH_LATEST_PREDICTION = (
-    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = ("
-    f"SELECT id FROM predictions WHERE image_id = i.id {_SHOWN_PREDICTION})"
+    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = coalesce(("
+    "SELECT q.id FROM predictions q WHERE q.image_id = i.id "
+    f"AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+    "SELECT max(q.id) FROM predictions q WHERE q.image_id = i.id))"
 )
 # ...or with one model's prediction.
 _WITH_MODEL_PREDICTION = (
@@ -303,6 +314,7 @@ def _image(r: Any) -> ImageRecord:
         n_tiles=r["n_tiles"],
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
+        instrument=r["instrument"],
     )
 
 
@@ -313,27 +325,40 @@ def images_for_well(
     *,
     model_hash: str | None = None,
     include_superseded: bool = False,
+    instrument: str | None = None,
 ) -> list[ImageRecord]:
     """The images of one well by time point then field, each with ``model_hash``'s
-    prediction (None: the daemon's current model's, else the latest prediction)."""
+    prediction (None: the current model's of the instrument's daemon, else the latest)."""
+    who = plate_instrument(db, plate, instrument)
     if model_hash is None:
-        sql, params = _WITH_LATEST_PREDICTION, [plate, well]
+        sql, params = _WITH_LATEST_PREDICTION, [who, plate, well]
     else:
-        sql, params = _WITH_MODEL_PREDICTION, [model_hash, plate, well]
-    sql += " WHERE i.plate = ? AND i.well = ?"
+        sql, params = _WITH_MODEL_PREDICTION, [model_hash, who, plate, well]
+    sql += " WHERE i.instrument = ? AND i.plate = ? AND i.well = ?"
     if not include_superseded:
         sql += " AND i.superseded_by IS NULL"
     sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.id"
     return [_image(r) for r in db.rows(sql, params)]
 
 
-def recent_images(db: Database, *, limit: int = 10) -> list[ImageRecord]:
-    """The most recently updated current images (any status), newest first."""
+def recent_images(
+    db: Database, *, limit: int = 10, instrument: str | None = None
+) -> list[ImageRecord]:
+    """The most recently updated current images (any status) of every instrument (or of
+    ``instrument``), newest first."""
+    where, params = _instrument_filter(instrument, "i.")
     sql = (
         _WITH_LATEST_PREDICTION
-        + " WHERE i.superseded_by IS NULL ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+        + f" WHERE i.superseded_by IS NULL{where} ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
     )
-    return [_image(r) for r in db.rows(sql, (int(limit),))]
+    return [_image(r) for r in db.rows(sql, (*params, int(limit)))]
+
+
+def _instrument_filter(instrument: str | None, prefix: str = "") -> tuple[str, tuple[str, ...]]:
+    """`` AND instrument = ?`` and its parameter, or nothing for every instrument."""
+    if instrument is None:
+        return "", ()
+    return f" AND {prefix}instrument = ?", (instrument,)
 
 
 def cam_png(db: Database, image_id: int, *, model_hash: str | None = None) -> bytes | None:
@@ -346,21 +371,27 @@ def cam_png(db: Database, image_id: int, *, model_hash: str | None = None) -> by
         )
     else:
         png = db.scalar(
-            f"SELECT cam_png FROM predictions WHERE image_id = ? {_SHOWN_PREDICTION}",
-            (image_id,),
+            "SELECT cam_png FROM predictions WHERE id = coalesce(("
+            "SELECT q.id FROM predictions q JOIN images i ON i.id = q.image_id "
+            f"WHERE q.image_id = ? AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+            "SELECT max(q.id) FROM predictions q WHERE q.image_id = ?))",
+            (image_id, image_id),
         )
     return None if png is None else bytes(png)
 
 
-def counts(db: Database, plate: str | None = None) -> Counts:
-    """How many current images of ``plate`` (None: of the whole database) are done and
-    failed, and how many older versions were superseded."""
+def counts(db: Database, plate: str | None = None, *, instrument: str | None = None) -> Counts:
+    """How many current images of ``plate`` (None: of every plate) on ``instrument`` (None:
+    on every instrument) are done and failed, and how many older versions were superseded."""
+    where, params = _instrument_filter(instrument)
+    if plate is not None:
+        where, params = where + " AND plate = ?", (*params, plate)
     r = db.row(
         "SELECT count(*) FILTER (WHERE superseded_by IS NULL AND status = 'done') AS done, "
         "count(*) FILTER (WHERE superseded_by IS NULL AND status = 'failed') AS failed, "
         "count(*) FILTER (WHERE superseded_by IS NOT NULL) AS superseded "
-        "FROM images WHERE (? IS NULL OR plate = ?)",
-        (plate, plate),
+        f"FROM images WHERE 1 = 1{where}",
+        params,
     )
     assert r is not None
     return Counts(done=int(r["done"]), failed=int(r["failed"]), superseded=int(r["superseded"]))
@@ -381,44 +412,53 @@ def prediction_times(db: Database) -> list[tuple[str, float]]:
 # --------------------------------------------------------------------------------------------
 
 
-def typical_field_interval_s(db: Database, *, recent: int = 5000) -> float | None:
-    """Median gap between successive images of one field over the ``recent`` newest images.
+def typical_field_interval_s(
+    db: Database, *, recent: int = 5000, instrument: str | None = None
+) -> float | None:
+    """Median gap between successive images of one field over the ``recent`` newest images
+    of the instrument (``instrument``, else the handle's; a facility handle: all).
 
     Per field, not across the plate: a scan of a whole plate takes minutes, so gaps between
     any two images say nothing about the time-lapse interval.
     """
+    where, params = _instrument_filter(own(db, instrument))
     gaps = [
         float(r[0])
         for r in db.rows(
             "SELECT time_s - lag(time_s) OVER ("
-            "  PARTITION BY plate, well, field ORDER BY time_s) AS gap "
-            "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
+            "  PARTITION BY instrument, plate, well, field ORDER BY time_s) AS gap "
+            f"FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL{where} "
             "ORDER BY created_at DESC LIMIT ?",
-            (int(recent),),
+            (*params, int(recent)),
         )
         if r[0] is not None and r[0] > 0
     ]
     return statistics.median(gaps) if gaps else None
 
 
-def last_image_arrival(db: Database) -> float | None:
-    """When the newest image record was created (wall clock), None before the first."""
-    last = db.scalar("SELECT max(created_at) FROM images")
+def last_image_arrival(db: Database, *, instrument: str | None = None) -> float | None:
+    """When the instrument's newest image record was created (wall clock), None before the
+    first (``instrument``, else the handle's; a facility handle: any instrument's)."""
+    where, params = _instrument_filter(own(db, instrument))
+    last = db.scalar(f"SELECT max(created_at) FROM images WHERE 1 = 1{where}", params)
     return None if last is None else float(last)
 
 
-def recent_failures(db: Database, since: float) -> RecentFailures:
-    """Current images that failed since ``since`` (by last update), and the latest failure."""
+def recent_failures(db: Database, since: float, *, instrument: str | None = None) -> RecentFailures:
+    """The instrument's current images that failed since ``since`` (by last update), and its
+    latest failure (``instrument``, else the handle's; a facility handle: all)."""
+    where, params = _instrument_filter(own(db, instrument))
     n = int(
         db.scalar(
             "SELECT count(*) FROM images WHERE status = 'failed' AND superseded_by IS NULL "
-            "AND updated_at >= ?",
-            (since,),
+            f"AND updated_at >= ?{where}",
+            (since, *params),
         )
     )
     last = db.row(
-        "SELECT path, error FROM images WHERE status = 'failed' "
-        "ORDER BY updated_at DESC, id DESC LIMIT 1"
+        f"SELECT path, error FROM images WHERE status = 'failed'{where} "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1",
+        params,
     )
     if last is None:
         return RecentFailures(n)

@@ -9,7 +9,8 @@ image is the newest active label whose window covers the image's time (:func:`la
 Where labels come from: the dashboard (:func:`label_well`, :func:`mark_false_alarm`, which
 labels a well's images over an onset alert's window as undifferentiated), end-point staining
 imported from a CSV (:func:`add_labels`) and the command line. :func:`labelled_images` gives
-the training set's rows.
+the training set's rows. Like its images, a well's labels belong to the instrument that imaged
+the plate (the rule of :mod:`stemwatch.store.instruments`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from stemwatch.core.labels import Label, LabelError, check_label
 from stemwatch.store.connection import Database, snapshot, write
 from stemwatch.store.errors import StoreError
+from stemwatch.store.instruments import plate_instrument
 from stemwatch.store.records import LabelledImage, LabelRecord, NewLabel
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ def _label(r: Any) -> LabelRecord:
         superseded_by=r["superseded_by"],
         undone_by=r["undone_by"],
         undone_at=r["undone_at"],
+        instrument=r["instrument"],
     )
 
 
@@ -67,19 +70,20 @@ def label_at(labels: Iterable[LabelRecord], time_s: float | None) -> LabelRecord
     return best
 
 
-def _well_labels(db: Database, plate: str, well: str) -> list[LabelRecord]:
+def _well_labels(db: Database, instrument: str, plate: str, well: str) -> list[LabelRecord]:
     return [
         _label(r)
         for r in db.rows(
-            "SELECT * FROM labels WHERE plate = ? AND well = ? ORDER BY id", (plate, well)
+            "SELECT * FROM labels WHERE instrument = ? AND plate = ? AND well = ? ORDER BY id",
+            (instrument, plate, well),
         )
     ]
 
 
-def _resupersede(db: Database, plate: str, well: str) -> None:
+def _resupersede(db: Database, instrument: str, plate: str, well: str) -> None:
     """Set each label's ``superseded_by`` to the newest later active label containing its
     window (None when there is none): the marker always says what covers a label now."""
-    labels = _well_labels(db, plate, well)
+    labels = _well_labels(db, instrument, plate, well)
     for lab in labels:
         cover = None
         if lab.active:
@@ -103,11 +107,13 @@ def _insert(db: Database, new: NewLabel, by: str, t: float) -> LabelRecord:
             f"label of {new.plate} {new.well}: the window starts ({new.from_time_s}) after it "
             f"ends ({new.to_time_s}); swap the two times"
         )
+    who = plate_instrument(db, new.plate, new.instrument)
     row = db.row(
-        "INSERT INTO labels (plate, well, label, from_time_s, to_time_s, time_basis, source, "
-        "alert_id, onset_id, marker, stained_fraction, note, created_by, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        "INSERT INTO labels (instrument, plate, well, label, from_time_s, to_time_s, "
+        "time_basis, source, alert_id, onset_id, marker, stained_fraction, note, created_by, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (
+            who,
             new.plate,
             new.well,
             new.label,
@@ -125,7 +131,7 @@ def _insert(db: Database, new: NewLabel, by: str, t: float) -> LabelRecord:
         ),
     )
     assert row is not None
-    _resupersede(db, new.plate, new.well)
+    _resupersede(db, who, new.plate, new.well)
     return _label(row)
 
 
@@ -144,11 +150,11 @@ def add_labels(
     return stored
 
 
-def _well_basis(db: Database, plate: str, well: str) -> Any:
+def _well_basis(db: Database, instrument: str, plate: str, well: str) -> Any:
     rows = db.rows(
-        "SELECT time_basis, count(*) AS n FROM images WHERE plate = ? AND well = ? "
-        "AND superseded_by IS NULL AND time_basis IS NOT NULL GROUP BY time_basis",
-        (plate, well),
+        "SELECT time_basis, count(*) AS n FROM images WHERE instrument = ? AND plate = ? "
+        "AND well = ? AND superseded_by IS NULL AND time_basis IS NOT NULL GROUP BY time_basis",
+        (instrument, plate, well),
     )
     return max(rows, key=lambda r: int(r["n"]))["time_basis"] if rows else None
 
@@ -164,13 +170,15 @@ def label_well(
     to_time_s: float | None = None,
     note: str | None = None,
     source: str = "dashboard",
+    instrument: str | None = None,
     now: float | None = None,
 ) -> LabelRecord:
     """Label a well (from ``from_time_s`` on, up to ``to_time_s``; None: open on that side)
     as ``label``, said by ``by``. Times are in the well's time basis (its images' ``time_s``).
     """
     with snapshot(db):
-        basis = _well_basis(db, plate, well)
+        who = plate_instrument(db, plate, instrument)
+        basis = _well_basis(db, who, plate, well)
     (stored,) = add_labels(
         db,
         [
@@ -183,6 +191,7 @@ def label_well(
                 to_time_s=to_time_s,
                 time_basis=basis,
                 note=note,
+                instrument=who,
             )
         ],
         by=by,
@@ -201,11 +210,12 @@ def _alert_onset(db: Database, alert: Any) -> Any:
             episode = int(key.rsplit(":", 1)[1])
         except ValueError:
             episode = None
-    return db.row(
-        "SELECT * FROM onsets WHERE plate = ? AND well = ? AND (? IS NULL OR episode = ?) "
-        "AND detected_at <= ? ORDER BY detected_at DESC, id DESC LIMIT 1",
-        (alert["plate"], alert["well"], episode, episode, float(alert["created_at"]) + 1.0),
-    )
+    sql = "SELECT * FROM onsets WHERE instrument = ? AND plate = ? AND well = ? "
+    params: list[Any] = [alert["instrument"], alert["plate"], alert["well"]]
+    if episode is not None:
+        sql, params = sql + "AND episode = ? ", [*params, episode]
+    sql += "AND detected_at <= ? ORDER BY detected_at DESC, id DESC LIMIT 1"
+    return db.row(sql, [*params, float(alert["created_at"]) + 1.0])
 
 
 def mark_false_alarm(
@@ -245,7 +255,7 @@ def mark_false_alarm(
                 f"alert #{alert_id} is already marked as a false alarm (label #{done['id']}); "
                 "undo that label to change it"
             )
-        plate, well = alert["plate"], alert["well"]
+        who, plate, well = alert["instrument"], alert["plate"], alert["well"]
         onset = _alert_onset(db, alert)
         start = end = None
         onset_id = None
@@ -255,9 +265,9 @@ def mark_false_alarm(
             end = onset["detected_time_s"]
             if onset["detected_timepoint"] is not None:  # every field of that time point
                 last = db.scalar(
-                    "SELECT max(time_s) FROM images WHERE plate = ? AND well = ? "
-                    "AND timepoint = ? AND superseded_by IS NULL",
-                    (plate, well, onset["detected_timepoint"]),
+                    "SELECT max(time_s) FROM images WHERE instrument = ? AND plate = ? "
+                    "AND well = ? AND timepoint = ? AND superseded_by IS NULL",
+                    (who, plate, well, onset["detected_timepoint"]),
                 )
                 end = last if last is not None else end
             elif end is not None:
@@ -281,10 +291,11 @@ def mark_false_alarm(
                 source=FALSE_ALARM,
                 from_time_s=float(start),
                 to_time_s=float(end),
-                time_basis=onset["time_basis"] or _well_basis(db, plate, well),
+                time_basis=onset["time_basis"] or _well_basis(db, who, plate, well),
                 note=note,
                 alert_id=alert_id,
                 onset_id=onset_id,
+                instrument=who,
             ),
             by,
             t,
@@ -318,7 +329,7 @@ def undo_label(db: Database, label_id: int, *, by: str, now: float | None = None
             if old is None:
                 raise StoreError(f"{db.source}: no label with id {label_id}")
             raise StoreError(f"label #{label_id} was already undone by {old['undone_by']}")
-        _resupersede(db, row["plate"], row["well"])
+        _resupersede(db, row["instrument"], row["plate"], row["well"])
         again = db.row("SELECT * FROM labels WHERE id = ?", (label_id,))
         return _label(again)
 
@@ -339,10 +350,15 @@ def list_labels(
     *,
     include_undone: bool = True,
     source: str | None = None,
+    instrument: str | None = None,
 ) -> list[LabelRecord]:
-    """Labels, newest first: of one plate (and well) or all, of one source if asked."""
-    sql = "SELECT * FROM labels WHERE (? IS NULL OR plate = ?) AND (? IS NULL OR well = ?)"
-    params: list[Any] = [plate, plate, well, well]
+    """Labels, newest first: of one plate (and well; the plate's instrument) or of every
+    plate (of ``instrument``, else of every instrument), of one source if asked."""
+    who = instrument if plate is None else plate_instrument(db, plate, instrument)
+    sql, params = "SELECT * FROM labels WHERE 1 = 1", list[Any]()
+    for column, value in (("instrument", who), ("plate", plate), ("well", well)):
+        if value is not None:
+            sql, params = f"{sql} AND {column} = ?", [*params, value]
     if not include_undone:
         sql += " AND undone_at IS NULL"
     if source is not None:
@@ -364,39 +380,49 @@ def false_alarms(db: Database) -> dict[int, LabelRecord]:
     }
 
 
-def well_time_range(db: Database, plate: str, well: str) -> tuple[float | None, float | None, Any]:
+def well_time_range(
+    db: Database, plate: str, well: str, *, instrument: str | None = None
+) -> tuple[float | None, float | None, Any]:
     """(first, last) image time of a well's current images and their time basis."""
     with snapshot(db):
+        who = plate_instrument(db, plate, instrument)
         r = db.row(
-            "SELECT min(time_s) AS lo, max(time_s) AS hi FROM images WHERE plate = ? "
-            "AND well = ? AND superseded_by IS NULL",
-            (plate, well),
+            "SELECT min(time_s) AS lo, max(time_s) AS hi FROM images WHERE instrument = ? "
+            "AND plate = ? AND well = ? AND superseded_by IS NULL",
+            (who, plate, well),
         )
-        basis = _well_basis(db, plate, well)
+        basis = _well_basis(db, who, plate, well)
     return (None, None, basis) if r is None else (r["lo"], r["hi"], basis)
 
 
 def labelled_images(
-    db: Database, plates: Sequence[str] | None = None, *, include_excluded: bool = False
+    db: Database,
+    plates: Sequence[str] | None = None,
+    *,
+    include_excluded: bool = False,
+    instrument: str | None = None,
 ) -> list[LabelledImage]:
-    """Every current analysed image that a label covers, with that label, by plate, well,
-    time and field. ``excluded`` images are left out unless asked for."""
+    """Every current analysed image that a label covers, with that label, by instrument,
+    plate, well, time and field (of ``plates``, else every plate; of ``instrument``, else
+    every instrument). ``excluded`` images are left out unless asked for."""
     with snapshot(db):
         labels = [
             _label(r)
             for r in db.rows("SELECT * FROM labels WHERE undone_at IS NULL ORDER BY id")
-            if plates is None or r["plate"] in plates
+            if (plates is None or r["plate"] in plates)
+            and (instrument is None or r["instrument"] == instrument)
         ]
-        by_well: dict[tuple[str, str], list[LabelRecord]] = {}
+        by_well: dict[tuple[str, str, str], list[LabelRecord]] = {}
         for lab in labels:
-            by_well.setdefault((lab.plate, lab.well), []).append(lab)
+            by_well.setdefault((lab.instrument, lab.plate, lab.well), []).append(lab)
         out: list[LabelledImage] = []
-        for (plate, well), well_labels in sorted(by_well.items()):
+        for (who, plate, well), well_labels in sorted(by_well.items()):
             for r in db.rows(
                 "SELECT id, path, content_hash, size, field, timepoint, time_s, time_basis "
-                "FROM images WHERE plate = ? AND well = ? AND superseded_by IS NULL "
-                "AND status = 'done' ORDER BY coalesce(time_s, -1), field, id",
-                (plate, well),
+                "FROM images WHERE instrument = ? AND plate = ? AND well = ? "
+                "AND superseded_by IS NULL AND status = 'done' "
+                "ORDER BY coalesce(time_s, -1), field, id",
+                (who, plate, well),
             ):
                 found = label_at(well_labels, r["time_s"])
                 if found is None or (found.label == "excluded" and not include_excluded):
@@ -415,6 +441,7 @@ def labelled_images(
                         time_basis=r["time_basis"],
                         label=found.label,
                         label_id=found.id,
+                        instrument=who,
                     )
                 )
     return out

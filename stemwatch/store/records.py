@@ -100,6 +100,7 @@ class PlateSummary:
     last_update_at: float | None
     n_onsets: int
     time_basis: TimeBasis | None = None  # the basis of most of its images' times
+    instrument: str = ""  # the instrument that imaged it (a plate belongs to one)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class WellSummary:
     onset: bool
     onset_time_s: float | None
     episode: int
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class OnsetRecord:
     detected_timepoint: int | None = None
     model_hash: str = ""
     time_basis: TimeBasis | None = None
+    instrument: str = ""
 
     @property
     def active(self) -> bool:
@@ -169,6 +172,7 @@ class AlertRecord:
     channel_results: dict[str, str] = field(default_factory=dict)
     acknowledged_by: str | None = None
     acknowledged_at: float | None = None
+    instrument: str = ""  # the daemon that raised it
 
 
 @dataclass(frozen=True)
@@ -223,11 +227,13 @@ class ImageRecord:
     n_tiles: int | None = None
     has_cam: bool = False
     time_basis: TimeBasis | None = None
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """The daemon's last heartbeat. Owns the rule for whether the daemon is alive."""
+    """A daemon's last heartbeat (one per instrument). Owns the rule for whether the daemon
+    is alive."""
 
     pid: int | None
     host: str | None
@@ -236,6 +242,7 @@ class Heartbeat:
     at: float
     interval_s: float | None = None  # the daemon's heartbeat interval
     queued: int | None = None  # images it had found and not yet analysed
+    instrument: str = ""
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.at
@@ -280,6 +287,7 @@ class ModelRecord:
     provider: str | None
     first_seen: float
     last_seen: float
+    instrument: str = ""  # the instrument that used it (providers differ per machine)
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,7 @@ class ModelSwitch:
     previous_hash: str | None
     reason: str
     detail: str = ""
+    instrument: str = ""  # whose daemon switched
 
 
 # -- plate maps and labels (a lab's own model) -----------------------------------------------
@@ -307,6 +316,7 @@ class PlateMapImport:
     imported_by: str
     imported_at: float
     n_wells: int
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -326,6 +336,7 @@ class NewLabel:
     stained_fraction: float | None = None
     alert_id: int | None = None
     onset_id: int | None = None
+    instrument: str | None = None  # None: the instrument that imaged the plate
 
 
 @dataclass(frozen=True)
@@ -350,6 +361,7 @@ class LabelRecord:
     superseded_by: int | None = None
     undone_by: str | None = None
     undone_at: float | None = None
+    instrument: str = ""
 
     @property
     def active(self) -> bool:
@@ -392,6 +404,7 @@ class LabelledImage:
     time_basis: TimeBasis | None
     label: Label
     label_id: int
+    instrument: str = ""
 
 
 # -- re-analysis and comparison ----------------------------------------------------------------
@@ -407,3 +420,4 @@ class ImageToScore:
     size: int | None
     plate: str | None
     well: str | None
+    instrument: str = ""

@@ -4,7 +4,8 @@ recorded in batches, and two models' predictions side by side.
 A re-analysis (``stemwatch reanalyse``) never touches the image records the daemon wrote: it
 adds one prediction per image and model (``UNIQUE (image_id, model_hash)``), so its progress
 *is* the predictions table and an interrupted run resumes by asking
-:func:`images_to_rescore` again.
+:func:`images_to_rescore` again. The scope of every call is ``plates`` (names; None: every
+plate) of ``instrument`` (None: every instrument).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from stemwatch.core.compare import ComparisonInput, ImagePair, ModelSide, OnsetT
 from stemwatch.core.labels import Label
 from stemwatch.core.times import is_clock_time
 from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.errors import StoreError
 from stemwatch.store.images import _upsert_prediction
 from stemwatch.store.labels import labelled_images
 from stemwatch.store.platemaps import plate_map
@@ -25,12 +27,18 @@ from stemwatch.store.records import ImageToScore, Prediction
 from stemwatch.store.wells import list_onsets, list_plates
 
 
-def _plates_clause(plates: Sequence[str] | None, column: str = "i.plate") -> tuple[str, list[Any]]:
-    if plates is None:
-        return "", []
-    if not plates:
-        return " AND 1 = 0", []
-    return f" AND {column} IN ({', '.join('?' for _ in plates)})", list(plates)
+def _scope(plates: Sequence[str] | None, instrument: str | None) -> tuple[str, list[Any]]:
+    """`` AND ...`` restricting images ``i`` to ``plates`` of ``instrument``."""
+    where, params = "", list[Any]()
+    if plates is not None:
+        if not plates:
+            return " AND 1 = 0", []
+        where += f" AND i.plate IN ({', '.join('?' for _ in plates)})"
+        params += list(plates)
+    if instrument is not None:
+        where += " AND i.instrument = ?"
+        params.append(instrument)
+    return where, params
 
 
 _UNSCORED = (
@@ -44,14 +52,16 @@ def images_to_rescore(
     model_hash: str,
     *,
     plates: Sequence[str] | None = None,
+    instrument: str | None = None,
     limit: int | None = None,
 ) -> list[ImageToScore]:
-    """Current analysed images that ``model_hash`` has not scored, by plate, well and time
-    (``plates``: only those; ``limit``: at most this many)."""
-    where, params = _plates_clause(plates)
+    """Current analysed images that ``model_hash`` has not scored, by instrument, plate, well
+    and time (``limit``: at most this many)."""
+    where, params = _scope(plates, instrument)
     sql = (
-        "SELECT i.id, i.path, i.content_hash, i.size, i.plate, i.well "
-        f"{_UNSCORED}{where} ORDER BY i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id"
+        "SELECT i.id, i.instrument, i.path, i.content_hash, i.size, i.plate, i.well "
+        f"{_UNSCORED}{where} "
+        "ORDER BY i.instrument, i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -63,14 +73,21 @@ def images_to_rescore(
             size=r["size"],
             plate=r["plate"],
             well=r["well"],
+            instrument=r["instrument"],
         )
         for r in db.rows(sql, [model_hash, *params])
     ]
 
 
-def count_unscored(db: Database, model_hash: str, *, plates: Sequence[str] | None = None) -> int:
+def count_unscored(
+    db: Database,
+    model_hash: str,
+    *,
+    plates: Sequence[str] | None = None,
+    instrument: str | None = None,
+) -> int:
     """How many current analysed images ``model_hash`` has not scored."""
-    where, params = _plates_clause(plates)
+    where, params = _scope(plates, instrument)
     return int(db.scalar(f"SELECT count(*) {_UNSCORED}{where}", [model_hash, *params]))
 
 
@@ -89,36 +106,54 @@ def record_predictions(
 
 
 def scored_wells(
-    db: Database, model_hash: str, *, plates: Sequence[str] | None = None
-) -> list[tuple[str, str]]:
-    """(plate, well) of every well with current images that ``model_hash`` scored."""
-    where, params = _plates_clause(plates)
+    db: Database,
+    model_hash: str,
+    *,
+    plates: Sequence[str] | None = None,
+    instrument: str | None = None,
+) -> list[tuple[str, str, str]]:
+    """(instrument, plate, well) of every well with current images ``model_hash`` scored."""
+    where, params = _scope(plates, instrument)
     return [
-        (str(r[0]), str(r[1]))
+        (str(r[0]), str(r[1]), str(r[2]))
         for r in db.rows(
-            "SELECT DISTINCT i.plate, i.well FROM images i JOIN predictions p "
+            "SELECT DISTINCT i.instrument, i.plate, i.well FROM images i JOIN predictions p "
             "ON p.image_id = i.id AND p.model_hash = ? WHERE i.superseded_by IS NULL "
-            f"AND i.plate IS NOT NULL AND i.well IS NOT NULL{where} ORDER BY i.plate, i.well",
+            f"AND i.plate IS NOT NULL AND i.well IS NOT NULL{where} "
+            "ORDER BY i.instrument, i.plate, i.well",
             [model_hash, *params],
         )
     ]
 
 
 def paired_predictions(
-    db: Database, model_a: str, model_b: str, *, plates: Sequence[str] | None = None
+    db: Database,
+    model_a: str,
+    model_b: str,
+    *,
+    plates: Sequence[str] | None = None,
+    instrument: str | None = None,
 ) -> list[ImagePair]:
     """Every current placed image scored by either model, with both probabilities."""
-    where, params = _plates_clause(plates)
+    where, params = _scope(plates, instrument)
     rows = db.rows(
-        "SELECT i.id, i.plate, i.well, i.field, i.timepoint, i.time_s, "
+        "SELECT i.id, i.instrument, i.plate, i.well, i.time_s, "
         "pa.probability AS a, pb.probability AS b FROM images i "
         "LEFT JOIN predictions pa ON pa.image_id = i.id AND pa.model_hash = ? "
         "LEFT JOIN predictions pb ON pb.image_id = i.id AND pb.model_hash = ? "
         "WHERE i.superseded_by IS NULL AND i.plate IS NOT NULL AND i.well IS NOT NULL "
         f"AND (pa.id IS NOT NULL OR pb.id IS NOT NULL){where} "
-        "ORDER BY i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id",
+        "ORDER BY i.instrument, i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id",
         [model_a, model_b, *params],
     )
+    plates_on: dict[str, str] = {}
+    for r in rows:
+        other = plates_on.setdefault(r["plate"], r["instrument"])
+        if other != r["instrument"]:
+            raise StoreError(
+                f"{db.source}: plate {r['plate']!r} was imaged on several instruments "
+                f"({other}, {r['instrument']}); compare one instrument's plates at a time"
+            )
     return [
         ImagePair(
             image_id=int(r["id"]),
@@ -143,8 +178,14 @@ def find_models(db: Database, text: str) -> list[str]:
     return sorted({str(r[0]) for r in rows})
 
 
-def _side(db: Database, model_hash: str, plates: Sequence[str] | None) -> ModelSide:
-    r = db.row("SELECT name, metadata_json FROM models WHERE model_hash = ?", (model_hash,))
+def _side(
+    db: Database, model_hash: str, plates: Sequence[str] | None, instrument: str | None
+) -> ModelSide:
+    r = db.row(
+        "SELECT name, metadata_json FROM models WHERE model_hash = ? "
+        "ORDER BY last_seen DESC LIMIT 1",
+        (model_hash,),
+    )
     name = (r["name"] if r is not None and r["name"] else "model") + f" ({model_hash[:8]})"
     training: Any = None
     if r is not None and r["metadata_json"]:
@@ -153,35 +194,56 @@ def _side(db: Database, model_hash: str, plates: Sequence[str] | None) -> ModelS
         except (ValueError, AttributeError):
             training = None
     onsets: dict[tuple[str, str], OnsetTimes] = {}
-    for o in sorted(list_onsets(db, model_hash=model_hash), key=lambda o: (o.episode, o.id)):
+    for o in sorted(
+        list_onsets(db, model_hash=model_hash, instrument=instrument),
+        key=lambda o: (o.episode, o.id),
+    ):
         if plates is None or o.plate in plates:
             onsets.setdefault((o.plate, o.well), OnsetTimes(o.onset_time_s, o.detected_time_s))
+    scored = scored_wells(db, model_hash, plates=plates, instrument=instrument)
     return ModelSide(
         model_hash=model_hash,
         name=name,
         onsets=onsets,
-        scored_wells=frozenset(scored_wells(db, model_hash, plates=plates)),
+        scored_wells=frozenset((p, w) for _, p, w in scored),
         seen=seen_wells(training if isinstance(training, dict) else None),
     )
 
 
 def comparison_input(
-    db: Database, model_a: str, model_b: str, *, plates: Sequence[str] | None = None
+    db: Database,
+    model_a: str,
+    model_b: str,
+    *,
+    plates: Sequence[str] | None = None,
+    instrument: str | None = None,
 ) -> ComparisonInput:
     """What :func:`stemwatch.core.compare.compare_models` needs to compare two models on the
-    database's images (of ``plates``, else all): both models' predictions, onsets and
-    training splits, the lab's labels and the plate maps."""
+    database's images (of ``plates`` of ``instrument``, else all): both models' predictions,
+    onsets and training splits, the lab's labels and the plate maps. Plates of the same name
+    on two instruments are an error that asks for ``instrument``."""
     with snapshot(db):
-        pairs = paired_predictions(db, model_a, model_b, plates=plates)
+        pairs = paired_predictions(db, model_a, model_b, plates=plates, instrument=instrument)
         labels: dict[int, Label] = {
-            i.image_id: i.label for i in labelled_images(db, plates) if i.label != "excluded"
+            i.image_id: i.label
+            for i in labelled_images(db, plates, instrument=instrument)
+            if i.label != "excluded"
         }
-        summaries = {p.plate: p for p in list_plates(db)}
-        shown = {p.plate for p in pairs}
-        maps = {p: m for p in sorted(shown) if (m := plate_map(db, p)) is not None}
+        shown = sorted({p.plate for p in pairs})
+        summaries = {p.plate: p for p in list_plates(db, instrument=instrument) if p.plate in shown}
+        maps = {
+            p: m
+            for p in shown
+            if (
+                m := plate_map(
+                    db, p, instrument=summaries[p].instrument if p in summaries else None
+                )
+            )
+            is not None
+        }
         return ComparisonInput(
-            a=_side(db, model_a, plates),
-            b=_side(db, model_b, plates),
+            a=_side(db, model_a, plates, instrument),
+            b=_side(db, model_b, plates, instrument),
             pairs=pairs,
             labels=labels,
             plate_maps=maps,

@@ -7,6 +7,9 @@ model when it analysed the plate, else the model that analysed the plate last.
 
 A well's episode (:class:`WellState`) belongs to the well, not to a model: a reset closes the
 onsets of every model and re-arms the well.
+
+A plate belongs to the instrument that imaged it: every row here carries the instrument, and
+calls about one plate take ``instrument=`` (else the rule of :mod:`stemwatch.store.instruments`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stemwatch.store.connection import Database, snapshot, write
+from stemwatch.store.instruments import plate_instrument
 from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import (
     NewOnset,
@@ -36,18 +40,21 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def plate_model(db: Database, plate: str) -> str | None:
-    """The model a plate is shown through by default: the daemon's current model if it has a
-    series on the plate, else the model whose series on the plate changed last (None: the
-    plate has no series yet)."""
-    current = daemon_model_hash(db)
+def plate_model(db: Database, plate: str, *, instrument: str | None = None) -> str | None:
+    """The model a plate is shown through by default: its instrument's current model if it
+    has a series on the plate, else the model whose series on the plate changed last (None:
+    the plate has no series yet)."""
+    who = plate_instrument(db, plate, instrument)
+    current = daemon_model_hash(db, instrument=who)
     if current is not None and db.row(
-        "SELECT 1 FROM well_series WHERE model_hash = ? AND plate = ? LIMIT 1", (current, plate)
+        "SELECT 1 FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ? LIMIT 1",
+        (who, current, plate),
     ):
         return current
     latest = db.scalar(
-        "SELECT model_hash FROM well_series WHERE plate = ? ORDER BY updated_at DESC LIMIT 1",
-        (plate,),
+        "SELECT model_hash FROM well_series WHERE instrument = ? AND plate = ? "
+        "ORDER BY updated_at DESC LIMIT 1",
+        (who, plate),
     )
     return None if latest is None else str(latest)
 
@@ -57,11 +64,12 @@ def plate_model(db: Database, plate: str) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def well_state(db: Database, plate: str, well: str) -> WellState:
+def well_state(db: Database, plate: str, well: str, *, instrument: str | None = None) -> WellState:
     """The well's episode and where it began (defaults before the first reset)."""
     r = db.row(
-        "SELECT episode, rearm_after_key FROM well_state WHERE plate = ? AND well = ?",
-        (plate, well),
+        "SELECT episode, rearm_after_key FROM well_state "
+        "WHERE instrument = ? AND plate = ? AND well = ?",
+        (plate_instrument(db, plate, instrument), plate, well),
     )
     return WellState() if r is None else WellState(int(r["episode"]), r["rearm_after_key"])
 
@@ -75,6 +83,7 @@ def save_well_analysis(
     series: Sequence[TimePoint],
     onset: NewOnset | None,
     episode: int,
+    instrument: str | None = None,
     now: float | None = None,
 ) -> OnsetRecord | None:
     """Replace ``model_hash``'s series of the well and record ``onset`` if it is new, atomically.
@@ -82,20 +91,25 @@ def save_well_analysis(
     ``episode`` is the well's episode the detection was computed for (:func:`well_state`).
     The onset is stored only if the well is still in that episode (a reset in between makes it
     stale) and this model has no onset for it yet. Returns the new onset, else None.
+    Several writers (daemons, a re-analysis) may save the same well: each save is whole.
     """
     t = _now(now)
 
     def do(db: Database) -> OnsetRecord | None:
+        who = plate_instrument(db, plate, instrument)
+        db.lock("well", who, plate, well)
         db.execute(
-            "DELETE FROM well_series WHERE model_hash = ? AND plate = ? AND well = ?",
-            (model_hash, plate, well),
+            "DELETE FROM well_series "
+            "WHERE instrument = ? AND model_hash = ? AND plate = ? AND well = ?",
+            (who, model_hash, plate, well),
         )
         db.executemany(
-            "INSERT INTO well_series (model_hash, plate, well, seq, timepoint, time_s, "
-            "probability, sd, sem, n_fields, n_tiles, smoothed, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO well_series (instrument, model_hash, plate, well, seq, timepoint, "
+            "time_s, probability, sd, sem, n_fields, n_tiles, smoothed, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
+                    who,
                     model_hash,
                     plate,
                     well,
@@ -113,14 +127,15 @@ def save_well_analysis(
                 for seq, p in enumerate(series)
             ],
         )
-        if onset is None or well_state(db, plate, well).episode != episode:
+        if onset is None or well_state(db, plate, well, instrument=who).episode != episode:
             return None
         row = db.row(
-            "INSERT INTO onsets (model_hash, plate, well, episode, onset_time_s, "
+            "INSERT INTO onsets (instrument, model_hash, plate, well, episode, onset_time_s, "
             "onset_timepoint, detected_time_s, detected_timepoint, time_basis, detected_at, "
-            "probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (model_hash, plate, well, episode) DO NOTHING RETURNING *",
+            "probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instrument, model_hash, plate, well, episode) DO NOTHING RETURNING *",
             (
+                who,
                 model_hash,
                 plate,
                 well,
@@ -139,7 +154,15 @@ def save_well_analysis(
     return write(db, do)
 
 
-def reset_well(db: Database, plate: str, well: str, *, by: str, now: float | None = None) -> int:
+def reset_well(
+    db: Database,
+    plate: str,
+    well: str,
+    *,
+    by: str,
+    instrument: str | None = None,
+    now: float | None = None,
+) -> int:
     """Close the well's current episode (its onsets are marked reset) and re-arm it.
 
     The detector then ignores everything up to the well's latest time point and fires again
@@ -149,23 +172,27 @@ def reset_well(db: Database, plate: str, well: str, *, by: str, now: float | Non
     t = _now(now)
 
     def do(db: Database) -> int:
+        who = plate_instrument(db, plate, instrument)
+        db.lock("well", who, plate, well)
         last = db.scalar(
-            "SELECT max(coalesce(time_s, timepoint)) FROM well_series WHERE plate = ? AND well = ?",
-            (plate, well),
+            "SELECT max(coalesce(time_s, timepoint)) FROM well_series "
+            "WHERE instrument = ? AND plate = ? AND well = ?",
+            (who, plate, well),
         )
         db.execute(
             "UPDATE onsets SET reset_at = ?, reset_by = ? "
-            "WHERE plate = ? AND well = ? AND reset_at IS NULL",
-            (t, by, plate, well),
+            "WHERE instrument = ? AND plate = ? AND well = ? AND reset_at IS NULL",
+            (t, by, who, plate, well),
         )
         return int(
             db.scalar(
-                "INSERT INTO well_state (plate, well, episode, rearm_after_key, reset_at, "
-                "reset_by) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (plate, well) DO UPDATE SET "
+                "INSERT INTO well_state (instrument, plate, well, episode, rearm_after_key, "
+                "reset_at, reset_by) VALUES (?, ?, ?, 1, ?, ?, ?) "
+                "ON CONFLICT (instrument, plate, well) DO UPDATE SET "
                 "episode = well_state.episode + 1, "
                 "rearm_after_key = excluded.rearm_after_key, "
                 "reset_at = excluded.reset_at, reset_by = excluded.reset_by RETURNING episode",
-                (plate, well, last, t, by),
+                (who, plate, well, last, t, by),
             )
         )
 
@@ -212,22 +239,29 @@ def _onset(r: Any) -> OnsetRecord:
         detected_timepoint=r["detected_timepoint"],
         model_hash=r["model_hash"],
         time_basis=r["time_basis"],
+        instrument=r["instrument"],
     )
 
 
 def well_series(
-    db: Database, plate: str, well: str, *, model_hash: str | None = None
+    db: Database,
+    plate: str,
+    well: str,
+    *,
+    model_hash: str | None = None,
+    instrument: str | None = None,
 ) -> list[SeriesPoint]:
     """The aggregated per-time-point series of one well, in time order (None: through
     :func:`plate_model`)."""
     with snapshot(db):
-        model = model_hash or plate_model(db, plate)
+        who = plate_instrument(db, plate, instrument)
+        model = model_hash or plate_model(db, plate, instrument=who)
         return [
             _point(r)
             for r in db.rows(
-                "SELECT * FROM well_series WHERE model_hash = ? AND plate = ? AND well = ? "
-                "ORDER BY seq",
-                (model, plate, well),
+                "SELECT * FROM well_series WHERE instrument = ? AND model_hash = ? "
+                "AND plate = ? AND well = ? ORDER BY seq",
+                (who, model, plate, well),
             )
         ]
 
@@ -238,48 +272,70 @@ def list_onsets(
     *,
     include_reset: bool = True,
     model_hash: str | None = None,
+    instrument: str | None = None,
 ) -> list[OnsetRecord]:
-    """Onset events, newest first: of one plate or all, without the reset ones if asked, of
-    ``model_hash`` (None: each plate's :func:`plate_model`)."""
-    sql = "SELECT * FROM onsets WHERE (? IS NULL OR plate = ?)"
+    """Onset events, newest first: of one plate or all, of every instrument or of
+    ``instrument``, without the reset ones if asked, of ``model_hash`` (None: each plate's
+    :func:`plate_model`)."""
+    sql, params = "SELECT * FROM onsets WHERE 1 = 1", list[str]()
+    if plate is not None:
+        sql, params = sql + " AND plate = ?", [*params, plate]
+    if instrument is not None:
+        sql, params = sql + " AND instrument = ?", [*params, instrument]
     if not include_reset:
         sql += " AND reset_at IS NULL"
     sql += " ORDER BY detected_at DESC, id DESC"
     with snapshot(db):
-        rows = db.rows(sql, (plate, plate))
+        rows = db.rows(sql, params)
         if model_hash is None:
-            shown = {p: plate_model(db, p) for p in {r["plate"] for r in rows}}
-            return [_onset(r) for r in rows if shown[r["plate"]] in (None, r["model_hash"])]
+            shown = {
+                (i, p): plate_model(db, p, instrument=i)
+                for i, p in {(r["instrument"], r["plate"]) for r in rows}
+            }
+            return [
+                _onset(r)
+                for r in rows
+                if shown[(r["instrument"], r["plate"])] in (None, r["model_hash"])
+            ]
         return [_onset(r) for r in rows if r["model_hash"] == model_hash]
 
 
-def well_summary(db: Database, plate: str, *, model_hash: str | None = None) -> list[WellSummary]:
+def well_summary(
+    db: Database, plate: str, *, model_hash: str | None = None, instrument: str | None = None
+) -> list[WellSummary]:
     """One row per well of ``plate`` with its latest aggregated point and onset state."""
     with snapshot(db):
-        model = model_hash or plate_model(db, plate)
+        who = plate_instrument(db, plate, instrument)
+        model = model_hash or plate_model(db, plate, instrument=who)
         n_images = {
             r["well"]: int(r["n"])
             for r in db.rows(
-                "SELECT well, count(*) AS n FROM images WHERE plate = ? AND well IS NOT NULL "
-                "AND superseded_by IS NULL GROUP BY well",
-                (plate,),
+                "SELECT well, count(*) AS n FROM images WHERE instrument = ? AND plate = ? "
+                "AND well IS NOT NULL AND superseded_by IS NULL GROUP BY well",
+                (who, plate),
             )
         }
         last: dict[str, Any] = {}
         n_points: dict[str, int] = {}
         for r in db.rows(
-            "SELECT * FROM well_series WHERE model_hash = ? AND plate = ? ORDER BY well, seq",
-            (model, plate),
+            "SELECT * FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ? "
+            "ORDER BY well, seq",
+            (who, model, plate),
         ):
             last[r["well"]] = r  # the last one wins
             n_points[r["well"]] = n_points.get(r["well"], 0) + 1
         onset = {
             o.well: o
-            for o in reversed(list_onsets(db, plate, include_reset=False, model_hash=model))
+            for o in reversed(
+                list_onsets(db, plate, include_reset=False, model_hash=model, instrument=who)
+            )
         }
         episodes = {
             r["well"]: int(r["episode"])
-            for r in db.rows("SELECT well, episode FROM well_state WHERE plate = ?", (plate,))
+            for r in db.rows(
+                "SELECT well, episode FROM well_state WHERE instrument = ? AND plate = ?",
+                (who, plate),
+            )
         }
     out = []
     for well in sorted(set(n_images) | set(last)):
@@ -299,28 +355,38 @@ def well_summary(db: Database, plate: str, *, model_hash: str | None = None) -> 
                 onset=o is not None,
                 onset_time_s=o.onset_time_s if o else None,
                 episode=episodes.get(well, 0),
+                instrument=who,
             )
         )
     return out
 
 
-def list_plates(db: Database) -> list[PlateSummary]:
-    """Every plate with images, by name."""
+def list_plates(db: Database, *, instrument: str | None = None) -> list[PlateSummary]:
+    """Every plate with images, of every instrument (or of ``instrument``), grouped by
+    instrument and by name within it."""
+    where, params = ("", ()) if instrument is None else (" AND instrument = ?", (instrument,))
     with snapshot(db):
         rows = db.rows(
-            "SELECT plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
+            "SELECT instrument, plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
             "count(*) FILTER (WHERE status = 'failed') AS n_failed, "
             "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up "
-            "FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL "
-            "GROUP BY plate ORDER BY plate"
+            f"FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL{where} "
+            "GROUP BY instrument, plate ORDER BY instrument, plate",
+            params,
         )
-        bases: dict[str, Counter[str]] = {}
+        bases: dict[tuple[str, str], Counter[str]] = {}
         for r in db.rows(
-            "SELECT plate, time_basis, count(*) AS n FROM images WHERE plate IS NOT NULL "
-            "AND superseded_by IS NULL AND time_basis IS NOT NULL GROUP BY plate, time_basis"
+            "SELECT instrument, plate, time_basis, count(*) AS n FROM images "
+            f"WHERE plate IS NOT NULL AND superseded_by IS NULL AND time_basis IS NOT NULL{where} "
+            "GROUP BY instrument, plate, time_basis",
+            params,
         ):
-            bases.setdefault(r["plate"], Counter())[r["time_basis"]] = int(r["n"])
-        onsets = Counter(o.plate for o in list_onsets(db, include_reset=False))
+            key = (r["instrument"], r["plate"])
+            bases.setdefault(key, Counter())[r["time_basis"]] = int(r["n"])
+        onsets = Counter(
+            (o.instrument, o.plate)
+            for o in list_onsets(db, include_reset=False, instrument=instrument)
+        )
     return [
         PlateSummary(
             plate=r["plate"],
@@ -330,8 +396,9 @@ def list_plates(db: Database) -> list[PlateSummary]:
             first_time_s=r["first_t"],
             last_time_s=r["last_t"],
             last_update_at=r["last_up"],
-            n_onsets=onsets.get(r["plate"], 0),
-            time_basis=_majority(bases.get(r["plate"])),
+            n_onsets=onsets.get((r["instrument"], r["plate"]), 0),
+            time_basis=_majority(bases.get((r["instrument"], r["plate"]))),
+            instrument=r["instrument"],
         )
         for r in rows
     ]

@@ -171,11 +171,12 @@ class Row:
     n_tiles: int | None
 
 
-def records(db: Path) -> list[Row]:
+def records(db: Path | str) -> list[Row]:
     """Every image record (any status, superseded versions included), oldest first.
 
     Reads the tables directly: the store's read API shows current versions only.
     """
+    db = Path(db)  # (a config's `database:` is a string: a path or a URL)
     if not db.exists():
         return []
     try:  # the store's read-only open checks the schema: the daemon may be creating it now
@@ -194,5 +195,5 @@ def records(db: Path) -> list[Row]:
     return [Row(*tuple(r)) for r in rows]
 
 
-def by_name(db: Path, name: str) -> list[Row]:
+def by_name(db: Path | str, name: str) -> list[Row]:
     return [r for r in records(db) if Path(r.path).name == name]

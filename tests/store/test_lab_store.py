@@ -1,5 +1,5 @@
-"""The store's part of a lab's own model: plate maps, labels (append-only, undo), the
-daemon's model switches, re-analysis bookkeeping and paired predictions."""
+"""The store's part of a lab's own model, on both engines: plate maps, labels (append-only,
+undo), the daemons' model switches, re-analysis bookkeeping and paired predictions."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def add_image(
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> store.Database:
-    return store.open_db(tmp_path / "s.db")
+def db(target: str) -> store.Database:
+    return store.open_db(target, instrument="scope")
 
 
 # -- plate maps --------------------------------------------------------------------------------
@@ -150,10 +150,10 @@ def test_false_alarm_labels_the_alert_window(db: store.Database) -> None:
     assert store.mark_false_alarm(db, alert_id, by="ben").created_by == "ben"
 
 
-def test_labels_need_a_writable_database(tmp_path: Path) -> None:
-    store.open_db(tmp_path / "s.db").close()
+def test_labels_need_a_writable_database(target: str) -> None:
+    store.open_db(target).close()
     with (
-        store.open_db(tmp_path / "s.db", readonly=True) as ro,
+        store.open_db(target, readonly=True) as ro,
         pytest.raises(store.StoreError, match="read-only"),
     ):
         store.label_well(ro, "P1", "A01", "excluded", by="x")
@@ -179,23 +179,25 @@ def test_the_daemon_model_is_the_latest_switch_not_a_reanalysed_one(db: store.Da
     assert {m.model_hash for m in store.list_models(db)} == {"daemon", "new"}
 
 
-def test_v3_database_gets_its_current_model_as_first_switch(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
+def test_each_instruments_model_before_v5_becomes_its_first_switch(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
     r = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:3]:
-        r.executescript(script)
-    r.execute("PRAGMA user_version = 3")
-    for h, seen in (("old", 1.0), ("recent", 2.0)):
+    for m in MIGRATIONS[:4]:
+        r.executescript(m.sqlite)
+    r.execute("PRAGMA user_version = 4")
+    for who, h, seen in (("a", "old", 1.0), ("a", "recent", 2.0), ("b", "other", 3.0)):
         r.execute(
-            "INSERT INTO models (model_hash, name, first_seen, last_seen) VALUES (?, ?, ?, ?)",
-            (h, h, seen, seen),
+            "INSERT INTO models (instrument, model_hash, name, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (who, h, h, seen, seen),
         )
     r.close()
-    with store.open_db(path) as db:
-        (switch,) = store.model_switches(db)
-        assert (switch.model_hash, switch.reason) == ("recent", "migrated")
+    with store.open_db(path, instrument="a") as db:
+        switches = store.model_switches(db)
+        assert [(s.model_hash, s.reason) for s in switches] == [("recent", "migrated")]
         store.register_model(db, model_hash="old", name="o", metadata_json="{}", provider="CPU")
         assert store.daemon_model_hash(db) == "recent"  # seen later, but never switched to
+        assert store.daemon_model_hash(db, instrument="b") == "other"
 
 
 # -- re-analysis bookkeeping and pairs ---------------------------------------------------------
@@ -212,10 +214,54 @@ def test_images_to_rescore_resume_where_predictions_stop(db: store.Database) -> 
     store.record_predictions(db, [(ids[0], store.Prediction("m2", 0.7, n_tiles=4))])
     assert [t.image_id for t in store.images_to_rescore(db, "m2", plates=["P1"])] == ids[1:]
     assert store.images_to_rescore(db, "m2", plates=[]) == []
-    assert store.scored_wells(db, "m2") == [("P1", "A01")]
+    assert store.scored_wells(db, "m2") == [("scope", "P1", "A01")]
     pairs = store.paired_predictions(db, "m1", "m2", plates=["P1"])
     assert [(p.a, p.b) for p in pairs] == [(0.2, 0.7), (0.2, None), (0.2, None)]
     store.register_model(db, model_hash="abc123", name="lab-v2", metadata_json="{}", provider="CPU")
     assert store.find_models(db, "lab-v2") == ["abc123"]
     assert store.find_models(db, "abc") == ["abc123"]
     assert store.find_models(db, "m") == ["m1", "m2"]
+
+
+def test_the_default_view_is_the_daemons_model_not_the_newest(db: store.Database) -> None:
+    store.register_model(db, model_hash="m1", name="d", metadata_json="{}", provider="CPU")
+    store.record_model_switch(db, model_hash="m1", previous_hash=None, reason="start")
+    image = store.record_result(
+        db,
+        store.FileVersion("/x.tif", 10, 1, "hx"),
+        loc(),
+        store.Prediction("m1", 0.2, n_tiles=4, cam_png=b"daemon"),
+    )
+    store.record_predictions(db, [(image, store.Prediction("re", 0.9, cam_png=b"re"))])
+    (shown,) = store.images_for_well(db, "P1", "A01")
+    assert (shown.model_hash, shown.probability) == ("m1", 0.2)
+    assert store.cam_png(db, image) == b"daemon"
+    assert store.cam_png(db, image, model_hash="re") == b"re"
+    store.record_model_switch(db, model_hash="re", previous_hash="m1", reason="SIGHUP")
+    (shown,) = store.images_for_well(db, "P1", "A01")
+    assert shown.model_hash == "re"  # promoted: now the default
+
+
+def test_instruments_keep_their_maps_and_labels_apart(target: str) -> None:
+    leica = store.open_db(target, instrument="leica")
+    zeiss = store.open_db(target, instrument="zeiss")
+    for db in (leica, zeiss):
+        add_image(db, f"/{db.writer}.tif", loc())
+        store.save_plate_map(db, PlateMap("P1", (WellLayout("A01", condition=db.writer),)), by="x")
+        store.label_well(db, "P1", "A01", "excluded", by=db.writer)
+    facility = store.open_db(target)
+    with pytest.raises(store.StoreError, match="on 2 instruments"):
+        store.plate_map(facility, "P1")
+    for who in ("leica", "zeiss"):
+        m = store.plate_map(facility, "P1", instrument=who)
+        assert m is not None and m.wells[0].condition == who
+        (lab,) = store.list_labels(facility, "P1", instrument=who)
+        assert (lab.instrument, lab.created_by) == (who, who)
+    images = store.labelled_images(facility, include_excluded=True)
+    assert sorted((i.instrument, Path(i.path).name) for i in images) == [
+        ("leica", "leica.tif"),
+        ("zeiss", "zeiss.tif"),
+    ]
+    # a map imported from another computer before the plate's first image is still found
+    store.save_plate_map(facility, PlateMap("NEW", (WellLayout("B02"),)), by="x", instrument="pc")
+    assert store.plate_map(zeiss, "NEW") is not None

@@ -109,7 +109,8 @@ def test_the_store_itself_is_seen_as_sql() -> None:
         for hit in sql_in(path.read_text(encoding="utf-8"), path.name)
     ]
     assert any("images.py" in h and "SQL statement" in h for h in hits)
-    assert any("connection.py" in h and "imports sqlite3" in h for h in hits)
+    assert any("sqlite_engine.py" in h and "imports sqlite3" in h for h in hits)
+    assert any("postgres_engine.py" in h and "imports psycopg" in h for h in hits)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +127,8 @@ def test_the_store_itself_is_seen_as_sql() -> None:
         'q = "CREATE INDEX x ON images(path)"',
         "import sqlite3",
         "from sqlite3 import connect",
+        "import psycopg",
+        "from psycopg import errors",
         'x = "PRAGMA user_version"',
     ],
 )

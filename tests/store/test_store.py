@@ -59,14 +59,16 @@ def test_new_database_is_wal_with_current_schema(tmp_path: Path) -> None:
     assert {"heartbeat"} <= tables
     r.close()
     store.open_db(tmp_path / "s.db").close()  # reopening is idempotent
-    assert raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert (
+        raw(tmp_path / "s.db").execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    )
 
 
 def old_database(path: Path, version: int) -> sqlite3.Connection:
     """A database as stemwatch ``version`` left it (its migrations only)."""
     r = raw(path)
     for i in range(version):
-        r.executescript(MIGRATIONS[i])
+        r.executescript(MIGRATIONS[i].sqlite)
     r.execute(f"PRAGMA user_version = {version}")
     return r
 
@@ -129,16 +131,16 @@ def test_database_from_newer_stemwatch_is_refused(tmp_path: Path) -> None:
         assert str(path) in str(exc.value)
 
 
-def test_readonly_open_reads_and_refuses_writes(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    db = store.open_db(path)
+def test_readonly_open_reads_and_refuses_writes(target: str) -> None:
+    db = store.open_db(target)
     add_scored(db, "/img/a.tif", 0.3, loc())
-    ro = store.open_db(path, readonly=True)
+    ro = store.open_db(target, readonly=True)
     assert store.counts(ro).done == 1
     with pytest.raises(store.StoreError, match="read-only") as exc:
         store.beat(ro, state="running")
-    assert str(path) in str(exc.value)
+    assert ro.source in str(exc.value)
     assert isinstance(exc.value, StemwatchError)
+    assert store.counts(db).done == 1  # the writer is untouched
 
 
 def test_readonly_open_of_a_path_with_uri_characters(tmp_path: Path) -> None:
@@ -237,8 +239,8 @@ def test_lock_that_never_clears_is_a_clear_error(
         other.execute("ROLLBACK")
 
 
-def test_threads_sharing_a_connection_write_in_turn(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_threads_sharing_a_connection_write_in_turn(target: str) -> None:
+    db = store.open_db(target)
     errors: list[BaseException] = []
 
     def writer(name: str) -> None:
@@ -261,10 +263,8 @@ def test_threads_sharing_a_connection_write_in_turn(tmp_path: Path) -> None:
     assert not db.in_transaction
 
 
-def test_another_threads_write_does_not_join_a_transaction_that_rolls_back(
-    tmp_path: Path,
-) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_another_threads_write_does_not_join_a_transaction_that_rolls_back(target: str) -> None:
+    db = store.open_db(target)
     began = threading.Event()
 
     def beat_meanwhile() -> None:
@@ -284,12 +284,10 @@ def test_another_threads_write_does_not_join_a_transaction_that_rolls_back(
     assert hb is not None and hb.detail == "from the other thread"  # not rolled back with it
 
 
-def test_a_thread_sharing_the_writers_connection_sees_only_committed_rows(
-    tmp_path: Path,
-) -> None:
+def test_a_thread_sharing_the_writers_connection_sees_only_committed_rows(target: str) -> None:
     """Bug (issue 12): the alert thread read through the writer's connection without its lock
     and saw rows of a transaction still in progress (here: one that then rolls back)."""
-    db = store.open_db(tmp_path / "s.db")
+    db = store.open_db(target)
     seen: list[int] = []
     read = threading.Event()
 
@@ -311,9 +309,9 @@ def test_a_thread_sharing_the_writers_connection_sees_only_committed_rows(
 
 
 def test_done_version_is_never_redone_failed_one_is_retried_once_the_file_changes(
-    tmp_path: Path,
+    target: str,
 ) -> None:
-    db = store.open_db(tmp_path / "s.db")
+    db = store.open_db(target)
     done = store.record_result(db, version("/d.tif", 10, 5, "abc"), loc(), prediction(0.2))
     # done: the same stat (the daemon asks before hashing), or the same content after a touch
     assert store.already_recorded(db, version("/d.tif", 10, 5)) == done
@@ -331,8 +329,8 @@ def test_done_version_is_never_redone_failed_one_is_retried_once_the_file_change
     assert store.already_recorded(db, version("/f.tif", 3, 1, "other")) is None  # new content
 
 
-def test_image_versions_are_updated_and_superseded(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_image_versions_are_updated_and_superseded(target: str) -> None:
+    db = store.open_db(target)
     v1 = version("/img/a.tif", 10, 5, "abc")
     first = store.record_failure(db, v1, reason="truncated", attempts=1, location=loc())
     # the same version analysed after all: the same record, now done
@@ -347,8 +345,8 @@ def test_image_versions_are_updated_and_superseded(tmp_path: Path) -> None:
     assert (c.done, c.failed, c.superseded) == (1, 0, 1)
 
 
-def test_predictions_failures_and_reads(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_predictions_failures_and_reads(target: str) -> None:
+    db = store.open_db(target)
     a = add_scored(db, "/img/a_t0.tif", 0.2, loc(tp=0))
     add_scored(db, "/img/a_t1.tif", 0.7, loc(tp=1))
     add_scored(db, "/img/b_t0.tif", 0.1, loc(well="B01"))
@@ -385,9 +383,9 @@ def test_predictions_failures_and_reads(tmp_path: Path) -> None:
         store.record_prediction(db, 999, prediction(0.5))
 
 
-def test_counts_of_one_plate(tmp_path: Path) -> None:
+def test_counts_of_one_plate(target: str) -> None:
     """Bug (issue 12): the dashboard's per-plate figures counted the whole database."""
-    db = store.open_db(tmp_path / "s.db")
+    db = store.open_db(target)
     add_scored(db, "/p1/a.tif", 0.2, loc(plate="P1"))
     add_scored(db, "/p1/b.tif", 0.2, loc(plate="P1", well="A02"))
     add_scored(db, "/p2/a.tif", 0.2, loc(plate="P2"))
@@ -400,9 +398,9 @@ def test_counts_of_one_plate(tmp_path: Path) -> None:
     assert (store.counts(db).done, store.counts(db).failed) == (3, 2)
 
 
-def test_time_basis_is_stored_per_image_and_per_plate(tmp_path: Path) -> None:
+def test_time_basis_is_stored_per_image_and_per_plate(target: str) -> None:
     """Bug (issue 12): the store dropped platemeta's time_basis; readers guessed it."""
-    db = store.open_db(tmp_path / "s.db")
+    db = store.open_db(target)
     add_scored(db, "/e/a.tif", 0.2, loc(plate="CLOCK", basis="epoch"))
     add_scored(db, "/e/b.tif", 0.2, loc(plate="CLOCK", well="A02", basis="epoch"))
     add_scored(db, "/e/c.tif", 0.2, loc(plate="CLOCK", well="A03", basis="mtime"))
@@ -423,8 +421,8 @@ def point(p: float, tp: int) -> store.TimePoint:
 ONSET = store.NewOnset(3600.0, 1, 7200.0, 2, 0.8, "elapsed")
 
 
-def test_series_and_onsets_are_kept_per_model(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_series_and_onsets_are_kept_per_model(target: str) -> None:
+    db = store.open_db(target)
     add_scored(db, "/a.tif", 0.2, loc())
     store.register_model(db, model_hash="daemon", name="d", metadata_json="{}", provider="CPU")
     series = [point(0.1, 0), point(0.9, 1), point(0.9, 2)]
@@ -455,10 +453,8 @@ def test_series_and_onsets_are_kept_per_model(tmp_path: Path) -> None:
     assert summary.onset and summary.n_timepoints == 3 and summary.last_probability == 0.9
 
 
-def test_plate_never_seen_by_the_current_model_is_shown_through_its_last_model(
-    tmp_path: Path,
-) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_plate_never_seen_by_the_current_model_is_shown_through_its_last_model(target: str) -> None:
+    db = store.open_db(target)
     store.register_model(db, model_hash="v1", name="a", metadata_json="{}", provider="CPU", now=1)
     add_scored(db, "/old.tif", 0.2, loc(plate="OLD"), model="v1")
     store.save_well_analysis(
@@ -471,11 +467,11 @@ def test_plate_never_seen_by_the_current_model_is_shown_through_its_last_model(
     assert store.list_plates(db)[0].n_onsets == 1
 
 
-def test_reset_closes_the_episode_and_a_stale_detection_is_not_stored(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_reset_closes_the_episode_and_a_stale_detection_is_not_stored(target: str) -> None:
+    db = store.open_db(target)
     series = [point(0.9, 0), point(0.9, 1)]
     store.save_well_analysis(db, "P1", "A01", model_hash="m", series=series, onset=ONSET, episode=0)
-    ro = store.open_db(tmp_path / "s.db", readonly=True)
+    ro = store.open_db(target, readonly=True)
     with pytest.raises(store.StoreError, match="read-only"):
         store.reset_well(ro, "P1", "A01", by="ana")
     assert store.reset_well(db, "P1", "A01", by="ana", now=5.0) == 1
@@ -495,9 +491,8 @@ def test_reset_closes_the_episode_and_a_stale_detection_is_not_stored(tmp_path: 
 # -- models, heartbeat, liveness -------------------------------------------------------------
 
 
-def test_models_and_heartbeat(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    db = store.open_db(path)
+def test_models_and_heartbeat(target: str) -> None:
+    db = store.open_db(target)
     assert store.current_model(db) is None and store.last_heartbeat(db) is None
     store.register_model(db, model_hash="m1", name="a", metadata_json="{}", provider="CPU", now=10)
     store.register_model(db, model_hash="m2", name="b", metadata_json="{}", provider="CPU", now=20)
@@ -515,7 +510,7 @@ def test_models_and_heartbeat(tmp_path: Path) -> None:
         os.getpid(),
         0,
     )
-    assert raw(path).execute("SELECT count(*) FROM heartbeat").fetchone()[0] == 1
+    assert len(store.heartbeats(db)) == 1  # one row per instrument, overwritten
 
 
 def test_liveness_is_three_of_the_daemons_own_heartbeats_at_least_30_s() -> None:
@@ -538,8 +533,8 @@ def test_liveness_is_three_of_the_daemons_own_heartbeats_at_least_30_s() -> None
 # -- alerts ------------------------------------------------------------------------------------
 
 
-def test_alerts_deliveries_and_conditions(tmp_path: Path) -> None:
-    db = store.open_db(tmp_path / "s.db")
+def test_alerts_deliveries_and_conditions(target: str) -> None:
+    db = store.open_db(target)
     a = store.record_alert(db, "onset", "P1 A01", plate="P1", well="A01", dedup_key="k", now=1.0)
     assert a is not None
     assert store.record_alert(db, "onset", "again", dedup_key="k") is None  # seen before
