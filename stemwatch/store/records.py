@@ -421,3 +421,13 @@ class ImageToScore:
     plate: str | None
     well: str | None
     instrument: str = ""
+
+
+@dataclass(frozen=True)
+class PlateModel:
+    """A model with a series on a plate (the daemon's, or a re-analysis)."""
+
+    model_hash: str
+    name: str | None
+    n_wells: int
+    daemon: bool  # the current model of the plate's instrument's daemon

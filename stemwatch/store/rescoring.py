@@ -21,9 +21,11 @@ from stemwatch.core.times import is_clock_time
 from stemwatch.store.connection import Database, snapshot, write
 from stemwatch.store.errors import StoreError
 from stemwatch.store.images import _upsert_prediction
+from stemwatch.store.instruments import plate_instrument
 from stemwatch.store.labels import labelled_images
+from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.platemaps import plate_map
-from stemwatch.store.records import ImageToScore, Prediction
+from stemwatch.store.records import ImageToScore, PlateModel, Prediction
 from stemwatch.store.wells import list_onsets, list_plates
 
 
@@ -250,3 +252,22 @@ def comparison_input(
             plate_starts={p: s.first_time_s for p, s in summaries.items()},
             clock={p: is_clock_time(s.time_basis) for p, s in summaries.items()},
         )
+
+
+def plate_models(db: Database, plate: str, *, instrument: str | None = None) -> list[PlateModel]:
+    """Every model with a series on ``plate``, the daemon's current one first."""
+    with snapshot(db):
+        who = plate_instrument(db, plate, instrument)
+        current = daemon_model_hash(db, instrument=who)
+        rows = db.rows(
+            "SELECT s.model_hash, count(DISTINCT s.well) AS n, (SELECT m.name FROM models m "
+            "WHERE m.model_hash = s.model_hash ORDER BY m.last_seen DESC LIMIT 1) AS name "
+            "FROM well_series s WHERE s.instrument = ? AND s.plate = ? GROUP BY s.model_hash "
+            "ORDER BY s.model_hash",
+            (who, plate),
+        )
+    out = [
+        PlateModel(str(r["model_hash"]), r["name"], int(r["n"]), r["model_hash"] == current)
+        for r in rows
+    ]
+    return sorted(out, key=lambda m: (not m.daemon, m.name or "", m.model_hash))

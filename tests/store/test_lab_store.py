@@ -265,3 +265,25 @@ def test_instruments_keep_their_maps_and_labels_apart(target: str) -> None:
     # a map imported from another computer before the plate's first image is still found
     store.save_plate_map(facility, PlateMap("NEW", (WellLayout("B02"),)), by="x", instrument="pc")
     assert store.plate_map(zeiss, "NEW") is not None
+
+
+def test_plate_models_daemon_first(db: store.Database) -> None:
+    store.register_model(db, model_hash="zz", name="daemon", metadata_json="{}", provider="CPU")
+    store.record_model_switch(db, model_hash="zz", previous_hash=None, reason="start")
+    store.register_model(db, model_hash="aa", name="lab", metadata_json="{}", provider="CPU")
+    add_image(db, "/a.tif", loc())
+    for h in ("aa", "zz"):
+        store.save_well_analysis(
+            db,
+            "P1",
+            "A01",
+            model_hash=h,
+            series=[store.TimePoint(0, 0.0, 0.5, None, None, 1, 4, 0.5)],
+            onset=None,
+            episode=0,
+        )
+    models = store.plate_models(db, "P1")
+    assert [(m.model_hash, m.name, m.n_wells, m.daemon) for m in models] == [
+        ("zz", "daemon", 1, True),
+        ("aa", "lab", 1, False),
+    ]
