@@ -142,6 +142,10 @@ class _Check:
     recovered: bool = False
 
 
+def _resets(n: int) -> str:
+    return "a reset" if n == 1 else f"{n} resets"
+
+
 class Alerter:
     """Raises, records and delivers alerts for one daemon.
 
@@ -176,11 +180,12 @@ class Alerter:
             else f", began ~{describe_time(event.onset_time_s, event.time_basis)}"
         )
         smoothed = (
-            "" if event.probability is None else f"smoothed probability {event.probability:.2f}, "
+            "" if event.probability is None else f" (smoothed probability {event.probability:.2f})"
         )
+        again = "" if event.episode == 0 else f" again, after {_resets(event.episode)}"
         message = (
-            f"Differentiation onset in plate {event.plate} well {event.well}{when} "
-            f"({smoothed}episode {event.episode})."
+            f"Differentiation onset in plate {event.plate} well {event.well}{again}{when}"
+            f"{smoothed}."
         )
         return self.raise_alert(
             "onset",

@@ -7,7 +7,7 @@ The onset and alerts sections belong to :mod:`monitor.onset` and :mod:`monitor.a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -169,6 +169,8 @@ class PlateConfig(PlateMetaConfig):
 
 class MonitorConfig(StrictModel):
     """The monitor daemon beside the microscope."""
+
+    config_component: ClassVar[str | None] = "monitor"
 
     database: str = Field(
         default="stemwatch.db",

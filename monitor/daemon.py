@@ -157,6 +157,7 @@ class Daemon:
             reason="start",
             detail=str(self.model.path),
         )
+        store.record_watched_folder(self._db, self.folder)  # the dashboard serves images from it
         store.beat(
             self._db,
             state="starting",

@@ -9,14 +9,19 @@ and torch is installed, a tiny model is trained and exported first (about a minu
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stemwatch import store
 from stemwatch.core.errors import StemwatchError
+from stemwatch.synth.acquire import AcquisitionSpec
 from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,7 @@ class DemoPlan:
     interval_s: float = 8.0
     port: int | None = 8501
     linger: bool = True
+    acquisition: AcquisitionSpec = field(default_factory=AcquisitionSpec)  # interval_s wins
 
     @property
     def incoming(self) -> Path:
@@ -46,6 +52,25 @@ class DemoPlan:
     @property
     def database(self) -> Path:
         return self.workdir / "stemwatch.db"
+
+    def previous_run(self) -> list[Path]:
+        """What an earlier demo left in the workdir: its images and its database."""
+        db = self.database
+        candidates = [self.incoming, db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        return [p for p in candidates if p.exists()]
+
+
+def start_fresh(plan: DemoPlan) -> list[Path]:
+    """Remove the previous run's images and database (a second demo would otherwise replay
+    over them: an old finished plate and old alerts from the first second). The trained demo
+    model, if any, is kept. Returns what was removed."""
+    removed = plan.previous_run()
+    for p in removed:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return removed
 
 
 def find_or_build_model(workdir: Path, model: Path | None) -> Path:
@@ -106,12 +131,19 @@ def run_demo(
     plan: DemoPlan, *, model: Path | None = None, stop: threading.Event | None = None
 ) -> int:
     """Acquire, watch, store and serve until the acquisition ends (and Ctrl-C, with linger)."""
+    from dataclasses import replace
+
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
-    from stemwatch import store
-    from stemwatch.synth.acquire import AcquisitionSpec, acquire_in_thread
+    from stemwatch.synth.acquire import acquire_in_thread
 
     stop = stop or threading.Event()
+    removed = start_fresh(plan)
+    if removed:
+        print(
+            f"stemwatch demo: starting fresh in {plan.workdir}: removed the previous run's "
+            + ", ".join(p.name for p in removed)
+        )
     plan.incoming.mkdir(parents=True, exist_ok=True)
     model_path = find_or_build_model(plan.workdir, model)
     config = MonitorConfig.model_validate(
@@ -122,7 +154,8 @@ def run_demo(
             "watch": {"quiet_period_s": 1.0},
         }
     )
-    daemon = Daemon(config, stop=stop)
+    daemon_stop = threading.Event()  # the daemon stops once everything acquired is recorded
+    daemon = Daemon(config, stop=daemon_stop)
     daemon_thread = threading.Thread(target=daemon.run, name="stemwatch-daemon", daemon=True)
     daemon_thread.start()
     dashboard = None
@@ -130,25 +163,20 @@ def run_demo(
         dashboard = start_dashboard(plan.database, plan.port)
         log.info("dashboard: http://127.0.0.1:%d", plan.port)
     acquisition = acquire_in_thread(
-        plan.incoming, plan.plate, AcquisitionSpec(interval_s=plan.interval_s)
+        plan.incoming, plan.plate, replace(plan.acquisition, interval_s=plan.interval_s)
     )
     try:
-        acquisition.join()
+        while acquisition.is_alive() and not stop.is_set():
+            acquisition.join(0.5)
         if acquisition.error is not None:
             raise StemwatchError(f"synthetic acquisition failed: {acquisition.error}")
         result = acquisition.result
-        expected = len(result.final_paths()) if result else 0
+        paths = sorted(result.final_paths()) if result else []
         truth = result.truth if result else ()
-        _wait_until_processed(plan.database, expected, stop, timeout_s=120.0)
-        with closing(store.open_db(plan.database, readonly=True)) as conn:
-            c = store.counts(conn)
-            onsets = store.list_onsets(conn)
-        n_induced = sum(w.condition == "induced" for w in truth)
-        print(
-            f"stemwatch demo: {expected} images acquired into {plan.incoming}; database "
-            f"{plan.database}: {c}; onset flagged in {len(onsets)} of {len(truth)} wells "
-            f"({n_induced} induced)"
-        )
+        _wait_until_recorded(plan.database, paths, stop, timeout_s=120.0)
+        daemon_stop.set()  # finish the batch in flight, write the last wells' onsets
+        daemon_thread.join(timeout=60)
+        print(summary(plan, len(paths), [w.condition for w in truth]))
         if plan.linger and dashboard is not None:
             print(f"dashboard at http://127.0.0.1:{plan.port} — Ctrl-C to stop")
             while not stop.is_set() and dashboard.poll() is None:
@@ -156,6 +184,7 @@ def run_demo(
     finally:
         acquisition.stop()
         stop.set()
+        daemon_stop.set()
         daemon_thread.join(timeout=60)
         if dashboard is not None:
             dashboard.terminate()
@@ -163,17 +192,43 @@ def run_demo(
     return 0
 
 
-def _wait_until_processed(
-    database: Path, expected: int, stop: threading.Event, timeout_s: float
-) -> None:
-    from stemwatch import store
+def summary(plan: DemoPlan, n_files: int, conditions: Iterable[str]) -> str:
+    """The end-of-demo line: images, the database's figures, onsets in wells (reset ones not
+    counted, as the dashboard shows them)."""
+    conditions = list(conditions)
+    with closing(store.open_db(plan.database, readonly=True)) as conn:
+        c = store.counts(conn)
+        wells = {(o.plate, o.well) for o in store.list_onsets(conn, include_reset=False)}
+    n_induced = sum(cond == "induced" for cond in conditions)
+    rewrites = (
+        f" and {c.superseded} re-acquired (the older version replaced)" if c.superseded else ""
+    )
+    return (
+        f"stemwatch demo: {n_files} image files acquired into {plan.incoming}; "
+        f"{c.done} analysed, {c.failed} failed{rewrites}; database {plan.database}; "
+        f"onset flagged in {len(wells)} of {len(conditions)} wells ({n_induced} induced)"
+    )
 
+
+def _wait_until_recorded(
+    database: Path, paths: list[Path], stop: threading.Event, timeout_s: float
+) -> None:
+    """Until every file, as it is on disk now (re-acquisitions included), is recorded."""
     deadline = time.monotonic() + timeout_s
     while not stop.is_set() and time.monotonic() < deadline:
         if database.is_file():
             with closing(store.open_db(database, readonly=True)) as conn:
-                c = store.counts(conn)
-            if c.done + c.failed >= expected:
-                return
+                if all(_recorded(conn, p) for p in paths):
+                    return
         stop.wait(0.5)
-    log.warning("demo: gave up waiting for the daemon after %.0f s", timeout_s)
+    if not stop.is_set():
+        log.warning("demo: gave up waiting for the daemon after %.0f s", timeout_s)
+
+
+def _recorded(conn: store.Database, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # gone: nothing to wait for
+    version = store.FileVersion(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return store.already_recorded(conn, version) is not None

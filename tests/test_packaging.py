@@ -100,7 +100,7 @@ def test_the_installed_wheel_runs_the_demo_with_the_bundled_model(tmp_path: Path
          "--interval-s", "1", "--size", "256"],
         work, env, timeout=240,
     )  # fmt: skip
-    assert "12 images acquired" in out and "(2 induced)" in out, out[-2000:]
+    assert "12 image files acquired" in out and "(2 induced)" in out, out[-2000:]
     used = re.search(r"model (\S+stemwatch-default\.onnx) \(", out)
     assert used is not None, out[-2000:]
     assert Path(used.group(1)) == site / MODEL  # the wheel's copy, not the repository's

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -198,6 +198,8 @@ class RuntimeSection(StrictModel):
 
 class TrainerConfig(StrictModel):
     """Everything one training run needs."""
+
+    config_component: ClassVar[str | None] = "trainer"
 
     data: DataSection = Field(default_factory=DataSection, description="Input data.")
     split: SplitSection = Field(default_factory=SplitSection, description="Grouped splits.")

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "A synthetic microscope writes a plate time-lapse into WORKDIR/incoming the way "
             "instruments do; the monitor watches it with the bundled model and writes "
-            "WORKDIR/stemwatch.db; the dashboard serves it. Ctrl-C stops everything."
+            "WORKDIR/stemwatch.db; the dashboard serves it. A previous run's images and "
+            "database in WORKDIR are removed first. Ctrl-C stops everything."
         ),
     )
     p.add_argument(

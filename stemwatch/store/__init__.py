@@ -23,6 +23,7 @@ Inside: :mod:`~stemwatch.store.schema` (tables and migrations, each engine's DDL
 :mod:`~stemwatch.store.models` (the daemon's model switches; which model is current),
 :mod:`~stemwatch.store.platemaps` (plate maps), :mod:`~stemwatch.store.labels` (labels from
 the lab, append-only), :mod:`~stemwatch.store.rescoring` (re-analysis and comparison).
+:mod:`~stemwatch.store.daemon` (models, watched folders, heartbeat and its log).
 
 Times are float seconds: ``*_at`` values are wall-clock (Unix epoch); ``time_s`` is the
 image's time as resolved by :mod:`stemwatch.core.platemeta`, whose ``time_basis`` says
@@ -41,21 +42,26 @@ from stemwatch.store.alerts import (
     record_delivery,
     set_channel_results,
 )
-from stemwatch.store.connection import BUSY_TIMEOUT_S, open_db
+from stemwatch.store.connection import BUSY_TIMEOUT_S, batch, change_stamp, open_db
 from stemwatch.store.daemon import (
     beat,
     current_model,
+    heartbeat_history,
     heartbeats,
     last_heartbeat,
     list_models,
+    record_watched_folder,
     register_model,
+    watched_folders,
 )
 from stemwatch.store.database import Database
 from stemwatch.store.errors import StoreBusyError, StoreError, StoreMissingError
 from stemwatch.store.images import (
     already_recorded,
     cam_png,
+    count_unplaced,
     counts,
+    failed_images,
     images_for_well,
     last_image_arrival,
     prediction_times,
@@ -64,7 +70,9 @@ from stemwatch.store.images import (
     record_failure,
     record_prediction,
     record_result,
+    throughput,
     typical_field_interval_s,
+    unplaced_images,
 )
 from stemwatch.store.instruments import list_instruments
 from stemwatch.store.labels import (
@@ -87,6 +95,7 @@ from stemwatch.store.records import (
     Counts,
     FileVersion,
     Heartbeat,
+    HeartbeatSample,
     HeldBackAlert,
     ImageRecord,
     ImageToScore,
@@ -103,7 +112,9 @@ from stemwatch.store.records import (
     Prediction,
     RecentFailures,
     SeriesPoint,
+    ThroughputBin,
     TimePoint,
+    WatchedFolder,
     WellState,
     WellSummary,
 )
@@ -128,6 +139,7 @@ from stemwatch.store.wells import (
     list_onsets,
     list_plates,
     plate_model,
+    plate_series,
     reset_well,
     save_well_analysis,
     well_series,
@@ -144,6 +156,7 @@ __all__ = [
     "Database",
     "FileVersion",
     "Heartbeat",
+    "HeartbeatSample",
     "HeldBackAlert",
     "ImageRecord",
     "ImageToScore",
@@ -164,18 +177,23 @@ __all__ = [
     "StoreError",
     "StoreMissingError",
     "Target",
+    "ThroughputBin",
     "TimePoint",
+    "WatchedFolder",
     "WellState",
     "WellSummary",
     "acknowledge_alert",
     "add_labels",
     "alert_condition",
     "already_recorded",
+    "batch",
     "beat",
     "begin_condition",
     "cam_png",
+    "change_stamp",
     "check_instrument",
     "comparison_input",
+    "count_unplaced",
     "count_unscored",
     "counts",
     "current_model",
@@ -183,8 +201,10 @@ __all__ = [
     "default_instrument",
     "deliveries_since",
     "end_condition",
+    "failed_images",
     "false_alarms",
     "find_models",
+    "heartbeat_history",
     "heartbeats",
     "held_back",
     "images_for_well",
@@ -211,6 +231,7 @@ __all__ = [
     "plate_map_history",
     "plate_model",
     "plate_models",
+    "plate_series",
     "prediction_times",
     "recent_failures",
     "recent_images",
@@ -221,14 +242,18 @@ __all__ = [
     "record_prediction",
     "record_predictions",
     "record_result",
+    "record_watched_folder",
     "register_model",
     "reset_well",
     "save_plate_map",
     "save_well_analysis",
     "scored_wells",
     "set_channel_results",
+    "throughput",
     "typical_field_interval_s",
     "undo_label",
+    "unplaced_images",
+    "watched_folders",
     "well_series",
     "well_state",
     "well_summary",

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from stemwatch.store.database import Database
 from stemwatch.store.errors import StoreBusyError
-from stemwatch.store.postgres_engine import open_postgres
+from stemwatch.store.postgres_engine import open_postgres, wal_position
 from stemwatch.store.sqlite_engine import migrate_file, open_sqlite
 from stemwatch.store.target import check_instrument, parse_target, sqlite_path
 
@@ -82,6 +82,14 @@ def transaction(db: Database) -> Iterator[Database]:
                 if db.in_transaction:
                     db._rollback()
                 raise
+
+
+@contextmanager
+def batch(db: Database) -> Iterator[Database]:
+    """Many writes as one transaction (bulk loading: a benchmark's database, a re-analysis):
+    every store write inside joins it; all or nothing."""
+    with transaction(db):
+        yield db
 
 
 def write(db: Database, fn: Callable[[Database], T]) -> T:
@@ -181,3 +189,25 @@ def _warn_if_a_stranger(db: Database, instrument: str) -> None:
             instrument,
             ", ".join(others[:5]),
         )
+
+
+def change_stamp(
+    target: str | os.PathLike[str], *, busy_timeout_s: float = BUSY_TIMEOUT_S
+) -> tuple[object, ...]:
+    """A value that changes whenever anything is committed to the database at ``target``, for
+    readers that cache (the dashboard): a SQLite file's and its write-ahead log's
+    (mtime_ns, size), read without opening it (None for a missing file); a PostgreSQL
+    server's write-ahead-log position (:class:`StoreError` where it cannot be read)."""
+    t = parse_target(target)
+    if t.engine == "postgresql":
+        return ("postgresql", wal_position(t, busy_timeout_s=busy_timeout_s))
+    path = os.fspath(sqlite_path(t))
+    out: list[tuple[int, int] | None] = []
+    for suffix in ("", "-wal"):
+        try:
+            st = os.stat(path + suffix)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)

@@ -27,6 +27,7 @@ from stemwatch.store.records import (
     ImageRecord,
     Prediction,
     RecentFailures,
+    ThroughputBin,
 )
 
 
@@ -125,14 +126,15 @@ def _insert_image(
     error: str | None,
     attempts: int,
     t: float,
+    unplaced_reason: str | None = None,
 ) -> int:
     """A new record for ``version``; earlier versions of the path point to it."""
     new_id = int(
         db.scalar(
             "INSERT INTO images (instrument, path, size, mtime_ns, content_hash, plate, well, "
             "field, timepoint, time_s, time_basis, location_source, status, error, attempts, "
-            "created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "unplaced_reason, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 db.writer,
                 version.path,
@@ -143,6 +145,7 @@ def _insert_image(
                 status,
                 error,
                 attempts,
+                None if location is not None else unplaced_reason,
                 t,
                 t,
             ),
@@ -183,23 +186,33 @@ def record_result(
     location: ImageLocation | None,
     prediction: Prediction,
     *,
+    unplaced_reason: str | None = None,
     now: float | None = None,
 ) -> int:
     """Record an analysed image version and its prediction in one transaction; its id.
 
     The same version again updates its record; a new version of a known path (the instrument
     rewrote the file) gets a new record and the older ones point to it (``superseded_by``):
-    the history stays, only the newest counts.
+    the history stays, only the newest counts. Without a ``location``, ``unplaced_reason``
+    says why no plate or well was resolved (:func:`unplaced_images` lists them).
     """
     t = _now(now)
     loc = _location_values(location)
+    why = None if location is not None else unplaced_reason
 
     def do(db: Database) -> int:
         db.lock("image", db.writer, version.path)
         image_id = _find_version(db, version)
         if image_id is None:
             image_id = _insert_image(
-                db, version, location, status="done", error=None, attempts=0, t=t
+                db,
+                version,
+                location,
+                status="done",
+                error=None,
+                attempts=0,
+                t=t,
+                unplaced_reason=why,
             )
         else:
             db.execute(
@@ -208,8 +221,10 @@ def record_result(
                 "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
                 "time_basis = coalesce(?, time_basis), "
                 "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, t, image_id),
+                "content_hash = coalesce(content_hash, ?), "
+                "unplaced_reason = CASE WHEN ? THEN NULL ELSE coalesce(?, unplaced_reason) END, "
+                "updated_at = ? WHERE id = ?",
+                (*loc, version.content_hash, loc[0] is not None, why, t, image_id),
             )
         _upsert_prediction(db, image_id, prediction, t)
         return image_id
@@ -273,7 +288,7 @@ _IMAGE_COLUMNS = (
     "i.time_basis, i.status, i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, "
     "i.superseded_by, i.updated_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
-    "p.cam_png IS NOT NULL AS has_cam"
+    "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam"
 )
 # Each image with the daemon's current model's prediction, else its latest (a re-analysis
 # with another model never takes over the default view)...
@@ -315,6 +330,7 @@ def _image(r: Any) -> ImageRecord:
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
         instrument=r["instrument"],
+        unplaced_reason=r["unplaced_reason"],
     )
 
 
@@ -463,3 +479,101 @@ def recent_failures(db: Database, since: float, *, instrument: str | None = None
     if last is None:
         return RecentFailures(n)
     return RecentFailures(n, last["path"], last["error"])
+
+
+# --------------------------------------------------------------------------------------------
+# What the dashboard's instrument page asks
+# --------------------------------------------------------------------------------------------
+
+
+def unplaced_images(
+    db: Database, *, limit: int = 200, instrument: str | None = None
+) -> list[ImageRecord]:
+    """Current images that got no plate or well (any status) of every instrument (or of
+    ``instrument``), newest first, each with why (``unplaced_reason``; ``error`` for a failed
+    one)."""
+    where, params = _instrument_filter(instrument, "i.")
+    sql = (
+        _WITH_LATEST_PREDICTION + " WHERE i.superseded_by IS NULL AND "
+        f"(i.plate IS NULL OR i.well IS NULL){where} "
+        "ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
+    return [_image(r) for r in db.rows(sql, (*params, int(limit)))]
+
+
+def count_unplaced(db: Database, *, instrument: str | None = None) -> int:
+    """How many current images of every instrument (or of ``instrument``) got no plate or
+    well."""
+    where, params = _instrument_filter(instrument)
+    return int(
+        db.scalar(
+            "SELECT count(*) FROM images WHERE superseded_by IS NULL "
+            f"AND (plate IS NULL OR well IS NULL){where}",
+            params,
+        )
+    )
+
+
+def failed_images(
+    db: Database, *, since: float | None = None, limit: int = 200, instrument: str | None = None
+) -> list[ImageRecord]:
+    """Current images of every instrument (or of ``instrument``) that failed (last updated
+    since ``since``), newest first, with their reason in ``error``."""
+    where, params = _instrument_filter(instrument, "i.")
+    sql = (
+        _WITH_LATEST_PREDICTION + " WHERE i.superseded_by IS NULL AND i.status = 'failed' "
+        f"AND i.updated_at >= ?{where} ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
+    return [
+        _image(r) for r in db.rows(sql, (since if since is not None else 0.0, *params, int(limit)))
+    ]
+
+
+def throughput(
+    db: Database,
+    *,
+    since: float,
+    until: float | None = None,
+    bin_s: float = 3600.0,
+    instrument: str | None = None,
+) -> list[ThroughputBin]:
+    """Images scored (predictions made) and images failed per ``bin_s`` of wall-clock time
+    from ``since`` to ``until`` (empty bins up to it included; None: to the latest), oldest
+    first, on every instrument (or on ``instrument``)."""
+    if bin_s <= 0:
+        raise ValueError(f"bin_s={bin_s}; use a positive number of seconds")
+    end = float("inf") if until is None else until
+    # floor(), not CAST(... AS INTEGER): PostgreSQL's cast rounds where SQLite's truncates
+    scored_sql: str
+    scored_params: tuple[object, ...]
+    if instrument is None:
+        scored_sql, scored_params = (
+            "SELECT floor((created_at - ?) / ?) AS b, count(*) FROM predictions "
+            "WHERE created_at >= ? AND created_at <= ? GROUP BY b",
+            (since, bin_s, since, end),
+        )
+    else:
+        scored_sql, scored_params = (
+            "SELECT floor((p.created_at - ?) / ?) AS b, count(*) FROM predictions p "
+            "JOIN images i ON i.id = p.image_id WHERE p.created_at >= ? AND p.created_at <= ? "
+            "AND i.instrument = ? GROUP BY b",
+            (since, bin_s, since, end, instrument),
+        )
+    scored = {int(r[0]): int(r[1]) for r in db.rows(scored_sql, scored_params)}
+    where, params = _instrument_filter(instrument)
+    failed = {
+        int(r[0]): int(r[1])
+        for r in db.rows(
+            "SELECT floor((updated_at - ?) / ?) AS b, count(*) FROM images "
+            "WHERE status = 'failed' AND superseded_by IS NULL AND updated_at >= ? "
+            f"AND updated_at <= ?{where} GROUP BY b",
+            (since, bin_s, since, end, *params),
+        )
+    }
+    last = max([*scored, *failed], default=-1)
+    if until is not None:
+        last = max(last, int((until - since) // bin_s))
+    return [
+        ThroughputBin(since + b * bin_s, scored.get(b, 0), failed.get(b, 0))
+        for b in range(last + 1)
+    ]

@@ -257,6 +257,26 @@ def connect(target: Target, *, readonly: bool, busy_timeout_s: float) -> Any:
     return conn
 
 
+def wal_position(target: Target, *, busy_timeout_s: float) -> str:
+    """The server's current write-ahead-log position: it moves with every commit (of any
+    database on the server), so a reader that caches on it re-reads after each change. On a
+    standby, the position replayed so far."""
+    import psycopg
+
+    conn = connect(target, readonly=True, busy_timeout_s=busy_timeout_s)
+    try:
+        return str(
+            conn.execute(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                "ELSE pg_current_wal_insert_lsn() END"
+            ).fetchone()[0]
+        )
+    except psycopg.Error as exc:
+        raise translate(exc, target.display) from exc
+    finally:
+        conn.close()
+
+
 def _tables(conn: Any) -> list[str]:
     return [
         r[0]

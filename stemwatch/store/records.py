@@ -101,6 +101,8 @@ class PlateSummary:
     n_onsets: int
     time_basis: TimeBasis | None = None  # the basis of most of its images' times
     instrument: str = ""  # the instrument that imaged it (a plate belongs to one)
+    first_arrival_at: float | None = None  # when its first image was recorded (wall clock)
+    n_timepoints: int = 0  # distinct time points (or times) among its images
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ class ImageRecord:
     has_cam: bool = False
     time_basis: TimeBasis | None = None
     instrument: str = ""
+    unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,36 @@ class Heartbeat:
 
     def alive(self, now: float | None = None, *, stale_after_s: float | None = None) -> bool:
         return self.liveness(now, stale_after_s=stale_after_s) == "alive"
+
+
+@dataclass(frozen=True)
+class HeartbeatSample:
+    """One logged heartbeat of an instrument's daemon: when, its state, and its queue then."""
+
+    at: float
+    state: str | None
+    queued: int | None
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class WatchedFolder:
+    """A folder an instrument's daemon watched on this database (the dashboard serves that
+    instrument's images only from under its folders)."""
+
+    path: str
+    first_seen: float
+    last_seen: float
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class ThroughputBin:
+    """Images scored and images that failed in one time bin (wall clock ``start``)."""
+
+    start: float
+    scored: int
+    failed: int
 
 
 @dataclass(frozen=True)

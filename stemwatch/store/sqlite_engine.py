@@ -7,7 +7,9 @@ the translation of SQLite's errors into :class:`StoreError` with the file's name
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import sqlite3
 import urllib.parse
@@ -257,4 +259,24 @@ def _connect(target: str, busy_timeout_s: float, *, uri: bool = False) -> sqlite
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    if not _has_math_functions():  # the store's SQL uses floor(), as PostgreSQL has it
+        conn.create_function("floor", 1, _floor, deterministic=True)
     return conn
+
+
+@functools.cache
+def _has_math_functions() -> bool:
+    """Whether this SQLite library has its math functions (built with them since 3.35, but
+    not everywhere)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT floor(1.5)")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def _floor(x: float | None) -> float | None:
+    return None if x is None else float(math.floor(x))

@@ -266,6 +266,29 @@ def well_series(
         ]
 
 
+def plate_series(
+    db: Database,
+    plate: str,
+    *,
+    wells: Sequence[str] | None = None,
+    model_hash: str | None = None,
+    instrument: str | None = None,
+) -> list[SeriesPoint]:
+    """The series of every well of ``plate`` (or of ``wells``) in one read, by well then time
+    (None: through :func:`plate_model`)."""
+    with snapshot(db):
+        who = plate_instrument(db, plate, instrument)
+        model = model_hash or plate_model(db, plate, instrument=who)
+        sql = "SELECT * FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ?"
+        params: list[Any] = [who, model, plate]
+        if wells is not None:
+            if not wells:
+                return []
+            sql += f" AND well IN ({', '.join('?' * len(wells))})"
+            params.extend(wells)
+        return [_point(r) for r in db.rows(sql + " ORDER BY well, seq", params)]
+
+
 def list_onsets(
     db: Database,
     plate: str | None = None,
@@ -315,15 +338,20 @@ def well_summary(
                 (who, plate),
             )
         }
+        # the last point of each well and the number of points, set-based (portable: no
+        # bare columns beside max(), which only SQLite fills from the row holding it)
         last: dict[str, Any] = {}
         n_points: dict[str, int] = {}
         for r in db.rows(
-            "SELECT * FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ? "
-            "ORDER BY well, seq",
-            (who, model, plate),
+            "SELECT s.well, s.timepoint, s.time_s, s.probability, s.sd, s.smoothed, m.n "
+            "FROM well_series s JOIN (SELECT well, max(seq) AS seq, count(*) AS n "
+            "FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ? "
+            "GROUP BY well) m ON m.well = s.well AND m.seq = s.seq "
+            "WHERE s.instrument = ? AND s.model_hash = ? AND s.plate = ?",
+            (who, model, plate, who, model, plate),
         ):
-            last[r["well"]] = r  # the last one wins
-            n_points[r["well"]] = n_points.get(r["well"], 0) + 1
+            last[r["well"]] = r
+            n_points[r["well"]] = int(r["n"])
         onset = {
             o.well: o
             for o in reversed(
@@ -363,45 +391,72 @@ def well_summary(
 
 def list_plates(db: Database, *, instrument: str | None = None) -> list[PlateSummary]:
     """Every plate with images, of every instrument (or of ``instrument``), grouped by
-    instrument and by name within it."""
+    instrument and by name within it.
+
+    One pass over the current images (grouped by plate and time basis), the wells from the
+    well index, the time points from the series: the dashboard asks this at every render.
+    """
     where, params = ("", ()) if instrument is None else (" AND instrument = ?", (instrument,))
     with snapshot(db):
-        rows = db.rows(
-            "SELECT instrument, plate, count(DISTINCT well) AS n_wells, count(*) AS n_images, "
+        groups = db.rows(
+            "SELECT instrument, plate, time_basis, count(*) AS n, "
             "count(*) FILTER (WHERE status = 'failed') AS n_failed, "
-            "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up "
+            "min(time_s) AS first_t, max(time_s) AS last_t, max(updated_at) AS last_up, "
+            "min(created_at) AS first_in "
             f"FROM images WHERE plate IS NOT NULL AND superseded_by IS NULL{where} "
-            "GROUP BY instrument, plate ORDER BY instrument, plate",
-            params,
-        )
-        bases: dict[tuple[str, str], Counter[str]] = {}
-        for r in db.rows(
-            "SELECT instrument, plate, time_basis, count(*) AS n FROM images "
-            f"WHERE plate IS NOT NULL AND superseded_by IS NULL AND time_basis IS NOT NULL{where} "
             "GROUP BY instrument, plate, time_basis",
             params,
-        ):
-            key = (r["instrument"], r["plate"])
-            bases.setdefault(key, Counter())[r["time_basis"]] = int(r["n"])
+        )
+        n_wells = {
+            (r[0], r[1]): int(r[2])
+            for r in db.rows(
+                "SELECT instrument, plate, count(DISTINCT well) FROM images "
+                f"WHERE plate IS NOT NULL AND well IS NOT NULL{where} GROUP BY instrument, plate",
+                params,
+            )
+        }
+        n_points = {
+            (r[0], r[1]): int(r[2])
+            for r in db.rows(
+                "SELECT instrument, plate, max(n) FROM (SELECT instrument, plate, count(*) AS n "
+                f"FROM well_series WHERE 1 = 1{where} GROUP BY instrument, model_hash, plate, "
+                "well) per_well GROUP BY instrument, plate",
+                params,
+            )
+        }
         onsets = Counter(
             (o.instrument, o.plate)
             for o in list_onsets(db, include_reset=False, instrument=instrument)
         )
-    return [
-        PlateSummary(
-            plate=r["plate"],
-            n_wells=int(r["n_wells"]),
-            n_images=int(r["n_images"]),
-            n_failed=int(r["n_failed"]),
-            first_time_s=r["first_t"],
-            last_time_s=r["last_t"],
-            last_update_at=r["last_up"],
-            n_onsets=onsets.get((r["instrument"], r["plate"]), 0),
-            time_basis=_majority(bases.get((r["instrument"], r["plate"]))),
-            instrument=r["instrument"],
+    by_plate: dict[tuple[str, str], list[Any]] = {}
+    for r in groups:
+        by_plate.setdefault((r["instrument"], r["plate"]), []).append(r)
+    out = []
+    for key in sorted(by_plate):
+        rs = by_plate[key]
+        bases = Counter({r["time_basis"]: int(r["n"]) for r in rs if r["time_basis"] is not None})
+        out.append(
+            PlateSummary(
+                plate=key[1],
+                n_wells=n_wells.get(key, 0),
+                n_images=sum(int(r["n"]) for r in rs),
+                n_failed=sum(int(r["n_failed"]) for r in rs),
+                first_time_s=_extreme(min, (r["first_t"] for r in rs)),
+                last_time_s=_extreme(max, (r["last_t"] for r in rs)),
+                last_update_at=_extreme(max, (r["last_up"] for r in rs)),
+                n_onsets=onsets.get(key, 0),
+                time_basis=_majority(bases),
+                instrument=key[0],
+                first_arrival_at=_extreme(min, (r["first_in"] for r in rs)),
+                n_timepoints=n_points.get(key, 0),
+            )
         )
-        for r in rows
-    ]
+    return out
+
+
+def _extreme(pick: Any, values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return pick(present) if present else None
 
 
 def _majority(counts: Counter[str] | None) -> Any:

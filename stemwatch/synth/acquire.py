@@ -192,6 +192,8 @@ def acquire(
             log_fh.write(json.dumps(asdict(rec)) + "\n")
             log_fh.flush()
 
+    overran: list[float] = []  # how long each pass that overran its interval took
+    behind = 0.0  # how late the latest pass started
     try:
         jobs = [(w, f) for w in plan.well_names for f in range(plan.n_fields)]
         for t in range(len(plan.times_h)):
@@ -199,6 +201,8 @@ def acquire(
             if not clock.sleep_until(pass_start):
                 result.stopped_early = True
                 break
+            began = time.monotonic()  # later than pass_start when an earlier pass overran
+            behind = began - pass_start
             log.info("pass %d/%d of plate %s", t + 1, len(plan.times_h), plan.plate)
             modes = rng.choice(
                 ["chunked", "rename", "direct"],
@@ -250,18 +254,32 @@ def acquire(
             if stopped:
                 result.stopped_early = True
                 break
-            late = time.monotonic() - (pass_start + interval_s)
-            if late > 0 and t + 1 < len(plan.times_h):
-                log.warning(
-                    "pass %d took %.1f s longer than the %.1f s interval: rendering cannot keep "
-                    "up with this speedup; use fewer wells, smaller images or a lower --speedup",
-                    t + 1,
-                    late,
-                    interval_s,
-                )
+            took = time.monotonic() - began
+            if took > interval_s and t + 1 < len(plan.times_h):
+                overran.append(took)
+                if len(overran) == 1:
+                    log.warning(
+                        "pass %d took %.1f s, longer than the %.1f s between passes: writing "
+                        "cannot keep up, so the next passes start late; give the passes more "
+                        "time (a longer interval between passes) or write less (fewer wells or "
+                        "fields, smaller images)",
+                        t + 1,
+                        took,
+                        interval_s,
+                    )
     finally:
         if log_fh is not None:
             log_fh.close()
+    if len(overran) > 1:
+        log.warning(
+            "%d of %d passes took longer than the %.1f s between passes (up to %.1f s); the "
+            "last pass started %.1f s behind its schedule",
+            len(overran),
+            len(plan.times_h) - 1,
+            interval_s,
+            max(overran),
+            behind,
+        )
     return result
 
 

@@ -59,6 +59,7 @@ def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> Fil
     rng = np.random.default_rng(0)
     image_dir.mkdir(parents=True, exist_ok=True)
     conn = store.open_db(db)
+    store.record_watched_folder(conn, image_dir)  # as the daemon does at start
     alerter = Alerter(AlertsConfig(), conn)  # no channels: alerts go to the database only
     model_hash = "ab12cd34ef56" * 4
     store.register_model(
@@ -134,3 +135,54 @@ def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> Fil
     assert missing is not None
     missing.unlink()
     return FilledDb(db, image_dir, "B02", missing)
+
+
+LAYOUTS = (6, 12, 24, 48, 96, 384)
+
+
+def fill_layouts(db: Path, *, with_series: bool = True) -> list[str]:
+    """One plate per standard layout (``L6`` ... ``L384``), every well imaged at two time
+    points with one field, some wells with an onset; no image files (the plate view does not
+    need them). Returns the plate names."""
+    from stemwatch.core.wells import plate_format
+
+    model_hash = "cd34" * 16
+    conn = store.open_db(db)
+    store.register_model(
+        conn, model_hash=model_hash, name="layouts", metadata_json="{}", provider="CPU"
+    )
+    rng = np.random.default_rng(1)
+    names = []
+    with store.batch(conn):
+        for n in LAYOUTS:
+            plate = f"L{n}"
+            names.append(plate)
+            for k, well in enumerate(plate_format(n).wells()):
+                ps = [float(rng.uniform(0, 0.3)), float(rng.uniform(0, 1))]
+                for tp, p in enumerate(ps):
+                    loc = ImageLocation(
+                        plate, well, 1, tp, tp * 6 * HOUR, "test", time_basis="elapsed"
+                    )
+                    store.record_result(
+                        conn,
+                        store.FileVersion(
+                            f"/nowhere/{plate}_{well}_t{tp}.tif", 1, 1, f"{plate}{well}{tp}"
+                        ),
+                        loc,
+                        store.Prediction(model_hash, p, n_tiles=1),
+                    )
+                series = [
+                    store.TimePoint(tp, tp * 6 * HOUR, p, 0.02, 0.02, 1, 1, p)
+                    for tp, p in enumerate(ps)
+                ]
+                onset = (
+                    store.NewOnset(6 * HOUR, 1, 6 * HOUR, 1, ps[1], "elapsed")
+                    if k % 7 == 3
+                    else None
+                )
+                store.save_well_analysis(
+                    conn, plate, well, model_hash=model_hash, series=series, onset=onset, episode=0
+                )
+    store.beat(conn, state="watching", detail="idle", queued=0, interval_s=60.0)
+    conn.close()
+    return names

@@ -136,8 +136,11 @@ def test_selecting_a_well_shows_its_series_and_images(
     assert means == pytest.approx([0.05, 0.08, 0.06, 0.10, 0.07, 0.09], abs=1e-6)
     assert line[-1]["time_h"].tolist() == pytest.approx([0, 6, 12, 18, 24, 30])
     assert not any(layer["mark"]["type"] == "rule" for layer, _ in series_chart(at))
+    assert len(at.dataframe[-1].value) == 8  # the newest 8 by default
+    at.selectbox(key="image_rows").select("newest 30").run()
     images = at.dataframe[-1].value
     assert len(images) == 12
+    assert images["Image"].notna().all() and images["Activation"].notna().all()
     assert images["Image"].str.startswith("data:image/png;base64,").all()
     assert images["Activation"].str.startswith("data:image/png;base64,").all()
 
@@ -147,6 +150,7 @@ def test_missing_image_file_is_a_note_not_an_error(
 ) -> None:
     at = run_app(filled_db.path, monkeypatch)
     at.selectbox(key="well").select("C03").run()
+    at.selectbox(key="image_rows").select("newest 30").run()
     assert not at.exception, at.exception
     images = at.dataframe[-1].value.set_index("File")
     gone = images.loc[filled_db.missing_file.name]

@@ -59,10 +59,12 @@ def test_onset_alert_reaches_the_webhook_once_per_episode(
     assert payload["title"] == "stemwatch: onset P1 B03"
     assert "plate P1 well B03" in payload["message"] and "36.0 h" in payload["message"]
     assert "Differentiation onset in plate P1 well B03" in caplog.text  # the log, always
+    assert "episode" not in payload["message"]  # issue 13, item 7: words for people
 
     assert alerter.onset(event(), now=1001.0) is None  # same episode
     assert len(hook.payloads) == 1
-    assert alerter.onset(event(episode=1), now=1002.0) is not None  # after a reset
+    again = alerter.onset(event(episode=1), now=1002.0)  # after a reset
+    assert again is not None and "again, after a reset" in again.message
     assert len(hook.payloads) == 2
     stored = store.list_alerts(conn)
     assert [(a.kind, a.well, a.channel_results) for a in stored] == [

@@ -235,11 +235,15 @@ def test_heartbeat_and_model_are_stored(
     try:
         hb = store.last_heartbeat(conn)
         model = store.current_model(conn)
+        folders = store.watched_folders(conn)
     finally:
         conn.close()
     assert hb is not None and hb.state == "stopped"
     assert model is not None and model.model_hash == tiny_model.model_hash
     assert model.provider == "CPUExecutionProvider"
+    # the dashboard serves image files only from under the folders recorded here (issue 13)
+    assert cfg.folder is not None
+    assert [f.path for f in folders] == [str(cfg.folder.resolve())]
 
 
 def test_other_bit_depths_and_layouts_are_processed(

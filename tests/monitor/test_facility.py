@@ -19,6 +19,7 @@ from monitor.inference import LoadedModel
 from stemwatch import store
 from stemwatch.cli import build_parser, main
 from stemwatch.core.errors import ConfigError
+from stemwatch.core.platemeta import ImageLocation
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -132,6 +133,33 @@ def test_two_daemons_share_one_postgres_and_the_dashboard_sees_both(  # noqa: PL
     assert "Plate P2" in at.title[0].value
     assert any("zeiss-cd7" in c.value for c in at.caption)
     assert "Daemons (2 instruments)" in [s.value for s in at.subheader]
+
+    # the other views: each instrument on its own line, plates and their instruments
+    at.radio(key="view").set_value("instrument").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Instruments"
+    assert list(at.dataframe[0].value["Instrument"]) == ["leica-sp8", "zeiss-cd7"]
+    assert at.selectbox(key="inst_name").options == ["leica-sp8", "zeiss-cd7"]
+    at.radio(key="view").set_value("plates").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(zip(table["Instrument"], table["Plate"], strict=True)) == [
+        ("leica-sp8", "P1"),
+        ("zeiss-cd7", "P1"),
+        ("zeiss-cd7", "P2"),
+    ]
+
+    # the page's cached reads notice a commit on the server (no file to watch there)
+    with store.open_db(postgres_url, instrument="olympus") as db:
+        store.record_result(
+            db,
+            store.FileVersion("/x/Q1_A01.tif", 1, 1, "q1"),
+            ImageLocation("Q1", "A01", 0, 0, 0.0, "test"),
+            store.Prediction("m", 0.5),
+        )
+    at.run()
+    assert not at.exception, at.exception
+    assert "olympus · Q1  (0 onsets)" in at.selectbox(key="plate").options
 
 
 def test_config_takes_a_path_or_a_postgres_url_and_says_what_is_wrong(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pgserver import PostgresServer
 
 from stemwatch import store
 from stemwatch.core.platemeta import ImageLocation
-from stemwatch.store.schema import MIGRATIONS, SCHEMA_VERSION
+from stemwatch.store.schema import MIGRATIONS
 
 
 def loc(plate: str = "P1", well: str = "A01", tp: int = 0) -> ImageLocation:
@@ -120,6 +120,101 @@ def test_reset_from_the_dashboard_reaches_the_right_instruments_well(target: str
     assert store.well_state(a, "P1", "A01").episode == 0  # leica's well untouched
     active = store.list_onsets(dashboard, include_reset=False)
     assert [o.instrument for o in active] == ["leica"]
+
+
+def test_what_the_dashboard_reads_is_kept_and_filtered_per_instrument(
+    target: str, tmp_path: Path
+) -> None:
+    """Watched folders, the heartbeat log, unplaced and failed images, throughput and whole
+    plate series (schema v5) belong to an instrument, like everything since v4."""
+    a = store.open_db(target, instrument="leica")
+    b = store.open_db(target, instrument="zeiss")
+    t0 = 1_000_000.0
+    for db, folder in ((a, tmp_path / "leica"), (b, tmp_path / "zeiss")):
+        store.record_watched_folder(db, folder, now=t0)
+        store.beat(db, state="running", queued=3, now=t0)
+        store.record_result(  # 0.83 h after t0: the first hour (a cast that rounds says 1)
+            db,
+            store.FileVersion("/export/odd.tif", 1, 1, f"odd{db.writer}"),
+            None,
+            store.Prediction("m", 0.5),
+            unplaced_reason="no well in the name",
+            now=t0 + 3000,
+        )
+        store.record_result(
+            db,
+            store.FileVersion("/export/P1/A01.tif", 1, 1, f"a{db.writer}"),
+            loc(),
+            store.Prediction("m", 0.5),
+            now=t0 + 10 if db is a else t0 + 1,
+        )
+        store.save_well_analysis(
+            db, "P1", "A01", model_hash="m", series=[point(0.5, 0)], onset=None, episode=0
+        )
+    store.record_failure(
+        b, store.FileVersion("/export/bad.tif", 1, 1), reason="bad", attempts=1, now=t0 + 20
+    )
+    store.beat(b, state="running", queued=1, now=t0 + 9 * 86400)  # prunes zeiss's log only
+    facility = store.open_db(target, readonly=True)
+
+    folders = store.watched_folders(facility)
+    assert [(f.instrument, f.path) for f in folders] == [
+        ("leica", str((tmp_path / "leica").resolve())),
+        ("zeiss", str((tmp_path / "zeiss").resolve())),
+    ]
+    assert [f.instrument for f in store.watched_folders(facility, instrument="zeiss")] == ["zeiss"]
+
+    assert [(h.instrument, h.queued) for h in store.heartbeat_history(a, since=0.0)] == [
+        ("leica", 3)
+    ]
+    assert [(h.instrument, h.queued) for h in store.heartbeat_history(facility, since=0.0)] == [
+        ("leica", 3),
+        ("zeiss", 1),
+    ]
+
+    assert store.count_unplaced(facility) == 3  # both odd files and zeiss's failure
+    assert store.count_unplaced(facility, instrument="leica") == 1
+    (odd,) = store.unplaced_images(facility, instrument="leica")
+    assert (odd.instrument, odd.unplaced_reason) == ("leica", "no well in the name")
+    assert [i.instrument for i in store.failed_images(facility)] == ["zeiss"]
+    assert store.failed_images(facility, instrument="leica") == []
+
+    def scored_per_hour(instrument: str | None) -> list[int]:
+        bins = store.throughput(
+            facility, since=t0, until=t0 + 2 * 3600, bin_s=3600, instrument=instrument
+        )
+        return [x.scored for x in bins]
+
+    assert scored_per_hour(None) == [4, 0, 0]
+    assert scored_per_hour("zeiss") == [2, 0, 0]
+    (first,) = store.throughput(facility, since=t0, bin_s=7200, instrument="zeiss")
+    assert (first.scored, first.failed) == (2, 1)
+
+    plates = store.list_plates(facility)
+    assert [(p.instrument, p.n_timepoints, p.first_arrival_at) for p in plates] == [
+        ("leica", 1, t0 + 10),
+        ("zeiss", 1, t0 + 1),
+    ]
+    assert [x.instrument for x in store.list_plates(facility, instrument="leica")] == ["leica"]
+    with pytest.raises(store.StoreError, match="instrument="):
+        store.plate_series(facility, "P1")
+    (p,) = store.plate_series(facility, "P1", instrument="zeiss")
+    assert (p.well, p.probability) == ("A01", 0.5)
+
+
+def test_the_change_stamp_moves_with_every_commit(target: str) -> None:
+    """Readers that cache (the dashboard) re-read when the stamp moves: on SQLite the file
+    and its log, on PostgreSQL the server's log position (there is no file to watch)."""
+    db = store.open_db(target, instrument="leica")
+    before = store.change_stamp(target)
+    store.beat(db, state="running")
+    after = store.change_stamp(target)
+    assert after != before
+    with store.open_db(target, readonly=True) as ro:
+        store.list_plates(ro)
+    if store.parse_target(target).engine == "sqlite":  # (a server has other writers)
+        assert store.change_stamp(target) == after
+    db.close()
 
 
 def test_instrument_checks_are_about_the_handles_instrument(target: str) -> None:
@@ -248,7 +343,9 @@ def test_a_v3_file_migrates_to_instruments_under_its_daemons_host(tmp_path: Path
     )
     r.close()
     db = store.open_db(path, instrument="scope-pc")
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert (
+        sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    )
     (img,) = store.recent_images(db)
     assert img.instrument == "scope-pc"
     assert store.already_recorded(db, store.FileVersion("/i/a.tif", None, None)) == 1

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,52 +65,118 @@ def test_new_database_is_wal_with_current_schema(tmp_path: Path) -> None:
     )
 
 
-def old_database(path: Path, version: int) -> sqlite3.Connection:
-    """A database as stemwatch ``version`` left it (its migrations only)."""
-    r = raw(path)
-    for i in range(version):
-        r.executescript(MIGRATIONS[i].sqlite)
-    r.execute(f"PRAGMA user_version = {version}")
+class RawDatabase:
+    """A connection that bypasses the store, to build a database as an older stemwatch left
+    it: a SQLite file or a PostgreSQL database (``?`` placeholders on both)."""
+
+    def __init__(self, target: str) -> None:
+        self.engine = store.parse_target(target).engine
+        if self.engine == "sqlite":
+            self.conn: Any = raw(Path(target))
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(target, autocommit=True)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        if self.engine == "postgresql":
+            from stemwatch.store.postgres_engine import to_postgres
+
+            cur = self.conn.execute(to_postgres(sql), params) if params else self.conn.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+        return list(self.conn.execute(sql, params).fetchall())
+
+    def version(self) -> int:
+        if self.engine == "sqlite":
+            return int(self.execute("PRAGMA user_version")[0][0])
+        return int(self.execute("SELECT version FROM stemwatch_schema")[0][0])
+
+    def indexes(self) -> set[str]:
+        if self.engine == "sqlite":
+            return {r[0] for r in self.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        return {r[0] for r in self.execute("SELECT indexname FROM pg_indexes")}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def old_database(target: str, version: int) -> RawDatabase:
+    """A database as stemwatch ``version`` left it (its migrations only), on either engine."""
+    r = RawDatabase(target)
+    if r.engine == "sqlite":
+        for i in range(version):
+            r.conn.executescript(MIGRATIONS[i].sqlite)
+        r.execute(f"PRAGMA user_version = {version}")
+    else:
+        r.execute("CREATE TABLE stemwatch_schema (version BIGINT NOT NULL)")
+        for i in range(version):
+            r.execute(MIGRATIONS[i].postgres)
+        r.execute(f"INSERT INTO stemwatch_schema (version) VALUES ({version})")
     return r
 
 
-@pytest.mark.parametrize("old", [1, 2])
-def test_old_databases_migrate_forward_keeping_rows(tmp_path: Path, old: int) -> None:
-    path = tmp_path / "old.db"
-    r = old_database(path, old)
-    images = [  # id, path, plate, well, time_s, source
-        (1, "/i/a_t0.tif", "P1", "B02", 7200.0, "ome"),
-        (2, "/i/b.tif", "P2", "A01", 1.7e9, "name+mtime"),
-        (3, "/i/c.tif", "P3", "A01", 1.7e9, "ome"),
-        (4, "/i/d.tif", None, None, None, None),
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
+def test_old_databases_migrate_forward_keeping_rows(target: str, tmp_path: Path, old: int) -> None:
+    r = old_database(target, old)
+    # v4 stamps every row with its instrument; before v4 rows get the heartbeat's host (none
+    # here: '')
+    who = "scope-pc" if old >= 4 else ""
+    col, val = ("instrument, ", f"'{who}', ") if old >= 4 else ("", "")
+    images = [  # path, plate, well, time_s, source (ids 1-4 in this order)
+        ("/i/a_t0.tif", "P1", "B02", 7200.0, "ome"),
+        ("/i/b.tif", "P2", "A01", 1.7e9, "name+mtime"),
+        ("/i/c.tif", "P3", "A01", 1.7e9, "ome"),
+        ("/i/d.tif", None, None, None, None),
     ]
-    for i, p, plate, well, t, src in images:
+    for p, plate, well, t, src in images:
         r.execute(
-            "INSERT INTO images (id, path, plate, well, field, timepoint, time_s, "
+            f"INSERT INTO images ({col}path, plate, well, field, timepoint, time_s, "
             "location_source, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, 0, 0, ?, ?, 'done', 1.0, 1.0)",
-            (i, p, plate, well, t, src),
+            f"VALUES ({val}?, ?, ?, 0, 0, ?, ?, 'done', 1.0, 1.0)",
+            (p, plate, well, t, src),
         )
     r.execute(
         "INSERT INTO predictions (image_id, model_hash, probability, created_at) "
         "VALUES (1, 'old-model', 0.9, 1.0)"
     )
+    keyed = "model_hash, " if old >= 3 else ""  # v3 keys series and onsets by model
+    model = "'old-model', " if old >= 3 else ""
     r.execute(
-        "INSERT INTO well_series (plate, well, seq, timepoint, time_s, probability, n_fields, "
-        "n_tiles, updated_at) VALUES ('P1', 'B02', 0, 0, 7200.0, 0.9, 1, 4, 1.0)"
+        f"INSERT INTO well_series ({col}{keyed}plate, well, seq, timepoint, time_s, probability, "
+        f"n_fields, n_tiles, updated_at) VALUES ({val}{model}'P1', 'B02', 0, 0, 7200.0, 0.9, 1, "
+        "4, 1.0)"
     )
-    r.execute(
-        "INSERT INTO onsets (plate, well, episode, onset_time_s, detected_at) "
-        "VALUES ('P1', 'B02', 0, 7200.0, 1.0)"
-    )
-    r.execute("INSERT INTO heartbeat (id, pid, state, at) VALUES (1, 7, 'running', 1.0)")
+    if old >= 3:
+        r.execute(
+            f"INSERT INTO onsets ({col}model_hash, plate, well, episode, onset_time_s, "
+            f"time_basis, detected_at) VALUES ({val}'old-model', 'P1', 'B02', 0, 7200.0, "
+            "'elapsed', 1.0)"
+        )
+        r.execute(
+            "UPDATE images SET time_basis = CASE WHEN location_source LIKE '%mtime%' "
+            "THEN 'mtime' WHEN time_s >= 1e8 THEN 'epoch' WHEN time_s IS NOT NULL "
+            "THEN 'elapsed' END"
+        )
+    else:
+        r.execute(
+            "INSERT INTO onsets (plate, well, episode, onset_time_s, detected_at) "
+            "VALUES ('P1', 'B02', 0, 7200.0, 1.0)"
+        )
+    if old >= 4:
+        r.execute(
+            "INSERT INTO heartbeat (instrument, pid, host, state, at) "
+            "VALUES ('scope-pc', 7, 'scope-pc', 'running', 1.0)"
+        )
+    else:
+        r.execute("INSERT INTO heartbeat (id, pid, state, at) VALUES (1, 7, 'running', 1.0)")
     r.close()
 
-    db = store.open_db(path)
-    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    db = store.open_db(target)
+    r = RawDatabase(target)
+    assert r.version() == store.SCHEMA_VERSION
     (onset,) = store.list_onsets(db)
     assert (onset.plate, onset.well, onset.onset_time_s) == ("P1", "B02", 7200.0)
-    assert (onset.model_hash, onset.time_basis) == ("old-model", "elapsed")
+    assert (onset.model_hash, onset.time_basis, onset.instrument) == ("old-model", "elapsed", who)
     assert onset.detected_timepoint is None  # column added by v2
     (point,) = store.well_series(db, "P1", "B02")
     assert (point.model_hash, point.probability) == ("old-model", 0.9)
@@ -117,8 +184,20 @@ def test_old_databases_migrate_forward_keeping_rows(tmp_path: Path, old: int) ->
     assert bases == {"P1": "elapsed", "P2": "mtime", "P3": "epoch"}
     hb = store.last_heartbeat(db)
     assert hb is not None and hb.interval_s is None and hb.stale_after_s == 30.0
-    indexes = {t[0] for t in raw(path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "images_created" in indexes
+    assert hb.instrument == who
+    assert {"images_created", "predictions_created", "heartbeat_log_at"} <= r.indexes()
+    r.close()
+    # v5: no watched folder or heartbeat history known yet; unplaced images listed (no reason
+    # recorded before v5)
+    assert store.watched_folders(db) == []
+    assert store.heartbeat_history(db, since=0.0) == []
+    (unplaced,) = store.unplaced_images(db)
+    assert unplaced.path == "/i/d.tif" and unplaced.unplaced_reason is None
+    assert unplaced.instrument == who
+    store.record_watched_folder(db, tmp_path)
+    (folder,) = store.watched_folders(db)
+    assert (folder.path, folder.instrument) == (str(tmp_path.resolve()), db.writer)
+    db.close()
 
 
 def test_database_from_newer_stemwatch_is_refused(tmp_path: Path) -> None:
@@ -562,3 +641,88 @@ def test_alerts_deliveries_and_conditions(target: str) -> None:
     store.end_condition(db, "stall")
     cond = store.alert_condition(db, "stall")
     assert cond is not None and not cond.active
+
+
+# -- what the dashboard reads (issue 13) --------------------------------------------------------
+
+
+def test_watched_folders_are_recorded_once_resolved(target: str, tmp_path: Path) -> None:
+    db = store.open_db(target)
+    (tmp_path / "scope").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "scope")
+    store.record_watched_folder(db, tmp_path / "scope", now=10.0)
+    store.record_watched_folder(db, tmp_path / "link", now=20.0)  # the same folder
+    store.record_watched_folder(db, tmp_path / "other", now=30.0)
+    folders = store.watched_folders(db)
+    assert [(f.path, f.first_seen, f.last_seen) for f in folders] == [
+        (str((tmp_path / "scope").resolve()), 10.0, 20.0),
+        (str((tmp_path / "other").resolve()), 30.0, 30.0),
+    ]
+
+
+def test_unplaced_images_keep_their_reason_until_placed(target: str) -> None:
+    db = store.open_db(target)
+    v = version("/i/odd-name.tif", h="h1")
+    store.record_result(db, v, None, prediction(0.3), unplaced_reason="no well in the name")
+    add_scored(db, "/i/a.tif", 0.2, loc())
+    store.record_failure(db, version("/i/bad.tif"), reason="truncated TIFF", attempts=3)
+    unplaced = {i.path: i for i in store.unplaced_images(db)}
+    assert unplaced["/i/odd-name.tif"].unplaced_reason == "no well in the name"
+    assert unplaced["/i/bad.tif"].error == "truncated TIFF"
+    assert "/i/a.tif" not in unplaced and store.count_unplaced(db) == 2
+    store.record_result(db, v, loc("B01"), prediction(0.3))  # resolved after all
+    assert store.count_unplaced(db) == 1
+    (failed,) = store.failed_images(db)
+    assert failed.path == "/i/bad.tif" and failed.error == "truncated TIFF"
+    assert store.failed_images(db, since=time.time() + 60) == []
+
+
+def test_throughput_per_hour_and_heartbeat_log(target: str) -> None:
+    db = store.open_db(target)
+    t0 = 1_000_000.0
+    for k, t in enumerate((t0 + 10, t0 + 20, t0 + 7300)):
+        store.record_result(db, version(f"/i/{k}.tif", h=str(k)), loc(tp=k), prediction(0.1), now=t)
+    store.record_failure(db, version("/i/x.tif"), reason="bad", attempts=1, now=t0 + 3700)
+    bins = store.throughput(db, since=t0, until=t0 + 4 * 3600, bin_s=3600)
+    assert [(b.start - t0, b.scored, b.failed) for b in bins] == [
+        (0, 2, 0),
+        (3600, 0, 1),
+        (7200, 1, 0),
+        (10800, 0, 0),
+        (14400, 0, 0),
+    ]
+    store.record_failure(db, version("/i/y.tif"), reason="bad", attempts=1, now=t0 + 30 * 86400)
+    assert len(store.throughput(db, since=t0, until=t0 + 4 * 3600, bin_s=3600)) == 5  # until
+    for k in range(3):
+        store.beat(db, state="running", queued=5 - k, now=t0 + 60 * k)
+    store.beat(db, state="running", queued=1, now=t0 + 9 * 86400)  # a week on: old ones go
+    history = store.heartbeat_history(db, since=0.0)
+    assert [(h.at - t0, h.queued) for h in history] == [(9 * 86400, 1)]
+
+
+def test_plate_series_and_well_summary_read_whole_plates(target: str) -> None:
+    db = store.open_db(target)
+    points = [store.TimePoint(tp, tp * 3600.0, 0.1 * tp, 0.01, 0.01, 2, 8, None) for tp in range(3)]
+    with store.batch(db):
+        for well in ("A01", "A02", "B01"):
+            add_scored(db, f"/i/{well}.tif", 0.2, loc(well))
+            store.save_well_analysis(
+                db, "P1", well, model_hash="m1", series=points, onset=None, episode=0
+            )
+    series = store.plate_series(db, "P1")
+    assert [(p.well, p.seq) for p in series][:4] == [("A01", 0), ("A01", 1), ("A01", 2), ("A02", 0)]
+    assert len(store.plate_series(db, "P1", wells=["B01"])) == 3
+    assert store.plate_series(db, "P1", wells=[]) == []
+    summary = {w.well: w for w in store.well_summary(db, "P1")}
+    assert summary["A02"].n_timepoints == 3 and summary["A02"].last_probability == pytest.approx(
+        0.2
+    )
+    assert summary["A02"].last_time_s == 7200.0 and summary["A02"].n_images == 1
+
+
+def test_a_batch_is_all_or_nothing(target: str) -> None:
+    db = store.open_db(target)
+    with pytest.raises(RuntimeError), store.batch(db):
+        add_scored(db, "/i/a.tif", 0.2, loc())
+        raise RuntimeError("interrupted")
+    assert store.counts(db).done == 0

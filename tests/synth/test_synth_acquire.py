@@ -126,6 +126,27 @@ def test_schedule_follows_the_speedup(tmp_path: Path) -> None:
     assert min(r.wall_s for r in result.records if r.timepoint == 2) >= 0.6
 
 
+def test_passes_that_cannot_keep_up_are_reported_once_with_their_own_duration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bug (issue 13, item 2): one warning per pass, the cumulative lag as if it were this
+    pass's, and a `--speedup` knob the demo does not have."""
+    plate = PlateSpec(wells=["A01", "A02", "A03"], n_fields=2, n_timepoints=5, size=64)
+    spec = AcquisitionSpec(interval_s=0.01, burst=1, chunk_span_s=0.05)
+    with caplog.at_level("WARNING", logger="stemwatch.synth.acquire"):
+        result = acquire(tmp_path, plate, spec)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings  # the first overrun, then one summary
+    assert "--speedup" not in " ".join(warnings)
+    assert "longer interval between passes" in warnings[0]
+    took = float(warnings[0].split(" took ")[1].split(" s")[0])
+    # the figure is pass 1's own duration, not the lag accumulated since the start
+    first_pass = [r.wall_s for r in result.records if r.timepoint == 0]
+    second_start = min(r.wall_s for r in result.records if r.timepoint == 1)
+    assert took <= second_start + 0.05 and took >= max(first_pass) - 0.05
+    assert "4 passes took longer" in warnings[1] or "of 4 passes" in warnings[1]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
