@@ -21,7 +21,7 @@ from stemwatch.core.compare import ModelComparison, describe_shift
 from stemwatch.core.labels import Label
 from stemwatch.core.platemap import PlateMap
 
-MODEL_KEY = "shown_model"  # session state: the model hash the plate views show (None: daemon's)
+MODEL_KEY = "shown_model"  # session state: the model the plate views show ("": the daemon's)
 
 
 # -- writes (button callbacks call these) ---------------------------------------------------
@@ -36,11 +36,19 @@ def label_well(
     by: str,
     from_time_s: float | None = None,
     note: str | None = None,
+    instrument: str | None = None,
 ) -> store.LabelRecord:
     """Label a well (from a time point on) as ``label``, said by ``by``."""
     with store.open_db(path) as db:
         return store.label_well(
-            db, plate, well, label, by=by, from_time_s=from_time_s, note=note or None
+            db,
+            plate,
+            well,
+            label,
+            by=by,
+            from_time_s=from_time_s,
+            note=note or None,
+            instrument=instrument,
         )
 
 
@@ -113,6 +121,46 @@ def conditions(plate_map: PlateMap | None, by: str = "condition") -> dict[str, s
     if plate_map is None:
         return {}
     return {w.well: w.group(by) for w in plate_map.wells}
+
+
+def with_conditions(grid: pd.DataFrame, plate_map: PlateMap | None) -> pd.DataFrame:
+    """The plate grid with each well's condition from the plate map (empty where unmapped):
+    the heatmap shows it."""
+    by_well = conditions(plate_map)
+    return grid.assign(condition=[by_well.get(w, "") for w in grid["well"]])
+
+
+def map_caption(plate_map: PlateMap | None) -> str:
+    """``Plate map: EpiLC (12 wells), maintenance (12 wells)``, or empty without one."""
+    if plate_map is None or not plate_map.wells:
+        return ""
+    counts: dict[str, int] = {}
+    for w in plate_map.wells:
+        key = w.group("condition")
+        counts[key] = counts.get(key, 0) + 1
+    return "Plate map: " + ", ".join(
+        f"{k} ({n} well{'s' if n != 1 else ''})" for k, n in counts.items()
+    )
+
+
+def well_text(plate_map: PlateMap | None, well: str, tb: TimeBase) -> str:
+    """What the plate map says of one well, in a line (empty where it says nothing)."""
+    layout = None if plate_map is None else plate_map.by_well().get(well)
+    if layout is None:
+        return ""
+    parts = [
+        f"{k}: {v}"
+        for k, v in (("condition", layout.condition), ("treatment", layout.treatment))
+        if v
+    ]
+    if layout.role:
+        parts.append(layout.role)
+    if layout.induction_h is not None:
+        parts.append(f"induced at {layout.induction_h:g} h")
+    parts += [f"{k}: {v}" for k, v in layout.attributes.items()]
+    if layout.notes:
+        parts.append(layout.notes)
+    return " · ".join(parts)
 
 
 def group_keys(plate_map: PlateMap | None) -> list[str]:

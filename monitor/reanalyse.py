@@ -21,7 +21,8 @@ the middle one on its workers while one writer records:
 
 :func:`reanalyse` runs the three locally: decode threads feed batched inference in the
 calling thread, which hands results to the recorder. The daemon's own model stays the default
-view: a re-analysis registers its model but never switches the daemon to it.
+view: a re-analysis records its run and its model (``store.start_reanalysis``) apart from the
+daemons' models, and never switches a daemon to it.
 """
 
 from __future__ import annotations
@@ -380,6 +381,7 @@ def reanalyse(
     plates: Sequence[str] | None = None,
     instrument: str | None = None,
     onset: OnsetConfig | None = None,
+    by: str = "stemwatch reanalyse",
     decode_workers: int = 2,
     batch_tiles: int = 64,
     commit_images: int = 64,
@@ -391,12 +393,14 @@ def reanalyse(
     ``instrument`` (else every instrument) it has not scored; record its predictions, series
     and onsets beside every other model's."""
     t0 = time.perf_counter()
-    store.register_model(
+    run_id = store.start_reanalysis(
         db,
         model_hash=model.model_hash,
         name=model.metadata.name,
         metadata_json=model.metadata.to_json(),
-        provider=model.provider,
+        by=by,
+        plates=plates,
+        instrument=instrument,
     )
     tasks = plan(db, model.model_hash, plates, instrument=instrument)
     if on_plan is not None:
@@ -422,4 +426,12 @@ def reanalyse(
     summary = recorder.finish(plates, instrument=instrument)
     summary.interrupted = bool(stop is not None and stop.is_set() and summary.remaining > 0)
     summary.seconds = time.perf_counter() - t0
+    store.finish_reanalysis(
+        db,
+        run_id,
+        planned=summary.planned,
+        scored=summary.scored,
+        unscorable=len(summary.unscorable),
+        interrupted=summary.interrupted,
+    )
     return summary

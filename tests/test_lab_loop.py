@@ -72,10 +72,28 @@ def test_a_labs_own_model_from_plate_to_comparison(
     roles = {w.well: w.role for w in layout.wells}
     assert roles == {w.well: w.condition for w in truth.wells}
 
-    # 3. a false alarm, marked through the store function the dashboard's button calls
+    # 3. false alarms: one through the store function the dashboard's button calls, one by
+    #    clicking that button in the dashboard's Labels view
+    assert len(alerts) >= 2
     with store.open_db(db) as conn:
         fa = store.mark_false_alarm(conn, alerts[-1].id, by="ben", note="looked fine")
     assert (fa.label, fa.alert_id, fa.created_by) == ("undifferentiated", alerts[-1].id, "ben")
+    from streamlit.testing.v1 import AppTest
+
+    from stemwatch.commands.dashboard import app_path
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEMWATCH_DB", str(db))
+        app = AppTest.from_file(str(app_path()), default_timeout=60)
+        app.run()
+        app.radio(key="view").set_value("labels").run()
+        app.text_input(key="ack_by").input("dora").run()
+        app.button(key=f"fa_{alerts[0].id}").click().run()
+    assert not app.exception, app.exception
+    with store.open_db(db, readonly=True) as conn:
+        marks = store.false_alarms(conn)
+    assert set(marks) == {alerts[0].id, alerts[-1].id}
+    assert marks[alerts[0].id].created_by == "dora"
 
     # 4. end-point staining: OCT4 stays on in maintenance wells, goes off in induced ones
     endpoints = tmp_path / "oct4.csv"

@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import getpass
     import signal
     import threading
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 plates=args.plate,
                 instrument=args.instrument,
                 onset=onset,
+                by=getpass.getuser(),
                 decode_workers=args.workers,
                 batch_tiles=args.batch_tiles,
                 on_plan=_planned,

@@ -87,7 +87,7 @@ def model_switches(
 def daemon_model_hash(db: Database, *, instrument: str | None = None) -> str | None:
     """The current model of ``instrument``'s daemon (else the handle's instrument's; a
     facility handle: of the latest switch anywhere): its latest switch's model, else the
-    model it registered last (a database no daemon started on since v5)."""
+    model it registered last (a database no daemon started on since v6)."""
     who = own(db, instrument)
     where, params = ("", []) if who is None else (" WHERE instrument = ?", [who])
     h = db.scalar(

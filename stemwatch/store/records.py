@@ -464,3 +464,22 @@ class PlateModel:
     name: str | None
     n_wells: int
     daemon: bool  # the current model of the plate's instrument's daemon
+
+
+@dataclass(frozen=True)
+class Reanalysis:
+    """One ``stemwatch reanalyse`` run: its model, scope, who and when, and how far it got."""
+
+    id: int
+    model_hash: str
+    name: str | None
+    metadata_json: str | None
+    plates: str | None  # comma-separated; None: every plate
+    instrument: str | None  # None: every instrument
+    started_by: str
+    started_at: float
+    finished_at: float | None = None
+    planned: int | None = None
+    scored: int | None = None
+    unscorable: int | None = None
+    interrupted: bool | None = None

@@ -25,7 +25,7 @@ from stemwatch.store.instruments import plate_instrument
 from stemwatch.store.labels import labelled_images
 from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.platemaps import plate_map
-from stemwatch.store.records import ImageToScore, PlateModel, Prediction
+from stemwatch.store.records import ImageToScore, PlateModel, Prediction, Reanalysis
 from stemwatch.store.wells import list_onsets, list_plates
 
 
@@ -173,21 +173,108 @@ def find_models(db: Database, text: str) -> list[str]:
     """Model hashes that ``text`` names: a hash, a unique prefix of one, or a model name."""
     rows = db.rows(
         "SELECT model_hash FROM models WHERE model_hash = ? OR model_hash LIKE ? OR name = ? "
+        "UNION SELECT model_hash FROM reanalyses WHERE model_hash LIKE ? OR name = ? "
         "UNION SELECT DISTINCT model_hash FROM predictions WHERE model_hash = ? "
         "OR model_hash LIKE ?",
-        (text, f"{text}%", text, text, f"{text}%"),
+        (text, f"{text}%", text, f"{text}%", text, text, f"{text}%"),
     )
     return sorted({str(r[0]) for r in rows})
+
+
+def start_reanalysis(
+    db: Database,
+    *,
+    model_hash: str,
+    name: str,
+    metadata_json: str,
+    by: str,
+    plates: Sequence[str] | None = None,
+    instrument: str | None = None,
+    now: float | None = None,
+) -> int:
+    """Record that a re-analysis with this model begins; its id (for
+    :func:`finish_reanalysis`)."""
+    t = time.time() if now is None else now
+    return int(
+        write(
+            db,
+            lambda db: db.scalar(
+                "INSERT INTO reanalyses (model_hash, name, metadata_json, plates, instrument, "
+                "started_by, started_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    model_hash,
+                    name,
+                    metadata_json,
+                    None if plates is None else ",".join(plates),
+                    instrument,
+                    by,
+                    t,
+                ),
+            ),
+        )
+    )
+
+
+def finish_reanalysis(
+    db: Database,
+    reanalysis_id: int,
+    *,
+    planned: int,
+    scored: int,
+    unscorable: int,
+    interrupted: bool,
+    now: float | None = None,
+) -> None:
+    """How far a re-analysis got (an interrupted run is resumed by a new one)."""
+    t = time.time() if now is None else now
+    write(
+        db,
+        lambda db: db.execute(
+            "UPDATE reanalyses SET finished_at = ?, planned = ?, scored = ?, unscorable = ?, "
+            "interrupted = ? WHERE id = ?",
+            (t, planned, scored, unscorable, int(interrupted), reanalysis_id),
+        ),
+    )
+
+
+def reanalyses(db: Database, *, model_hash: str | None = None) -> list[Reanalysis]:
+    """Re-analysis runs (of ``model_hash``, else all), newest first."""
+    sql, params = "SELECT * FROM reanalyses", list[Any]()
+    if model_hash is not None:
+        sql, params = sql + " WHERE model_hash = ?", [model_hash]
+    return [
+        Reanalysis(
+            id=int(r["id"]),
+            model_hash=r["model_hash"],
+            name=r["name"],
+            metadata_json=r["metadata_json"],
+            plates=r["plates"],
+            instrument=r["instrument"],
+            started_by=r["started_by"],
+            started_at=float(r["started_at"]),
+            finished_at=r["finished_at"],
+            planned=r["planned"],
+            scored=r["scored"],
+            unscorable=r["unscorable"],
+            interrupted=None if r["interrupted"] is None else bool(r["interrupted"]),
+        )
+        for r in db.rows(sql + " ORDER BY started_at DESC, id DESC", params)
+    ]
+
+
+def _model_info(db: Database, model_hash: str) -> Any:
+    """(name, metadata_json) of a model: a daemon's, else a re-analysis's."""
+    return db.row(
+        "SELECT name, metadata_json FROM models WHERE model_hash = ? "
+        "UNION ALL SELECT name, metadata_json FROM reanalyses WHERE model_hash = ? LIMIT 1",
+        (model_hash, model_hash),
+    )
 
 
 def _side(
     db: Database, model_hash: str, plates: Sequence[str] | None, instrument: str | None
 ) -> ModelSide:
-    r = db.row(
-        "SELECT name, metadata_json FROM models WHERE model_hash = ? "
-        "ORDER BY last_seen DESC LIMIT 1",
-        (model_hash,),
-    )
+    r = _model_info(db, model_hash)
     name = (r["name"] if r is not None and r["name"] else "model") + f" ({model_hash[:8]})"
     training: Any = None
     if r is not None and r["metadata_json"]:
@@ -260,14 +347,18 @@ def plate_models(db: Database, plate: str, *, instrument: str | None = None) -> 
         who = plate_instrument(db, plate, instrument)
         current = daemon_model_hash(db, instrument=who)
         rows = db.rows(
-            "SELECT s.model_hash, count(DISTINCT s.well) AS n, (SELECT m.name FROM models m "
-            "WHERE m.model_hash = s.model_hash ORDER BY m.last_seen DESC LIMIT 1) AS name "
-            "FROM well_series s WHERE s.instrument = ? AND s.plate = ? GROUP BY s.model_hash "
-            "ORDER BY s.model_hash",
+            "SELECT s.model_hash, count(DISTINCT s.well) AS n FROM well_series s "
+            "WHERE s.instrument = ? AND s.plate = ? GROUP BY s.model_hash ORDER BY s.model_hash",
             (who, plate),
         )
+        names = {str(r[0]): (_model_info(db, str(r[0])) or {"name": None})["name"] for r in rows}
     out = [
-        PlateModel(str(r["model_hash"]), r["name"], int(r["n"]), r["model_hash"] == current)
+        PlateModel(
+            str(r["model_hash"]),
+            names[str(r["model_hash"])],
+            int(r["n"]),
+            r["model_hash"] == current,
+        )
         for r in rows
     ]
     return sorted(out, key=lambda m: (not m.daemon, m.name or "", m.model_hash))

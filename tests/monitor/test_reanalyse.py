@@ -64,10 +64,17 @@ def test_reanalysis_adds_a_model_beside_the_daemons(
             scored = store.images_for_well(db, "P1", well, model_hash=other.model_hash)
             assert all(i.n_tiles == 16 for i in scored)  # tiled by the new model's recipe
         assert store.daemon_model_hash(db) == tiny_model.model_hash
-        assert {m.model_hash for m in store.list_models(db)} == {
-            tiny_model.model_hash,
+        # the daemons' models stay the daemons'; the run is recorded with its model
+        assert {m.model_hash for m in store.list_models(db)} == {tiny_model.model_hash}
+        (run,) = store.reanalyses(db)
+        assert (run.model_hash, run.name, run.planned, run.scored) == (
             other.model_hash,
-        }
+            other.metadata.name,
+            12,
+            12,
+        )
+        assert run.interrupted is False and run.finished_at is not None
+        assert store.find_models(db, other.metadata.name) == [other.model_hash]
         again = reanalyse(db, other)  # nothing left: nothing scored twice
         assert (again.planned, again.scored) == (0, 0)
 
@@ -85,6 +92,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(analysed: Path, other: Load
             stop=stop,
         )
         assert first.interrupted and 0 < first.scored < 12
+        assert store.reanalyses(db)[0].interrupted is True
         # every well the first run touched has a series, even a half-scored one
         assert first.wells_updated >= 1
         second = reanalyse(db, other)
