@@ -3,6 +3,7 @@ undo), the daemons' model switches, re-analysis bookkeeping and paired predictio
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -287,3 +288,28 @@ def test_plate_models_daemon_first(db: store.Database) -> None:
         ("zz", "daemon", 1, True),
         ("aa", "lab", 1, False),
     ]
+
+
+def test_comparison_input_on_both_engines(db: store.Database) -> None:
+    store.register_model(db, model_hash="d", name="daemon", metadata_json="{}", provider="CPU")
+    store.record_model_switch(db, model_hash="d", previous_hash=None, reason="start")
+    split = {"group_by": "well", "train": {"groups": ["P1/P1/A01"]}, "val": {"groups": []}}
+    store.start_reanalysis(
+        db,
+        model_hash="r",
+        name="lab",
+        metadata_json=f'{{"training": {{"split": {json.dumps(split)}}}}}',
+        by="x",
+    )
+    for well, p in (("A01", 0.2), ("A02", 0.8)):
+        image = add_image(db, f"/{well}.tif", loc(well), p, model="d")
+        store.record_predictions(db, [(image, store.Prediction("r", 1 - p))])
+        store.label_well(db, "P1", well, "differentiated", by="x")
+    store.save_plate_map(db, PlateMap("P1", (WellLayout("A02", role="induced"),)), by="x")
+    inp = store.comparison_input(db, "d", "r", plates=["P1"])
+    got = [(p.well, p.a, p.b) for p in inp.pairs]
+    assert got == [("A01", 0.2, pytest.approx(0.8)), ("A02", 0.8, pytest.approx(0.2))]
+    assert set(inp.labels.values()) == {"differentiated"}
+    assert inp.b.name == "lab (r)" and ("P1", "A01") in inp.b.seen
+    assert set(inp.plate_maps) == {"P1"} and inp.clock == {"P1": False}
+    assert [r.model_hash for r in store.reanalyses(db)] == ["r"]
