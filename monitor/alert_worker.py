@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from monitor.alerts import Alerter
+from monitor.supervise import Supervisor
 from stemwatch import store
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,14 @@ _CHECKS = object()
 class AlertWorker:
     """Runs an :class:`Alerter`'s ``onset`` and ``instrument_checks`` in a thread of its own."""
 
-    def __init__(self, alerter: Alerter) -> None:
+    def __init__(self, alerter: Alerter, supervisor: Supervisor | None = None) -> None:
         self.alerter = alerter
         self._queue: queue.Queue[Any] = queue.Queue()
         self._checks_pending = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="stemwatch-alerts", daemon=True)
+        if supervisor is not None:
+            self._thread = supervisor.thread(self._loop, "stemwatch-alerts")
+        else:
+            self._thread = threading.Thread(target=self._loop, name="stemwatch-alerts", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

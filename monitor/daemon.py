@@ -3,8 +3,16 @@
 One thread (the caller's) owns the stability tracker. It drains the inbox (watchdog hints and
 pipeline outcomes), hands files that are quiet and unchanged to the pipeline without ever
 blocking on it, schedules retries with backoff, rescans the folder periodically and re-arms the
-observer when the folder disappears and comes back. ``stop`` (an Event) ends it: the batch in
-flight is finished and flushed, every thread joined.
+observer when the folder disappears and comes back. A folder that is missing at start (a share
+not mounted yet at boot) is waited for the same way, with a log line and, after
+``alerts.folder_missing_alert_s``, an instrument alert. ``stop`` (an Event) ends it: the batch
+in flight is finished and flushed, every thread joined.
+
+Before it opens anything the daemon claims the database (:func:`stemwatch.store.claim_daemon`):
+a second daemon on the same database stops at once, naming the first. Every thread it starts
+runs under a :class:`~monitor.supervise.Supervisor`; when one dies the daemon stops and
+:meth:`Daemon.run` raises :class:`~monitor.supervise.ThreadDiedError` (exit status 70). The
+heartbeat has a thread and a database connection of its own (:mod:`monitor.heartbeat`).
 
 The model can be promoted without a restart (:mod:`monitor.promotion`): on SIGHUP
 (:meth:`Daemon.request_model_reload`) or when the configured model file is replaced, the loop
@@ -31,15 +39,18 @@ from typing import Any
 
 from monitor.config import MonitorConfig
 from monitor.counts import Counts, RunSummary
+from monitor.heartbeat import DaemonLoad, Heartbeat
 from monitor.ignore import IgnoreFilter
 from monitor.inference import LoadedModel
-from monitor.pipeline import Candidate, DaemonLoad, Outcome, Pipeline
+from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.promotion import ModelFileWatch, load_configured_model, model_path
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
+from monitor.supervise import Failure, Supervisor
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch import store
 from stemwatch.core.errors import ConfigError, StemwatchError
+from stemwatch.core.paths import printable
 
 __all__ = ["Daemon", "RunSummary", "check_folder"]
 
@@ -54,11 +65,16 @@ class _Sync:
     rescan: bool
 
 
-def check_folder(folder: Path | None) -> Path:
-    """The watched folder, or a :class:`ConfigError` that says what is wrong."""
+def check_folder(folder: Path | None, *, must_exist: bool = True) -> Path:
+    """The watched folder, or a :class:`ConfigError` that says what is wrong.
+
+    With ``must_exist=False`` (a running daemon) a missing folder is fine: it is waited for.
+    """
     if folder is None:
         raise ConfigError("no folder to watch; pass FOLDER or set `folder:` in the config")
     if not folder.exists():
+        if not must_exist:
+            return folder
         raise ConfigError(f"{folder}: watched folder does not exist; check the path or mount")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder; pass the folder the microscope writes to")
@@ -105,7 +121,9 @@ class Daemon:
         self.config = config
         self.once = once
         self.stop = stop or threading.Event()
-        self.folder = check_folder(config.folder).resolve()
+        self.folder = check_folder(config.folder, must_exist=once).absolute()
+        if self.folder.is_dir():
+            self.folder = self.folder.resolve()
         self.accept = IgnoreFilter.build(config.watch.suffixes, config.watch.ignore)
         self.tracker = StabilityTracker(config.watch.quiet_period_s)
         self.inbox: queue.Queue[Any] = queue.Queue()
@@ -125,23 +143,37 @@ class Daemon:
             else None
         )
         self._observer: Any = None
-        self._folder_id: tuple[int, int] | None = None
+        self._folder_id: tuple[int, int] | None = _identity(self.folder)
         self._rescan_due = 0.0
         self._db: store.Database | None = None  # the writer's
         self._read_db: store.Database | None = None  # this loop's "already recorded?"
+        self._lookup_db: store.Database | None = None  # the decoders' (moved files)
         self._alert_db: store.Database | None = None  # the alert thread's
+        self._beat_db: store.Database | None = None  # the heartbeat's
+        self._lock: store.DaemonLock | None = None
         self.pipeline: Pipeline | None = None
+        self.supervisor = Supervisor(self._thread_failed)
+        self.heartbeat: Heartbeat | None = None
+        self._heartbeat_thread: threading.Thread | None = None
+        self._folder_waiting_logged = False
 
     # -- startup -------------------------------------------------------------------------
+
+    def _thread_failed(self, failure: Failure) -> None:
+        self.stop.set()
+        self.inbox.put(Hint("rescan", self.folder))  # wake the loop
 
     def _open(self) -> None:
         from monitor.alerts import Alerter
 
         target, instrument = self.config.database, self.config.instrument_name
+        self._lock = store.claim_daemon(target, instrument=instrument, watching=self.folder)
         self._db = store.open_db(target, instrument=instrument)
         check_instrument_free(self._db, instrument)
         self._read_db = store.open_db(target, readonly=True, instrument=instrument)
+        self._lookup_db = store.open_db(target, readonly=True, instrument=instrument)
         self._alert_db = store.open_db(target, instrument=instrument)
+        self._beat_db = store.open_db(target, instrument=instrument)
         previous = store.daemon_model_hash(self._db)
         store.register_model(
             self._db,
@@ -161,20 +193,36 @@ class Daemon:
         store.beat(
             self._db,
             state="starting",
-            detail=f"watching {self.folder}",
+            detail=f"watching {printable(self.folder)}",
             interval_s=self.config.heartbeat_interval_s,
         )
-        alerter = Alerter(self.config.alerts, self._alert_db, disk_paths=[self.folder])
+        alerter = Alerter(
+            self.config.alerts,
+            self._alert_db,
+            disk_paths=[self.folder] if self.folder.is_dir() else [],
+            watched_folder=self.folder,
+        )
         self.pipeline = Pipeline(
             self.config,
             self.model,
             self._db,
             self.inbox.put,
             alerter=alerter,
-            heartbeat=self._load,
             counts=self.counts,
+            lookup=self._lookup_db,
+            supervisor=self.supervisor,
         )
         self.pipeline.start()
+        worker = self.pipeline.alerter
+        self.heartbeat = Heartbeat(
+            self._beat_db,
+            interval_s=self.config.heartbeat_interval_s,
+            load=self._load,
+            checks=worker.instrument_checks if worker is not None else None,
+            checks_interval_s=self.config.instrument_check_interval_s,
+        )
+        self._heartbeat_thread = self.supervisor.thread(self.heartbeat.run, "stemwatch-heartbeat")
+        self._heartbeat_thread.start()
 
     @property
     def summary(self) -> RunSummary:
@@ -193,10 +241,16 @@ class Daemon:
     def _load(self) -> DaemonLoad:
         s = self.counts.snapshot()
         waiting, in_flight = len(self.tracker), len(self.in_flight)
+        problems = []
+        if self.pipeline is not None and self.pipeline.writer_problem:
+            problems.append(self.pipeline.writer_problem)
+        if self._folder_id is None:
+            problems.append(f"waiting for the watched folder {printable(self.folder)}")
         return DaemonLoad(
             detail=(
-                f"{s.done} done, {s.failed} failed, {waiting} waiting, "
+                f"{s.done} done, {s.failed} failed, {s.ignored} skipped, {waiting} waiting, "
                 f"{in_flight} in flight; {self.model.provider}"
+                + "".join(f"; {p}" for p in problems)
             ),
             queued=waiting + in_flight,
         )
@@ -209,21 +263,33 @@ class Daemon:
             self._open()
             log.info(
                 "stemwatch monitor: %s -> %s as instrument %r (quiet period %.1f s%s)",
-                self.folder,
+                printable(self.folder),
                 self._db.source if self._db is not None else self.config.database,
                 self.config.instrument_name,
                 self.config.watch.quiet_period_s,
                 ", once" if self.once else "",
             )
-            if not self.once:
-                self._arm_observer()
             self._folder_id = _identity(self.folder)
+            if self._folder_id is None:
+                self._log_folder_missing()
+            elif not self.once:
+                self._arm_observer()
             self._rescan(time.monotonic())
             self.started.set()
             self._loop()
         finally:
             self._shutdown()
+        self.supervisor.raise_if_failed()
         return self.summary
+
+    def _log_folder_missing(self) -> None:
+        log.warning(
+            "%s: watched folder does not exist (a share not mounted yet?); waiting for it, "
+            "checking every %.0f s (an alert follows after %.0f s)",
+            printable(self.folder),
+            self.config.watch.folder_check_interval_s,
+            self.config.alerts.folder_missing_alert_s,
+        )
 
     def _loop(self) -> None:
         watch = self.config.watch
@@ -297,7 +363,10 @@ class Daemon:
     def _on_outcome(self, out: Outcome, now: float) -> None:
         """Settle or re-track the file (the pipeline has counted the outcome already)."""
         self.in_flight.discard(out.path)
-        if out.kind in ("done", "failed", "duplicate", "ignored"):
+        if out.kind == "failed" and out.retry_in_s > 0:  # transient: read again later
+            self.settled.pop(out.path, None)
+            self.tracker.retry_later(out.path, now, out.retry_in_s, 0)
+        elif out.kind in ("done", "failed", "duplicate", "ignored", "moved"):
             if out.stat is not None:
                 self.settled[out.path] = out.stat
         elif out.kind == "gone":
@@ -316,7 +385,7 @@ class Daemon:
             decision = self.tracker.confirm(path, now, stat_file(path))
             if decision.verdict is not Verdict.STABLE or decision.stat is None:
                 continue
-            if self._known(path, decision.stat):
+            if self._known(path, decision.stat, now):
                 continue
             self.pending.append(Candidate(path, decision.stat, decision.attempts))
             self.in_flight.add(path)
@@ -326,22 +395,26 @@ class Daemon:
         while self.pending and self.pipeline.try_submit(self.pending[0]):
             self.pending.popleft()
 
-    def _known(self, path: Path, stat: FileStat) -> bool:
-        """This version (path, size, mtime) needs no processing: see
-        :func:`stemwatch.store.already_recorded`."""
+    def _known(self, path: Path, stat: FileStat, now: float) -> bool:
+        """This version (path, size, mtime, ctime) needs no processing now: see
+        :func:`stemwatch.store.recorded_version`. A transient failure that is not due yet is
+        tracked until it is (never forgotten, never read early)."""
         if self.settled.get(path) == stat:
             return True
         assert self._read_db is not None
         try:
-            version = store.FileVersion(str(path), stat.size, stat.mtime_ns)
-            found = store.already_recorded(self._read_db, version)
+            version = store.FileVersion(str(path), stat.size, stat.mtime_ns, None, stat.ctime_ns)
+            found = store.recorded_version(self._read_db, version)
         except Exception as exc:  # a locked or vanished database must not stop the loop
-            log.warning("database: cannot check %s (%s); processing it", path, exc)
+            log.warning("database: cannot check %s (%s); processing it", printable(path), exc)
             return False
-        if found is not None:
+        if found is None:
+            return False
+        if found.retry_at is not None:
+            self.tracker.retry_later(path, now, max(0.0, found.retry_at - time.time()), 0)
+        else:
             self.settled[path] = stat
-            return True
-        return False
+        return True
 
     # -- promotion without a restart -----------------------------------------------------
 
@@ -430,7 +503,7 @@ class Daemon:
         ):
             if path in self.in_flight or path in self.tracker:
                 continue
-            if self._known(path, stat):
+            if self._known(path, stat, now):
                 continue
             quiet_since = now - max(0.0, wall - mtime_s)
             self.tracker.hint(path, now, stat, quiet_since=quiet_since)
@@ -438,7 +511,7 @@ class Daemon:
         if queued:
             log.info(
                 "scan of %s: %d image(s) without a record queued (%.2f s)",
-                self.folder,
+                printable(self.folder),
                 queued,
                 time.perf_counter() - t0,
             )
@@ -457,7 +530,9 @@ class Daemon:
                 recursive=watch.recursive,
             )
         except OSError as exc:
-            log.error("%s: cannot watch the folder (%s); relying on rescans", self.folder, exc)
+            log.error(
+                "%s: cannot watch the folder (%s); relying on rescans", printable(self.folder), exc
+            )
             return
         self.watching.set()
 
@@ -472,7 +547,8 @@ class Daemon:
         if ident is None:
             if self._folder_id is not None:
                 log.warning(
-                    "%s: watched folder disappeared; waiting for it to come back", self.folder
+                    "%s: watched folder disappeared; waiting for it to come back",
+                    printable(self.folder),
                 )
                 self.watching.clear()
                 stop_observer(self._observer)
@@ -481,10 +557,13 @@ class Daemon:
             return
         if ident != self._folder_id:
             if self._folder_id is None:
-                log.warning("%s: watched folder is back; re-arming and rescanning", self.folder)
+                log.warning(
+                    "%s: watched folder is there; arming and scanning", printable(self.folder)
+                )
             else:
                 log.warning(
-                    "%s: watched folder was replaced; re-arming and rescanning", self.folder
+                    "%s: watched folder was replaced; re-arming and rescanning",
+                    printable(self.folder),
                 )
             self._folder_id = ident
             if not self.once:
@@ -492,16 +571,21 @@ class Daemon:
             self._rescan(now)
             return
         if not self.once and not self._observer_healthy():
-            log.warning("%s: observer stopped; re-arming and rescanning", self.folder)
+            log.warning("%s: observer stopped; re-arming and rescanning", printable(self.folder))
             self._arm_observer()
             self._rescan(now)
 
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        self.supervisor.stopping.set()
         self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(10.0)
         if self.pipeline is not None:
             # hand over what is already stable so nothing stable is left half-done
             deadline = time.monotonic() + 10.0
@@ -513,31 +597,28 @@ class Daemon:
             self.pipeline.close()
             self.pipeline = None
             self._drain_inbox(time.monotonic())
-        if self._db is not None:
-            load = self._load()
-            try:
-                store.beat(
-                    self._db,
-                    state="stopped",
-                    detail=load.detail,
-                    queued=load.queued,
-                    interval_s=self.config.heartbeat_interval_s,
-                )
-            except Exception as exc:
-                log.warning("database: final heartbeat failed (%s)", exc)
-        for db in (self._db, self._read_db, self._alert_db):
+        if self.heartbeat is not None:
+            state = "stopped" if self.supervisor.failure is None else "crashed"
+            if not self.heartbeat.beat(state):
+                log.warning("database: the final heartbeat could not be written")
+        for db in (self._db, self._read_db, self._lookup_db, self._alert_db, self._beat_db):
             if db is not None:
                 db.close()
-        self._db = self._read_db = self._alert_db = None
+        self._db = self._read_db = self._lookup_db = self._alert_db = self._beat_db = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         for done in self._syncs:  # nobody waits forever on a stopped daemon
             done.set()
         self._syncs.clear()
         s = self.counts.snapshot()
         log.info(
-            "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",
+            "stopped: %d done, %d failed, %d skipped, %d duplicate, %d moved, %d gone, %d retried",
             s.done,
             s.failed,
+            s.ignored,
             s.duplicates,
+            s.moved,
             s.gone,
             s.retries,
         )

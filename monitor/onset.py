@@ -238,6 +238,8 @@ def analyse_well(
             n_tiles=i.n_tiles,
             timepoint=i.timepoint,
             time_s=i.time_s,
+            channel=i.channel,
+            z=i.z,
         )
         for i in scored
     ]

@@ -44,7 +44,16 @@ from monitor.onset import OnsetConfig, update_well
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, StemwatchError
-from stemwatch.core.imaging import Tiles, check_file, decode, hash_bytes, prepare, read_bytes
+from stemwatch.core.imaging import (
+    ImageFile,
+    Tiles,
+    check_file,
+    choose_plane,
+    decode,
+    hash_bytes,
+    prepare,
+    read_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +136,8 @@ def prepare_task(task: store.ImageToScore, model: LoadedModel) -> _Prepared | Un
     if task.content_hash is not None and hash_bytes(data) != task.content_hash:
         return Unscorable.of(task, "changed since it was analysed (content hash differs)")
     try:
-        pixels = decode(check_file(path, data)).pixels
+        checked = check_file(path, data)
+        pixels = decode(checked, page=recorded_page(task, checked)).pixels
     except ImageReadError as exc:
         return Unscorable.of(task, f"unreadable: {exc.reason}")
     tiling = model.metadata.tiling
@@ -139,6 +149,27 @@ def prepare_task(task: store.ImageToScore, model: LoadedModel) -> _Prepared | Un
             f"model ({need} px)",
         )
     return _Prepared(task, prepare(pixels, model.metadata.normalisation, tiling))
+
+
+def recorded_page(task: store.ImageToScore, checked: ImageFile) -> int:
+    """The page of a file of several planes that the daemon analysed: its recorded channel
+    and focal plane (the daemon chose the plane by its settings; the record says which)."""
+    if checked.n_pages <= 1:
+        return 0
+    channels = [str(task.channel)] if task.channel is not None else None
+    for z_plane in ("first", "middle", "last"):
+        choice = choose_plane(
+            checked.ome_xml,
+            filename=Path(task.path).name,
+            n_pages=checked.n_pages,
+            channels=channels,
+            z_plane=z_plane,
+        )
+        if task.z is None or choice.z == task.z:
+            return choice.page
+    raise ImageReadError(
+        task.path, f"no focal plane {task.z} in the file (the daemon analysed that one)"
+    )
 
 
 def score_prepared(items: Sequence[_Prepared], model: LoadedModel) -> list[Result]:

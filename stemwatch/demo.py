@@ -114,7 +114,7 @@ def train_tiny_model(out: Path) -> Path:
         },
         "demo model",
     )
-    summary = run_training(cfg)
+    summary = run_training(cfg, overwrite=True)  # the demo's own folder: a rerun replaces it
     export_onnx(Path(summary["best_checkpoint"]), onnx_path)
     return onnx_path
 

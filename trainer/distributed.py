@@ -28,7 +28,7 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def run_distributed(cfg: TrainerConfig, *, resume: bool = False) -> int:
+def run_distributed(cfg: TrainerConfig, *, resume: bool = False, overwrite: bool = False) -> int:
     """Body of one rank (rank and world size from torchrun's environment); an exit code."""
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -43,7 +43,7 @@ def run_distributed(cfg: TrainerConfig, *, resume: bool = False) -> int:
     log.info("rank %d/%d joined (%s on %s)", rank, world, backend, device)
     try:
         ctx = DistContext(rank, world)
-        summary = run_training(cfg, resume=resume, dist=ctx)
+        summary = run_training(cfg, resume=resume, overwrite=overwrite, dist=ctx)
         out_dir = cfg.runtime.out_dir
         local = torch.tensor([summary.get("param_checksum", float("nan"))], dtype=torch.float64)
         gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]

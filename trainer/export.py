@@ -323,6 +323,7 @@ def export_onnx(
         in_channels=ckpt.in_channels,
         tiling=ckpt.tiling,
         normalisation=ckpt.normalisation,
+        pixel_size_um=(ckpt.training.get("optics") or {}).get("pixel_size_um"),
         temperature=ckpt.temperature,
         training=training,
         metrics=ckpt.metrics,

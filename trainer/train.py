@@ -2,8 +2,16 @@
 
 Each epoch draws its sample order, augmentation and dropout from generators seeded by
 ``(seed, epoch)``, so resuming from the last checkpoint reproduces an uninterrupted run.
-:func:`run_training` is the whole pipeline of one run (data, split, fit, calibrate, test);
-:func:`run_cross_validation` repeats it over grouped folds.
+:func:`run_training` is the whole pipeline of one run (data, optics, split, fit, calibrate,
+test); :func:`run_cross_validation` repeats it over folds: one experiment held out per fold
+when the data has two or more, else grouped K-fold.
+
+What a run records about itself: the split image by image (in the checkpoint, with the data
+set hash, so ``stemwatch evaluate`` finds the held-out images and refuses the seen ones), the
+held-out figures with 95 % intervals over the split's groups (in ``best.pt``'s metrics and so
+in the exported model), the pixel size and the downsampling derived from it, and whether the
+images came from the synthetic microscope. A run folder that holds a model is never
+overwritten silently (:func:`check_run_dir`).
 """
 
 from __future__ import annotations
@@ -27,19 +35,35 @@ import yaml
 from torch import nn
 
 from stemwatch.core.aggregate import image_probabilities
+from stemwatch.core.errors import ConfigError
+from stemwatch.core.manifest import SOURCE_COLUMN, write_manifest
 from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
-from trainer.data import Sample, TileCache, TileSet, load_samples
-from trainer.evaluate import evaluate_tiles, summarise_folds
+from trainer.data import DataError, Sample, TileCache, TileSet, load_samples, provenance
+from trainer.evaluate import (
+    evaluate_tiles,
+    heldout_summary,
+    pooled_predictions,
+    summarise_folds,
+)
+from trainer.optics import resolve_optics
 from trainer.predict import autocast, predict_logits
-from trainer.splits import Split, kfold_splits, train_val_test_split
+from trainer.splits import (
+    Split,
+    experiments_of,
+    kfold_splits,
+    leave_one_experiment_out,
+    split_record,
+    train_val_test_split,
+)
 
 log = logging.getLogger(__name__)
 
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
 METRICS_NAME = "metrics.csv"
+TEST_MANIFEST_NAME = "test_manifest.csv"
 
 
 @dataclass(frozen=True)
@@ -239,13 +263,20 @@ class Trainer:
         dist: DistContext | None = None,
         split_info: dict[str, Any] | None = None,
         device: torch.device | None = None,
+        split_images: dict[str, Any] | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
+        """``split_info``: the groups of each part (``training["split"]``); ``split_images``:
+        the image-level record the checkpoints carry (:func:`trainer.splits.split_record`);
+        ``facts``: more of the training record (optics, data provenance, data set hash)."""
         self.cfg = cfg
         self.train_set = train
         self.val_set = val
         self.out_dir = out_dir
         self.dist = dist or DistContext()
         self.split_info = split_info or {}
+        self.split_images = split_images
+        self.facts = facts or {}
         self.device = device or resolve_device(cfg.runtime.device)
         if self.device.type == "cuda" and self.dist.active and self.device.index is None:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -296,7 +327,7 @@ class Trainer:
             arch_kwargs=dict(cfg.model.kwargs),
             class_names=list(cfg.data.classes),
             positive_class=cfg.data.positive_class,
-            tiling=cfg.data.tiling,
+            tiling=cfg.data.tiling.spec(),
             normalisation=cfg.data.normalisation,
             temperature=temperature,
             training=self._training_record(epoch),
@@ -305,6 +336,7 @@ class Trainer:
             optimizer_state=optimizer.state_dict() if optimizer is not None else None,
             scheduler_state=scheduler.state_dict() if scheduler is not None else None,
             extra=extra,
+            split=self.split_images,
         )
 
     def _training_record(self, epoch: int) -> dict[str, Any]:
@@ -322,6 +354,7 @@ class Trainer:
             "device": self.device.type,
             "amp": self.amp,
             "optim": cfg.optim.model_dump(mode="json"),
+            **self.facts,
         }
 
     def validate(self, model: nn.Module, loss_fn: nn.Module) -> tuple[float, dict[str, float]]:
@@ -656,17 +689,22 @@ class Trainer:
 
 @dataclass
 class PreparedData:
-    """Readable samples and their tile cache."""
+    """Readable samples, their tile cache, the config with its downsampling resolved, and the
+    optics record (pixel size, factor and why)."""
 
     samples: list[Sample]
     cache: TileCache
+    cfg: TrainerConfig
+    optics: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_data(cfg: TrainerConfig) -> PreparedData:
-    """Load the sample list and decode every image once (unreadable ones listed, skipped)."""
+    """Load the sample list, resolve the downsampling from the pixel size and decode every
+    image once (unreadable ones listed, skipped)."""
     d = cfg.data
     samples = load_samples(manifest=d.manifest, folder=d.folder, classes=d.classes)
-    cache = TileCache(d.tiling, d.normalisation, page=d.page, keep=d.cache)
+    cfg, optics = resolve_optics(cfg, samples)
+    cache = TileCache(cfg.data.tiling.spec(), d.normalisation, page=d.page, keep=d.cache)
     t0 = time.perf_counter()
     readable = cache.warm(
         samples, workers=d.io_workers, max_unreadable_fraction=d.max_unreadable_fraction
@@ -677,21 +715,73 @@ def prepare_data(cfg: TrainerConfig) -> PreparedData:
         len(samples) - len(readable),
         time.perf_counter() - t0,
     )
-    return PreparedData(readable, cache)
+    return PreparedData(readable, cache, cfg, optics)
 
 
 def _subset(data: PreparedData, idx: np.ndarray) -> TileSet:
     return data.cache.tileset([data.samples[i] for i in idx.tolist()])
 
 
+def check_run_dir(out_dir: Path, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to train into a folder that already holds a model, unless resuming it or asked
+    to overwrite it: a second run must not silently replace the ``best.pt`` of the first."""
+    if resume or overwrite or not out_dir.is_dir():
+        return
+    found = sorted(p for name in (BEST_NAME, LAST_NAME) for p in out_dir.glob(f"**/{name}"))
+    if found:
+        raise ConfigError(
+            f"{out_dir}: already holds a trained model ({', '.join(str(p) for p in found[:3])}"
+            f"{' ...' if len(found) > 3 else ''}); pass --resume to continue that run, "
+            "--overwrite to replace it, or choose another run folder (-o)"
+        )
+
+
 def write_run_files(cfg: TrainerConfig, out_dir: Path, splits: list[dict[str, Any]]) -> None:
-    """config.yaml (the config used) and split.json (which groups went where)."""
+    """config.yaml (the config used, downsampling resolved) and split.json (which groups
+    went where, and the data set hash)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
     payload: Any = splits[0] if len(splits) == 1 else {"folds": splits}
     (out_dir / "split.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def write_test_manifest(record: dict[str, Any], out_dir: Path) -> Path | None:
+    """``test_manifest.csv``: the held-out images as a manifest (paths relative to the run
+    folder), for evaluating an exported model on exactly them."""
+    rows = []
+    for im in record["images"]:
+        if im["part"] != "test":
+            continue
+        try:
+            rel = os.path.relpath(im["path"], out_dir.resolve())
+        except ValueError:  # another drive (Windows): keep it absolute
+            rel = im["path"]
+        rows.append({**im, "path": Path(rel).as_posix()})
+    if not rows:
+        return None
+    return write_manifest(
+        out_dir / TEST_MANIFEST_NAME, rows, extra_columns=(SOURCE_COLUMN, "content_hash")
+    )
+
+
+def _record(data: PreparedData, split: Split) -> dict[str, Any]:
+    cfg = data.cfg
+    return split_record(
+        split,
+        data.samples,
+        group_by=cfg.split.group_by,
+        class_names=cfg.data.classes,
+        content_hash=data.cache.content_hash,
+        data=str(cfg.data.manifest or cfg.data.folder or ""),
+    )
+
+
+def _describe(data: PreparedData, split: Split, record: dict[str, Any]) -> dict[str, Any]:
+    info = split.describe(data.samples, data.cfg.split.group_by)
+    info["data_hash"] = record["data_hash"]
+    return info
 
 
 def train_on_split(
@@ -702,18 +792,29 @@ def train_on_split(
     *,
     resume: bool = False,
     dist: DistContext | None = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit on one split, then evaluate the calibrated best model on its test part."""
-    info = split.describe(data.samples, cfg.split.group_by)
+    """Fit on one split, then evaluate the calibrated best model on its test part, with 95 %
+    intervals over the split's groups; the figures go into ``best.pt``'s metrics."""
+    record = record or _record(data, split)
+    group_by = cfg.split.group_by
+    facts = {
+        "optics": data.optics,
+        "data_provenance": provenance(data.samples),
+        "data_hash": record["data_hash"],
+    }
     trainer = Trainer(
         cfg,
         _subset(data, split.train),
         _subset(data, split.val),
         out_dir,
         dist=dist,
-        split_info=info,
+        split_info=_describe(data, split, record),
+        split_images=record,
+        facts=facts,
     )
     fit = trainer.fit(resume=resume)
+    main = dist is None or dist.is_main
     summary: dict[str, Any] = {
         "split": split.name,
         "best_epoch": fit.best_epoch,
@@ -723,6 +824,7 @@ def train_on_split(
         "val_ece_before": fit.ece_before,
         "val_ece_after": fit.ece_after,
         "best_checkpoint": str(fit.best_path),
+        **facts,
     }
     if hasattr(trainer, "best_model"):
         summary["param_checksum"] = parameter_checksum(trainer.best_model)
@@ -731,11 +833,23 @@ def train_on_split(
         logits = predict_logits(trainer.best_model, test.x, device=trainer.device)
         probs = softmax(logits, fit.temperature)
         pos = cfg.data.classes.index(cfg.data.positive_class)
-        summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos)
+        summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos, group_by=group_by)
+        summary["test"]["data_description"] = (
+            f"the held-out test split {split.name!r} of {record['data'] or 'the data'} (data set "
+            f"{record['data_hash'][:19]})"
+        )
+        summary["test"]["held_out"] = True
         summary["test"]["image"]["ece_uncalibrated"] = expected_calibration_error(
             image_probabilities(softmax(logits), test.image, len(test.samples)),
             np.array([s.label for s in test.samples]),
         )
+        if main and fit.best_path is not None and fit.best_path.is_file():
+            from trainer.checkpoint import update_checkpoint
+
+            held_out = heldout_summary(summary["test"], split=split.name)
+            update_checkpoint(fit.best_path, metrics={"test": held_out})
+    if main:
+        write_test_manifest(record, out_dir)
     return summary
 
 
@@ -745,12 +859,19 @@ def parameter_checksum(model: nn.Module) -> float:
 
 
 def run_training(
-    cfg: TrainerConfig, *, resume: bool = False, dist: DistContext | None = None
+    cfg: TrainerConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
-    """One run: data, grouped split, fit, calibrate, test; files in ``runtime.out_dir``."""
+    """One run: data, optics, grouped split, fit, calibrate, test; files in
+    ``runtime.out_dir`` (refused when it holds a model, unless ``resume`` or ``overwrite``)."""
     out_dir = cfg.runtime.out_dir
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
+    cfg = data.cfg
     s = cfg.split
     split = train_val_test_split(
         data.samples,
@@ -760,33 +881,94 @@ def run_training(
         holdout_experiment=s.holdout_experiment,
         seed=s.seed,
     )
+    record = _record(data, split)
     if dist is None or dist.is_main:
-        write_run_files(cfg, out_dir, [split.describe(data.samples, s.group_by)])
-    summary = train_on_split(cfg, data, split, out_dir, resume=resume, dist=dist)
+        write_run_files(cfg, out_dir, [_describe(data, split, record)])
+    n_exp = len(experiments_of(data.samples))
+    if n_exp >= 2 and s.holdout_experiment is None:
+        log.info(
+            "the data has %d experiments: `stemwatch train --cv` holds out one experiment per "
+            "fold, the figure that tells how the model does on a new experiment",
+            n_exp,
+        )
+    summary = train_on_split(cfg, data, split, out_dir, resume=resume, dist=dist, record=record)
     if dist is None or dist.is_main:
         _write_summary(out_dir, summary, cfg)
     return summary
 
 
-def run_cross_validation(cfg: TrainerConfig, k: int, *, resume: bool = False) -> dict[str, Any]:
-    """K grouped folds; each fold in ``out_dir/foldI``; report with mean ± sd."""
+def cross_validation_splits(
+    samples: Sequence[Sample], cfg: TrainerConfig, k: int | None
+) -> tuple[list[Split], str]:
+    """The folds and the scheme's name: ``k`` grouped folds when ``k`` is given, else
+    ``split.cross_validation`` (``auto``: one experiment per fold when there are two or
+    more experiments, else ``split.k_folds`` grouped folds)."""
+    s = cfg.split
+    experiments = experiments_of(samples)
+    scheme = "k-fold" if k is not None else s.cross_validation
+    if scheme == "auto":
+        scheme = "leave-one-experiment-out" if len(experiments) >= 2 else "k-fold"
+    if scheme == "leave-one-experiment-out":
+        folds = leave_one_experiment_out(
+            samples, group_by=s.group_by, val_fraction=s.val_fraction, seed=s.seed
+        )
+        return folds, scheme
+    if len(experiments) >= 2:
+        log.warning(
+            "the data has %d experiments but the folds mix them (K-fold); `--cv` without K "
+            "holds out one experiment per fold",
+            len(experiments),
+        )
+    k = k or s.k_folds
+    folds = kfold_splits(
+        samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
+    )
+    return folds, f"{k}-fold"
+
+
+def run_cross_validation(
+    cfg: TrainerConfig,
+    k: int | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Cross-validation (:func:`cross_validation_splits`); each fold in ``out_dir/NAME``;
+    report with mean ± sd over folds and the pooled figure with its 95 % interval."""
     out_dir = cfg.runtime.out_dir
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
-    s = cfg.split
-    splits = kfold_splits(
-        data.samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
+    cfg = data.cfg
+    splits, scheme = cross_validation_splits(data.samples, cfg, k)
+    records = [_record(data, sp) for sp in splits]
+    write_run_files(
+        cfg, out_dir, [_describe(data, sp, rec) for sp, rec in zip(splits, records, strict=True)]
     )
-    write_run_files(cfg, out_dir, [sp.describe(data.samples, s.group_by) for sp in splits])
     folds = []
-    for sp in splits:
-        log.info("cross-validation %s", sp.name)
-        folds.append(train_on_split(cfg, data, sp, out_dir / sp.name, resume=resume))
+    for sp, rec in zip(splits, records, strict=True):
+        log.info("cross-validation (%s): %s", scheme, sp.name)
+        folds.append(train_on_split(cfg, data, sp, out_dir / sp.name, resume=resume, record=rec))
+    tested = [f["test"] for f in folds if "test" in f]
+    if not tested:
+        raise DataError("no fold had test images; add groups")
+    pos = cfg.data.classes.index(cfg.data.positive_class)
     summary = {
-        "k": k,
+        "k": len(splits),
+        "scheme": scheme,
+        "group_by": cfg.split.group_by,
         "folds": folds,
-        "image": summarise_folds([f["test"]["image"] for f in folds if "test" in f]),
-        "tile": summarise_folds([f["test"]["tile"] for f in folds if "test" in f]),
+        "image": summarise_folds([t["image"] for t in tested]),
+        "tile": summarise_folds([t["tile"] for t in tested]),
+        "pooled": pooled_predictions(
+            [p for t in tested for p in t["predictions"]],
+            cfg.data.classes,
+            pos,
+            group_by=cfg.split.group_by,
+        ),
+        "optics": data.optics,
+        "data_provenance": provenance(data.samples),
+        "data_hash": records[0]["data_hash"],
     }
     _write_summary(out_dir, summary, cfg)
     return summary

@@ -68,6 +68,10 @@ def _ago(t: float | None, now: float) -> str:
     return f"{s / 86400:.1f} days ago"
 
 
+def _when(t: float, now: float) -> str:
+    return "now" if t <= now else f"in {_ago(now - (t - now), now).removesuffix(' ago')}"
+
+
 def _daemon_line(hb: Heartbeat, now: float, stale_after_s: float | None, label: str) -> str:
     liveness = hb.liveness(now, stale_after_s=stale_after_s)
     verdict = {
@@ -150,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
             f"images:   {c.done} done, {c.failed} failed{queued}"
             + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
         )
+        skipped = store.skipped_counts(conn, limit=args.limit, instrument=only)
+        if skipped:
+            print(f"skipped:  {sum(k.count for k in skipped)} file(s) not analysed on purpose:")
+            for k in skipped:
+                print(f"  {k.count:>6} {k.kind}: {k.reason}")
         plates = store.list_plates(conn, instrument=only)
         basis = {(p.instrument, p.plate): p.time_basis for p in plates}
         for p in plates:
@@ -174,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
                 if img.status == "done" and img.probability is not None
                 else img.status + (f": {img.error}" if img.error else "")
             )
+            if img.status == "failed" and img.retry_at is not None:
+                result += f" (read again {_when(img.retry_at, now)})"
             who = f"{img.instrument}: " if several else ""
             print(f"  {_ago(img.updated_at, now):>12}  {who}{where:<32} {result}  {img.path}")
 

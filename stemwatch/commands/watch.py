@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "onset and alert. Runs in the foreground; SIGTERM/SIGINT finish the batch in flight, "
             "flush and exit. SIGHUP (or replacing the model file, e.g. mv new.onnx model.onnx) "
             "takes the new model without a restart: the batch in flight finishes with the old "
-            "one, the switch is stored."
+            "one, the switch is stored. Exit status: 0 done; 1 with --once when an image "
+            "failed; 2 bad configuration; 70 a daemon thread died (systemd restarts it); 75 "
+            "another daemon uses the database as this instrument."
         ),
     )
     p.add_argument(
@@ -108,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
     print(
         f"stemwatch watch: {summary.done} processed, {summary.failed} failed, "
-        f"{summary.duplicates} duplicates ({summary.provider})"
+        f"{summary.ignored} skipped, {summary.duplicates} duplicates, {summary.moved} moved "
+        f"({summary.provider})"
     )
+    if args.once and summary.failed:
+        print(
+            f"stemwatch watch: {summary.failed} image(s) failed; `stemwatch status` lists why",
+        )
+        return 1
     return 0

@@ -1,21 +1,25 @@
 """95 % intervals by bootstrap over groups (wells): the uncertainty every figure carries.
 
 Images of one well are not independent (same cells, same focus, same seeding), so intervals
-resample *wells* with replacement, never images. Two forms:
+resample *wells* with replacement, never images (a percentile bootstrap with a fixed seed:
+the same data give the same interval). Three forms:
 
 - :func:`bootstrap_sums`: a statistic of pooled sums (accuracy = correct / total, balanced
   accuracy from per-class counts, a rate): each well contributes a row of sums, a resample is
   a vector of multiplicities (multinomial), and the statistic is computed from the weighted
   sums of all resamples at once;
-- :func:`bootstrap_values`: a statistic of one value per well (the median delay).
+- :func:`bootstrap_values`: a statistic of one value per well (the median delay);
+- :func:`bootstrap_items`: statistics of items that belong to wells (the images of an
+  evaluation: ROC-AUC, ECE, F1...), each a function of per-item weights; a resample weighs
+  every image by how often its well was drawn.
 
-Both return an :class:`Interval` (point estimate from the data as it is, percentile bounds),
+All return an :class:`Interval` (point estimate from the data as it is, percentile bounds),
 with ``None`` bounds when there are fewer than two groups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,3 +126,51 @@ def ratio(sums: np.ndarray) -> np.ndarray:
 def balanced_accuracy(sums: np.ndarray) -> np.ndarray:
     """From columns (true positives, positives, true negatives, negatives)."""
     return np.asarray(0.5 * (sums[:, 0] / sums[:, 1] + sums[:, 2] / sums[:, 3]))
+
+
+# -- statistics of items that belong to groups (images of wells) -------------------------------
+
+
+def bootstrap_items(
+    groups: Sequence[Hashable],
+    statistics: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+    chunk: int = 200,
+) -> dict[str, Interval]:
+    """Statistics of items (images, tiles) with bootstrap intervals over their ``groups``.
+
+    A resample draws the groups with replacement (the draw :func:`bootstrap_sums` makes) and
+    each item weighs as often as its group was drawn, so a well's images always travel
+    together. Each statistic maps an (r, n_items) array of item weights to r values (NaN where
+    undefined, e.g. a resample without a positive image); its point estimate is its value at
+    weight 1 for every item. All statistics see the same resamples. Resamples are evaluated
+    ``chunk`` at a time, so memory stays at ``chunk x n_items`` floats.
+    """
+    labels = list(groups)
+    n = len(labels)
+    if n == 0:
+        return {name: Interval(None, None, None, 0, level) for name in statistics}
+    _, index = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+    g = int(index.max()) + 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        points = {
+            name: _finite(float(np.asarray(stat(np.ones((1, n))), dtype=float)[0]))
+            for name, stat in statistics.items()
+        }
+        if g < 2:
+            return {name: Interval(points[name], None, None, g, level) for name in statistics}
+        rng = np.random.default_rng(seed)
+        draws = rng.multinomial(g, np.full(g, 1.0 / g), size=resamples).astype(float)
+        samples: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+        for start in range(0, resamples, chunk):
+            weights = draws[start : start + chunk][:, index]
+            for name, stat in statistics.items():
+                samples[name].append(np.asarray(stat(weights), dtype=float))
+    out = {}
+    for name in statistics:
+        lo, hi = _bounds(np.concatenate(samples[name]), level)
+        out[name] = Interval(points[name], lo, hi, g, level)
+    return out

@@ -4,7 +4,9 @@ One row per image. ``path`` (relative to the manifest's folder, or absolute) and
 are required; ``plate``, ``well``, ``field``, ``experiment`` and ``hours_since_induction`` are
 optional groups for splitting and per-hour metrics (empty cells when unknown). Writers may add
 columns of their own after these (the synthetic microscope adds ``condition`` and ``state``);
-readers ignore columns they do not know.
+readers ignore columns they do not know. One extra column has a meaning for readers:
+``source`` (:data:`SOURCE_COLUMN`) says where an image came from; the synthetic microscope
+writes :data:`SYNTHETIC_SOURCE`, so a model trained on its images says so.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ MANIFEST_COLUMNS = (
     "experiment",
     "hours_since_induction",
 )
+
+SOURCE_COLUMN = "source"
+SYNTHETIC_SOURCE = "stemwatch synth"
+"""The ``source`` of every image the synthetic microscope writes."""
+
+
+def is_synthetic(source: str) -> bool:
+    """Whether a ``source`` cell marks an image of the synthetic microscope."""
+    return source.strip().lower().startswith(SYNTHETIC_SOURCE)
 
 
 def missing_columns(header: Sequence[str] | None) -> list[str]:

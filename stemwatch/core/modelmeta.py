@@ -67,6 +67,12 @@ class ModelMetadata(BaseModel):
     in_channels: int = 1
     tiling: TilingSpec = Field(default_factory=TilingSpec)
     normalisation: NormalisationRecipe = Field(default_factory=NormalisationRecipe)
+    pixel_size_um: float | None = Field(
+        default=None,
+        gt=0,
+        description="Pixel size (µm) of the training images before downsampling; None when "
+        "unknown. An image at another pixel size shows the model cells at another scale.",
+    )
     temperature: float = Field(default=1.0, gt=0, description="Applied inside the graph.")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)

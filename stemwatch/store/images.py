@@ -1,13 +1,23 @@
 """Image versions and their predictions: the daemon's per-image writes and their reads.
 
-One rule decides whether a file needs processing (:func:`already_recorded`): a version that
-is *done* is never redone, even when the file is touched or copied again with the same
-content; a version that *failed* is retried once the file changes (another size or mtime, or
-another content). The daemon asks it before reading a file (without a content hash: size and
-mtime decide) and the writer asks it again with the hash before recording a result.
+One rule decides whether a file needs processing (:func:`recorded_version`,
+:func:`already_recorded`):
 
-A file is known by its instrument and its path: two instruments may write the same path (the
-same export folder on two acquisition PCs), and each daemon asks only about its own files.
+* a version that is *done* is never redone, even when the file is touched or copied again
+  with the same content;
+* a version that *failed* is read again once the file changes (another size, mtime or ctime,
+  or another content) and, when the failure was transient (``retry_at``), after that time
+  even unchanged; it is never forgotten, across restarts too;
+* a file *skipped* on purpose (an analysis output, a format that is not read, a channel not
+  selected: :func:`record_skipped`) is not reconsidered until it changes.
+
+The daemon asks before reading a file (without a content hash: size, mtime and ctime decide)
+and the writer asks again with the hash before recording a result. A file is known by its
+instrument and its path: two instruments may write the same path (the same export folder on
+two acquisition PCs), and each daemon asks only about its own files. A version is identified
+by its content hash when both sides know it, else by size, mtime and (when both know it)
+ctime: a rewrite that keeps size and mtime still changes the ctime, so it is read again and
+its hash decides.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import statistics
 import time
 from typing import Any
 
+from stemwatch.core.paths import path_text, printable
 from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
@@ -25,8 +36,11 @@ from stemwatch.store.records import (
     Counts,
     FileVersion,
     ImageRecord,
+    MovedImage,
     Prediction,
     RecentFailures,
+    RecordedVersion,
+    SkippedCount,
     ThroughputBin,
 )
 
@@ -35,13 +49,21 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
+def _key(path: str) -> str:
+    """The text a path is stored under (bytes that are not UTF-8 escaped)."""
+    return path_text(path)
+
+
 # --------------------------------------------------------------------------------------------
 # Which record is this file version?
 # --------------------------------------------------------------------------------------------
 
 
 def _same_stat(row: Any, v: FileVersion) -> bool:
-    return bool(row["size"] == v.size and row["mtime_ns"] == v.mtime_ns)
+    if row["size"] != v.size or row["mtime_ns"] != v.mtime_ns:
+        return False
+    known = row["ctime_ns"] is not None and v.ctime_ns is not None
+    return not known or bool(row["ctime_ns"] == v.ctime_ns)
 
 
 def _hashes_differ(row: Any, v: FileVersion) -> bool:
@@ -54,41 +76,71 @@ def _hashes_differ(row: Any, v: FileVersion) -> bool:
 
 def _same_version(row: Any, v: FileVersion) -> bool:
     """The identity of a version: the content hash when both sides know it, else size and
-    mtime."""
+    mtime (and ctime when both know it)."""
     if v.content_hash is not None and row["content_hash"] is not None:
         return bool(row["content_hash"] == v.content_hash)
     return _same_stat(row, v)
 
 
-def _is_recorded(row: Any, v: FileVersion) -> bool:
+def _is_recorded(row: Any, v: FileVersion, now: float) -> bool:
     if row["status"] == "done":
         return _same_version(row, v)
-    if row["status"] == "failed":  # retried once the file changed in any way
+    if row["status"] == "failed":  # retried once the file changed in any way, or when due
+        if row["retry_at"] is not None and row["retry_at"] <= now:
+            return False
         return _same_stat(row, v) and not _hashes_differ(row, v)
     return False
 
 
 def _current_versions(db: Database, instrument: str, path: str) -> list[Any]:
     return db.rows(
-        "SELECT id, status, size, mtime_ns, content_hash FROM images "
+        "SELECT id, status, size, mtime_ns, ctime_ns, content_hash, retry_at FROM images "
         "WHERE instrument = ? AND path = ? AND superseded_by IS NULL ORDER BY id DESC",
-        (instrument, path),
+        (instrument, _key(path)),
     )
 
 
-def already_recorded(
-    db: Database, version: FileVersion, *, instrument: str | None = None
-) -> int | None:
-    """The id of this file version's record if it needs no processing, else None.
+def recorded_version(
+    db: Database,
+    version: FileVersion,
+    *,
+    instrument: str | None = None,
+    now: float | None = None,
+) -> RecordedVersion | None:
+    """This file version's record if it needs no processing now, else None.
 
-    Done: the same version (content hash when both are known, else size and mtime) is never
-    redone. Failed: the same size and mtime (and content, when known) is not retried; any
-    change to the file is. Asked of ``instrument``'s files (default: the handle's writer).
+    Done: the same version is never redone. Failed: the same size, mtime and ctime (and
+    content, when known) is not retried, unless its ``retry_at`` has come; any change to the
+    file is. Skipped: not reconsidered while size, mtime and ctime stay the same. The result
+    says which, and when a transient failure is due again (``retry_at``). Asked of
+    ``instrument``'s files (default: the handle's writer).
     """
-    for row in _current_versions(db, instrument or db.writer, version.path):
-        if _is_recorded(row, version):
-            return int(row["id"])
+    t = _now(now)
+    who = instrument or db.writer
+    for row in _current_versions(db, who, version.path):
+        if _is_recorded(row, version, t):
+            return RecordedVersion(int(row["id"]), row["status"], row["retry_at"])
+    skipped = db.row(
+        "SELECT size, mtime_ns, ctime_ns, kind FROM skipped_files "
+        "WHERE instrument = ? AND path = ?",
+        (who, _key(version.path)),
+    )
+    if skipped is not None and _same_stat(skipped, version):
+        return RecordedVersion(None, "skipped", None, skipped["kind"])
     return None
+
+
+def already_recorded(
+    db: Database,
+    version: FileVersion,
+    *,
+    instrument: str | None = None,
+    now: float | None = None,
+) -> int | None:
+    """The id of this file version's image record if it needs no processing, else None
+    (:func:`recorded_version` without the skipped files)."""
+    found = recorded_version(db, version, instrument=instrument, now=now)
+    return found.image_id if found is not None else None
 
 
 def _find_version(db: Database, version: FileVersion) -> int | None:
@@ -98,22 +150,42 @@ def _find_version(db: Database, version: FileVersion) -> int | None:
     return None
 
 
+def moved_from(db: Database, content_hash: str, path: str) -> list[MovedImage]:
+    """Current done records of the same content at *other* paths, newest first: the caller
+    checks which of those paths no longer exist (the file was moved or renamed)."""
+    return [
+        MovedImage(int(r["id"]), r["path"], r["plate"], r["well"])
+        for r in db.rows(
+            "SELECT id, path, plate, well FROM images WHERE instrument = ? AND content_hash = ? "
+            "AND path != ? AND status = 'done' AND superseded_by IS NULL ORDER BY id DESC",
+            (db.writer, content_hash, _key(path)),
+        )
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Writes (the daemon's writer thread)
 # --------------------------------------------------------------------------------------------
 
+_LOCATION_COLUMNS = (
+    "plate, well, field, timepoint, time_s, time_basis, location_source, channel, channel_name, z"
+)
+
 
 def _location_values(location: ImageLocation | None) -> tuple[Any, ...]:
     if location is None:
-        return (None,) * 7
+        return (None,) * 10
     return (
-        location.plate,
+        printable(location.plate),
         location.well,
         location.field,
         location.timepoint,
         location.time_s,
         location.time_basis if location.time_s is not None else None,
         location.source,
+        location.channel,
+        None if location.channel_name is None else printable(location.channel_name),
+        location.z,
     )
 
 
@@ -126,26 +198,33 @@ def _insert_image(
     error: str | None,
     attempts: int,
     t: float,
+    retry_at: float | None = None,
     unplaced_reason: str | None = None,
 ) -> int:
     """A new record for ``version``; earlier versions of the path point to it."""
+    path = _key(version.path)
     new_id = int(
         db.scalar(
-            "INSERT INTO images (instrument, path, size, mtime_ns, content_hash, plate, well, "
-            "field, timepoint, time_s, time_basis, location_source, status, error, attempts, "
-            "unplaced_reason, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO images (instrument, path, size, mtime_ns, ctime_ns, content_hash, "
+            f"{_LOCATION_COLUMNS}, status, error, attempts, retry_at, unplaced_reason, "
+            "created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (
                 db.writer,
-                version.path,
+                path,
                 version.size,
                 version.mtime_ns,
+                version.ctime_ns,
                 version.content_hash,
                 *_location_values(location),
                 status,
-                error,
+                None if error is None else printable(error),
                 attempts,
-                None if location is not None else unplaced_reason,
+                retry_at,
+                None
+                if location is not None or unplaced_reason is None
+                else printable(unplaced_reason),
                 t,
                 t,
             ),
@@ -154,7 +233,7 @@ def _insert_image(
     db.execute(
         "UPDATE images SET superseded_by = ?, updated_at = ? "
         "WHERE instrument = ? AND path = ? AND id != ? AND superseded_by IS NULL",
-        (new_id, t, db.writer, version.path, new_id),
+        (new_id, t, db.writer, path, new_id),
     )
     return new_id
 
@@ -180,6 +259,17 @@ def _upsert_prediction(db: Database, image_id: int, p: Prediction, t: float) -> 
     )
 
 
+def _update_location(db: Database, image_id: int, location: ImageLocation | None) -> None:
+    db.execute(
+        "UPDATE images SET plate = coalesce(?, plate), well = coalesce(?, well), "
+        "field = coalesce(?, field), timepoint = coalesce(?, timepoint), "
+        "time_s = coalesce(?, time_s), time_basis = coalesce(?, time_basis), "
+        "location_source = coalesce(?, location_source), channel = coalesce(?, channel), "
+        "channel_name = coalesce(?, channel_name), z = coalesce(?, z) WHERE id = ?",
+        (*_location_values(location), image_id),
+    )
+
+
 def record_result(
     db: Database,
     version: FileVersion,
@@ -197,11 +287,10 @@ def record_result(
     says why no plate or well was resolved (:func:`unplaced_images` lists them).
     """
     t = _now(now)
-    loc = _location_values(location)
     why = None if location is not None else unplaced_reason
 
     def do(db: Database) -> int:
-        db.lock("image", db.writer, version.path)
+        db.lock("image", db.writer, _key(version.path))
         image_id = _find_version(db, version)
         if image_id is None:
             image_id = _insert_image(
@@ -215,21 +304,200 @@ def record_result(
                 unplaced_reason=why,
             )
         else:
+            _update_location(db, image_id, location)
             db.execute(
-                "UPDATE images SET status = 'done', error = NULL, plate = coalesce(?, plate), "
-                "well = coalesce(?, well), field = coalesce(?, field), "
-                "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
-                "time_basis = coalesce(?, time_basis), "
-                "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), "
+                "UPDATE images SET status = 'done', error = NULL, retry_at = NULL, "
+                "content_hash = coalesce(content_hash, ?), size = ?, mtime_ns = ?, "
+                "ctime_ns = ?, "
                 "unplaced_reason = CASE WHEN ? THEN NULL ELSE coalesce(?, unplaced_reason) END, "
                 "updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, loc[0] is not None, why, t, image_id),
+                (
+                    version.content_hash,
+                    version.size,
+                    version.mtime_ns,
+                    version.ctime_ns,
+                    location is not None,
+                    None if why is None else printable(why),
+                    t,
+                    image_id,
+                ),
             )
         _upsert_prediction(db, image_id, prediction, t)
+        db.execute(
+            "DELETE FROM skipped_files WHERE instrument = ? AND path = ?",
+            (db.writer, _key(version.path)),
+        )
         return image_id
 
     return write(db, do)
+
+
+def refresh_version(db: Database, image_id: int, version: FileVersion) -> None:
+    """The file of a done record was touched (same content, new mtime or ctime): remember its
+    new size, mtime and ctime so the next look at it needs no read."""
+    write(
+        db,
+        lambda db: db.execute(
+            "UPDATE images SET size = ?, mtime_ns = ?, ctime_ns = ? WHERE id = ?",
+            (version.size, version.mtime_ns, version.ctime_ns, image_id),
+        ),
+    )
+
+
+def record_move(
+    db: Database,
+    image_id: int,
+    version: FileVersion,
+    location: ImageLocation | None,
+    *,
+    now: float | None = None,
+) -> None:
+    """The file of record ``image_id`` was moved or renamed to ``version.path`` (same
+    content, the old path is gone): the record follows it, with its prediction; the old path
+    no longer counts. A record at the new path is superseded by it."""
+    t = _now(now)
+    path = _key(version.path)
+
+    def do(db: Database) -> None:
+        db.lock("image", db.writer, _key(version.path))
+        db.execute(
+            "UPDATE images SET superseded_by = ?, updated_at = ? "
+            "WHERE instrument = ? AND path = ? AND id != ? AND superseded_by IS NULL",
+            (image_id, t, db.writer, path, image_id),
+        )
+        db.execute(
+            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, ctime_ns = ?, updated_at = ? "
+            "WHERE id = ?",
+            (path, version.size, version.mtime_ns, version.ctime_ns, t, image_id),
+        )
+        if location is not None:
+            db.execute(
+                f"UPDATE images SET ({_LOCATION_COLUMNS}) = "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
+                (*_location_values(location), image_id),
+            )
+        db.execute("DELETE FROM skipped_files WHERE instrument = ? AND path = ?", (db.writer, path))
+
+    write(db, do)
+
+
+def record_failure(
+    db: Database,
+    version: FileVersion,
+    *,
+    reason: str,
+    attempts: int,
+    location: ImageLocation | None = None,
+    retry_at: float | None = None,
+    now: float | None = None,
+) -> int:
+    """Mark this version of the file as failed with ``reason`` (recorded if new); its id.
+
+    ``retry_at``: a transient failure, read again after this wall-clock time even when the
+    file does not change (None: only once it changes).
+    """
+    t = _now(now)
+
+    def do(db: Database) -> int:
+        db.lock("image", db.writer, _key(version.path))
+        image_id = _find_version(db, version)
+        if image_id is None:
+            return _insert_image(
+                db,
+                version,
+                location,
+                status="failed",
+                error=reason,
+                attempts=attempts,
+                t=t,
+                retry_at=retry_at,
+            )
+        _update_location(db, image_id, location)
+        db.execute(
+            "UPDATE images SET status = 'failed', error = ?, attempts = ?, "
+            "retry_at = ?, ctime_ns = coalesce(?, ctime_ns), updated_at = ? WHERE id = ?",
+            (printable(reason), attempts, retry_at, version.ctime_ns, t, image_id),
+        )
+        return image_id
+
+    return write(db, do)
+
+
+def record_skipped(
+    db: Database,
+    version: FileVersion,
+    *,
+    kind: str,
+    reason: str,
+    location: ImageLocation | None = None,
+    now: float | None = None,
+) -> None:
+    """Record that this file is not analysed on purpose, and why (``kind``: ``ignored`` for
+    analysis outputs and unselected channels, ``unsupported`` for formats not read). One row
+    per path: the latest decision."""
+    t = _now(now)
+    loc = _location_values(location)
+    plate, well, fld, timepoint = loc[0], loc[1], loc[2], loc[3]
+    channel, channel_name, z = loc[7], loc[8], loc[9]
+    write(
+        db,
+        lambda db: db.execute(
+            "INSERT INTO skipped_files (instrument, path, size, mtime_ns, ctime_ns, kind, reason, "
+            "plate, well, field, timepoint, channel, channel_name, z, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (instrument, path) DO UPDATE SET size = excluded.size, "
+            "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, kind = excluded.kind, "
+            "reason = excluded.reason, plate = excluded.plate, well = excluded.well, "
+            "field = excluded.field, timepoint = excluded.timepoint, "
+            "channel = excluded.channel, channel_name = excluded.channel_name, z = excluded.z, "
+            "updated_at = excluded.updated_at",
+            (
+                db.writer,
+                _key(version.path),
+                version.size,
+                version.mtime_ns,
+                version.ctime_ns,
+                kind,
+                printable(reason),
+                plate,
+                well,
+                fld,
+                timepoint,
+                channel,
+                channel_name,
+                z,
+                t,
+                t,
+            ),
+        ),
+    )
+
+
+def skipped_counts(
+    db: Database, *, limit: int = 5, instrument: str | None = None
+) -> list[SkippedCount]:
+    """Files skipped on purpose, by kind and reason, most frequent first (of every
+    instrument, or of ``instrument``)."""
+    where, params = _instrument_filter(instrument)
+    return [
+        SkippedCount(r["kind"], r["reason"], int(r["n"]), r["path"])
+        for r in db.rows(
+            "SELECT kind, reason, count(*) AS n, max(path) AS path FROM skipped_files "
+            f"WHERE 1 = 1{where} GROUP BY kind, reason ORDER BY count(*) DESC, kind LIMIT ?",
+            (*params, int(limit)),
+        )
+    ]
+
+
+def skipped_file(
+    db: Database, path: str, *, instrument: str | None = None
+) -> tuple[str, str] | None:
+    """(kind, reason) of a file the instrument skipped (default: the handle's writer)."""
+    r = db.row(
+        "SELECT kind, reason FROM skipped_files WHERE instrument = ? AND path = ?",
+        (instrument or db.writer, _key(path)),
+    )
+    return None if r is None else (r["kind"], r["reason"])
 
 
 def record_prediction(
@@ -250,35 +518,6 @@ def record_prediction(
     write(db, do)
 
 
-def record_failure(
-    db: Database,
-    version: FileVersion,
-    *,
-    reason: str,
-    attempts: int,
-    location: ImageLocation | None = None,
-    now: float | None = None,
-) -> int:
-    """Mark this version of the file as failed with ``reason`` (recorded if new); its id."""
-    t = _now(now)
-
-    def do(db: Database) -> int:
-        db.lock("image", db.writer, version.path)
-        image_id = _find_version(db, version)
-        if image_id is None:
-            return _insert_image(
-                db, version, location, status="failed", error=reason, attempts=attempts, t=t
-            )
-        db.execute(
-            "UPDATE images SET status = 'failed', error = ?, attempts = ?, updated_at = ? "
-            "WHERE id = ?",
-            (reason, attempts, t, image_id),
-        )
-        return image_id
-
-    return write(db, do)
-
-
 # --------------------------------------------------------------------------------------------
 # Reads (dashboard, `stemwatch status`, the onset detector)
 # --------------------------------------------------------------------------------------------
@@ -286,7 +525,7 @@ def record_failure(
 _IMAGE_COLUMNS = (
     "i.id, i.instrument, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, "
     "i.time_basis, i.status, i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, "
-    "i.superseded_by, i.updated_at, "
+    "i.superseded_by, i.updated_at, i.channel, i.channel_name, i.z, i.retry_at, "
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam"
 )
@@ -330,6 +569,10 @@ def _image(r: Any) -> ImageRecord:
         has_cam=bool(r["has_cam"]),
         time_basis=r["time_basis"],
         instrument=r["instrument"],
+        channel=r["channel"],
+        channel_name=r["channel_name"],
+        z=r["z"],
+        retry_at=r["retry_at"],
         unplaced_reason=r["unplaced_reason"],
     )
 
@@ -353,7 +596,7 @@ def images_for_well(
     sql += " WHERE i.instrument = ? AND i.plate = ? AND i.well = ?"
     if not include_superseded:
         sql += " AND i.superseded_by IS NULL"
-    sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.id"
+    sql += " ORDER BY coalesce(i.timepoint, -1), i.time_s, i.field, i.channel, i.z, i.id"
     return [_image(r) for r in db.rows(sql, params)]
 
 
@@ -429,25 +672,28 @@ def prediction_times(db: Database) -> list[tuple[str, float]]:
 
 
 def typical_field_interval_s(
-    db: Database, *, recent: int = 5000, instrument: str | None = None
+    db: Database, *, recent: int = 5000, instrument: str | None = None, min_gap_s: float = 0.0
 ) -> float | None:
     """Median gap between successive images of one field over the ``recent`` newest images
     of the instrument (``instrument``, else the handle's; a facility handle: all).
 
-    Per field, not across the plate: a scan of a whole plate takes minutes, so gaps between
-    any two images say nothing about the time-lapse interval.
+    Per field (and channel and plane), not across the plate: a scan of a whole plate takes
+    minutes, so gaps between any two images say nothing about the time-lapse interval. Only
+    acquisition times count: images whose time is their file's mtime are left out (a bulk
+    copy gives them mtimes milliseconds apart), and so are gaps shorter than ``min_gap_s``.
     """
     where, params = _instrument_filter(own(db, instrument))
     gaps = [
         float(r[0])
         for r in db.rows(
             "SELECT time_s - lag(time_s) OVER ("
-            "  PARTITION BY instrument, plate, well, field ORDER BY time_s) AS gap "
-            f"FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL{where} "
+            "  PARTITION BY instrument, plate, well, field, channel, z ORDER BY time_s) AS gap "
+            "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
+            f"AND coalesce(time_basis, '') != 'mtime'{where} "
             "ORDER BY created_at DESC LIMIT ?",
             (*params, int(recent)),
         )
-        if r[0] is not None and r[0] > 0
+        if r[0] is not None and r[0] > 0 and r[0] >= min_gap_s
     ]
     return statistics.median(gaps) if gaps else None
 

@@ -31,13 +31,45 @@ class FileVersion:
     """One version of an image file: its path and what tells versions apart.
 
     Two versions are the same when both content hashes are known and equal, else when size
-    and modification time are equal.
+    and modification time are equal (and the inode change time, when both know it).
     """
 
     path: str
     size: int | None
     mtime_ns: int | None
     content_hash: str | None = None
+    ctime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordedVersion:
+    """A file version that needs no processing now, and why: ``done``, ``failed`` (with the
+    time a transient failure is due again, ``retry_at``) or ``skipped`` (``skip_kind``)."""
+
+    image_id: int | None
+    status: str
+    retry_at: float | None = None
+    skip_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class MovedImage:
+    """A current record with the same content as a file found at another path."""
+
+    image_id: int
+    path: str
+    plate: str | None
+    well: str | None
+
+
+@dataclass(frozen=True)
+class SkippedCount:
+    """How many files were skipped on purpose for one reason, and one of them."""
+
+    kind: str
+    reason: str
+    count: int
+    example_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +262,10 @@ class ImageRecord:
     has_cam: bool = False
     time_basis: TimeBasis | None = None
     instrument: str = ""
+    channel: int | None = None
+    channel_name: str | None = None
+    z: int | None = None
+    retry_at: float | None = None  # a transient failure is read again after this time
     unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
 
 
@@ -454,6 +490,8 @@ class ImageToScore:
     plate: str | None
     well: str | None
     instrument: str = ""
+    channel: int | None = None  # the plane the daemon analysed (1-based), when it chose one
+    z: int | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def images_to_rescore(
     and time (``limit``: at most this many)."""
     where, params = _scope(plates, instrument)
     sql = (
-        "SELECT i.id, i.instrument, i.path, i.content_hash, i.size, i.plate, i.well "
+        "SELECT i.id, i.instrument, i.path, i.content_hash, i.size, i.plate, i.well, "
+        "i.channel, i.z "
         f"{_UNSCORED}{where} "
         "ORDER BY i.instrument, i.plate, i.well, coalesce(i.time_s, -1), i.field, i.id"
     )
@@ -76,6 +77,8 @@ def images_to_rescore(
             plate=r["plate"],
             well=r["well"],
             instrument=r["instrument"],
+            channel=r["channel"],
+            z=r["z"],
         )
         for r in db.rows(sql, [model_hash, *params])
     ]

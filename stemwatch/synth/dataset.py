@@ -12,6 +12,11 @@ manifest so accuracy can be computed per hour, or early hours filtered out for t
 ``state`` is the true mean differentiation state of the well's colonies (0..1) at that time;
 ``label_by="state"`` labels by that state instead (``differentiated`` when at least
 :data:`~stemwatch.synth.biology.ONSET_THRESHOLD`).
+
+Every image is an OME-TIFF that states its plate, well and pixel size (``PhysicalSizeX``), as
+a microscope's export does, so the trainer derives its downsampling from the images; every
+manifest row has ``source`` = :data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`, so a model
+trained on them records that it never saw a real culture.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from stemwatch.core.manifest import write_manifest
+from stemwatch.core.manifest import SOURCE_COLUMN, SYNTHETIC_SOURCE, write_manifest
 from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
@@ -34,13 +39,14 @@ from stemwatch.synth.spec import PlateSpec
 log = logging.getLogger(__name__)
 
 LABELS = ("undifferentiated", "differentiated")
-SYNTH_COLUMNS = ("condition", "state")
-"""Columns the synthetic set adds to the manifest: the well's condition and true state."""
+SYNTH_COLUMNS = ("condition", "state", SOURCE_COLUMN)
+"""Columns the synthetic set adds to the manifest: the well's condition and true state, and
+the images' source (:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
 
 
 def _render_to(args: tuple[PlatePlan, str, int, int, Path, str | None]) -> None:
     plan, well, fld, t, path, compression = args
-    write_tiff(path, plan.render(well, fld, t), None, compression)
+    write_tiff(path, plan.render(well, fld, t), plan.ome_xml(well, fld, t), compression)
 
 
 def generate_dataset(
@@ -118,6 +124,7 @@ def generate_dataset(
                             "hours_since_induction": f"{hours:g}",
                             "condition": cond,
                             "state": f"{state:.4f}",
+                            SOURCE_COLUMN: SYNTHETIC_SOURCE,
                         }
                     )
     if workers <= 1:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from monitor_helpers import image_name, make_config, write_tiff
-from onnx_models import build_classifier
+from onnx_models import build_classifier, tiny_metadata
 
 from monitor.daemon import Daemon
 from monitor.inference import LoadedModel, load_model
@@ -23,7 +24,7 @@ from monitor.reanalyse import (
     score_tasks,
 )
 from stemwatch import store
-from stemwatch.core.errors import StemwatchError
+from stemwatch.core.errors import ImageReadError, StemwatchError
 
 WELLS = ["A01", "A02", "B01"]
 
@@ -43,7 +44,10 @@ def analysed(tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel) -> 
 @pytest.fixture(scope="module")
 def other(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     path = tmp_path_factory.mktemp("other") / "other.onnx"
-    return load_model(build_classifier(path, tile_size=16, downsample=4, brightness_gain=8, seed=5))
+    meta = tiny_metadata(tile_size=16, downsample=4, name="lab-v1")
+    return load_model(
+        build_classifier(path, tile_size=16, brightness_gain=8, seed=5, metadata=meta)
+    )
 
 
 def test_reanalysis_adds_a_model_beside_the_daemons(
@@ -150,3 +154,29 @@ def test_an_image_smaller_than_a_tile_is_unscorable(tmp_path: Path) -> None:
     task = store.ImageToScore(1, str(small), None, None, "P", "A01")
     (result,) = score_tasks([task], model)
     assert isinstance(result, Unscorable) and "smaller than one tile" in result.reason
+
+
+def test_a_file_of_several_planes_is_rescored_on_the_plane_the_daemon_analysed(
+    tmp_path: Path,
+) -> None:
+    import tifffile
+
+    from monitor.reanalyse import recorded_page
+    from stemwatch.core.imaging import check_file, decode
+
+    stack = np.zeros((1, 3, 4, 8, 8), np.uint16)  # T, C, Z
+    for _, c, z in np.ndindex(1, 3, 4):
+        stack[0, c, z] = 10 * c + z
+    path = tmp_path / "czyx.ome.tif"
+    tifffile.imwrite(path, stack, ome=True, metadata={"axes": "TCZYX"})
+    f = check_file(path, path.read_bytes())
+
+    def pixel(channel: int | None, z: int | None) -> int:
+        task = store.ImageToScore(1, str(path), None, None, "P", "A01", channel=channel, z=z)
+        return int(decode(f, page=recorded_page(task, f)).pixels[0, 0])
+
+    assert pixel(None, None) == 0  # recorded before v6: the first plane, as then
+    assert pixel(2, 2) == 11  # channel 2, the middle of 4 planes
+    assert pixel(3, 4) == 23  # channel 3, the last plane
+    with pytest.raises(ImageReadError, match="no focal plane 3"):
+        pixel(1, 3)

@@ -180,12 +180,12 @@ def test_the_daemon_model_is_the_latest_switch_not_a_reanalysed_one(db: store.Da
     assert {m.model_hash for m in store.list_models(db)} == {"daemon", "new"}
 
 
-def test_each_instruments_model_before_v6_becomes_its_first_switch(tmp_path: Path) -> None:
-    path = tmp_path / "v5.db"
+def test_each_instruments_model_before_v7_becomes_its_first_switch(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
     r = sqlite3.connect(path, isolation_level=None)
-    for m in MIGRATIONS[:5]:
+    for m in MIGRATIONS[:6]:
         r.executescript(m.sqlite)
-    r.execute("PRAGMA user_version = 5")
+    r.execute("PRAGMA user_version = 6")
     for who, h, seen in (("a", "old", 1.0), ("a", "recent", 2.0), ("b", "other", 3.0)):
         r.execute(
             "INSERT INTO models (instrument, model_hash, name, first_seen, last_seen) "
