@@ -514,11 +514,10 @@ def calibration_for(
     data_hash = None
     if images:
         files = expand_images(images)
-        check_not_heldout(files, ckpt.split, str(checkpoint_path))
         if len(files) > max_images:
-            files = [
-                files[i] for i in np.linspace(0, len(files) - 1, max_images).round().astype(int)
-            ]
+            pick = np.linspace(0, len(files) - 1, max_images).round().astype(int)
+            files = [files[i] for i in pick]
+        check_not_heldout(files, ckpt.split, str(checkpoint_path))
         source = f"{len(files)} given image(s) ({', '.join(str(Path(p)) for p in images)})"
     else:
         files = training_images(ckpt.split, str(checkpoint_path), max_images)

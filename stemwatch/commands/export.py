@@ -115,9 +115,15 @@ def run(args: argparse.Namespace) -> int:
 
     calibration = None
     if args.int8:  # read (and fail on) the calibration images before the export
+        from stemwatch.core.errors import ConfigError
         from trainer.quantize import calibration_for, int8_path_for
 
         args.int8 = int8_path_for(args.out) if args.int8 is True else Path(args.int8)
+        if args.int8.resolve() == args.out.resolve():
+            raise ConfigError(
+                f"--int8 {args.int8}: the int8 model needs its own file beside the fp32 model "
+                f"{args.out}; leave PATH out (it becomes {int8_path_for(args.out).name})"
+            )
         calibration = calibration_for(
             args.checkpoint,
             args.calibration_images,

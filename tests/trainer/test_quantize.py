@@ -361,3 +361,24 @@ def test_the_daemon_scores_images_with_the_int8_model(
     assert r.returncode == 0, r.stderr
     assert "3 processed" in r.stdout
     assert f"{int8} (test-tiny-cnn, int8, sha256" in r.stderr
+
+
+def test_cli_export_int8_without_a_split_says_why_it_did_not_compare(
+    tiny_checkpoint: Path,
+    images: dict[str, list[Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A checkpoint without an image-level split: calibration on the given images, no held-out
+    comparison (said so), and an int8 path equal to -o is refused before anything is written."""
+    out = tmp_path / "m.onnx"
+    base = ["export", str(tiny_checkpoint), "-o", str(out)]
+    assert main([*base, "--int8", str(out)]) == 2
+    assert "needs its own file" in capsys.readouterr().err and not out.exists()
+    cal = ["--calibration-images", str(images["train"][0].parent)]
+    assert main([*base, "--int8", *cal, "--speed-repeats", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out accuracy not compared" in printed and "no image-level split" in printed
+    report = json.loads((tmp_path / "m.int8.report.json").read_text())
+    assert report["heldout"] is None and "speed" not in report
+    assert load_model(tmp_path / "m.int8.onnx").metadata.quantization is not None
