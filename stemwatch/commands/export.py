@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     q = p.add_argument_group(
         "int8",
-        "a static QDQ int8 model beside the fp32 one; it pays for conv-heavy networks (ResNets: "
-        "about 2-3x on a CPU with VNNI), not for the small default fastnet (about 1x)",
+        "a static QDQ int8 model beside the fp32 one; on a CPU with VNNI it pays for "
+        "conv-heavy networks (ResNets about 3x, DenseNet-121 about 2x), not for the small "
+        "default fastnet (0.8-1x): docs/architectures-inference.md",
     )
     q.add_argument(
         "--int8",
