@@ -9,8 +9,9 @@ quantised operator; any onnxruntime runs it, the CPU provider with int8 kernels)
   them (:func:`calibration_tiles`: :func:`stemwatch.core.imaging.prepare`);
 - the compute layers are quantised (Conv, Gemm, MatMul), except the *head*: the layers whose
   outputs reach a graph output without passing another compute layer (the classifier, the CAM
-  projection, and the last convolution when the model exports its ``features``). They cost
-  little and keep the calibrated probabilities, logits, CAM and features close to fp32;
+  projection, and, when the model exports its ``features``, the last convolutions before
+  them, through residual shortcuts too). They cost little and keep the calibrated
+  probabilities, logits, CAM and features close to fp32;
 - every output of the fp32 model is kept, under its name; the model carries the fp32 model's
   :class:`~stemwatch.core.modelmeta.ModelMetadata` plus ``quantization`` (what was quantised,
   how it was calibrated, the fp32 model's sha256), and passes the monitor's loading checks
