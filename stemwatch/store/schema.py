@@ -408,6 +408,17 @@ ALTER TABLE heartbeat_v4 RENAME TO heartbeat;
 """
 
 
+# v5 (the domain check, issue 9): images.quality says why a frame was not analysed (blank,
+# saturated, all-NaN: never scored as cells, no prediction); predictions carry the image's
+# domain score (distance from the model's training domain over its threshold: above 1 is out
+# of the domain) and whether it was out of the domain (NULL: the model has no domain
+# description). Out-of-domain predictions stay stored but do not enter the well's series.
+_V5 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score REAL;
+ALTER TABLE predictions ADD COLUMN out_of_domain INTEGER;
+"""
+
 # ==============================================================================================
 # PostgreSQL: the same versions. Integers are BIGINT (mtime_ns and sizes overflow INTEGER),
 # floats DOUBLE PRECISION, ids identity columns, bytes BYTEA. Constraints are named where a
@@ -642,6 +653,12 @@ ALTER TABLE heartbeat DROP COLUMN id, ALTER COLUMN instrument SET NOT NULL,
     ADD CONSTRAINT heartbeat_pkey PRIMARY KEY (instrument);
 """
 
+_PG_V5 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score DOUBLE PRECISION,
+    ADD COLUMN out_of_domain BIGINT;
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one (with both engines' DDL: the PostgreSQL-parametrised store
 # tests run every entry on a real server).
@@ -650,6 +667,7 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V2, postgres=_PG_V2),
     Migration(sqlite=_V3, postgres=_PG_V3),
     Migration(sqlite=_V4, postgres=_PG_V4),
+    Migration(sqlite=_V5, postgres=_PG_V5),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -248,7 +248,9 @@ def test_a_v3_file_migrates_to_instruments_under_its_daemons_host(tmp_path: Path
     )
     r.close()
     db = store.open_db(path, instrument="scope-pc")
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
+    assert (
+        sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    )
     (img,) = store.recent_images(db)
     assert img.instrument == "scope-pc"
     assert store.already_recorded(db, store.FileVersion("/i/a.tif", None, None)) == 1
