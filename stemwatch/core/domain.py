@@ -171,6 +171,20 @@ class FeatureGaussian(BaseModel):
     def dim(self) -> int:
         return int(self.mean.shape[0])
 
+    def __eq__(self, other: object) -> bool:  # arrays compare element-wise
+        if not isinstance(other, FeatureGaussian):
+            return NotImplemented
+        return (
+            self.transform == other.transform
+            and self.residual_variance == other.residual_variance
+            and all(
+                np.array_equal(getattr(self, k), getattr(other, k))
+                for k in ("mean", "components", "variances")
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Standardised Mahalanobis distance (N,) of each row of ``features`` (N, C)."""
         f = np.asarray(features, dtype=np.float64)
