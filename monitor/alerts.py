@@ -7,7 +7,8 @@ channel's next message (or by :meth:`Alerter.flush` once the hour frees up), nev
 the database.
 
 One alert per well per onset episode; instrument conditions (stalled microscope, failures
-piling up, disk nearly full) alert once when they begin and again only after they cleared.
+piling up, disk nearly full, a plate's images outside the model's training domain) alert once
+when they begin and again only after they cleared.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from monitor.domain_check import DomainCheckConfig, domain_alert
 from stemwatch import store
 from stemwatch.core.config import StrictModel
 from stemwatch.core.times import describe_time
@@ -155,8 +157,10 @@ class Alerter:
         db: store.Database,
         *,
         disk_paths: Sequence[str | Path] = (),
+        domain: DomainCheckConfig | None = None,
     ) -> None:
         self.config = config
+        self.domain_config = domain or DomainCheckConfig()
         self.db = db
         self.channels = all_channels(config)
         paths = [Path(p) for p in disk_paths]
@@ -189,6 +193,19 @@ class Alerter:
             well=event.well,
             dedup_key=f"onset:{event.plate}:{event.well}:{event.episode}",
             now=now,
+        )
+
+    def domain(
+        self, plate: str, model_hash: str, model_name: str, *, now: float | None = None
+    ) -> store.AlertRecord | None:
+        """Check whether ``plate``'s newest images lie outside ``model_hash``'s training
+        domain (:func:`monitor.domain_check.domain_alert`); one alert per episode."""
+        t = time.time() if now is None else now
+        cfg = self.domain_config
+        window = store.domain_window(self.db, plate, model_hash, last=cfg.alert_window)
+        message, recovered = domain_alert(window, cfg, plate=plate, model_name=model_name)
+        return self._condition(
+            f"domain:{plate}:{model_hash[:12]}", _Check(message, recovered), t, plate=plate
         )
 
     def instrument_checks(self, now: float | None = None) -> list[store.AlertRecord]:
@@ -258,7 +275,9 @@ class Alerter:
             f"({usage.free / 1e9:.1f} GB; alert below {self.config.min_free_percent}%)."
         )
 
-    def _condition(self, key: str, check: _Check, now: float) -> store.AlertRecord | None:
+    def _condition(
+        self, key: str, check: _Check, now: float, *, plate: str | None = None
+    ) -> store.AlertRecord | None:
         """Track an instrument condition; alert once when it begins.
 
         The episode ends only when the check says ``recovered`` (hysteresis), so a value
@@ -274,7 +293,9 @@ class Alerter:
         if was_active:
             return None
         kind = key.split(":", 1)[0]
-        alert = self.raise_alert(kind, check.message, dedup_key=f"{key}@{now:.3f}", now=now)
+        alert = self.raise_alert(
+            kind, check.message, plate=plate, dedup_key=f"{key}@{now:.3f}", now=now
+        )
         store.begin_condition(self.db, key, since=now, alert_id=alert.id if alert else None)
         return alert
 

@@ -159,7 +159,12 @@ class Daemon:
             detail=f"watching {self.folder}",
             interval_s=self.config.heartbeat_interval_s,
         )
-        alerter = Alerter(self.config.alerts, self._alert_db, disk_paths=[self.folder])
+        alerter = Alerter(
+            self.config.alerts,
+            self._alert_db,
+            disk_paths=[self.folder],
+            domain=self.config.domain,
+        )
         self.pipeline = Pipeline(
             self.config,
             self.model,

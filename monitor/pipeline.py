@@ -4,9 +4,12 @@
   its bytes once, hash them, check the structure of every page before decoding anything
   (:func:`stemwatch.core.imaging.check_file`), resolve its plate/well, decode the plane and cut
   it into tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing,
-  configured by the model's metadata);
+  configured by the model's metadata); a blank, saturated or all-NaN frame
+  (:func:`stemwatch.core.quality.check_quality`) goes straight to the writer, unscored;
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
+  when the model carries a description of its training domain, each image is scored against
+  it (:mod:`monitor.domain_check`);
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's onset state, records final failures and
   writes the heartbeat periodically;
@@ -41,9 +44,11 @@ from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
+from stemwatch.core.domain import DomainScore
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.core.imaging import Tiles, check_file, decode, hash_bytes, prepare, read_bytes
 from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
+from stemwatch.core.quality import check_quality
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,17 @@ class Scored:
     prepared: Prepared
     probabilities: np.ndarray  # positive-class probability of each tile
     cam_png: bytes | None = None
+    domain: DomainScore | None = None  # None: the model has no domain description
+
+
+@dataclass
+class BadFrame:
+    """A frame read but not analysed (blank, saturated, all-NaN): recorded, never scored."""
+
+    candidate: Candidate
+    content_hash: str
+    location: ImageLocation | None
+    reason: str
 
 
 @dataclass
@@ -233,7 +249,18 @@ class Pipeline:
             digest = hash_bytes(data)
             checked = check_file(path, data)  # structure of every page, before any decoding
             location = self._locate(path, checked.ome_xml)
-            tiles = self._tiles(path, decode(checked).pixels)
+            image = decode(checked)
+            quality = self.config.domain.quality
+            issue = (
+                check_quality(image.pixels, bit_depth=image.bit_depth, config=quality)
+                if quality.enabled
+                else None
+            )
+            if issue is not None:
+                log.warning("%s: not analysed: %s", path, issue)
+                self.writes.put(BadFrame(cand, digest, location, str(issue)))
+                return
+            tiles = self._tiles(path, image.pixels)
         except _IgnoredError as exc:
             log.info("%s: ignored (%s)", path, exc)
             self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
@@ -347,12 +374,12 @@ class Pipeline:
         t0 = time.perf_counter()
         try:
             step = self.config.inference.batch_tiles
-            parts = [
-                self.model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
-            ]
-            probs = np.concatenate([p for p, _ in parts])
-            chunks = [c for _, c in parts if c is not None]
+            parts = [self.model.infer(batch[i : i + step]) for i in range(0, len(batch), step)]
+            probs = np.concatenate([p.probabilities for p in parts])
+            chunks = [p.cams for p in parts if p.cams is not None]
             cams = np.concatenate(chunks) if len(chunks) == len(parts) else None
+            found = [p.features for p in parts if p.features is not None]
+            feats = np.concatenate(found) if len(found) == len(parts) else None
         except Exception as exc:  # onnxruntime errors: record, keep running
             log.exception("inference failed on a batch of %d image(s)", len(items))
             for p in items:
@@ -366,8 +393,16 @@ class Pipeline:
             png = None
             if cams is not None:
                 png = self._cam_png(p, cams[start : start + n])
-            self.writes.put(Scored(p, probs[start : start + n], png))
+            domain = self._domain(p, None if feats is None else feats[start : start + n])
+            self.writes.put(Scored(p, probs[start : start + n], png, domain))
             start += n
+
+    def _domain(self, p: Prepared, features: np.ndarray | None) -> DomainScore | None:
+        try:
+            return self.model.domain_score(p.tiles.data, features)
+        except Exception:  # the check is an addition: never lose the result over it
+            log.exception("%s: cannot score against the training domain", p.candidate.path)
+            return None
 
     def _cam_png(self, p: Prepared, cams: np.ndarray) -> bytes | None:
         try:
@@ -420,7 +455,7 @@ class Pipeline:
             interval_s=self.config.heartbeat_interval_s,
         )
 
-    def _write_with_retry(self, item: Scored | FinalFailure) -> None:
+    def _write_with_retry(self, item: Scored | FinalFailure | BadFrame) -> None:
         delay = 0.5
         while True:
             try:
@@ -441,7 +476,10 @@ class Pipeline:
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def _write(self, item: Scored | FinalFailure) -> None:
+    def _write(self, item: Scored | FinalFailure | BadFrame) -> None:
+        if isinstance(item, BadFrame):
+            self._write_bad_frame(item)
+            return
         if isinstance(item, FinalFailure):
             c = item.candidate
             version = store.FileVersion(
@@ -467,6 +505,7 @@ class Pipeline:
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
         probability, tile_sd, n_tiles = score_image(item.probabilities)
+        domain = item.domain
         image_id = store.record_result(
             self.db,
             version,
@@ -478,19 +517,48 @@ class Pipeline:
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
+                domain_score=None if domain is None else domain.score,
+                out_of_domain=None if domain is None else domain.out_of_domain,
             ),
         )
-        log.info(
-            "%s: p(%s)=%.3f over %d tiles%s",
-            c.path,
-            self.model.metadata.positive_class,
-            probability,
-            n_tiles,
-            "" if prep.location is None else f" [{prep.location.plate} {prep.location.well}]",
-        )
+        where = "" if prep.location is None else f" [{prep.location.plate} {prep.location.well}]"
+        if domain is not None and domain.out_of_domain:
+            log.warning(
+                "%s: out of the model's training domain (domain score %.2f > 1); p(%s)=%.3f "
+                "kept out of onset detection%s",
+                c.path,
+                domain.score,
+                self.model.metadata.positive_class,
+                probability,
+                where,
+            )
+        else:
+            log.info(
+                "%s: p(%s)=%.3f over %d tiles%s%s",
+                c.path,
+                self.model.metadata.positive_class,
+                probability,
+                n_tiles,
+                "" if domain is None else f", domain score {domain.score:.2f}",
+                where,
+            )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if prep.location is not None:
             self._update_well(prep.location)
+            if domain is not None and self.alerter is not None:
+                self.alerter.domain(
+                    prep.location.plate, self.model.model_hash, self.model.metadata.name
+                )
+
+    def _write_bad_frame(self, item: BadFrame) -> None:
+        c = item.candidate
+        version = store.FileVersion(str(c.path), c.stat.size, c.stat.mtime_ns, item.content_hash)
+        existing = store.already_recorded(self.db, version)
+        if existing is not None:
+            self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
+            return
+        image_id = store.record_quality_issue(self.db, version, item.location, reason=item.reason)
+        self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
 
     def _update_well(self, loc: ImageLocation) -> None:
         try:
