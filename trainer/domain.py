@@ -50,6 +50,10 @@ class DomainError(StemwatchError):
     """The training-domain images cannot be found or read."""
 
 
+class TooFewImagesError(DomainError):
+    """Too few images to fit and calibrate a description (the export goes on without one)."""
+
+
 @dataclass(frozen=True)
 class DomainImages:
     """Images to fit the description on and held-out images to calibrate its threshold."""
@@ -241,11 +245,10 @@ def fit_domain(
     fit = _describe_images(fit_samples, features, tiling, normalisation, in_channels)
     n_tiles = sum(len(i.statistics) for i in fit)
     if n_tiles < MIN_FIT_TILES or len(cal_samples) < MIN_CALIBRATION_IMAGES:
-        raise DomainError(
+        raise TooFewImagesError(
             f"too few images to describe the training domain: {n_tiles} tiles to fit "
             f"(need {MIN_FIT_TILES}), {len(cal_samples)} held-out images to calibrate (need "
-            f"{MIN_CALIBRATION_IMAGES}); export with --no-domain, or give more images with "
-            "--domain-data"
+            f"{MIN_CALIBRATION_IMAGES}); give more images with --domain-data"
         )
     cal = _describe_images(cal_samples, features, tiling, normalisation, in_channels)
     final = _fit(fit, components)

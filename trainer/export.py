@@ -50,7 +50,7 @@ from stemwatch.core.modelfile import file_sha256
 from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import CamModel, get_info
 from trainer.checkpoint import Checkpoint, load_checkpoint
-from trainer.domain import domain_images, fit_domain
+from trainer.domain import TooFewImagesError, domain_images, fit_domain
 
 log = logging.getLogger(__name__)
 
@@ -458,12 +458,16 @@ def _describe_domain(
         note = "the checkpoint names no training data; pass --domain-data"
         log.warning("no domain description: %s", note)
         return None, note
-    description = fit_domain(
-        images,
-        module.features,
-        ckpt.tiling,
-        ckpt.normalisation,
-        in_channels=ckpt.in_channels,
-        output_name=FEATURES,
-    )
+    try:
+        description = fit_domain(
+            images,
+            module.features,
+            ckpt.tiling,
+            ckpt.normalisation,
+            in_channels=ckpt.in_channels,
+            output_name=FEATURES,
+        )
+    except TooFewImagesError as exc:
+        log.warning("no domain description: %s", exc)
+        return None, str(exc)
     return description, ""

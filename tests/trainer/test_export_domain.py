@@ -120,6 +120,11 @@ def test_no_domain_and_no_data_export_without_one(
     bare = export_onnx(checkpoint(tmp_path / "bare.pt", None), tmp_path / "bare.onnx")
     assert bare.metadata.domain is None and "names no training data" in bare.summary()
     assert load_model(tmp_path / "bare.onnx").domain is None
+    assert "features" not in bare.outputs  # the graph outputs them only for the check
+    few = make_dataset(tmp_path / "few", wells_per_class=2, fields=1, size=256)
+    small = export_onnx(checkpoint(tmp_path / "few.pt", few), tmp_path / "few.onnx")
+    assert small.metadata.domain is None
+    assert "too few images to describe the training domain" in small.summary()
 
 
 def test_domain_data_can_be_given_and_missing_data_is_named(data: Path, tmp_path: Path) -> None:
