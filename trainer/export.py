@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stemwatch import __version__
-from stemwatch.core.domain import FEATURES_OUTPUT, DomainDescription
+from stemwatch.core.domain import FEATURES_OUTPUT, MIN_STATISTICS_TILE, DomainDescription
 from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import (
     IMAGE_SUFFIXES,
@@ -453,6 +453,12 @@ def _describe_domain(
     """The training-domain description for the metadata, or None and why there is none."""
     if not enabled:
         return None, "--no-domain"
+    if ckpt.tiling.tile_size < MIN_STATISTICS_TILE:
+        note = (
+            f"tiles of {ckpt.tiling.tile_size} px; the description needs >= {MIN_STATISTICS_TILE}"
+        )
+        log.warning("no domain description: %s", note)
+        return None, note
     images = domain_images(ckpt.path, ckpt.training, ckpt.class_names, data=data)
     if images is None:
         note = "the checkpoint names no training data; pass --domain-data"

@@ -69,6 +69,8 @@ MARGIN = 0.15
 the percentile alone 2.1 % of a new seed's in-domain images were flagged, with the margin
 0.4 %, while frames at 4x the pixel size and frames defocused by 4 um or more stayed at
 100 % (docs/domain-check.md)."""
+MIN_STATISTICS_TILE = 32
+"""Tile statistics need tiles of at least this side (five octaves of scale)."""
 STATISTICS_TILES = 16
 """Tile statistics are computed on at most this many tiles per image, evenly spread."""
 STATISTICS = (
@@ -304,7 +306,7 @@ def tile_statistics(tiles: np.ndarray, *, max_tiles: int = STATISTICS_TILES) -> 
     standard deviations of 8 x 8 blocks. About 2 ms for 16 tiles of 128 px on one core.
     """
     t = spread_tiles(np.asarray(tiles), max_tiles)
-    if t.ndim != 4 or len(t) == 0 or min(t.shape[2:]) < 32:
+    if t.ndim != 4 or len(t) == 0 or min(t.shape[2:]) < MIN_STATISTICS_TILE:
         raise ValueError(f"need tiles (N>=1, C, S>=32, S>=32), got shape {t.shape}")
     x = np.ascontiguousarray(t[:, 0], dtype=np.float32)
     m = x.mean(axis=(1, 2), dtype=np.float64)
