@@ -4,7 +4,9 @@ The trainer writes a :class:`ModelMetadata` as JSON under the ONNX ``metadata_pr
 :data:`METADATA_KEY`; the monitor reads it back (through onnxruntime, without the ``onnx``
 package) and refuses a model without it. Everything inference needs to reproduce training's
 preprocessing lives here: class names, positive class, tiling, normalisation recipe and the
-calibration temperature (already applied inside the graph's ``probabilities`` output).
+calibration temperature (already applied inside the graph's ``probabilities`` output); and,
+optionally, the description of the model's training domain the monitor scores images against
+(:mod:`stemwatch.core.domain`).
 
 Version policy (:meth:`ModelMetadata.from_props`), so that a deployed monitor keeps running
 models exported by a newer stemwatch whenever it can honour them:

@@ -182,6 +182,34 @@ def _upsert_prediction(db: Database, image_id: int, p: Prediction, t: float) -> 
     )
 
 
+def _record_done(
+    db: Database,
+    version: FileVersion,
+    location: ImageLocation | None,
+    t: float,
+    *,
+    quality: str | None = None,
+) -> int:
+    """This version's record, marked done (inserted if new); inside the caller's transaction."""
+    db.lock("image", db.writer, version.path)
+    image_id = _find_version(db, version)
+    if image_id is None:
+        image_id = _insert_image(db, version, location, status="done", error=None, attempts=0, t=t)
+        if quality is not None:
+            db.execute("UPDATE images SET quality = ? WHERE id = ?", (quality, image_id))
+        return image_id
+    db.execute(
+        "UPDATE images SET status = 'done', error = NULL, quality = ?, plate = coalesce(?, plate), "
+        "well = coalesce(?, well), field = coalesce(?, field), "
+        "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
+        "time_basis = coalesce(?, time_basis), "
+        "location_source = coalesce(?, location_source), "
+        "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
+        (quality, *_location_values(location), version.content_hash, t, image_id),
+    )
+    return image_id
+
+
 def record_result(
     db: Database,
     version: FileVersion,
@@ -197,26 +225,9 @@ def record_result(
     the history stays, only the newest counts.
     """
     t = _now(now)
-    loc = _location_values(location)
 
     def do(db: Database) -> int:
-        db.lock("image", db.writer, version.path)
-        image_id = _find_version(db, version)
-        if image_id is None:
-            image_id = _insert_image(
-                db, version, location, status="done", error=None, attempts=0, t=t
-            )
-        else:
-            db.execute(
-                "UPDATE images SET status = 'done', error = NULL, quality = NULL, "
-                "plate = coalesce(?, plate), "
-                "well = coalesce(?, well), field = coalesce(?, field), "
-                "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
-                "time_basis = coalesce(?, time_basis), "
-                "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, t, image_id),
-            )
+        image_id = _record_done(db, version, location, t)
         _upsert_prediction(db, image_id, prediction, t)
         return image_id
 
@@ -235,29 +246,7 @@ def record_quality_issue(
     in one transaction; its id. It is done (not retried while the file stays the same), has
     no prediction and so never enters a well's series."""
     t = _now(now)
-    loc = _location_values(location)
-
-    def do(db: Database) -> int:
-        db.lock("image", db.writer, version.path)
-        image_id = _find_version(db, version)
-        if image_id is None:
-            image_id = _insert_image(
-                db, version, location, status="done", error=None, attempts=0, t=t
-            )
-        else:
-            db.execute(
-                "UPDATE images SET status = 'done', error = NULL, plate = coalesce(?, plate), "
-                "well = coalesce(?, well), field = coalesce(?, field), "
-                "timepoint = coalesce(?, timepoint), time_s = coalesce(?, time_s), "
-                "time_basis = coalesce(?, time_basis), "
-                "location_source = coalesce(?, location_source), "
-                "content_hash = coalesce(content_hash, ?), updated_at = ? WHERE id = ?",
-                (*loc, version.content_hash, t, image_id),
-            )
-        db.execute("UPDATE images SET quality = ? WHERE id = ?", (reason, image_id))
-        return image_id
-
-    return write(db, do)
+    return write(db, lambda db: _record_done(db, version, location, t, quality=reason))
 
 
 def record_prediction(
