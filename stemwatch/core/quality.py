@@ -20,8 +20,9 @@ check's, :mod:`stemwatch.core.domain`):
 - ``saturated``: at least ``max_saturated_fraction`` of the pixels sit at the top of the
   camera's range (integer data only; float data has no known top).
 
-Percentiles and fractions are taken on the same strided grid of at most 65,536 pixels the
-normalisation uses, so the check costs well under a millisecond on a 2048 x 2048 frame.
+Percentiles and fractions are taken on an evenly strided grid of at most 16,384 pixels (a
+128 x 128 grid), so the check costs about 0.3 ms on a 2048 x 2048 frame (2.7 ms on the
+normalisation's 65,536-pixel grid, a third of what preparing the frame costs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pydantic import Field
 from stemwatch.core.config import StrictModel
 
 QualityKind = Literal["nonfinite", "blank", "saturated"]
-_SAMPLES = 65536
+_SAMPLES = 16384
 
 
 class QualityConfig(StrictModel):
