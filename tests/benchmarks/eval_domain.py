@@ -6,7 +6,8 @@ settings, `stemwatch export`, which fits the domain description), or takes an ex
 domain score):
 
 - held-out in-domain images: a synthetic set from another seed (new plates and wells), the
-  generator's settings as in training; target <= 2 % flagged;
+  generator's settings as in training; target <= 2 % flagged; and fields of a plate as an
+  acquisition writes them (1024 px, 12-bit data in 16-bit files);
 - bad frames: blank, black, saturated, all-NaN, empty but lit fields; target >= 95 %;
 - defocused frames (Gaussian blur of the held-out images, sigma 1-16 um at 1 um/px);
   target >= 95 % once cells are no longer resolved (sigma >= 4 um);
@@ -117,6 +118,30 @@ def held_out(work: Path, seed: int) -> list[Frame]:
     return from_manifest(manifest)
 
 
+def larger_16bit(seed: int) -> list[Frame]:
+    """In-domain fields as a plate acquisition writes them: 1024 px, 12-bit data in 16-bit
+    files (training images are 512 px, 8-bit); six wells, two fields, four time points."""
+    wells = ["A01", "A02", "A03", "B01", "B02", "B03"]
+    plan = plan_plate(
+        PlateSpec(
+            wells=wells,
+            n_fields=2,
+            times_h=(0, 12, 24, 48),
+            size=2 * SIZE,
+            bit_depth=16,
+            seed=seed,
+            induced=wells[3:],
+            induction_h=0.0,
+        )
+    )
+    return [
+        Frame(f"{plan.plate}_{w}_f{f + 1}_t{t}", plan.render(w, f, t), f"{plan.plate}/{w}", 12)
+        for w in wells
+        for f in range(2)
+        for t in range(4)
+    ]
+
+
 def coarser(factor: int, seed: int) -> list[Frame]:
     """Four wells, two fields, three time points at ``factor`` x the pixel size."""
     wells = ["A01", "A02", "B01", "B02"]
@@ -177,6 +202,7 @@ def main() -> None:
     sets: list[tuple[str, list[Frame]]] = []
     inside = held_out(args.work, args.heldout_seed)
     sets.append((f"in-domain held-out (s{args.heldout_seed})", inside))
+    sets.append(("in-domain, 1024 px 16-bit", larger_16bit(args.heldout_seed + 1)))
     for f in bad_frames(512, rng):
         kind = f.name.rsplit("-", 1)[0]
         if not any(name == f"bad: {kind}" for name, _ in sets):
