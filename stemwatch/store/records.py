@@ -81,6 +81,8 @@ class Prediction:
     tile_sd: float | None = None
     n_tiles: int | None = None
     cam_png: bytes | None = None  # activation-map thumbnail
+    domain_score: float | None = None  # distance from the training domain / threshold
+    out_of_domain: bool | None = None  # None: the model carries no domain description
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,44 @@ class ImageRecord:
     z: int | None = None
     retry_at: float | None = None  # a transient failure is read again after this time
     unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
+    quality: str | None = None
+    """Why the frame was not analysed (blank, saturated, all-NaN); None when it was."""
+    domain_score: float | None = None
+    """The prediction's distance from its model's training domain over the model's threshold
+    (above 1: out of the domain); None when the model has no domain description."""
+    out_of_domain: bool | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Marked: a bad frame, or out of its model's training domain (never in a series)."""
+        return self.quality is not None or bool(self.out_of_domain)
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """A plate's frames that were not analysed or lay outside the model's training domain
+    (each current image counted once, through its latest prediction)."""
+
+    plate: str
+    n_images: int
+    n_scored: int  # with a domain score (the model carries a domain description)
+    n_out_of_domain: int
+    n_quality: int  # blank, saturated or all-NaN frames
+    last_flagged_at: float | None
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class DomainWindow:
+    """The newest domain-scored images of a plate under one model: how many lay outside."""
+
+    n_scored: int
+    n_out_of_domain: int
+    last_score: float | None = None
+
+    @property
+    def fraction_out(self) -> float:
+        return self.n_out_of_domain / self.n_scored if self.n_scored else 0.0
 
 
 @dataclass(frozen=True)

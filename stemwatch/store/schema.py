@@ -761,6 +761,25 @@ CREATE TABLE skipped_files (
 CREATE INDEX skipped_files_kind ON skipped_files(instrument, kind, updated_at);
 """
 
+
+# v7 (the domain check, issue 9): images.quality says why a frame was not analysed (blank,
+# saturated, all-NaN: never scored as cells, no prediction); predictions carry the image's
+# domain score (distance from the model's training domain over its threshold: above 1 is out
+# of the domain) and whether it was out of the domain (NULL: the model has no domain
+# description). Out-of-domain predictions stay stored but do not enter the well's series.
+# Nothing to backfill: rows written before v7 were never checked (all NULL).
+_V7 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score REAL;
+ALTER TABLE predictions ADD COLUMN out_of_domain INTEGER;
+"""
+
+_PG_V7 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score DOUBLE PRECISION,
+    ADD COLUMN out_of_domain BIGINT;
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one (with both engines' DDL: the PostgreSQL-parametrised store
 # tests run every entry on a real server).
@@ -771,6 +790,7 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V4, postgres=_PG_V4),
     Migration(sqlite=_V5, postgres=_PG_V5),
     Migration(sqlite=_V6, postgres=_PG_V6),
+    Migration(sqlite=_V7, postgres=_PG_V7),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
