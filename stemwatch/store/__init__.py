@@ -81,6 +81,7 @@ from stemwatch.store.images import (
     throughput,
     typical_field_interval_s,
     unplaced_images,
+    well_flags,
 )
 from stemwatch.store.instruments import list_instruments
 from stemwatch.store.lock import DaemonLock, StoreLockedError, claim_daemon
@@ -108,6 +109,7 @@ from stemwatch.store.records import (
     ThroughputBin,
     TimePoint,
     WatchedFolder,
+    WellFlags,
     WellState,
     WellSummary,
 )
@@ -163,6 +165,7 @@ __all__ = [
     "ThroughputBin",
     "TimePoint",
     "WatchedFolder",
+    "WellFlags",
     "WellState",
     "WellSummary",
     "acknowledge_alert",
@@ -225,6 +228,7 @@ __all__ = [
     "typical_field_interval_s",
     "unplaced_images",
     "watched_folders",
+    "well_flags",
     "well_series",
     "well_state",
     "well_summary",

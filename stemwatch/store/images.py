@@ -43,6 +43,7 @@ from stemwatch.store.records import (
     RecordedVersion,
     SkippedCount,
     ThroughputBin,
+    WellFlags,
 )
 
 
@@ -740,6 +741,53 @@ def domain_summary(db: Database, *, instrument: str | None = None) -> list[Domai
             n_quality=int(r["n_quality"]),
             last_flagged_at=r["last_flagged"],
             instrument=r["instrument"],
+        )
+        for r in rows
+    ]
+
+
+def well_flags(
+    db: Database, plate: str, *, instrument: str | None = None, time_tolerance_s: float = 600.0
+) -> list[WellFlags]:
+    """The wells of ``plate`` with bad frames or out-of-domain images (by each current image's
+    latest prediction), by well: how many in all and how many at the well's newest time point
+    (its highest time-point index; without indices, the images within ``time_tolerance_s`` of
+    its newest image, as the onset detector groups them)."""
+    who = plate_instrument(db, plate, instrument)
+    rows = db.rows(
+        "WITH cur AS ("
+        "SELECT i.well, i.timepoint, i.time_s, i.quality, p.out_of_domain, p.domain_score "
+        "FROM images i LEFT JOIN predictions p ON p.id = ("
+        "SELECT max(id) FROM predictions WHERE image_id = i.id) "
+        "WHERE i.instrument = ? AND i.plate = ? AND i.well IS NOT NULL "
+        "AND i.superseded_by IS NULL AND i.status = 'done'), "
+        "newest AS (SELECT well, max(timepoint) AS tp, max(time_s) AS t FROM cur GROUP BY well), "
+        "marked AS (SELECT c.*, CASE WHEN (n.tp IS NOT NULL AND c.timepoint = n.tp) "
+        "OR (n.tp IS NULL AND c.time_s >= n.t - ?) THEN 1 ELSE 0 END AS latest "
+        "FROM cur c JOIN newest n ON n.well = c.well) "
+        "SELECT well, sum(latest) AS n_latest, "
+        "count(*) FILTER (WHERE latest = 1 AND out_of_domain = 1) AS n_latest_out, "
+        "count(*) FILTER (WHERE latest = 1 AND quality IS NOT NULL) AS n_latest_quality, "
+        "count(*) FILTER (WHERE out_of_domain = 1) AS n_out, "
+        "count(*) FILTER (WHERE quality IS NOT NULL) AS n_quality, "
+        "max(quality) FILTER (WHERE latest = 1) AS latest_quality, "
+        "max(domain_score) FILTER (WHERE latest = 1) AS latest_score "
+        "FROM marked GROUP BY well "
+        "HAVING count(*) FILTER (WHERE out_of_domain = 1 OR quality IS NOT NULL) > 0 "
+        "ORDER BY well",
+        (who, plate, float(time_tolerance_s)),
+    )
+    return [
+        WellFlags(
+            well=r["well"],
+            n_latest=int(r["n_latest"] or 0),
+            n_latest_out_of_domain=int(r["n_latest_out"]),
+            n_latest_quality=int(r["n_latest_quality"]),
+            n_out_of_domain=int(r["n_out"]),
+            n_quality=int(r["n_quality"]),
+            latest_quality=r["latest_quality"],
+            latest_score=None if r["latest_score"] is None else float(r["latest_score"]),
+            instrument=who,
         )
         for r in rows
     ]

@@ -296,6 +296,33 @@ class DomainSummary:
 
 
 @dataclass(frozen=True)
+class WellFlags:
+    """A well's images that stay out of its series (bad frames, out of the model's training
+    domain), in all and among its newest time point's images."""
+
+    well: str
+    n_latest: int  # analysed images at the well's newest time point
+    n_latest_out_of_domain: int
+    n_latest_quality: int
+    n_out_of_domain: int  # all current images of the well
+    n_quality: int
+    latest_quality: str | None = None  # a bad-frame reason at the newest time point
+    latest_score: float | None = None  # the highest domain score at the newest time point
+    instrument: str = ""
+
+    @property
+    def n_excluded(self) -> int:
+        return self.n_out_of_domain + self.n_quality
+
+    @property
+    def latest_excluded(self) -> bool:
+        """Every image of the newest time point stays out of the series: the well's latest
+        state is unknown (its colour would be an older time point's)."""
+        flagged = self.n_latest_out_of_domain + self.n_latest_quality
+        return self.n_latest > 0 and flagged >= self.n_latest
+
+
+@dataclass(frozen=True)
 class DomainWindow:
     """The newest domain-scored images of a plate under one model: how many lay outside."""
 

@@ -135,3 +135,39 @@ def test_a_bad_frame_replaces_a_skip_and_a_failure_clears_its_reason(target: str
     store.record_failure(db, v, reason="unreadable", attempts=1)
     (img,) = store.recent_images(db, limit=5)
     assert (img.status, img.quality, img.flagged) == ("failed", None, False)
+
+
+def test_well_flags_tell_whether_a_wells_newest_images_are_all_left_out(target: str) -> None:
+    db = store.open_db(target, instrument="scope")
+    for f in (0, 1):  # A01: fine at t0, both fields outside the domain at t1
+        scored(db, f"/i/a0{f}.tif", 0.2, loc(tp=0, field=f), score=0.5)
+        scored(db, f"/i/a1{f}.tif", 0.9, loc(tp=1, field=f), score=2.5 + f)
+    # A02: one field outside and one fine at its newest time point: its series has a point
+    scored(db, "/i/b0.tif", 0.2, loc(well="A02", tp=0), score=0.5)
+    scored(db, "/i/b10.tif", 0.9, loc(well="A02", tp=1, field=0), score=4.0)
+    scored(db, "/i/b11.tif", 0.2, loc(well="A02", tp=1, field=1), score=0.6)
+    # A03: a blank frame at its newest time point; A04: clean
+    scored(db, "/i/c0.tif", 0.2, loc(well="A03", tp=0), score=0.5)
+    store.record_quality_issue(db, version("/i/c1.tif"), loc(well="A03", tp=1), reason="blank: 0")
+    scored(db, "/i/d0.tif", 0.2, loc(well="A04", tp=0), score=0.5)
+    # A05: times without indices (an mtime time base): the newest within the tolerance
+    for name, t, s in (("e0", 0.0, 0.5), ("e1", 7200.0, 3.0), ("e2", 7300.0, 3.0)):
+        when = ImageLocation("P1", "A05", 0, None, t, "test", time_basis="mtime")
+        scored(db, f"/i/{name}.tif", 0.5, when, score=s)
+    flags = {f.well: f for f in store.well_flags(db, "P1")}
+    assert sorted(flags) == ["A01", "A02", "A03", "A05"]  # A04 has nothing left out
+    a01, a02, a03, a05 = flags["A01"], flags["A02"], flags["A03"], flags["A05"]
+    assert (a01.n_latest, a01.n_latest_out_of_domain, a01.latest_excluded) == (2, 2, True)
+    assert a01.latest_score == 3.5 and a01.n_excluded == 2 and a01.instrument == "scope"
+    assert (a02.n_latest, a02.n_latest_out_of_domain, a02.latest_excluded) == (2, 1, False)
+    assert (a03.n_latest_quality, a03.latest_quality, a03.latest_excluded) == (1, "blank: 0", True)
+    assert (a05.n_latest, a05.n_latest_out_of_domain, a05.latest_excluded) == (2, 2, True)
+    assert store.well_flags(db, "P1", instrument="elsewhere") == []
+
+
+def test_alerts_of_one_kind(target: str) -> None:
+    db = store.open_db(target, instrument="scope")
+    store.record_alert(db, "domain", "plate P2 looks foreign", plate="P2")
+    store.record_alert(db, "stall", "no image")
+    assert [a.kind for a in store.list_alerts(db, kind="domain")] == ["domain"]
+    assert [a.kind for a in store.list_alerts(db, kind="domain", instrument="x")] == []
