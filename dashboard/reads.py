@@ -47,6 +47,7 @@ class PlateOverview:
     wells: list[store.WellSummary]
     onsets: list[store.OnsetRecord]  # not reset
     counts: store.Counts
+    flags: list[store.WellFlags]  # wells with images left out (out of domain, bad frames)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -56,6 +57,7 @@ def plate_overview(db_path: str, version: Stamp, plate: str, instrument: str) ->
             wells=store.well_summary(db, plate, instrument=instrument),
             onsets=store.list_onsets(db, plate, include_reset=False, instrument=instrument),
             counts=store.counts(db, plate, instrument=instrument),
+            flags=store.well_flags(db, plate, instrument=instrument),
         )
 
 
@@ -88,6 +90,25 @@ def well_detail(db_path: str, version: Stamp, plate: str, well: str, instrument:
         return WellDetail(
             store.well_series(db, plate, well, instrument=instrument),
             store.images_for_well(db, plate, well, instrument=instrument),
+        )
+
+
+@dataclass(frozen=True)
+class DomainFlags:
+    """What the Instrument page says about images left out of the series."""
+
+    plates: list[store.DomainSummary]
+    newest: list[store.ImageRecord]  # the newest flagged images
+    alerts: list[store.AlertRecord]  # domain alerts, newest first
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def domain_flags(db_path: str, version: Stamp, instrument: str | None, limit: int) -> DomainFlags:
+    with data.reading(db_path) as db:
+        return DomainFlags(
+            plates=store.domain_summary(db, instrument=instrument),
+            newest=store.flagged_images(db, instrument=instrument, limit=limit),
+            alerts=store.list_alerts(db, kind="domain", instrument=instrument, limit=limit),
         )
 
 

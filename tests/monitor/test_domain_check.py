@@ -1,18 +1,23 @@
 """The monitor's domain check: bad frames marked unscored, out-of-domain images marked and kept
-out of onset detection (through a real daemon on a real folder), one alert per episode."""
+out of onset detection (through a real daemon on a real folder, then in `stemwatch status` and
+on the dashboard), one alert per episode."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 import tifffile
 from monitor_helpers import image_name, make_config, running_daemon
 from onnx_models import build_classifier, tiny_metadata
 from scipy import ndimage as ndi
+from streamlit.testing.v1 import AppTest
 
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.domain_check import DomainCheckConfig, domain_alert
@@ -83,7 +88,10 @@ def put(folder: Path, name: str, pixels: np.ndarray) -> None:
 
 
 def test_out_of_domain_image_is_marked_and_kept_out_of_onset_detection(
-    tmp_path: Path, domain_model_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    domain_model_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = make_config(
         tmp_path,
@@ -141,6 +149,31 @@ def test_out_of_domain_image_is_marked_and_kept_out_of_onset_detection(
     assert "2 bad frames (not analysed)" in out
     assert "NOT ANALYSED (blank: every pixel is 0)" in out
     assert "OUT OF DOMAIN (domain score" in out and "not used)" in out
+
+    # ...and the dashboard marks them: A01's latest image is outside the model's domain, A02
+    # has only bad frames; neither is coloured as a probability
+    grid = _plate_grid_on_the_dashboard(config.database, monkeypatch, plate="P1")
+    assert grid.loc["A01", "excluded"] == "domain" and np.isnan(grid.loc["A01", "probability"])
+    assert grid.loc["A01", "status"].startswith("latest images outside the model's training")
+    assert grid.loc["A02", "excluded"] == "quality" and np.isnan(grid.loc["A02", "probability"])
+
+
+def _plate_grid_on_the_dashboard(
+    database: Path, monkeypatch: pytest.MonkeyPatch, *, plate: str
+) -> pd.DataFrame:
+    """The plate heatmap's rows as Streamlit's AppTest renders the dashboard on ``database``."""
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    monkeypatch.setenv("STEMWATCH_DB", str(database))
+    at = AppTest.from_file(str(app), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    if at.selectbox(key="plate").value != plate:
+        at.selectbox(key="plate").select(plate).run()
+        assert not at.exception, at.exception
+    (chart,) = [c for c in at.get("vega_lite_chart") if getattr(c, "key", None) == "plate_chart"]
+    spec = json.loads(chart.proto.spec)
+    sets = {ds.name: pa.ipc.open_stream(ds.data.data).read_pandas() for ds in chart.proto.datasets}
+    return sets[spec["layer"][0]["data"]["name"]].set_index("well")
 
 
 def test_model_without_a_description_runs_unchecked_and_says_so_once(
