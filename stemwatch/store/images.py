@@ -31,6 +31,7 @@ from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
 from stemwatch.store.instruments import own, plate_instrument
+from stemwatch.store.models import daemon_model_sql
 from stemwatch.store.records import (
     Counts,
     DomainSummary,
@@ -574,11 +575,15 @@ _IMAGE_COLUMNS = (
     "i.quality, p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam, p.domain_score, p.out_of_domain"
 )
-# Each image with its latest prediction (highest id: the most recent model to score it)...
-_WITH_LATEST_PREDICTION = (
-    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = ("
-    "SELECT max(id) FROM predictions WHERE image_id = i.id)"
+# Each image with the daemon's current model's prediction, else its latest (a re-analysis
+# with another model never takes over the default view)...
+_SHOWN_PREDICTION = (
+    "LEFT JOIN predictions p ON p.id = coalesce(("
+    "SELECT q.id FROM predictions q WHERE q.image_id = i.id "
+    f"AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+    "SELECT max(q.id) FROM predictions q WHERE q.image_id = i.id))"
 )
+_WITH_LATEST_PREDICTION = f"SELECT {_IMAGE_COLUMNS} FROM images i {_SHOWN_PREDICTION}"
 # ...or with one model's prediction.
 _WITH_MODEL_PREDICTION = (
     f"SELECT {_IMAGE_COLUMNS} FROM images i "
@@ -632,7 +637,7 @@ def images_for_well(
     instrument: str | None = None,
 ) -> list[ImageRecord]:
     """The images of one well by time point then field, each with ``model_hash``'s
-    prediction (None: its latest prediction, whichever model made it)."""
+    prediction (None: the current model's of the instrument's daemon, else the latest)."""
     who = plate_instrument(db, plate, instrument)
     if model_hash is None:
         sql, params = _WITH_LATEST_PREDICTION, [who, plate, well]
@@ -665,12 +670,22 @@ def _instrument_filter(instrument: str | None, prefix: str = "") -> tuple[str, t
     return f" AND {prefix}instrument = ?", (instrument,)
 
 
-def cam_png(db: Database, image_id: int) -> bytes | None:
-    """The activation-map thumbnail (PNG bytes) of an image's latest prediction, if any."""
-    png = db.scalar(
-        "SELECT cam_png FROM predictions WHERE image_id = ? ORDER BY id DESC LIMIT 1",
-        (image_id,),
-    )
+def cam_png(db: Database, image_id: int, *, model_hash: str | None = None) -> bytes | None:
+    """The activation-map thumbnail (PNG bytes) of an image's prediction by ``model_hash``
+    (None: the daemon's current model's, else the latest), if it has one."""
+    if model_hash is not None:
+        png = db.scalar(
+            "SELECT cam_png FROM predictions WHERE image_id = ? AND model_hash = ?",
+            (image_id, model_hash),
+        )
+    else:
+        png = db.scalar(
+            "SELECT cam_png FROM predictions WHERE id = coalesce(("
+            "SELECT q.id FROM predictions q JOIN images i ON i.id = q.image_id "
+            f"WHERE q.image_id = ? AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+            "SELECT max(q.id) FROM predictions q WHERE q.image_id = ?))",
+            (image_id, image_id),
+        )
     return None if png is None else bytes(png)
 
 
@@ -726,8 +741,7 @@ def domain_summary(db: Database, *, instrument: str | None = None) -> list[Domai
         "count(*) FILTER (WHERE p.out_of_domain = 1) AS n_out, "
         "count(*) FILTER (WHERE i.quality IS NOT NULL) AS n_quality, "
         f"max(i.updated_at) FILTER (WHERE {_FLAGGED}) AS last_flagged "
-        "FROM images i LEFT JOIN predictions p ON p.id = ("
-        "SELECT max(id) FROM predictions WHERE image_id = i.id) "
+        f"FROM images i {_SHOWN_PREDICTION} "
         f"WHERE i.superseded_by IS NULL AND i.plate IS NOT NULL{where} "
         "GROUP BY i.instrument, i.plate ORDER BY i.instrument, i.plate",
         params,
@@ -747,12 +761,18 @@ def domain_summary(db: Database, *, instrument: str | None = None) -> list[Domai
 
 
 def well_flags(
-    db: Database, plate: str, *, instrument: str | None = None, time_tolerance_s: float = 600.0
+    db: Database,
+    plate: str,
+    *,
+    instrument: str | None = None,
+    model_hash: str | None = None,
+    time_tolerance_s: float = 600.0,
 ) -> list[WellFlags]:
-    """The wells of ``plate`` with bad frames or out-of-domain images (by each current image's
-    latest prediction), by well: how many in all and how many at the well's newest time point
-    (its highest time-point index; without indices, the images within ``time_tolerance_s`` of
-    its newest image, as the onset detector groups them).
+    """The wells of ``plate`` with bad frames or out-of-domain images, by well: how many in
+    all and how many at the well's newest time point (its highest time-point index; without
+    indices, the images within ``time_tolerance_s`` of its newest image, as the onset detector
+    groups them). Out of the domain by ``model_hash``'s predictions, else by the prediction an
+    image shows (its instrument's daemon's model's, else the latest).
 
     Asked at every render of the plate view: the flagged images are found first (a plate
     without any costs one query), the newest time point only of their wells."""
@@ -761,12 +781,16 @@ def well_flags(
         "i.instrument = ? AND i.plate = ? AND i.well IS NOT NULL AND i.superseded_by IS NULL "
         "AND i.status = 'done'"
     )
+    first: tuple[str, ...] = ()
+    join = _SHOWN_PREDICTION
+    if model_hash is not None:
+        join = "LEFT JOIN predictions p ON p.image_id = i.id AND p.model_hash = ?"
+        first = (model_hash,)
     flagged = db.rows(
         "SELECT i.well, i.timepoint, i.time_s, i.quality, p.out_of_domain, p.domain_score "
-        "FROM images i LEFT JOIN predictions p ON p.id = ("
-        "SELECT max(id) FROM predictions WHERE image_id = i.id) "
+        f"FROM images i {join} "
         f"WHERE {current} AND (i.quality IS NOT NULL OR p.out_of_domain = 1)",
-        (who, plate),
+        (*first, who, plate),
     )
     if not flagged:
         return []

@@ -21,6 +21,9 @@ from streamlit.testing.v1 import AppTest
 
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.domain_check import DomainCheckConfig, domain_alert
+from monitor.inference import load_model
+from monitor.onset import OnsetConfig
+from monitor.reanalyse import reanalyse
 from stemwatch import store
 from stemwatch.cli import main
 from stemwatch.core.config import validate_mapping
@@ -259,3 +262,33 @@ def test_one_alert_per_episode_and_again_after_a_relapse(tmp_path: Path) -> None
     assert relapse.index(again) == 4  # once half of the last ten are outside
     assert again.id != first.id
     assert len([a for a in store.list_alerts(db) if a.kind == "domain"]) == 2
+
+
+def test_a_reanalysis_applies_the_domain_check_and_never_scores_bad_frames(
+    tmp_path: Path, tiny_model_path: Path, domain_model_path: Path
+) -> None:
+    """A re-analysis (issue 10) with a model that describes its domain stores domain scores
+    and keeps out-of-domain images out of that model's series, as the daemon does; a bad frame
+    is never scored, by any model."""
+    config = make_config(tmp_path, tiny_model_path)  # the daemon's model checks no domain
+    folder = config.folder
+    assert folder is not None
+    with running_daemon(config) as d:
+        put(folder, image_name("A01", hour=9), cells(1))
+        put(folder, image_name("A01", hour=10), cells(2))
+        put(folder, image_name("A01", hour=11), foreign(3))
+        put(folder, image_name("A01", hour=12), np.zeros((256, 256), np.uint16))
+        d.settle()
+        assert d.daemon.summary.done == 4
+    domain_model = load_model(domain_model_path)
+    with store.open_db(config.database) as db:
+        summary = reanalyse(db, domain_model, onset=OnsetConfig(k=1, aggregate="mean"))
+        assert (summary.planned, summary.scored) == (3, 3)  # the blank frame is not planned
+        images = store.images_for_well(db, "P1", "A01", model_hash=domain_model.model_hash)
+        scores = {Path(i.path).name: (i.out_of_domain, i.quality) for i in images}
+        assert scores[image_name("A01", hour=11)] == (True, None)
+        assert scores[image_name("A01", hour=9)] == (False, None)
+        assert scores[image_name("A01", hour=12)] == (None, "blank: every pixel is 0")
+        series = store.well_series(db, "P1", "A01", model_hash=domain_model.model_hash)
+        assert len(series) == 2 and max(p.probability for p in series) < 0.1
+        assert store.list_onsets(db, model_hash=domain_model.model_hash) == []

@@ -1,4 +1,4 @@
-"""The domain check in the store (schema v7), on both engines: bad frames recorded unscored,
+"""The domain check in the store (schema v8), on both engines: bad frames recorded unscored,
 domain scores on predictions, and the reads the dashboard, `stemwatch status` and the alert
 rule use."""
 
@@ -96,12 +96,12 @@ def test_a_rewritten_file_is_flagged_by_its_newest_version_only(target: str) -> 
     assert store.flagged_images(db) == []
 
 
-def test_a_v6_file_gains_the_domain_columns(tmp_path: Path) -> None:
-    path = tmp_path / "v6.db"
+def test_a_v7_file_gains_the_domain_columns(tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
     r = sqlite3.connect(path, isolation_level=None)
-    for m in MIGRATIONS[:6]:
+    for m in MIGRATIONS[:7]:
         r.executescript(m.sqlite)
-    r.execute("PRAGMA user_version = 6")
+    r.execute("PRAGMA user_version = 7")
     r.execute(
         "INSERT INTO images (id, instrument, path, plate, well, field, timepoint, time_s, "
         "status, created_at, updated_at) "
@@ -171,3 +171,13 @@ def test_alerts_of_one_kind(target: str) -> None:
     store.record_alert(db, "stall", "no image")
     assert [a.kind for a in store.list_alerts(db, kind="domain")] == ["domain"]
     assert [a.kind for a in store.list_alerts(db, kind="domain", instrument="x")] == []
+
+
+def test_well_flags_through_one_model(target: str) -> None:
+    db = store.open_db(target, instrument="scope")
+    image = scored(db, "/i/a.tif", 0.2, loc(), score=0.5, model="m")
+    other = store.Prediction("m2", 0.9, domain_score=3.0, out_of_domain=True)
+    store.record_prediction(db, image, other)  # a re-analysis by a model it is foreign to
+    assert store.well_flags(db, "P1", model_hash="m") == []
+    (flags,) = store.well_flags(db, "P1", model_hash="m2")
+    assert (flags.well, flags.latest_excluded, flags.latest_score) == ("A01", True, 3.0)
