@@ -382,3 +382,56 @@ def test_cli_export_int8_without_a_split_says_why_it_did_not_compare(
     report = json.loads((tmp_path / "m.int8.report.json").read_text())
     assert report["heldout"] is None and "speed" not in report
     assert load_model(tmp_path / "m.int8.onnx").metadata.quantization is not None
+
+
+def test_int8_keeps_the_domain_checks_features_and_description(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model exported with a domain description (a ``features`` output): the int8 model
+    keeps the output and the description, and the monitor loads it with the domain check."""
+    imgs = {
+        "train": write_tiffs(tmp_path / "train", 32, seed=5),
+        "val": [],
+        "test": write_tiffs(tmp_path / "test", 8, seed=6),
+    }
+    domain_data = tmp_path / "domain"
+    for i, f in enumerate(imgs["train"]):
+        (domain_data / CLASS_NAMES[i % 2]).mkdir(parents=True, exist_ok=True)
+        (domain_data / CLASS_NAMES[i % 2] / f.name).write_bytes(f.read_bytes())
+    from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(
+        tmp_path / "best.pt",
+        model=create("fastnet").eval(),
+        architecture="fastnet",
+        arch_kwargs={},
+        class_names=CLASS_NAMES,
+        positive_class="differentiated",
+        tiling=TilingSpec(downsample=2, tile_size=32, max_tiles=8),
+        normalisation=NormalisationRecipe(),
+        split=split_record(imgs),
+    )
+    out = tmp_path / "m.onnx"
+    args = ["export", str(ckpt), "-o", str(out), "--int8", "--speed-repeats", "0"]
+    assert main([*args, "--domain-data", str(domain_data)]) == 0
+    capsys.readouterr()
+    outputs = [o.name for o in onnx.load(str(tmp_path / "m.int8.onnx")).graph.output]
+    assert outputs == [o.name for o in onnx.load(str(out)).graph.output]
+    assert "features" in outputs
+    fp32, int8 = load_model(out), load_model(tmp_path / "m.int8.onnx")
+    assert int8.metadata.domain is not None and int8.metadata.domain == fp32.metadata.domain
+    assert int8.metadata.quantization is not None
+    assert {"QuantizeLinear", "DequantizeLinear"} <= qdq_ops(tmp_path / "m.int8.onnx")
+
+
+def test_unknown_fields_of_a_newer_quantization_record_are_ignored() -> None:
+    """The version policy holds inside ``quantization`` too: a newer exporter's extra field
+    does not make an older monitor refuse the model."""
+    from stemwatch.core.modelmeta import ModelMetadata, Quantization
+
+    meta = tiny_metadata(quantization=Quantization(weights="int8", activations="uint8"))
+    data = json.loads(meta.to_json())
+    data["quantization"]["added_later"] = {"anything": 1}
+    read = ModelMetadata.from_dict(data, "newer.onnx")
+    assert read.quantization is not None and read.quantization.weights == "int8"
