@@ -44,7 +44,12 @@ from stemwatch.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-AUTO_CLUSTER_MIN_IMAGES = 500  # see docs/facility.md: below this, worker start-up dominates
+# The default engine (docs/facility.md, measured): a local cluster only on 4 or more cores and
+# for 500 images or more. Below 500, starting workers costs seconds the plan does not repay;
+# on 2 cores this process did 62 images/s per busy core against a worker's 34, and its threads
+# use about 2 cores (one inference thread), so worker processes win only with more cores.
+AUTO_CLUSTER_MIN_IMAGES = 500
+AUTO_CLUSTER_MIN_CORES = 4
 INSTALL_HINT = "install the cluster extra: pip install 'stemwatch[cluster]' (dask[distributed])"
 
 
@@ -235,13 +240,14 @@ class DaskEngine:
 
 @dataclass
 class AutoEngine:
-    """The default: a local Dask cluster of ``workers`` processes for a plan of at least
-    ``min_images`` images when Dask is installed; else this process (starting worker
-    processes and loading the model in each costs seconds that a small plan does not repay)."""
+    """The default: a local Dask cluster of ``workers`` processes (one per core) for a plan
+    of at least ``min_images`` images on ``min_cores`` cores or more, when Dask is installed;
+    else this process (see :data:`AUTO_CLUSTER_MIN_CORES`)."""
 
     local: LocalEngine
     workers: int
     min_images: int = AUTO_CLUSTER_MIN_IMAGES
+    min_cores: int = AUTO_CLUSTER_MIN_CORES
     device: str = "auto"
     intra_op_threads: int = 1
 
@@ -260,7 +266,7 @@ class AutoEngine:
         )
 
     def for_plan(self, n_images: int) -> Engine:
-        if self.workers < 2 or n_images < self.min_images:
+        if self.workers < self.min_cores or n_images < self.min_images:
             return self.local
         if not dask_available():
             log.info("Dask is not installed: scoring in this process (%s)", INSTALL_HINT)
@@ -273,5 +279,6 @@ class AutoEngine:
     def describe(self) -> str:
         return (
             f"a local Dask cluster of {self.workers} worker processes for {self.min_images} "
-            f"images or more (Dask installed), else {self.local.describe()}"
+            f"images or more on {self.min_cores} cores or more (Dask installed), else "
+            f"{self.local.describe()}"
         )

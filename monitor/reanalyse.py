@@ -30,6 +30,7 @@ switches a daemon to it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -538,7 +539,21 @@ def reanalyse(
         engine.describe(),
     )
     recorder = Recorder(db, model.model_hash, onset or OnsetConfig(), tasks)
-    engine(model, tasks, recorder, batch_tiles=batch_tiles, progress=progress, stop=stop)
+    try:
+        if tasks:
+            engine(model, tasks, recorder, batch_tiles=batch_tiles, progress=progress, stop=stop)
+    except BaseException:  # the run's record says how far it got; what is recorded stays
+        done = recorder.summary
+        with contextlib.suppress(StemwatchError):
+            store.finish_reanalysis(
+                db,
+                run_id,
+                planned=done.planned,
+                scored=done.scored,
+                unscorable=len(done.unscorable),
+                interrupted=True,
+            )
+        raise
     summary = recorder.finish(plates, instrument=instrument)
     summary.engine = engine.describe()
     summary.interrupted = bool(stop is not None and stop.is_set() and summary.remaining > 0)

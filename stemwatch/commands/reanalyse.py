@@ -8,9 +8,9 @@ command again resumes where it stopped. See :mod:`monitor.reanalyse`.
 
 Where it scores: ``--scheduler tcp://host:8786`` on that Dask cluster; ``--workers N`` on a
 local Dask cluster of N worker processes; ``--workers 0`` in this process (decode threads,
-no Dask). By default, a local cluster of one worker per core for 500 images or more when Dask
-is installed (the ``cluster`` extra), else this process. This process always plans and is
-the one writer (:mod:`monitor.cluster`).
+no Dask). By default, a local cluster of one worker per core for 500 images or more on 4
+cores or more when Dask is installed (the ``cluster`` extra), else this process. This process
+always plans and is the one writer (:mod:`monitor.cluster`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Re-score stored images with another model (resumable)",
         description=(
             "Re-score the database's images with another model: predictions, well series and "
-            "onsets are kept per model; the daemon's model stays the default view. Ctrl-C "
-            "stops after the batch in flight; run again to resume."
+            "onsets are kept per model; the daemon's model stays the default view. Scores on "
+            "a Dask cluster (--scheduler), on local worker processes (--workers N) or in this "
+            "process (--workers 0); this process is the one writer. Ctrl-C stops after the "
+            "batch in flight; run again to resume."
         ),
     )
     p.add_argument(
@@ -61,12 +63,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="auto",
         metavar="N",
         help="local Dask worker processes; 0: score in this process, no Dask (default: auto, "
-        "one per core for 500 images or more when Dask is installed, else 0)",
+        "one per core for 500 images or more on 4+ cores when Dask is installed, else 0)",
     )
     p.add_argument(
         "--decode-threads",
         type=int,
         default=2,
+        metavar="N",
         help="decode threads when scoring in this process (default: 2)",
     )
     p.add_argument(

@@ -137,6 +137,11 @@ def test_a_worker_that_sees_another_model_stops_the_run(
         with pytest.raises(StemwatchError, match="give every worker the same file"):
             run_dask(client, impostor, tasks, recorder)
         assert store.count_unscored(db, other.model_hash) == 12  # nothing recorded
+        spec = ClusterSpec(scheduler=cluster.scheduler_address)
+        with pytest.raises(StemwatchError, match="give every worker the same file"):
+            reanalyse(db, impostor, engine=DaskEngine(spec))
+        (run,) = store.reanalyses(db)  # the failed run says so
+        assert run.interrupted is True and run.scored == 0 and run.finished_at is not None
 
 
 def test_command_line_on_the_cluster_and_its_errors(
@@ -184,7 +189,7 @@ def test_the_default_engine_starts_a_cluster_only_for_a_large_plan() -> None:
     assert auto.for_plan(499) is local  # worker start-up would cost more than it saves
     big = auto.for_plan(500)
     assert isinstance(big, DaskEngine) and big.spec.workers == 4 and big.spec.scheduler is None
-    assert AutoEngine(local, workers=1).for_plan(10**6) is local  # one core: nothing to gain
+    assert AutoEngine(local, workers=2).for_plan(10**6) is local  # 2 cores: faster in-process
 
 
 def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
