@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ def run_dask(
     if not chunks:
         return
     depth = in_flight or 2 * cluster_threads(client)
+    run = uuid.uuid4().hex[:8]  # keys of this run only: a cluster may still know an earlier one's
     model_path = str(Path(model.path).resolve())
     log.info(
         "scoring %d image(s) in %d chunk(s) on %d Dask thread(s), %d chunk(s) in flight",
@@ -173,7 +175,7 @@ def run_dask(
             device=device,
             intra_op_threads=intra_op_threads,
             batch_tiles=batch_tiles,
-            key=f"stemwatch-rescore-{model.model_hash[:12]}-{i}",
+            key=f"stemwatch-rescore-{model.model_hash[:12]}-{run}-{i}",
             pure=False,
         )
 
