@@ -406,10 +406,34 @@ def fastest_within(points: Sequence[RuleFigures], max_false_alarms: float) -> Ru
 
 
 def choose_default(
-    points: Sequence[RuleFigures], *, max_false_alarms: float = 1.0
-) -> RuleFigures | None:
-    """The tuning rule: the fastest setting within the false-alarm budget."""
-    return fastest_within(points, max_false_alarms)
+    points: Sequence[RuleFigures],
+    *,
+    max_false_alarms: float = 1.0,
+    max_delay_intervals: float = 2.0,
+) -> tuple[RuleFigures, str] | None:
+    """The tuning rule, and which branch chose it.
+
+    1. ``target``: the fastest rule within both limits;
+    2. ``fewest false alarms in time``: when none meets both, the rule with the fewest false
+       alarms among those whose median delay is within ``max_delay_intervals`` (detection
+       stays timely, false alarms are cut as far as they go);
+    3. ``fastest quiet``: when no rule is that fast, the fastest within ``max_false_alarms``.
+    None only for an empty ``points``.
+    """
+    timely = [p for p in points if p.median_delay_intervals <= max_delay_intervals + 1e-9]
+    quiet = fastest_within(timely, max_false_alarms)
+    if quiet is not None:
+        return quiet, "target"
+    if timely:
+        return min(timely, key=lambda p: (p.false_alarms, p.median_delay_h)), (
+            "fewest false alarms in time"
+        )
+    best = fastest_within(points, max_false_alarms)
+    if best is not None:
+        return best, "fastest quiet"
+    if points:
+        return min(points, key=lambda p: (p.false_alarms, p.median_delay_h)), "fewest false alarms"
+    return None
 
 
 def format_delay(hours: float, interval_h: float) -> str:

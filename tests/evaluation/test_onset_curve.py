@@ -132,7 +132,18 @@ def test_front_and_choice_at_an_equal_false_alarm_rate() -> None:
     assert [p.rule.name for p in pareto_front(pts)] == ["d", "c", "a"]
     best = fastest_within(pts, 1.0)
     assert best is not None and best.rule.name == "c"
-    assert choose_default(pts, max_false_alarms=0.5) is pts[3]
+    # delays here are 1, 2, 1.5, 5 and 1.17 imaging intervals of 6 h
+    assert choose_default(pts, max_false_alarms=1.0) == (pts[2], "target")
+    # no rule within 0.5 false alarms is in time: the quietest of those in time
+    assert choose_default(pts, max_false_alarms=0.5) == (pts[2], "fewest false alarms in time")
+    assert choose_default(pts, max_false_alarms=5.0, max_delay_intervals=1.0) == (
+        pts[0],
+        "target",
+    )
+    assert choose_default(pts, max_false_alarms=0.5, max_delay_intervals=0.5) == (
+        pts[3],
+        "fastest quiet",
+    )
     assert fastest_within(pts, -1.0) is None
 
 
