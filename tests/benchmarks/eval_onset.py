@@ -55,6 +55,11 @@ NAIVE_SMOOTHING = 0.5
 GRID_ON = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 ... 0.95
 GRID_K = (1, 2, 3, 4)
 GRID_ALPHA = (1.0, 0.7, 0.5)
+PREVIOUS = Rule(
+    "detector (defaults until 2026-12)",
+    "previous",
+    OnsetParams(on_threshold=0.55, off_threshold=0.35, k=2, alpha=1.0, aggregate="median"),
+)
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
 
 
@@ -220,6 +225,7 @@ def evaluate_condition(
         for t in NAIVE_MARKS
     ]
     mine = [ev.figures(tuned, intervals=True), ev.figures(current, intervals=True)]
+    previous = ev.figures(PREVIOUS, intervals=True)
     family = [
         ev.figures(detector_rule(on, tuned.params.k, tuned.params.alpha)) for on in SWEEP[::2]
     ]
@@ -234,7 +240,7 @@ def evaluate_condition(
         "| induced wells flagged |"
     )
     print("|---|---|---|---|")
-    for p in mine + marked:
+    for p in [*mine, previous, *marked]:
         print(row(p))
     print()
     same = mine[0].rule.params == mine[1].rule.params
@@ -274,7 +280,7 @@ def evaluate_condition(
 
 def row(p: RuleFigures) -> str:
     name = p.rule.name
-    if p.rule.family in ("tuned", "current"):
+    if p.rule.family in ("tuned", "current", "previous"):
         q = p.rule.params
         name = f"**{name}**: on {q.on_threshold:g}, k {q.k}, EWMA {q.alpha:g}"
     return (
