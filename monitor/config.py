@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from monitor.alerts import AlertsConfig
+from monitor.domain_check import DomainCheckConfig
 from monitor.onset import OnsetConfig
 from stemwatch import store
 from stemwatch.core.config import StrictModel
@@ -149,6 +150,17 @@ class InferenceConfig(StrictModel):
         description="Decoded images waiting for inference at most; bounds memory with a backlog.",
     )
     warmup: bool = Field(default=True, description="Run one batch at startup.")
+    watch_model_file: bool = Field(
+        default=True,
+        description=(
+            "Take a new model when the model file is replaced (e.g. `mv new.onnx model.onnx`),\n"
+            "without a restart; SIGHUP does so too. The batch in flight finishes with the old\n"
+            "model; the switch is logged and stored."
+        ),
+    )
+    model_check_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between checks of the model file."
+    )
 
 
 class RetryConfig(StrictModel):
@@ -232,6 +244,10 @@ class MonitorConfig(StrictModel):
     )
     onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
+    domain: DomainCheckConfig = Field(
+        default_factory=DomainCheckConfig,
+        description="Bad frames and images outside the model's training domain.",
+    )
 
     @field_validator("database", mode="before")
     @classmethod
