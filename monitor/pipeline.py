@@ -11,8 +11,8 @@
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
-  prediction in one transaction), updates the well's onset state, records failures, skips and
-  moves. When it cannot store (a full disk, a lock held elsewhere) it waits and retries, and
+  prediction in one transaction), updates the well's series and onset state (at a cost flat
+  in the well's length: :mod:`monitor.wellseries`), records failures, skips and moves. When it cannot store (a full disk, a lock held elsewhere) it waits and retries, and
   says so in :attr:`Pipeline.writer_problem`; the heartbeat (:mod:`monitor.heartbeat`) runs
   apart and keeps reporting;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
@@ -45,7 +45,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor import onset
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
@@ -54,6 +53,7 @@ from monitor.heartbeat import DaemonLoad
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from monitor.supervise import Failure, Supervisor
+from monitor.wellseries import WellSeries
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
@@ -72,7 +72,7 @@ from stemwatch.core.imaging import (
     read_head,
     sniff,
 )
-from stemwatch.core.paths import printable
+from stemwatch.core.paths import path_text, printable
 from stemwatch.core.platemeta import (
     IgnoredImageError,
     ImageLocation,
@@ -209,6 +209,7 @@ class Pipeline:
         self.supervisor = supervisor or Supervisor(_log_only)
         self.alerter = AlertWorker(alerter, self.supervisor) if alerter is not None else None
         self.writer_problem: str | None = None  # why results cannot be stored right now
+        self.wells = WellSeries(config.onset, model.model_hash)  # the writer's, like db
         inf = config.inference
         self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
@@ -598,6 +599,7 @@ class Pipeline:
 
     def _write_failure(self, item: FinalFailure) -> None:
         c = item.candidate
+        self.wells.path_changed(path_text(str(c.path)))  # a done record it replaces
         retry_at = time.time() + item.retry_in_s if item.retry_in_s > 0 else None
         image_id = store.record_failure(
             self.db,
@@ -615,6 +617,8 @@ class Pipeline:
         c = item.candidate
         old = item.moved
         store.record_move(self.db, old.image_id, c.version(item.content_hash), item.location)
+        self.wells.path_changed(old.path)
+        self.wells.path_changed(path_text(str(c.path)))
         log.info(
             "%s: moved or renamed from %s; its record (image %d) follows it, not analysed again",
             printable(c.path),
@@ -665,18 +669,25 @@ class Pipeline:
         )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if loc is not None:
-            self._update_well(loc.plate, loc.well)
+            self._update_well(loc.plate, loc.well, image_id)
+        else:
+            self.wells.path_changed(path_text(str(c.path)))  # a placed record it replaces
 
-    def _update_well(self, plate: str, well: str) -> None:
+    def _update_well(self, plate: str, well: str, image_id: int | None = None) -> None:
+        """The well's series and onset after ``image_id`` joined it (incrementally), or after
+        any other change (recomputed from its images)."""
         try:
-            event = onset.update_well(
-                self.db, plate, well, self.config.onset, model_hash=self.model.model_hash
-            )
+            if image_id is None:
+                event = self.wells.recompute(self.db, plate, well)
+            else:
+                event = self.wells.image_scored(self.db, image_id)
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)
         except StemwatchError as exc:
+            self.wells.forget(plate, well)
             log.warning("%s %s: onset update failed (%s)", plate, well, exc)
         except Exception:
+            self.wells.forget(plate, well)
             log.exception("%s %s: onset update failed", plate, well)
 
 
