@@ -12,9 +12,10 @@
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's series and onset state (at a cost flat
-  in the well's length: :mod:`monitor.wellseries`), records failures, skips and moves. When it cannot store (a full disk, a lock held elsewhere) it waits and retries, and
-  says so in :attr:`Pipeline.writer_problem`; the heartbeat (:mod:`monitor.heartbeat`) runs
-  apart and keeps reporting;
+  in the well's length: :mod:`monitor.wellseries`), records failures, skips and moves. When
+  it cannot store (a full disk, a lock held elsewhere) it waits and retries, and says so in
+  :attr:`Pipeline.writer_problem`; the heartbeat (:mod:`monitor.heartbeat`) runs apart and
+  keeps reporting;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
   alerts and runs the instrument checks.
 
