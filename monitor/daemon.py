@@ -37,12 +37,13 @@ from monitor.config import MonitorConfig
 from monitor.counts import Counts, RunSummary
 from monitor.heartbeat import DaemonLoad, Heartbeat
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel, load_model
+from monitor.inference import CUDA, LoadedModel, load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.watcher import Hint, start_observer, stop_observer
+from monitor.workers import intra_op_threads, plan_workers, usable_cores
 from stemwatch import store
 from stemwatch.core.errors import ConfigError
 from stemwatch.core.modelfile import bundled_model_path
@@ -131,6 +132,10 @@ class Daemon:
         self.watching = threading.Event()
         self._syncs: list[threading.Event] = []
         self.model = model or self._load_model()
+        self.plan = plan_workers(
+            config.inference, cores=usable_cores(), gpu=self.model.provider == CUDA
+        )
+        log.info("workers: %s", self.plan.describe())
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = _identity(self.folder)
         self._rescan_due = 0.0
@@ -155,7 +160,7 @@ class Daemon:
             path,
             device=inf.device,
             require_gpu=inf.require_gpu,
-            intra_op_threads=inf.intra_op_threads,
+            intra_op_threads=intra_op_threads(inf),
         )
         if inf.warmup:
             t0 = time.perf_counter()
@@ -207,6 +212,7 @@ class Daemon:
             counts=self.counts,
             lookup=self._lookup_db,
             supervisor=self.supervisor,
+            plan=self.plan,
         )
         self.pipeline.start()
         worker = self.pipeline.alerter
@@ -370,7 +376,7 @@ class Daemon:
             self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
 
     def _collect_due(self, now: float) -> None:
-        room = 2 * self.config.inference.decode_workers + 2 - len(self.pending)
+        room = 2 * self.plan.decode_workers + 2 - len(self.pending)
         if room <= 0:
             return
         for path in self.tracker.due(now, exclude=self.in_flight)[:room]:

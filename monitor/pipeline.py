@@ -1,12 +1,13 @@
 """The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
 
-* ``decode_workers`` threads take stable candidates and give each file one ingest step. The
-  name is looked at first, before any byte is read: analysis outputs (masks, thumbnails,
-  correction images), formats that are not read and channels not selected are recorded as
-  skipped with the reason. Then the file is read once and hashed (a file moved or renamed
-  after analysis is recognised by its content and its record follows it), its structure is
-  checked (:func:`stemwatch.core.imaging.check_file`), its plate/well resolved, the plane to
-  analyse chosen, its size checked against the limits, and only then decoded and cut into
+* ``decode_workers`` threads (sized from the cores unless set: :mod:`monitor.workers`) take
+  stable candidates and give each file one ingest step. The name is looked at first, before
+  any byte is read: analysis outputs (masks, thumbnails, correction images), formats that are
+  not read and channels not selected are recorded as skipped with the reason. Then the file
+  is read once and hashed (a file moved or renamed after analysis is recognised by its
+  content and its record follows it), its structure is checked
+  (:func:`stemwatch.core.imaging.check_file`), its plate/well resolved, the plane to analyse
+  chosen, its size checked against the limits, and only then decoded and cut into
   tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing);
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
@@ -51,10 +52,11 @@ from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.counts import Counts
 from monitor.heartbeat import DaemonLoad
-from monitor.inference import LoadedModel, cam_mosaic, cam_png
+from monitor.inference import CUDA, LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.wellseries import WellSeries
+from monitor.workers import WorkerPlan, plan_workers, usable_cores
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
@@ -200,8 +202,11 @@ class Pipeline:
         counts: Counts | None = None,
         lookup: store.Database | None = None,
         supervisor: Supervisor | None = None,
+        plan: WorkerPlan | None = None,
     ) -> None:
         self.config = config
+        inf = config.inference
+        self.plan = plan or plan_workers(inf, cores=usable_cores(), gpu=model.provider == CUDA)
         self.model = model
         self.db = db
         self.lookup = lookup  # read-only, shared by the decoders (files moved after analysis)
@@ -211,18 +216,17 @@ class Pipeline:
         self.alerter = AlertWorker(alerter, self.supervisor) if alerter is not None else None
         self.writer_problem: str | None = None  # why results cannot be stored right now
         self.wells = WellSeries(config.onset, model.model_hash)  # the writer's, like db
-        inf = config.inference
-        self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
+        self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * self.plan.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
         self.writes: queue.Queue[Any] = queue.Queue(maxsize=2 * inf.queue_images)
         sup = self.supervisor
         self._decoders = [
             sup.thread(self._decode_loop, f"stemwatch-decode-{i}")
-            for i in range(inf.decode_workers)
+            for i in range(self.plan.decode_workers)
         ]
         self._inferers = [
             sup.thread(self._infer_loop, f"stemwatch-infer-{i}")
-            for i in range(inf.inference_workers)
+            for i in range(self.plan.inference_workers)
         ]
         self._writer = sup.thread(self._write_loop, "stemwatch-writer")
         self._abandon = threading.Event()
