@@ -41,14 +41,16 @@ def main() -> None:
         work = Path(tmp)
         model_path, description = pick_model(None, work, None)
         for r in range(args.rounds):
-            for name, (inf, intra, dec) in SETTINGS.items():
+            for i, (name, (inf, intra, dec)) in enumerate(SETTINGS.items()):
+                run_dir = work / f"round{r}-setting{i}"  # a fresh folder and database per run
+                run_dir.mkdir()
                 config = (
                     "watch:\n  quiet_period_s: 2.0\ninference:\n"
                     f"  inference_workers: {inf}\n  intra_op_threads: {intra}\n"
                     f"  decode_workers: {dec}\n"
                 )
                 b = bench_backlog(
-                    work,
+                    run_dir,
                     model_path,
                     n=args.backlog,
                     size=args.size,
