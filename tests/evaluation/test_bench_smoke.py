@@ -39,7 +39,7 @@ def test_bench_runs_small_and_reports_every_figure(tmp_path: Path) -> None:
     assert b["of_inference_only"] > 0
     # the backlog against what the cores allow at its CPU cost per image
     assert b["cpu_bound_ips"] == round(fig["cores"] * 1000 / b["cpu_ms_per_image"], 2)
-    assert 0 < b["of_cpu_bound"] and "of the CPU-bound limit" in r.stdout
+    assert b["of_cpu_bound"] > 0 and "of the CPU-bound limit" in r.stdout
     lat = fig["latency_s"]
     assert lat["images"] == 2 and lat["rate_hz"] == 10
     assert 0.2 <= lat["median_s"] <= lat["p95_s"] <= lat["max_s"]
