@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.config import MonitorConfig
-from monitor.inference import load_model
+from monitor.inference import LoadedModel, load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline, Prepared, Scored
 from monitor.stability import FileStat
 from stemwatch import store
@@ -35,7 +35,7 @@ from stemwatch.core.platemeta import ImageLocation
 FIELDS = 4
 
 
-def _scored(i: int, well: str, rng: np.random.Generator) -> Scored:
+def _scored(i: int, well: str, rng: np.random.Generator, model: LoadedModel) -> Scored:
     """The ``i``-th image of ``well`` as the inference stage hands it to the writer."""
     tp, fld = divmod(i, FIELDS)
     path = Path(f"/bench/{well}/P1_{well}_{fld + 1}_t{tp:04d}.tif")
@@ -54,7 +54,7 @@ def _scored(i: int, well: str, rng: np.random.Generator) -> Scored:
         origins=np.zeros((0, 2), np.int64),
         grid_shape=(0, 0),
     )
-    prep = Prepared(Candidate(path, stat), f"{well}-{i:08d}", loc, tiles)
+    prep = Prepared(Candidate(path, stat), f"{well}-{i:08d}", loc, tiles, model)
     rising = min(1.0, max(0.0, 0.1 + 0.8 * (tp / 400.0)))  # slow drift: onset late in the run
     probs = np.clip(rng.normal(rising, 0.05, 64), 0.0, 1.0).astype(np.float32)
     return Scored(prep, probs)
@@ -80,10 +80,10 @@ def main() -> None:
             for r in range(args.repeats):
                 well = f"N{n}R{r}"
                 for i in range(n):  # the well's history, through the same writer step
-                    pipe._write_result(_scored(i, well, rng))
+                    pipe._write_result(_scored(i, well, rng, model))
                 w0, c0 = time.perf_counter(), time.thread_time()
                 for i in range(n, n + args.per_repeat):
-                    pipe._write_result(_scored(i, well, rng))
+                    pipe._write_result(_scored(i, well, rng, model))
                 wall.append((time.perf_counter() - w0) / args.per_repeat * 1000)
                 cpu.append((time.thread_time() - c0) / args.per_repeat * 1000)
             print(
@@ -92,9 +92,10 @@ def main() -> None:
                 f"CPU (range {min(cpu):.2f}-{max(cpu):.2f}); median of {args.repeats} wells, "
                 f"{args.per_repeat} images each"
             )
+        (wells,) = pipe._well_series.values()
         print(
-            f"well updates: {pipe.wells.incremental} incremental, {pipe.wells.recomputed} "
-            "recomputed from the well's images (first image of a well, new onsets, ...)"
+            f"well updates: {wells.incremental} incremental, {wells.recomputed} recomputed "
+            "from the well's images (the first image of each well, new onsets, ...)"
         )
         done = sum(o.kind == "done" for o in outcomes)
         assert done == len(outcomes), "every image must be recorded once"
