@@ -19,8 +19,10 @@ another, and a newly found onset (its time basis is the majority over all the we
 The result is identical to the full recomputation (``tests/monitor/test_wellseries.py`` checks
 it on random series): the fast path is taken only where it provably agrees.
 
-The tracker holds at most ``max_wells`` wells (least recently written dropped first), a few
-fields each; only the writer thread uses it.
+The tracker holds at most ``max_wells`` wells (least recently written dropped first): per
+well the last time point's fields, the two detector states and the stored paths of the well's
+images (to notice a record that supersedes one of them: tens of bytes per image). Only the
+writer thread uses it.
 """
 
 from __future__ import annotations
