@@ -261,8 +261,14 @@ class WellAnalysis:
 
 
 def is_scored(image: store.ImageRecord) -> bool:
-    """Whether an image counts in its well's series: analysed, with a probability."""
-    return image.status == "done" and image.probability is not None
+    """Whether an image counts in its well's series: analysed, with a probability, neither a
+    bad frame (``quality``) nor out of the model's training domain."""
+    return (
+        image.status == "done"
+        and image.probability is not None
+        and image.quality is None
+        and not image.out_of_domain
+    )
 
 
 def observation(image: store.ImageRecord) -> FieldObservation:
@@ -285,7 +291,9 @@ def analyse_well(
     """Aggregate a well's scored images per time point and replay the detector (pure).
 
     ``state`` says which episode is current: detections before its re-arm point belong to
-    closed episodes and are ignored.
+    closed episodes and are ignored. Images outside the model's training domain (and frames
+    that were not analysed, which have no probability) are left out: their probability says
+    nothing about the cells.
     """
     scored = [i for i in images if is_scored(i)]
     observations = [observation(i) for i in scored]

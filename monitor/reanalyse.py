@@ -72,6 +72,8 @@ class Rescored:
     tile_sd: float | None
     n_tiles: int
     instrument: str = ""
+    domain_score: float | None = None  # None: the model carries no domain description
+    out_of_domain: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -182,15 +184,29 @@ def score_prepared(items: Sequence[_Prepared], model: LoadedModel) -> list[Resul
     ]
     if not tiled:
         return out
-    probs = model.predict(np.concatenate([p.tiles.data for p in tiled], axis=0))
+    outputs = model.infer(np.concatenate([p.tiles.data for p in tiled], axis=0), cam=False)
+    probs, feats = outputs.probabilities, outputs.features
     start = 0
     for p in tiled:
         n = len(p.tiles.data)
         probability, tile_sd, n_tiles = score_image(probs[start : start + n])
+        # the domain check, as the daemon applies it (None: the model has no description)
+        mine = None if feats is None else feats[start : start + n]
+        domain = model.domain_score(p.tiles.data, mine)
         start += n
         t = p.task
         out.append(
-            Rescored(t.image_id, t.plate, t.well, probability, tile_sd, n_tiles, t.instrument)
+            Rescored(
+                t.image_id,
+                t.plate,
+                t.well,
+                probability,
+                tile_sd,
+                n_tiles,
+                t.instrument,
+                domain_score=None if domain is None else domain.score,
+                out_of_domain=None if domain is None else domain.out_of_domain,
+            )
         )
     return out
 
@@ -312,6 +328,8 @@ class Recorder:
                         tile_mean=r.probability,
                         tile_sd=r.tile_sd,
                         n_tiles=r.n_tiles,
+                        domain_score=r.domain_score,
+                        out_of_domain=r.out_of_domain,
                     ),
                 )
                 for r in scored

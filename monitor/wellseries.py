@@ -154,10 +154,13 @@ class WellSeries:
         (False, None) where it cannot be done so (nothing was written)."""
         plate, well = key
         params = self.config.params_for(plate)
-        if not onset.is_scored(image) or image.path in t.paths:
+        if image.path in t.paths:
             return _NOT_HERE
         if store.well_state(db, plate, well) != t.state:  # reset from the dashboard
             return _NOT_HERE
+        if not onset.is_scored(image):  # a bad frame, out of domain: the series is unchanged
+            self._known(key, t, image.path)
+            return True, None
         o = onset.observation(image)
         joins = _joins_last(t, o, params)
         if joins is None:
@@ -198,10 +201,13 @@ class WellSeries:
         t.last_fields, t.last_timepoint, t.last_key = fields, group.timepoint, group.key
         t.n_before, t.before, t.after, t.has_point = n_before, start, replay, point is not None
         t.onset = new_onset
-        t.paths.add(image.path)
-        self._by_path[image.path] = key
-        self._wells.move_to_end(key)
+        self._known(key, t, image.path)
         return True, event
+
+    def _known(self, key: WellKey, t: _Tracked, path: str) -> None:
+        t.paths.add(path)
+        self._by_path[path] = key
+        self._wells.move_to_end(key)
 
     def _remember(self, key: WellKey, tracked: _Tracked) -> None:
         self._wells[key] = tracked

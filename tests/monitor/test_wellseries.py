@@ -1,7 +1,8 @@
 """The writer's per-well updates (monitor.wellseries) give exactly the full recomputation's
 series and onsets, one image at a time, on random series: in order and out of order, with
-rewrites of a field, resets from the dashboard and restarts of the daemon; and the detector's
-constant-size state finds the same onsets as the walk back over its whole history did."""
+rewrites of a field, blank frames, images out of the model's domain, resets from the dashboard
+and restarts of the daemon; and the detector's constant-size state finds the same onsets as the
+walk back over its whole history did."""
 
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ def _scenario(rng: random.Random) -> list[dict[str, Any]]:
                     "time_s": 3600.0 * tp + rng.uniform(0, 300),
                     "field": f,
                     "p": min(1.0, max(0.0, rng.gauss(level, 0.2))),
+                    "out": rng.random() < 0.05,  # out of the model's domain: not in the series
                 }
             )
     for i in range(len(images) - 1):  # late arrivals: swap neighbours now and then
@@ -174,12 +176,19 @@ def test_incremental_updates_equal_the_full_recomputation_on_random_series(
                 plate, well, im["field"], im["tp"], im["time_s"], "test", time_basis="elapsed"
             )
             path = f"/data/{well}/img{i:03d}.tif"
-            pred = store.Prediction(MODEL, im["p"], tile_mean=im["p"], tile_sd=0.1, n_tiles=16)
+            pred = store.Prediction(
+                MODEL, im["p"], tile_mean=im["p"], tile_sd=0.1, n_tiles=16, out_of_domain=im["out"]
+            )
             version = store.FileVersion(path, 100, i, f"h{n}-{i}")
             now = 1000.0 + i
-            store.record_result(ref, version, loc, pred, now=now)
-            update_well(ref, plate, well, config, model_hash=MODEL, now=now)
-            image_id = store.record_result(inc, version, loc, pred, now=now)
+            if rng.random() < 0.03:  # a blank frame: recorded, never scored
+                store.record_quality_issue(ref, version, loc, reason="blank", now=now)
+                update_well(ref, plate, well, config, model_hash=MODEL, now=now)
+                image_id = store.record_quality_issue(inc, version, loc, reason="blank", now=now)
+            else:
+                store.record_result(ref, version, loc, pred, now=now)
+                update_well(ref, plate, well, config, model_hash=MODEL, now=now)
+                image_id = store.record_result(inc, version, loc, pred, now=now)
             if rng.random() < 0.05:  # the daemon restarts: nothing is remembered
                 wells = WellSeries(config, MODEL)
             before = (wells.incremental, wells.recomputed)
