@@ -8,7 +8,8 @@ point, the detector's state before and after that point (:class:`~monitor.onset.
 few numbers) and the onset found so far. An image that joins the last time point, or starts a
 new one after it, then costs the same whatever the well's length: it re-aggregates that one
 time point, steps the detector once and rewrites the series from that point on
-(``save_well_analysis(from_seq=...)``).
+(``save_well_analysis(from_seq=...)``). A new image that is left out of the series (a bad
+frame, out of the model's domain) changes nothing and is only remembered.
 
 Anything else recomputes the well from the store exactly as before (:meth:`WellSeries.recompute`)
 and starts tracking it afresh: the first image of a well after a start (a restart included),
