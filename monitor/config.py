@@ -7,7 +7,7 @@ The onset and alerts sections belong to :mod:`monitor.onset` and :mod:`monitor.a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -109,6 +109,9 @@ class WatchConfig(StrictModel):
     )
 
 
+Threads = Annotated[int, Field(ge=1)] | Literal["auto"]  # a thread count, or sized at startup
+
+
 class InferenceConfig(StrictModel):
     """The ONNX model and how it runs."""
 
@@ -123,16 +126,20 @@ class InferenceConfig(StrictModel):
     require_gpu: bool = Field(
         default=False, description="Fail at startup instead of falling back to the CPU."
     )
-    intra_op_threads: int = Field(
-        default=1, ge=1, description="onnxruntime intra-op threads per inference worker."
+    intra_op_threads: Threads = Field(
+        default="auto",
+        description="onnxruntime intra-op threads per inference worker (auto: 1; more\n"
+        "workers use the cores better than more threads per call).",
     )
-    inference_workers: int = Field(
-        default=1,
-        ge=1,
-        description="Threads running the model concurrently (each uses intra_op_threads).",
+    inference_workers: Threads = Field(
+        default="auto",
+        description="Threads running the model concurrently, each with intra_op_threads\n"
+        "(auto: one per core on the CPU, one on a GPU).",
     )
-    decode_workers: int = Field(
-        default=2, ge=1, description="Threads reading, decoding and tiling images beside inference."
+    decode_workers: Threads = Field(
+        default="auto",
+        description="Threads reading, decoding and tiling images beside inference (auto:\n"
+        "one per core). Each holds one whole file in memory.",
     )
     batch_tiles: int = Field(
         default=32,

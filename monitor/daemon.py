@@ -41,13 +41,14 @@ from monitor.config import MonitorConfig
 from monitor.counts import Counts, RunSummary
 from monitor.heartbeat import DaemonLoad, Heartbeat
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel
+from monitor.inference import CUDA, LoadedModel
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.promotion import ModelFileWatch, load_configured_model, model_path
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.watcher import Hint, start_observer, stop_observer
+from monitor.workers import plan_workers, usable_cores
 from stemwatch import store
 from stemwatch.core.errors import ConfigError, StemwatchError
 from stemwatch.core.paths import printable
@@ -135,6 +136,10 @@ class Daemon:
         self.watching = threading.Event()
         self._syncs: list[threading.Event] = []
         self.model = model or load_configured_model(config.inference)
+        self.plan = plan_workers(  # threads sized once: a swapped-in model keeps them
+            config.inference, cores=usable_cores(), gpu=self.model.provider == CUDA
+        )
+        log.info("workers: %s", self.plan.describe())
         self._reload = threading.Event()  # set by request_model_reload (a signal handler)
         self._reload_reason = "SIGHUP"
         self._model_watch = (
@@ -212,6 +217,7 @@ class Daemon:
             counts=self.counts,
             lookup=self._lookup_db,
             supervisor=self.supervisor,
+            plan=self.plan,
         )
         self.pipeline.start()
         worker = self.pipeline.alerter
@@ -379,7 +385,7 @@ class Daemon:
             self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
 
     def _collect_due(self, now: float) -> None:
-        room = 2 * self.config.inference.decode_workers + 2 - len(self.pending)
+        room = 2 * self.plan.decode_workers + 2 - len(self.pending)
         if room <= 0:
             return
         for path in self.tracker.due(now, exclude=self.in_flight)[:room]:

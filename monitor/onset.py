@@ -123,7 +123,13 @@ class Detection:
 
 
 class OnsetDetector:
-    """EWMA + k-in-a-row hysteresis detector; feed it one observation at a time."""
+    """EWMA + k-in-a-row hysteresis detector; feed it one observation at a time.
+
+    Its state is a few numbers, whatever the length of the series: the walk back to the start
+    of the rise is kept up to date as points arrive (the start of the trailing stretch of raw
+    values >= ``off_threshold``), so a copy (:meth:`copy`) is cheap and replaying from a
+    saved state gives the same result as replaying the whole series.
+    """
 
     def __init__(self, params: OnsetParams) -> None:
         self.params = params
@@ -131,14 +137,24 @@ class OnsetDetector:
         self.run = 0
         self.armed = True
         self.fired = False
-        self._history: list[tuple[int, float, float]] = []  # (index, key, raw) since arming
+        # (index, key) of the first point of the trailing stretch of raw values at or above
+        # off_threshold since arming (None: the last raw value was below it, or none yet)
+        self._stretch: tuple[int, float] | None = None
+        self._run_onset: tuple[int, float] | None = None  # the current run's onset estimate
+
+    def copy(self) -> OnsetDetector:
+        """An independent detector in the same state."""
+        other = OnsetDetector.__new__(OnsetDetector)
+        other.__dict__.update(self.__dict__)
+        return other
 
     def reset(self) -> None:
         """Close the episode: disarmed until the smoothed value drops below off_threshold."""
         self.fired = False
         self.armed = False
         self.run = 0
-        self._history = []
+        self._stretch = None
+        self._run_onset = None
 
     def step(self, value: float, *, index: int, key: float) -> Detection | None:
         """Take the next time point (``key`` orders time; ``index`` names the point)."""
@@ -150,27 +166,23 @@ class OnsetDetector:
         if not self.armed:
             if s < p.off_threshold:
                 self.armed = True
-                self._history = [(index, key, value)]
+                self._stretch = (index, key) if value >= p.off_threshold else None
             return None
-        self._history.append((index, key, value))
         if s >= p.on_threshold:
             self.run += 1
+            if self.run == 1:  # the rise starts here or at the stretch of high raw values before
+                self._run_onset = self._stretch or (index, key)
         else:
             self.run = 0
+        if value >= p.off_threshold:
+            self._stretch = self._stretch or (index, key)
+        else:
+            self._stretch = None
         if self.run < p.k:
             return None
         self.fired = True
-        onset_index, onset_key = self._walk_back()
+        onset_index, onset_key = self._run_onset or (index, key)
         return Detection(onset_index, onset_key, index, key, s)
-
-    def _walk_back(self) -> tuple[int, float]:
-        """Earliest point of the trailing stretch of raw values >= off_threshold."""
-        run_start = len(self._history) - self.run
-        start = run_start
-        while start > 0 and self._history[start - 1][2] >= self.params.off_threshold:
-            start -= 1
-        index, key, _ = self._history[start]
-        return index, key
 
 
 def build_series(
@@ -187,6 +199,44 @@ def build_series(
     return out
 
 
+class Replay:
+    """The detector replayed over a well's series in the current episode, one point at a time.
+
+    ``rearm_after_key``: the well was reset after the point with this key; the detector is
+    reset before the first later point, and detections up to it belong to earlier episodes.
+    :meth:`copy` saves the state (a few numbers): stepping on from a copy is replaying.
+    """
+
+    def __init__(self, params: OnsetParams, rearm_after_key: float | None = None) -> None:
+        self.detector = OnsetDetector(params)
+        self.rearm_after_key = rearm_after_key
+        self.reset_done = rearm_after_key is None
+        self._found: Detection | None = None
+
+    def copy(self) -> Replay:
+        other = Replay.__new__(Replay)
+        other.__dict__.update(self.__dict__)
+        other.detector = self.detector.copy()
+        return other
+
+    def step(self, value: float, *, index: int, key: float) -> float:
+        """Take the next point; its smoothed value."""
+        if not self.reset_done and self.rearm_after_key is not None and key > self.rearm_after_key:
+            self.detector.reset()
+            self._found = None
+            self.reset_done = True
+        d = self.detector.step(value, index=index, key=key)
+        if d is not None:
+            self._found = d
+        smoothed = self.detector.smoothed
+        return smoothed if smoothed is not None else value
+
+    @property
+    def found(self) -> Detection | None:
+        """The current episode's detection (None before the reset point is passed)."""
+        return self._found if self.reset_done else None
+
+
 def run_detector(
     values: Sequence[float],
     keys: Sequence[float],
@@ -199,22 +249,11 @@ def run_detector(
     ``rearm_after_key``: the well was reset after the point with this key; detections up to
     it belong to earlier episodes and are ignored.
     """
-    det = OnsetDetector(params)
-    smoothed: list[float] = []
-    found: Detection | None = None
-    reset_done = rearm_after_key is None
-    for i, (v, k) in enumerate(zip(values, keys, strict=True)):
-        if not reset_done and rearm_after_key is not None and k > rearm_after_key:
-            det.reset()
-            found = None
-            reset_done = True
-        d = det.step(v, index=i, key=k)
-        smoothed.append(det.smoothed if det.smoothed is not None else v)
-        if d is not None:
-            found = d
-    if not reset_done:
-        found = None  # reset after the last point: nothing in this episode yet
-    return smoothed, found
+    replay = Replay(params, rearm_after_key)
+    smoothed = [
+        replay.step(v, index=i, key=k) for i, (v, k) in enumerate(zip(values, keys, strict=True))
+    ]
+    return smoothed, replay.found
 
 
 @dataclass(frozen=True)
@@ -223,6 +262,31 @@ class WellAnalysis:
 
     series: list[store.TimePoint]
     onset: store.NewOnset | None
+
+
+def is_scored(image: store.ImageRecord) -> bool:
+    """Whether an image counts in its well's series: analysed, with a probability, neither a
+    bad frame (``quality``) nor out of the model's training domain."""
+    return (
+        image.status == "done"
+        and image.probability is not None
+        and image.quality is None
+        and not image.out_of_domain
+    )
+
+
+def observation(image: store.ImageRecord) -> FieldObservation:
+    """A scored image as one field of its well at its time point."""
+    return FieldObservation(
+        field=image.field,
+        probability=float(image.probability or 0.0),
+        tile_sd=image.tile_sd,
+        n_tiles=image.n_tiles,
+        timepoint=image.timepoint,
+        time_s=image.time_s,
+        channel=image.channel,
+        z=image.z,
+    )
 
 
 def analyse_well(
@@ -235,27 +299,8 @@ def analyse_well(
     that were not analysed, which have no probability) are left out: their probability says
     nothing about the cells.
     """
-    scored = [
-        i
-        for i in images
-        if i.status == "done"
-        and i.probability is not None
-        and i.quality is None
-        and not i.out_of_domain
-    ]
-    observations = [
-        FieldObservation(
-            field=i.field,
-            probability=float(i.probability or 0.0),
-            tile_sd=i.tile_sd,
-            n_tiles=i.n_tiles,
-            timepoint=i.timepoint,
-            time_s=i.time_s,
-            channel=i.channel,
-            z=i.z,
-        )
-        for i in scored
-    ]
+    scored = [i for i in images if is_scored(i)]
+    observations = [observation(i) for i in scored]
     points = build_series(observations, params)
     smoothed, det = run_detector(
         [p.probability for _, _, _, p in points],
@@ -263,19 +308,7 @@ def analyse_well(
         params,
         rearm_after_key=state.rearm_after_key,
     )
-    series = [
-        store.TimePoint(
-            timepoint=tp,
-            time_s=ts,
-            probability=p.probability,
-            sd=p.sd,
-            sem=p.sem,
-            n_fields=p.n_fields,
-            n_tiles=p.n_tiles,
-            smoothed=smoothed[i],
-        )
-        for i, (tp, ts, _, p) in enumerate(points)
-    ]
+    series = [time_point(tp, ts, p, smoothed[i]) for i, (tp, ts, _, p) in enumerate(points)]
     if det is None:
         return WellAnalysis(series, None)
     onset_tp, onset_ts, _, _ = points[det.onset_index]
@@ -286,12 +319,28 @@ def analyse_well(
         detected_time_s=det_ts,
         detected_timepoint=det_tp,
         probability=det.smoothed,
-        time_basis=_time_basis(scored),
+        time_basis=majority_time_basis(scored),
     )
     return WellAnalysis(series, onset)
 
 
-def _time_basis(images: Sequence[store.ImageRecord]) -> TimeBasis | None:
+def time_point(
+    timepoint: int | None, time_s: float | None, point: WellPoint, smoothed: float
+) -> store.TimePoint:
+    """One point of the stored series."""
+    return store.TimePoint(
+        timepoint=timepoint,
+        time_s=time_s,
+        probability=point.probability,
+        sd=point.sd,
+        sem=point.sem,
+        n_fields=point.n_fields,
+        n_tiles=point.n_tiles,
+        smoothed=smoothed,
+    )
+
+
+def majority_time_basis(images: Sequence[store.ImageRecord]) -> TimeBasis | None:
     bases = Counter(i.time_basis for i in images if i.time_basis is not None)
     return bases.most_common(1)[0][0] if bases else None
 
@@ -327,14 +376,19 @@ def update_well(
         instrument=instrument,
         now=now,
     )
+    log_onset(event)
+    return event
+
+
+def log_onset(event: store.OnsetRecord | None) -> None:
+    """Say that a new onset was stored (nothing when ``event`` is None)."""
     if event is not None:
         log.info(
             "onset in %s %s (episode %d): began ~%s, detected at %s, smoothed p=%.2f",
-            plate,
-            well,
+            event.plate,
+            event.well,
             event.episode,
             event.onset_time_s,
             event.detected_time_s,
             event.probability or 0.0,
         )
-    return event

@@ -1,24 +1,26 @@
 """The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
 
-* ``decode_workers`` threads take stable candidates and give each file one ingest step. The
-  name is looked at first, before any byte is read: analysis outputs (masks, thumbnails,
-  correction images), formats that are not read and channels not selected are recorded as
-  skipped with the reason. Then the file is read once and hashed (a file moved or renamed
-  after analysis is recognised by its content and its record follows it), its structure is
-  checked (:func:`stemwatch.core.imaging.check_file`), its plate/well resolved, the plane to
-  analyse chosen, its size checked against the limits, and only then decoded and cut into
-  tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing); a
-  blank, saturated or all-NaN frame (:func:`stemwatch.core.quality.check_quality`) goes
-  straight to the writer, unscored;
+* ``decode_workers`` threads (sized from the cores unless set: :mod:`monitor.workers`) take
+  stable candidates and give each file one ingest step. The name is looked at first, before
+  any byte is read: analysis outputs (masks, thumbnails, correction images), formats that are
+  not read and channels not selected are recorded as skipped with the reason. Then the file
+  is read once and hashed (a file moved or renamed after analysis is recognised by its
+  content and its record follows it), its structure is checked
+  (:func:`stemwatch.core.imaging.check_file`), its plate/well resolved, the plane to analyse
+  chosen, its size checked against the limits, and only then decoded and cut into tiles with
+  :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing); a blank,
+  saturated or all-NaN frame (:func:`stemwatch.core.quality.check_quality`) goes straight to
+  the writer, unscored;
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
   when the model carries a description of its training domain, each image is scored against
   it (:mod:`monitor.domain_check`);
 * one writer thread owns the database connection: it stores each result once (image record and
-  prediction in one transaction), updates the well's onset state, records failures, skips,
-  moves and model switches. When it cannot store (a full disk, a lock held elsewhere) it waits
-  and retries, and says so in :attr:`Pipeline.writer_problem`; the heartbeat
-  (:mod:`monitor.heartbeat`) runs apart and keeps reporting;
+  prediction in one transaction), updates the well's series and onset state (at a cost flat
+  in the well's length: :mod:`monitor.wellseries`), records failures, skips, moves and model
+  switches. When it cannot store (a full disk, a lock held elsewhere) it waits and retries,
+  and says so in :attr:`Pipeline.writer_problem`; the heartbeat (:mod:`monitor.heartbeat`)
+  runs apart and keeps reporting;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
   alerts and runs the instrument checks.
 
@@ -54,15 +56,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor import onset
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
 from monitor.counts import Counts
 from monitor.heartbeat import DaemonLoad
-from monitor.inference import LoadedModel, cam_mosaic, cam_png
+from monitor.inference import CUDA, LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from monitor.supervise import Failure, Supervisor
+from monitor.wellseries import WellSeries
+from monitor.workers import WorkerPlan, plan_workers, usable_cores
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
 from stemwatch.core.domain import DomainScore
@@ -83,7 +86,7 @@ from stemwatch.core.imaging import (
     read_head,
     sniff,
 )
-from stemwatch.core.paths import printable
+from stemwatch.core.paths import path_text, printable
 from stemwatch.core.platemeta import (
     IgnoredImageError,
     ImageLocation,
@@ -235,8 +238,11 @@ class Pipeline:
         counts: Counts | None = None,
         lookup: store.Database | None = None,
         supervisor: Supervisor | None = None,
+        plan: WorkerPlan | None = None,
     ) -> None:
         self.config = config
+        inf = config.inference
+        self.plan = plan or plan_workers(inf, cores=usable_cores(), gpu=model.provider == CUDA)
         self.model = model
         self.db = db
         self.lookup = lookup  # read-only, shared by the decoders (files moved after analysis)
@@ -245,18 +251,18 @@ class Pipeline:
         self.supervisor = supervisor or Supervisor(_log_only)
         self.alerter = AlertWorker(alerter, self.supervisor) if alerter is not None else None
         self.writer_problem: str | None = None  # why results cannot be stored right now
-        inf = config.inference
-        self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
+        self._well_series: dict[str, WellSeries] = {}  # per model; the writer's, like db
+        self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * self.plan.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
         self.writes: queue.Queue[Any] = queue.Queue(maxsize=2 * inf.queue_images)
         sup = self.supervisor
         self._decoders = [
             sup.thread(self._decode_loop, f"stemwatch-decode-{i}")
-            for i in range(inf.decode_workers)
+            for i in range(self.plan.decode_workers)
         ]
         self._inferers = [
             sup.thread(self._infer_loop, f"stemwatch-infer-{i}")
-            for i in range(inf.inference_workers)
+            for i in range(self.plan.inference_workers)
         ]
         self._writer = sup.thread(self._write_loop, "stemwatch-writer")
         self._abandon = threading.Event()
@@ -714,6 +720,7 @@ class Pipeline:
 
     def _write_failure(self, item: FinalFailure) -> None:
         c = item.candidate
+        self._path_changed(path_text(str(c.path)))  # a done record it replaces
         retry_at = time.time() + item.retry_in_s if item.retry_in_s > 0 else None
         image_id = store.record_failure(
             self.db,
@@ -731,6 +738,8 @@ class Pipeline:
         c = item.candidate
         old = item.moved
         store.record_move(self.db, old.image_id, c.version(item.content_hash), item.location)
+        self._path_changed(old.path)
+        self._path_changed(path_text(str(c.path)))
         log.info(
             "%s: moved or renamed from %s; its record (image %d) follows it, not analysed again",
             printable(c.path),
@@ -797,8 +806,9 @@ class Pipeline:
                 where,
             )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
+        self._path_changed(path_text(str(c.path)))  # a record of the path it supersedes
         if loc is not None:
-            self._update_well(loc.plate, loc.well, model.model_hash)
+            self._update_well(loc.plate, loc.well, model.model_hash, image_id)
             if domain is not None and self.alerter is not None:
                 self.alerter.domain(loc.plate, model.model_hash, model.metadata.name)
 
@@ -818,20 +828,43 @@ class Pipeline:
             unplaced_reason=item.unplaced_reason,
         )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
+        self._path_changed(path_text(str(c.path)))  # a record of the path it supersedes
         loc = item.location
         if loc is not None:  # a bad frame replacing an analysed version leaves the series
-            self._update_well(loc.plate, loc.well, item.model.model_hash)
+            self._update_well(loc.plate, loc.well, item.model.model_hash, image_id)
 
-    def _update_well(self, plate: str, well: str, model_hash: str) -> None:
+    def _wells(self, model_hash: str) -> WellSeries:
+        """The writer's well updates of ``model_hash``'s series (one per model: after a swap
+        the images in flight finish with the old model)."""
+        wells = self._well_series.get(model_hash)
+        if wells is None:
+            wells = self._well_series[model_hash] = WellSeries(self.config.onset, model_hash)
+        return wells
+
+    def _path_changed(self, path: str) -> None:
+        """The record of ``path`` changed (failed, moved, superseded): the well that held it
+        is recomputed at its next update, in every model's series."""
+        for wells in self._well_series.values():
+            wells.path_changed(path)
+
+    def _update_well(
+        self, plate: str, well: str, model_hash: str, image_id: int | None = None
+    ) -> None:
+        """``model_hash``'s series and onset of the well after ``image_id`` joined it
+        (incrementally), or after any other change (recomputed from its images)."""
+        wells = self._wells(model_hash)
         try:
-            event = onset.update_well(
-                self.db, plate, well, self.config.onset, model_hash=model_hash
-            )
+            if image_id is None:
+                event = wells.recompute(self.db, plate, well)
+            else:
+                event = wells.image_scored(self.db, image_id)
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)
         except StemwatchError as exc:
+            wells.forget(plate, well)
             log.warning("%s %s: onset update failed (%s)", plate, well, exc)
         except Exception:
+            wells.forget(plate, well)
             log.exception("%s %s: onset update failed", plate, well)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from monitor.config import InferenceConfig
 from monitor.inference import LoadedModel, load_model
+from monitor.workers import intra_op_threads
 from stemwatch.core.modelfile import bundled_model_path
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def load_configured_model(inference: InferenceConfig, path: Path | None = None) 
         path or model_path(inference),
         device=inference.device,
         require_gpu=inference.require_gpu,
-        intra_op_threads=inference.intra_op_threads,
+        intra_op_threads=intra_op_threads(inference),
     )
     if inference.warmup:
         t0 = time.perf_counter()

@@ -35,9 +35,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--repeat", type=int, default=5, help="best of N for the per-stage times (5)")
     p.add_argument("--quiet", type=float, default=2.0, help="quiet period in seconds (2.0)")
-    p.add_argument("--decode-workers", type=int, default=2)
-    p.add_argument("--inference-workers", type=int, default=1)
-    p.add_argument("--intra-op-threads", type=int, default=1)
+    for name in ("decode-workers", "inference-workers", "intra-op-threads"):
+        p.add_argument(
+            f"--{name}",
+            type=_threads,
+            default="auto",
+            metavar="N",
+            help=f"inference.{name.replace('-', '_')} of the daemon: a count, or auto (sized "
+            "from the cores, as the daemon does)",
+        )
     p.add_argument(
         "--compression",
         action="append",
@@ -67,6 +73,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
+
+
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a thread count of at least 1 or auto, got {text!r}"
+        )
+    return n
 
 
 def run(args: argparse.Namespace) -> int:

@@ -245,6 +245,8 @@ class BenchResult:
     preprocess_only_ips: dict[str, float] = field(default_factory=dict)
     backlog: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_s: dict[str, float] = field(default_factory=dict)
+    workers: str = ""  # the worker plan the daemon ran with
+    cores: int = 0
 
 
 def _timeit(fn: Any, repeat: int) -> tuple[float, Any]:
@@ -282,7 +284,42 @@ def bench_stages(path: Path, model: Any, repeat: int = 5) -> tuple[dict[str, flo
         ms["cam_png"], _ = _timeit(
             lambda: cam_png(cam_mosaic(cams, tiles.origins, meta.tiling.tile_size)), repeat
         )
+    ms.update(bench_writer(probs=model.predict(tiles.data), repeat=repeat))
     return {k: round(v, 2) for k, v in ms.items()}, len(tiles.data)
+
+
+def bench_writer(probs: np.ndarray, repeat: int = 5, history: int = 200) -> dict[str, float]:
+    """Best-of-``repeat`` milliseconds of the writer's two steps for one image: ``database``
+    (its record and prediction, one transaction) and ``onset`` (its well's aggregation and
+    onset update), in a well that already holds ``history`` images (4 fields per time point),
+    on a SQLite file in a temporary folder."""
+    from monitor.onset import OnsetConfig
+    from monitor.wellseries import WellSeries
+    from stemwatch.core.aggregate import score_image
+    from stemwatch.core.platemeta import ImageLocation
+
+    score = score_image(probs)
+    pred = store.Prediction(
+        "bench", score.probability, tile_sd=score.tile_sd, n_tiles=score.n_tiles
+    )
+    best = {"database": float("inf"), "onset": float("inf")}
+    with tempfile.TemporaryDirectory(prefix="stemwatch-bench-db-") as tmp:
+        db = store.open_db(Path(tmp) / "bench.db")
+        wells = WellSeries(OnsetConfig(), "bench")
+        for i in range(history + repeat):
+            tp, fld = divmod(i, 4)
+            loc = ImageLocation("P1", "A01", fld, tp, 600.0 * tp, "bench", time_basis="elapsed")
+            version = store.FileVersion(f"/bench/{i}.tif", 1000, i, f"h{i}")
+            t0 = time.perf_counter()
+            image_id = store.record_result(db, version, loc, pred)
+            t1 = time.perf_counter()
+            wells.image_scored(db, image_id)
+            t2 = time.perf_counter()
+            if i >= history:
+                best["database"] = min(best["database"], t1 - t0)
+                best["onset"] = min(best["onset"], t2 - t1)
+        db.close()
+    return {k: v * 1000 for k, v in best.items()}
 
 
 def bench_inference_only(
@@ -471,9 +508,9 @@ def run_bench(
     latency_images: int = 30,
     quiet_s: float = 2.0,
     compressions: tuple[str | None, ...] = (None, "zlib"),
-    decode_workers: int = 2,
-    inference_workers: int = 1,
-    intra_op_threads: int = 1,
+    decode_workers: int | str = "auto",
+    inference_workers: int | str = "auto",
+    intra_op_threads: int | str = "auto",
     workdir: Path | None = None,
     skip: tuple[str, ...] = (),
     standin_width: float | None = None,
@@ -501,7 +538,18 @@ def run_bench(
             raise BenchError(f"--{name} must be at least 1, got {value}")
     if rate_hz <= 0:
         raise BenchError(f"--rate must be above 0 images/s, got {rate_hz}")
-    from monitor.inference import load_model
+    from monitor.config import InferenceConfig
+    from monitor.inference import CUDA, load_model
+    from monitor.workers import intra_op_threads as session_threads
+    from monitor.workers import plan_workers, usable_cores
+
+    threads = InferenceConfig.model_validate(
+        {
+            "decode_workers": decode_workers,
+            "inference_workers": inference_workers,
+            "intra_op_threads": intra_op_threads,
+        }
+    )
 
     tmp = None
     if workdir is None:
@@ -509,14 +557,17 @@ def run_bench(
         workdir = Path(tmp.name)
     try:
         path, description = pick_model(model_path, workdir, standin_width)
-        model = load_model(path, intra_op_threads=intra_op_threads)
+        model = load_model(path, intra_op_threads=session_threads(threads))
         model.warmup(16)
+        plan = plan_workers(threads, cores=usable_cores(), gpu=model.provider == CUDA)
+        decode_workers, inference_workers = plan.decode_workers, plan.inference_workers
         result = BenchResult(model=description, provider=model.provider, image_size=size)
-        config_text = (
+        result.workers, result.cores = plan.describe(), plan.cores
+        config_text = (  # as given: the daemon sizes "auto" itself, as a user's would
             f"watch:\n  quiet_period_s: {quiet_s}\n"
-            f"inference:\n  decode_workers: {decode_workers}\n"
-            f"  inference_workers: {inference_workers}\n"
-            f"  intra_op_threads: {intra_op_threads}\n"
+            f"inference:\n  decode_workers: {threads.decode_workers}\n"
+            f"  inference_workers: {threads.inference_workers}\n"
+            f"  intra_op_threads: {threads.intra_op_threads}\n"
         )
         for comp in compressions:
             tag = comp or "none"
@@ -560,6 +611,10 @@ def run_bench(
                 figures["of_inference_only"] = round(figures["images_per_s"] / alone, 3)
                 figures["preprocess_only_ips"] = round(pre, 2)
                 figures["of_slowest_stage"] = round(figures["images_per_s"] / min(alone, pre), 3)
+                # what the cores allow at this CPU cost per image: cores / CPU s per image
+                limit = plan.cores * 1000 / figures["cpu_ms_per_image"]
+                figures["cpu_bound_ips"] = round(limit, 2)
+                figures["of_cpu_bound"] = round(figures["images_per_s"] / limit, 3)
                 result.backlog[comp or "none"] = figures
         if "latency" not in skip:
             result.latency_s = bench_latency(
@@ -579,7 +634,11 @@ def run_bench(
 
 def format_result(r: BenchResult) -> str:
     """Human-readable lines of a :class:`BenchResult`."""
-    lines = [f"model: {r.model} on {r.provider}", f"images: {r.image_size}² uint16 OME-TIFF"]
+    lines = [
+        f"model: {r.model} on {r.provider}",
+        f"images: {r.image_size}² uint16 OME-TIFF",
+        f"workers: {r.workers}",
+    ]
     for tag, st in r.stages_ms.items():
         parts = ", ".join(f"{k} {v:.1f}" for k, v in st.items())
         lines.append(f"stages ms/image ({tag}, {r.tiles_per_image} tiles): {parts}")
@@ -594,7 +653,9 @@ def format_result(r: BenchResult) -> str:
             f"CPU {b['cpu_ms_per_image']:.1f} ms/image; {b['of_inference_only']:.0%} of "
             f"inference alone ({b['inference_only_ips']:.1f} images/s) and "
             f"{b['of_slowest_stage']:.0%} of the slowest stage alone (preprocessing "
-            f"{b['preprocess_only_ips']:.1f} images/s), both measured just before"
+            f"{b['preprocess_only_ips']:.1f} images/s), both measured just before; "
+            f"{b['of_cpu_bound']:.0%} of the CPU-bound limit ({r.cores} cores / "
+            f"{b['cpu_ms_per_image']:.1f} ms CPU per image = {b['cpu_bound_ips']:.1f} images/s)"
         )
     if r.latency_s:
         lt = r.latency_s

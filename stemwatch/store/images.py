@@ -650,6 +650,19 @@ def images_for_well(
     return [_image(r) for r in db.rows(sql, params)]
 
 
+def image_record(
+    db: Database, image_id: int, *, model_hash: str | None = None
+) -> ImageRecord | None:
+    """One image record by id with ``model_hash``'s prediction (None: its latest), as
+    :func:`images_for_well` gives it; None when there is no such record."""
+    params: tuple[Any, ...] = (image_id,)
+    sql = _WITH_LATEST_PREDICTION
+    if model_hash is not None:
+        sql, params = _WITH_MODEL_PREDICTION, (model_hash, image_id)
+    r = db.row(sql + " WHERE i.id = ?", params)
+    return None if r is None else _image(r)
+
+
 def recent_images(
     db: Database, *, limit: int = 10, instrument: str | None = None
 ) -> list[ImageRecord]:

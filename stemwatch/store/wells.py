@@ -83,10 +83,15 @@ def save_well_analysis(
     series: Sequence[TimePoint],
     onset: NewOnset | None,
     episode: int,
+    from_seq: int = 0,
     instrument: str | None = None,
     now: float | None = None,
 ) -> OnsetRecord | None:
     """Replace ``model_hash``'s series of the well and record ``onset`` if it is new, atomically.
+
+    ``from_seq``: only the series from this point on is replaced (``series`` then holds the
+    points from ``from_seq``; the earlier points stay as they are): an update that changes the
+    last points of a long series writes those, not the whole series.
 
     ``episode`` is the well's episode the detection was computed for (:func:`well_state`).
     The onset is stored only if the well is still in that episode (a reset in between makes it
@@ -100,8 +105,8 @@ def save_well_analysis(
         db.lock("well", who, plate, well)
         db.execute(
             "DELETE FROM well_series "
-            "WHERE instrument = ? AND model_hash = ? AND plate = ? AND well = ?",
-            (who, model_hash, plate, well),
+            "WHERE instrument = ? AND model_hash = ? AND plate = ? AND well = ? AND seq >= ?",
+            (who, model_hash, plate, well, from_seq),
         )
         db.executemany(
             "INSERT INTO well_series (instrument, model_hash, plate, well, seq, timepoint, "
@@ -124,7 +129,7 @@ def save_well_analysis(
                     p.smoothed,
                     t,
                 )
-                for seq, p in enumerate(series)
+                for seq, p in enumerate(series, start=from_seq)
             ],
         )
         if onset is None or well_state(db, plate, well, instrument=who).episode != episode:

@@ -23,10 +23,11 @@ import numpy as np
 import tifffile
 
 from monitor.config import MonitorConfig
-from monitor.inference import default_model_path, load_model
+from monitor.inference import load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.stability import stat_file
 from stemwatch import store
+from stemwatch.core.modelfile import bundled_model_path
 
 
 def _plane(seed: int, size: int) -> np.ndarray:
@@ -47,7 +48,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    model = load_model(default_model_path())
+    model = load_model(bundled_model_path())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cfg = MonitorConfig.model_validate({"folder": root, "database": root / "bench.db"})

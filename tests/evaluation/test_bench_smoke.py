@@ -28,12 +28,18 @@ def test_bench_runs_small_and_reports_every_figure(tmp_path: Path) -> None:
     assert "(bundled default)" in fig["model"] or "stand-in FastNet" in fig["model"]
     assert fig["tiles_per_image"] >= 1
     stages = {"read", "hash", "check", "decode", "downsample", "normalise", "tiles"}
-    assert set(fig["stages_ms"]["zlib"]) >= stages | {"prepare_total", "inference"}
+    writer = {"database", "onset"}  # the writer's steps: record + prediction, well update
+    assert set(fig["stages_ms"]["zlib"]) >= stages | writer | {"prepare_total", "inference"}
     assert fig["inference_only_ips"] and all(v > 0 for v in fig["inference_only_ips"].values())
-    assert fig["preprocess_only_ips"]["zlib_2_thread"] > 0
+    (pre,) = fig["preprocess_only_ips"].values()  # with the auto-sized decode workers
+    assert pre > 0
+    assert fig["cores"] >= 1 and "decode worker(s)" in fig["workers"] and "auto" in fig["workers"]
     b = fig["backlog"]["zlib"]
     assert b["images"] == 6 and b["images_per_s"] > 0 and b["peak_rss_mb"] > 0
     assert b["of_inference_only"] > 0
+    # the backlog against what the cores allow at its CPU cost per image
+    assert b["cpu_bound_ips"] == round(fig["cores"] * 1000 / b["cpu_ms_per_image"], 2)
+    assert b["of_cpu_bound"] > 0 and "of the CPU-bound limit" in r.stdout
     lat = fig["latency_s"]
     assert lat["images"] == 2 and lat["rate_hz"] == 10
     assert 0.2 <= lat["median_s"] <= lat["p95_s"] <= lat["max_s"]

@@ -25,7 +25,13 @@ def test_batched_results_match_each_image_alone(tmp_path: Path) -> None:
     cfg = make_config(
         tmp_path,
         model_path,
-        inference={"batch_tiles": 16, "batch_wait_s": 600.0, "queue_images": 8},
+        # one inference worker: two would each hold a partial batch until the wait ends
+        inference={
+            "batch_tiles": 16,
+            "batch_wait_s": 600.0,
+            "queue_images": 8,
+            "inference_workers": 1,
+        },
     )
     assert cfg.folder is not None
     paths = [write_tiff(cfg.folder / image_name(f"A{i + 1:02d}"), seed=i) for i in range(6)]

@@ -831,3 +831,37 @@ def test_a_batch_is_all_or_nothing(target: str) -> None:
         add_scored(db, "/i/a.tif", 0.2, loc())
         raise RuntimeError("interrupted")
     assert store.counts(db).done == 0
+
+
+def test_saving_from_a_seq_replaces_only_the_tail_of_the_series(target: str) -> None:
+    db = store.open_db(target)
+    series = [point(0.1, 0), point(0.2, 1), point(0.3, 2)]
+    store.save_well_analysis(db, "P1", "A01", model_hash="m", series=series, onset=None, episode=0)
+    # the last point changes and one is added: only those two are written
+    tail = [point(0.35, 2), point(0.9, 3)]
+    store.save_well_analysis(
+        db, "P1", "A01", model_hash="m", series=tail, onset=None, episode=0, from_seq=2
+    )
+    got = store.well_series(db, "P1", "A01", model_hash="m")
+    assert [(p.seq, p.probability) for p in got] == [(0, 0.1), (1, 0.2), (2, 0.35), (3, 0.9)]
+    # an empty tail drops the points from there on (a time point that lost its last field)
+    store.save_well_analysis(
+        db, "P1", "A01", model_hash="m", series=[], onset=ONSET, episode=0, from_seq=1
+    )
+    assert [p.probability for p in store.well_series(db, "P1", "A01", model_hash="m")] == [0.1]
+    assert len(store.list_onsets(db, model_hash="m")) == 1
+
+
+def test_image_record_reads_one_image_with_one_models_prediction(target: str) -> None:
+    db = store.open_db(target)
+    a = add_scored(db, "/a.tif", 0.2, loc(field=3, tp=2), model="m1")
+    store.record_prediction(db, a, prediction(0.7, model="m2"))
+    one = store.image_record(db, a, model_hash="m1")
+    assert one is not None and (one.path, one.field, one.timepoint) == ("/a.tif", 3, 2)
+    assert (one.probability, one.model_hash, one.n_tiles) == (0.2, "m1", 9)
+    assert one == store.images_for_well(db, "P1", "A01", model_hash="m1")[0]
+    latest = store.image_record(db, a)
+    assert latest is not None and (latest.probability, latest.model_hash) == (0.7, "m2")
+    missing = store.image_record(db, a, model_hash="m3")
+    assert missing is not None and missing.probability is None
+    assert store.image_record(db, a + 1000) is None
