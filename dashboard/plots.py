@@ -37,7 +37,8 @@ def plate_heatmap(
 
     ``grid`` has one row per well of the layout with columns ``well``, ``row_label``, ``col``,
     ``probability`` (NaN where not imaged), ``n_images``, ``onset`` (bool), ``onset_h``,
-    ``last_h`` and ``status``.
+    ``last_h`` and ``status``; optionally ``condition`` (from the plate map: in the tooltip, and
+    under the probability where the cells have room).
     """
     cell = cell or cell_px(layout)
     df = grid.assign(
@@ -65,6 +66,9 @@ def plate_heatmap(
         alt.Tooltip("last_h:Q", title="Last image (h)", format=".1f"),
         alt.Tooltip("status:N", title="Status"),
     ]
+    conditions = "condition" in df.columns and bool(df["condition"].astype(bool).any())
+    if conditions:  # the plate map's (issue 10)
+        tooltip.insert(1, alt.Tooltip("condition:N", title="Condition"))
     pick = alt.selection_point(name=WELL_PICK, fields=["well"], on="click", clear=False)
     base = alt.Chart(df).encode(x=x, y=y)
     empty = base.mark_rect(cornerRadius=4, color=NO_DATA_COLOR).encode(tooltip=tooltip)
@@ -107,6 +111,14 @@ def plate_heatmap(
             tooltip=tooltip,
         )
         layers.append(text)
+    if conditions and cell >= 44:  # room for the condition under the probability
+        layers.append(
+            base.mark_text(fontSize=8, dy=cell * 0.3, limit=cell - 4).encode(
+                text="condition:N",
+                color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+                tooltip=tooltip,
+            )
+        )
     return alt.LayerChart(
         layer=layers,
         width=cell * layout.cols,

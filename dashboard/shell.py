@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import data, reads
 from dashboard.context import Context
 from dashboard.registry import VIEWS, View, by_key
-from dashboard.views import alerts
+from dashboard.views import alerts, models
 from stemwatch import store
 
 DB_ENV = "STEMWATCH_DB"
@@ -93,11 +93,14 @@ def main(argv: list[str]) -> None:
         return
 
     plate = _sidebar_plate(plates)
+    shown_model = models.choose_model(db_path, data.plate_choices(plates).get(plate or ""))
     with st.sidebar:
         st.fragment(run_every=run_every)(_daemon_panel)(db_path)
         if st.button("Refresh now", help="Re-read everything, including the plate list"):
             st.rerun()
-    ctx = Context(db_path=db_path, plates=plates, plate=plate, run_every=run_every)
+    ctx = Context(
+        db_path=db_path, plates=plates, plate=plate, run_every=run_every, model_hash=shown_model
+    )
     _sync_address(view, plate)
 
     if view.needs_plate and plate is None:

@@ -149,6 +149,17 @@ class InferenceConfig(StrictModel):
         description="Decoded images waiting for inference at most; bounds memory with a backlog.",
     )
     warmup: bool = Field(default=True, description="Run one batch at startup.")
+    watch_model_file: bool = Field(
+        default=True,
+        description=(
+            "Take a new model when the model file is replaced (e.g. `mv new.onnx model.onnx`),\n"
+            "without a restart; SIGHUP does so too. The batch in flight finishes with the old\n"
+            "model; the switch is logged and stored."
+        ),
+    )
+    model_check_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between checks of the model file."
+    )
 
 
 class RetryConfig(StrictModel):

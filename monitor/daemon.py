@@ -14,6 +14,10 @@ runs under a :class:`~monitor.supervise.Supervisor`; when one dies the daemon st
 :meth:`Daemon.run` raises :class:`~monitor.supervise.ThreadDiedError` (exit status 70). The
 heartbeat has a thread and a database connection of its own (:mod:`monitor.heartbeat`).
 
+The model can be promoted without a restart (:mod:`monitor.promotion`): on SIGHUP
+(:meth:`Daemon.request_model_reload`) or when the configured model file is replaced, the loop
+loads the new model and swaps it into the pipeline; the switch is logged and stored.
+
 What the loop is doing can be observed without sleeping: :attr:`Daemon.started` (the first
 scan is done), :attr:`Daemon.watching` (an observer is armed on the folder),
 :meth:`Daemon.sync` (everything queued so far is handled and nothing is left in flight) and
@@ -37,15 +41,15 @@ from monitor.config import MonitorConfig
 from monitor.counts import Counts, RunSummary
 from monitor.heartbeat import DaemonLoad, Heartbeat
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel, load_model
+from monitor.inference import LoadedModel
 from monitor.pipeline import Candidate, Outcome, Pipeline
+from monitor.promotion import ModelFileWatch, load_configured_model, model_path
 from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.watcher import Hint, start_observer, stop_observer
 from stemwatch import store
-from stemwatch.core.errors import ConfigError
-from stemwatch.core.modelfile import bundled_model_path
+from stemwatch.core.errors import ConfigError, StemwatchError
 from stemwatch.core.paths import printable
 
 __all__ = ["Daemon", "RunSummary", "check_folder"]
@@ -130,7 +134,14 @@ class Daemon:
         self.started = threading.Event()
         self.watching = threading.Event()
         self._syncs: list[threading.Event] = []
-        self.model = model or self._load_model()
+        self.model = model or load_configured_model(config.inference)
+        self._reload = threading.Event()  # set by request_model_reload (a signal handler)
+        self._reload_reason = "SIGHUP"
+        self._model_watch = (
+            ModelFileWatch(model_path(config.inference), config.watch.quiet_period_s)
+            if config.inference.watch_model_file
+            else None
+        )
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = _identity(self.folder)
         self._rescan_due = 0.0
@@ -148,21 +159,6 @@ class Daemon:
 
     # -- startup -------------------------------------------------------------------------
 
-    def _load_model(self) -> LoadedModel:
-        inf = self.config.inference
-        path = inf.model if inf.model is not None else bundled_model_path()
-        model = load_model(
-            path,
-            device=inf.device,
-            require_gpu=inf.require_gpu,
-            intra_op_threads=inf.intra_op_threads,
-        )
-        if inf.warmup:
-            t0 = time.perf_counter()
-            model.warmup(min(inf.batch_tiles, model.metadata.tiling.max_tiles))
-            log.info("model warm-up took %.2f s", time.perf_counter() - t0)
-        return model
-
     def _thread_failed(self, failure: Failure) -> None:
         self.stop.set()
         self.inbox.put(Hint("rescan", self.folder))  # wake the loop
@@ -178,12 +174,20 @@ class Daemon:
         self._lookup_db = store.open_db(target, readonly=True, instrument=instrument)
         self._alert_db = store.open_db(target, instrument=instrument)
         self._beat_db = store.open_db(target, instrument=instrument)
+        previous = store.daemon_model_hash(self._db)
         store.register_model(
             self._db,
             model_hash=self.model.model_hash,
             name=self.model.metadata.name,
             metadata_json=self.model.metadata.to_json(),
             provider=self.model.provider,
+        )
+        store.record_model_switch(
+            self._db,
+            model_hash=self.model.model_hash,
+            previous_hash=previous,
+            reason="start",
+            detail=str(self.model.path),
         )
         store.record_watched_folder(self._db, self.folder)  # the dashboard serves images from it
         store.beat(
@@ -290,6 +294,7 @@ class Daemon:
     def _loop(self) -> None:
         watch = self.config.watch
         next_folder_check = time.monotonic() + watch.folder_check_interval_s
+        next_model_check = time.monotonic() + self.config.inference.model_check_interval_s
         while not self.stop.is_set():
             now = time.monotonic()
             self._drain_inbox(now)
@@ -298,6 +303,9 @@ class Daemon:
             if now >= next_folder_check:
                 self._check_folder(now)
                 next_folder_check = now + watch.folder_check_interval_s
+            if self._reload.is_set() or now >= next_model_check:
+                self._check_model(now)
+                next_model_check = now + self.config.inference.model_check_interval_s
             if not self.once and now >= self._rescan_due:
                 self._rescan(now)
             self._release_syncs()
@@ -407,6 +415,79 @@ class Daemon:
         else:
             self.settled[path] = stat
         return True
+
+    # -- promotion without a restart -----------------------------------------------------
+
+    def request_model_reload(self, reason: str = "SIGHUP") -> None:
+        """Take the configured model file anew at the loop's next turn (safe to call from a
+        signal handler or another thread)."""
+        self._reload_reason = reason
+        self._reload.set()
+
+    def _check_model(self, now: float) -> None:
+        if self._reload.is_set():
+            self._reload.clear()
+            self._promote(self._reload_reason)
+        elif self._model_watch is not None and self._model_watch.replaced(now):
+            self._promote("model file replaced")
+
+    def _promote(self, reason: str) -> None:
+        """Load the configured model file and, if it is another model, switch to it."""
+        path = model_path(self.config.inference)
+        try:
+            new = load_configured_model(self.config.inference, path)
+        except StemwatchError as exc:
+            log.error(
+                "%s (%s): cannot take this model: %s; still scoring with %s (%s)",
+                path,
+                reason,
+                exc,
+                self.model.metadata.name,
+                self.model.model_hash[:12],
+            )
+            return
+        finally:
+            if self._model_watch is not None:
+                self._model_watch.settle()
+        if new.model_hash == self.model.model_hash:
+            log.info(
+                "%s (%s): same model as in use (%s); nothing to switch",
+                path,
+                reason,
+                new.model_hash[:12],
+            )
+            return
+        assert self.pipeline is not None
+        old = self.model
+        self.pipeline.swap_model(new, reason=reason, detail=str(path))
+        self.model = new
+        log.warning(
+            "model switch (%s): %s (%s) -> %s (%s) from %s; images already in flight finish "
+            "with the old model",
+            reason,
+            old.metadata.name,
+            old.model_hash[:12],
+            new.metadata.name,
+            new.model_hash[:12],
+            path,
+        )
+        assert self._read_db is not None
+        try:
+            gap = store.count_unscored(
+                self._read_db, new.model_hash, instrument=self.config.instrument_name
+            )
+        except StemwatchError:
+            return
+        if gap:
+            log.info(
+                "%d recorded image(s) have no score from the new model; `stemwatch reanalyse "
+                "%s --model %s --instrument %s` fills its series over them (it may run beside "
+                "the daemon)",
+                gap,
+                self.config.database,
+                path,
+                self.config.instrument_name,
+            )
 
     # -- scans and the folder ------------------------------------------------------------
 

@@ -290,16 +290,18 @@ def update_well(
     config: OnsetConfig,
     *,
     model_hash: str,
+    instrument: str | None = None,
     now: float | None = None,
 ) -> store.OnsetRecord | None:
     """Recompute ``model_hash``'s series of ``plate``/``well`` from its predictions, run the
-    detector, store the series and a new onset if any.
+    detector, store the series and a new onset if any. ``instrument``: whose plate it is
+    (default: the handle's instrument, see :mod:`stemwatch.store.instruments`).
 
     Returns the new :class:`~stemwatch.store.OnsetRecord`, or None (no onset, or this
     episode's onset was already stored). Safe to call after every image of the well.
     """
-    state = store.well_state(db, plate, well)
-    images = store.images_for_well(db, plate, well, model_hash=model_hash)
+    state = store.well_state(db, plate, well, instrument=instrument)
+    images = store.images_for_well(db, plate, well, model_hash=model_hash, instrument=instrument)
     result = analyse_well(images, state, config.params_for(plate))
     event = store.save_well_analysis(
         db,
@@ -309,6 +311,7 @@ def update_well(
         series=result.series,
         onset=result.onset,
         episode=state.episode,
+        instrument=instrument,
         now=now,
     )
     if event is not None:

@@ -11,10 +11,10 @@
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
-  prediction in one transaction), updates the well's onset state, records failures, skips and
-  moves. When it cannot store (a full disk, a lock held elsewhere) it waits and retries, and
-  says so in :attr:`Pipeline.writer_problem`; the heartbeat (:mod:`monitor.heartbeat`) runs
-  apart and keeps reporting;
+  prediction in one transaction), updates the well's onset state, records failures, skips,
+  moves and model switches. When it cannot store (a full disk, a lock held elsewhere) it waits
+  and retries, and says so in :attr:`Pipeline.writer_problem`; the heartbeat
+  (:mod:`monitor.heartbeat`) runs apart and keeps reporting;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
   alerts and runs the instrument checks.
 
@@ -29,6 +29,11 @@ ones (above a limit, too small) are recorded at once. Every thread runs under a
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
 finished candidate is counted once in :class:`~monitor.counts.Counts` and reported to the
 daemon as an :class:`Outcome` through ``report``.
+
+The model can be swapped while images flow (:meth:`Pipeline.swap_model`, promotion without a
+restart): each image is decoded for, batched with and scored by the model that was current
+when its decoding began, so the images in flight finish with the old model, the next ones
+use the new one, and no image is scored twice or lost in between.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from stemwatch.core.imaging import (
     ImageFile,
     PlaneChoice,
     Tiles,
+    TilingSpec,
     check_file,
     check_pixels,
     choose_plane,
@@ -126,6 +132,7 @@ class Prepared:
     content_hash: str
     location: ImageLocation | None
     tiles: Tiles
+    model: LoadedModel  # decoded for this model's recipe: scored by it, whatever comes next
     unplaced_reason: str | None = None  # why there is no location, when there is none
 
 
@@ -144,6 +151,16 @@ class FinalFailure:
     content_hash: str | None = None
     location: ImageLocation | None = None
     retry_in_s: float = 0.0  # transient: read again after this long even if unchanged
+
+
+@dataclass(frozen=True)
+class ModelSwitched:
+    """The pipeline took ``model`` into use instead of ``previous`` (written by the writer)."""
+
+    model: LoadedModel
+    previous: LoadedModel | None
+    reason: str
+    detail: str = ""
 
 
 @dataclass
@@ -249,6 +266,12 @@ class Pipeline:
             return False
         return True
 
+    def swap_model(self, model: LoadedModel, *, reason: str, detail: str = "") -> None:
+        """Score images whose decoding starts from now on with ``model``; the images already
+        decoded finish with the model they were decoded for. The writer records the switch."""
+        previous, self.model = self.model, model
+        self.writes.put(ModelSwitched(model, previous, reason, detail))
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Finish what is queued, flush the writer, join every thread."""
         if not self._started:
@@ -293,6 +316,7 @@ class Pipeline:
 
     def _decode_one(self, cand: Candidate) -> None:
         path = cand.path
+        model = self.model  # this image is prepared for, and scored by, this model
         stat = stat_file(path)
         if stat is None:
             self._gone(cand)
@@ -324,11 +348,11 @@ class Pipeline:
             location, unplaced = self._locate(path, checked.ome_xml, plane)
             if self._moved(cand, digest, location):
                 return
-            self._check_dimensions(checked, plane)
+            self._check_dimensions(checked, plane, model.metadata.tiling)
             if plane.note:
                 log.info("%s: %s", printable(path), plane.note)
             pixels = decode(checked, page=plane.page, max_pixels=self._max_pixels).pixels
-            tiles = prepare(pixels, self.model.metadata.normalisation, self.model.metadata.tiling)
+            tiles = prepare(pixels, model.metadata.normalisation, model.metadata.tiling)
         except _SkipError as skip:
             log.info("%s: not analysed (%s)", printable(path), skip.reason)
             self.writes.put(Skipped(cand, skip.kind, skip.reason, skip.location or location))
@@ -339,7 +363,7 @@ class Pipeline:
                 return
             self._failed_attempt(cand, exc, digest, location)
             return
-        self.ready.put(Prepared(cand, digest, location, tiles, unplaced))
+        self.ready.put(Prepared(cand, digest, location, tiles, model, unplaced))
 
     def _gone(self, cand: Candidate) -> None:
         log.warning("%s: gone before it was read (deleted or moved away)", printable(cand.path))
@@ -391,11 +415,10 @@ class Pipeline:
                 ) from None
             raise exc
 
-    def _check_dimensions(self, checked: ImageFile, plane: PlaneChoice) -> None:
+    def _check_dimensions(self, checked: ImageFile, plane: PlaneChoice, tiling: TilingSpec) -> None:
         """Limits on the plane, from what the file declares, before decoding it."""
         check_pixels(checked, plane.page, self._max_pixels)
         height, width = checked.plane_shape(plane.page)
-        tiling = self.model.metadata.tiling
         need = self.config.plate.min_image_size or tiling.tile_size * tiling.downsample
         if min(height, width) < need:
             raise PermanentImageError(
@@ -485,8 +508,10 @@ class Pipeline:
     def _infer_loop(self) -> None:
         inf = self.config.inference
         stop = False
+        carry: Prepared | None = None  # the first image of a new model: starts the next batch
         while not stop:
-            first = self.ready.get()
+            first = carry if carry is not None else self.ready.get()
+            carry = None
             if first is _STOP:
                 return
             items: list[Prepared] = [first]
@@ -500,17 +525,21 @@ class Pipeline:
                 if item is _STOP:
                     stop = True
                     break
+                if item.model is not first.model:  # a batch never mixes models
+                    carry = item
+                    break
                 items.append(item)
                 n += len(item.tiles.data)
             self._infer_batch(items)
 
     def _infer_batch(self, items: list[Prepared]) -> None:
+        model = items[0].model
         batch = np.concatenate([p.tiles.data for p in items], axis=0)
         t0 = time.perf_counter()
         try:
             step = self.config.inference.batch_tiles
             parts = [
-                self.model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
+                model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
             ]
             probs = np.concatenate([p for p, _ in parts])
             chunks = [c for _, c in parts if c is not None]
@@ -535,7 +564,7 @@ class Pipeline:
 
     def _cam_png(self, p: Prepared, cams: np.ndarray) -> bytes | None:
         try:
-            return cam_png(cam_mosaic(cams, p.tiles.origins, self.model.tile_size))
+            return cam_png(cam_mosaic(cams, p.tiles.origins, p.model.tile_size))
         except Exception:  # a map is a nicety: never lose the result over it
             log.exception("%s: cannot render the activation map", printable(p.candidate.path))
             return None
@@ -549,7 +578,12 @@ class Pipeline:
                 return
             self._write_with_retry(item)
 
-    def _write_with_retry(self, item: Scored | FinalFailure | Skipped | Moved) -> None:
+    def _write_with_retry(
+        self, item: Scored | FinalFailure | Skipped | Moved | ModelSwitched
+    ) -> None:
+        if isinstance(item, ModelSwitched):
+            self._write_switch_with_retry(item)
+            return
         cand = item.prepared.candidate if isinstance(item, Scored) else item.candidate
         delay = 0.5
         while True:
@@ -581,6 +615,44 @@ class Pipeline:
                 reason = f"internal error while storing ({type(exc).__name__}: {exc})"
                 self._write(FinalFailure(cand, reason, cand.attempts + 1))
                 return
+
+    def _write_switch_with_retry(self, item: ModelSwitched) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self._record_switch(item)
+                return
+            except StemwatchError as exc:
+                if self._abandon.is_set():
+                    log.error("model switch to %s not stored (%s)", item.model.path, exc)
+                    return
+                self.writer_problem = f"cannot store results: {exc}"
+                log.error(
+                    "cannot store the model switch to %s (%s); retrying in %.1f s",
+                    item.model.path,
+                    exc,
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _record_switch(self, item: ModelSwitched) -> None:
+        """Register the model and store the switch (the daemon's current model from now)."""
+        m = item.model
+        store.register_model(
+            self.db,
+            model_hash=m.model_hash,
+            name=m.metadata.name,
+            metadata_json=m.metadata.to_json(),
+            provider=m.provider,
+        )
+        store.record_model_switch(
+            self.db,
+            model_hash=m.model_hash,
+            previous_hash=None if item.previous is None else item.previous.model_hash,
+            reason=item.reason,
+            detail=item.detail,
+        )
 
     def _write(self, item: Scored | FinalFailure | Skipped | Moved) -> None:
         if isinstance(item, FinalFailure):
@@ -627,10 +699,11 @@ class Pipeline:
             wells.add((item.location.plate, item.location.well))
         for plate, well in wells:
             if plate and well:
-                self._update_well(plate, well)
+                self._update_well(plate, well, self.model.model_hash)
 
     def _write_result(self, item: Scored) -> None:
         prep = item.prepared
+        model = prep.model
         c = prep.candidate
         version = c.version(prep.content_hash)
         existing = store.already_recorded(self.db, version)
@@ -645,7 +718,7 @@ class Pipeline:
             version,
             prep.location,
             store.Prediction(
-                model_hash=self.model.model_hash,
+                model_hash=model.model_hash,
                 probability=probability,
                 tile_mean=probability,
                 tile_sd=tile_sd,
@@ -658,19 +731,19 @@ class Pipeline:
         log.info(
             "%s: p(%s)=%.3f over %d tiles%s",
             printable(c.path),
-            self.model.metadata.positive_class,
+            model.metadata.positive_class,
             probability,
             n_tiles,
             "" if loc is None else f" [{loc.plate} {loc.well}]",
         )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if loc is not None:
-            self._update_well(loc.plate, loc.well)
+            self._update_well(loc.plate, loc.well, model.model_hash)
 
-    def _update_well(self, plate: str, well: str) -> None:
+    def _update_well(self, plate: str, well: str, model_hash: str) -> None:
         try:
             event = onset.update_well(
-                self.db, plate, well, self.config.onset, model_hash=self.model.model_hash
+                self.db, plate, well, self.config.onset, model_hash=model_hash
             )
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, plots, reads
+from dashboard import data, export, lab, plots, reads
 from dashboard.context import Context
 from dashboard.views import alerts, well
 from stemwatch import store
@@ -26,8 +26,10 @@ def render(ctx: Context) -> None:
     tb = ctx.time_base()
     who = plate.instrument  # a plate belongs to the instrument that imaged it
     version = reads.stamp(ctx.db_path)
-    ov = reads.plate_overview(ctx.db_path, version, plate.plate, who)
+    ov = reads.plate_overview(ctx.db_path, version, plate.plate, who, model_hash=ctx.model_hash)
+    plate_map = reads.plate_map(ctx.db_path, version, plate.plate, who)
     grid, layout = data.plate_grid(ov.wells, tb)
+    grid = lab.with_conditions(grid, plate_map)
     with data.reading(ctx.db_path) as db:
         daemon = data.daemon_status(store.last_heartbeat(db, instrument=who), now=time.time())
         several = len(store.list_instruments(db)) > 1
@@ -63,6 +65,8 @@ def render(ctx: Context) -> None:
         st.caption(
             "Colour: latest P(differentiated) of each well (grey: not imaged yet). "
             "Red ring: onset of differentiation detected. Click a well to inspect it."
+            + (f" {lab.map_caption(plate_map)}." if plate_map is not None else "")
+            + (" Shown: a re-analysis, not the daemon's model." if ctx.model_hash else "")
         )
         _exports(ctx, plate, grid, layout, tb)
     with right:
@@ -123,11 +127,14 @@ def _exports(
         version = reads.stamp(db_path)
         with data.reading(db_path) as db:
             model = store.current_model(db, instrument=who)
-        points = reads.plate_series(db_path, version, name, who)
+        points = reads.plate_series(db_path, version, name, who, model_hash=ctx.model_hash)
         return data.courses_csv(points, tb, model_name=None if model is None else model.name)
 
     def onsets() -> str:
-        return data.onsets_csv(reads.all_onsets(db_path, reads.stamp(db_path), name, who), tb)
+        found = reads.all_onsets(
+            db_path, reads.stamp(db_path), name, who, model_hash=ctx.model_hash
+        )
+        return data.onsets_csv(found, tb)
 
     def png() -> bytes:
         return export.plate_png(grid, layout, title=title)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, data, plots, reads, thumbs
+from dashboard import context, data, lab, plots, reads, thumbs
 from dashboard.context import Context
 from stemwatch import store
 
@@ -29,13 +29,15 @@ def render_well(
     plate, who = summary.plate, summary.instrument
     tb = data.time_base(summary)
     version = reads.stamp(ctx.db_path)
-    detail = reads.well_detail(ctx.db_path, version, plate, well, who)
+    detail = reads.well_detail(ctx.db_path, version, plate, well, who, model_hash=ctx.model_hash)
     series = data.series_frame(detail.series, tb)
     images = data.images_frame(detail.images, tb)
     onset = data.active_onset(onsets, plate, well)
     onset_h = None if onset is None else tb.hours(onset.onset_time_s)
 
     st.subheader(f"Well {well}")
+    if mapped := lab.well_text(reads.plate_map(ctx.db_path, version, plate, who), well, tb):
+        st.caption(mapped)
     m = st.columns(3)
     latest = series["mean"].iloc[-1] if not series.empty else None
     m[0].metric("Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}")

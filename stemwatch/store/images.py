@@ -31,6 +31,7 @@ from stemwatch.core.platemeta import ImageLocation
 from stemwatch.store.connection import Database, write
 from stemwatch.store.errors import StoreError
 from stemwatch.store.instruments import own, plate_instrument
+from stemwatch.store.models import daemon_model_sql
 from stemwatch.store.records import (
     Counts,
     FileVersion,
@@ -528,10 +529,13 @@ _IMAGE_COLUMNS = (
     "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
     "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam"
 )
-# Each image with its latest prediction (highest id: the most recent model to score it)...
+# Each image with the daemon's current model's prediction, else its latest (a re-analysis
+# with another model never takes over the default view)...
 _WITH_LATEST_PREDICTION = (
-    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = ("
-    "SELECT max(id) FROM predictions WHERE image_id = i.id)"
+    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = coalesce(("
+    "SELECT q.id FROM predictions q WHERE q.image_id = i.id "
+    f"AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+    "SELECT max(q.id) FROM predictions q WHERE q.image_id = i.id))"
 )
 # ...or with one model's prediction.
 _WITH_MODEL_PREDICTION = (
@@ -583,7 +587,7 @@ def images_for_well(
     instrument: str | None = None,
 ) -> list[ImageRecord]:
     """The images of one well by time point then field, each with ``model_hash``'s
-    prediction (None: its latest prediction, whichever model made it)."""
+    prediction (None: the current model's of the instrument's daemon, else the latest)."""
     who = plate_instrument(db, plate, instrument)
     if model_hash is None:
         sql, params = _WITH_LATEST_PREDICTION, [who, plate, well]
@@ -616,12 +620,22 @@ def _instrument_filter(instrument: str | None, prefix: str = "") -> tuple[str, t
     return f" AND {prefix}instrument = ?", (instrument,)
 
 
-def cam_png(db: Database, image_id: int) -> bytes | None:
-    """The activation-map thumbnail (PNG bytes) of an image's latest prediction, if any."""
-    png = db.scalar(
-        "SELECT cam_png FROM predictions WHERE image_id = ? ORDER BY id DESC LIMIT 1",
-        (image_id,),
-    )
+def cam_png(db: Database, image_id: int, *, model_hash: str | None = None) -> bytes | None:
+    """The activation-map thumbnail (PNG bytes) of an image's prediction by ``model_hash``
+    (None: the daemon's current model's, else the latest), if it has one."""
+    if model_hash is not None:
+        png = db.scalar(
+            "SELECT cam_png FROM predictions WHERE image_id = ? AND model_hash = ?",
+            (image_id, model_hash),
+        )
+    else:
+        png = db.scalar(
+            "SELECT cam_png FROM predictions WHERE id = coalesce(("
+            "SELECT q.id FROM predictions q JOIN images i ON i.id = q.image_id "
+            f"WHERE q.image_id = ? AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
+            "SELECT max(q.id) FROM predictions q WHERE q.image_id = ?))",
+            (image_id, image_id),
+        )
     return None if png is None else bytes(png)
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stemwatch.core.labels import Label
 from stemwatch.core.platemeta import TimeBasis
 
 # -- liveness: the one rule for "is the daemon alive" -----------------------------------------
@@ -356,3 +357,167 @@ class ModelRecord:
     first_seen: float
     last_seen: float
     instrument: str = ""  # the instrument that used it (providers differ per machine)
+
+
+@dataclass(frozen=True)
+class ModelSwitch:
+    """The daemon took ``model_hash`` into use (at start, on SIGHUP, file replaced)."""
+
+    id: int
+    at: float
+    model_hash: str
+    previous_hash: str | None
+    reason: str
+    detail: str = ""
+    instrument: str = ""  # whose daemon switched
+
+
+# -- plate maps and labels (a lab's own model) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlateMapImport:
+    """One import of a plate's map (the latest is the plate's map)."""
+
+    id: int
+    plate: str
+    source: str | None
+    imported_by: str
+    imported_at: float
+    n_wells: int
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class NewLabel:
+    """A label to record: what ``plate``/``well`` was from ``from_time_s`` to ``to_time_s``
+    (None: open on that side), in the well's time basis."""
+
+    plate: str
+    well: str
+    label: Label
+    source: str  # dashboard, false-alarm, endpoint, cli
+    from_time_s: float | None = None
+    to_time_s: float | None = None
+    time_basis: TimeBasis | None = None
+    note: str | None = None
+    marker: str | None = None
+    stained_fraction: float | None = None
+    alert_id: int | None = None
+    onset_id: int | None = None
+    instrument: str | None = None  # None: the instrument that imaged the plate
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A stored label: who said what about a well, when, and whether it still stands."""
+
+    id: int
+    plate: str
+    well: str
+    label: Label
+    source: str
+    from_time_s: float | None
+    to_time_s: float | None
+    time_basis: TimeBasis | None
+    created_by: str
+    created_at: float
+    note: str | None = None
+    marker: str | None = None
+    stained_fraction: float | None = None
+    alert_id: int | None = None
+    onset_id: int | None = None
+    superseded_by: int | None = None
+    undone_by: str | None = None
+    undone_at: float | None = None
+    instrument: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Not undone (a superseded label is active but a later one covers it)."""
+        return self.undone_at is None
+
+    def covers(self, time_s: float | None) -> bool:
+        """Whether an image at ``time_s`` lies in this label's window (an image without a
+        time only in a window open on both sides)."""
+        if time_s is None:
+            return self.from_time_s is None and self.to_time_s is None
+        if self.from_time_s is not None and time_s < self.from_time_s:
+            return False
+        return self.to_time_s is None or time_s <= self.to_time_s
+
+    def contains(self, other: LabelRecord) -> bool:
+        """Whether this label's window contains ``other``'s whole window."""
+        lo = self.from_time_s is None or (
+            other.from_time_s is not None and self.from_time_s <= other.from_time_s
+        )
+        hi = self.to_time_s is None or (
+            other.to_time_s is not None and self.to_time_s >= other.to_time_s
+        )
+        return lo and hi
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """A current analysed image with the label that applies to it (for training sets)."""
+
+    image_id: int
+    path: str
+    content_hash: str | None
+    size: int | None
+    plate: str
+    well: str
+    field: int | None
+    timepoint: int | None
+    time_s: float | None
+    time_basis: TimeBasis | None
+    label: Label
+    label_id: int
+    instrument: str = ""
+
+
+# -- re-analysis and comparison ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageToScore:
+    """A recorded image a model has not scored yet: what a re-analysis worker needs."""
+
+    image_id: int
+    path: str
+    content_hash: str | None
+    size: int | None
+    plate: str | None
+    well: str | None
+    instrument: str = ""
+    channel: int | None = None  # the plane the daemon analysed (1-based), when it chose one
+    z: int | None = None
+
+
+@dataclass(frozen=True)
+class PlateModel:
+    """A model with a series on a plate (the daemon's, or a re-analysis)."""
+
+    model_hash: str
+    name: str | None
+    n_wells: int
+    daemon: bool  # the current model of the plate's instrument's daemon
+
+
+@dataclass(frozen=True)
+class Reanalysis:
+    """One ``stemwatch reanalyse`` run: its model, scope, who and when, and how far it got."""
+
+    id: int
+    model_hash: str
+    name: str | None
+    metadata_json: str | None
+    plates: str | None  # comma-separated; None: every plate
+    instrument: str | None  # None: every instrument
+    started_by: str
+    started_at: float
+    finished_at: float | None = None
+    planned: int | None = None
+    scored: int | None = None
+    unscorable: int | None = None
+    interrupted: bool | None = None
