@@ -36,6 +36,7 @@ from stemwatch.core.imaging import IMAGE_SUFFIXES, read_image
 from stemwatch.core.intervals import Interval, bootstrap_items
 from stemwatch.core.manifest import SOURCE_COLUMN, write_manifest
 from stemwatch.core.optics import read_pixel_size
+from stemwatch.core.platemeta import resolve
 from trainer.threshold import Threshold, ThresholdRule, binarise, choose_threshold
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,6 @@ class Located:
 def locate(path: Path, ome_xml: str | None) -> Located:
     """Plate, well, field and time of ``path`` by the shared resolver (OME-XML, file-name
     presets); empty when the metadata do not say (the image is then its own group)."""
-    from stemwatch.core.platemeta import resolve
-
     try:
         loc = resolve(path, ome_xml=ome_xml, use_mtime=False)
     except PlateMetadataError as exc:
@@ -276,8 +275,6 @@ def label_pairs(
 ) -> LabelResult:
     """Threshold, cut, label and write blocks of every pair; writes ``out_dir/manifest.csv``
     and ``out_dir/label_report.json``."""
-    import tifffile
-
     s = settings or LabelSettings()
     controls = controls or Controls()
     source_rows = source_rows or {}
@@ -320,7 +317,7 @@ def label_pairs(
                 rel = Path(label) / f"{pair.phase.stem}_r{r:02d}_c{c:02d}.tif"
                 (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                 block = np.ascontiguousarray(phase[r * b : (r + 1) * b, c * b : (c + 1) * b])
-                _write_block(tifffile, out_dir / rel, block, None if pixel is None else pixel.um)
+                _write_block(out_dir / rel, block, None if pixel is None else pixel.um)
                 truth_label = ""
                 if truth_frac is not None:
                     t_stained = truth_frac[r, c] >= s.stained_fraction
@@ -370,8 +367,10 @@ def label_pairs(
     return result
 
 
-def _write_block(tifffile: Any, path: Path, block: np.ndarray, pixel_um: float | None) -> None:
+def _write_block(path: Path, block: np.ndarray, pixel_um: float | None) -> None:
     """A block TIFF; with the source's pixel size in the resolution tags (pixels per cm)."""
+    import tifffile
+
     if pixel_um is None:
         tifffile.imwrite(path, block)
         return
