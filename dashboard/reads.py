@@ -48,6 +48,7 @@ class PlateOverview:
     wells: list[store.WellSummary]
     onsets: list[store.OnsetRecord]  # not reset
     counts: store.Counts
+    flags: list[store.WellFlags]  # wells with images left out (out of domain, bad frames)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -63,6 +64,7 @@ def plate_overview(
                 db, plate, include_reset=False, instrument=instrument, model_hash=m
             ),
             counts=store.counts(db, plate, instrument=instrument),
+            flags=store.well_flags(db, plate, instrument=instrument, model_hash=m),
         )
 
 
@@ -120,6 +122,25 @@ def plate_models(
     """The models with a series on the plate, the daemon's first."""
     with data.reading(db_path) as db:
         return store.plate_models(db, plate, instrument=instrument)
+
+
+@dataclass(frozen=True)
+class DomainFlags:
+    """What the Instrument page says about images left out of the series."""
+
+    plates: list[store.DomainSummary]
+    newest: list[store.ImageRecord]  # the newest flagged images
+    alerts: list[store.AlertRecord]  # domain alerts, newest first
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def domain_flags(db_path: str, version: Stamp, instrument: str | None, limit: int) -> DomainFlags:
+    with data.reading(db_path) as db:
+        return DomainFlags(
+            plates=store.domain_summary(db, instrument=instrument),
+            newest=store.flagged_images(db, instrument=instrument, limit=limit),
+            alerts=store.list_alerts(db, kind="domain", instrument=instrument, limit=limit),
+        )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

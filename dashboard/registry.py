@@ -36,7 +36,7 @@ VIEWS: tuple[View, ...] = (
         "Instrument",
         instrument.render,
         needs_plate=False,
-        help="daemon, model, throughput, queue, failures",
+        help="daemon, model, throughput, queue, failures, domain flags",
     ),
     View("alerts", "Alerts", alerts.render, needs_plate=False, help="every alert, acknowledge"),
     View(

@@ -179,7 +179,9 @@ def _sync_address(view: View, plate: str | None) -> None:
     want = {"view": view.key}
     if plate:
         want["plate"] = plate
-    well = st.session_state.get("well")
+    # Until the plate view has chosen a well (it reads ``?well=`` when it does), keep the one the
+    # address asks for: rewriting it first would open the default well instead.
+    well = st.session_state.get("well") or st.query_params.get("well")
     if view.key == "plate" and well:
         want["well"] = str(well)
     if dict(st.query_params) != want:

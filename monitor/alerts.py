@@ -7,9 +7,10 @@ channel's next message (or by :meth:`Alerter.flush` once the hour frees up), nev
 the database.
 
 One alert per well per onset episode; instrument conditions (stalled microscope, failures
-piling up, disk nearly full, the watched folder missing) alert once when they begin and again
-only after they cleared. An alert that cannot be recorded (the database's disk is full) is
-still logged and delivered: the full disk must be heard of.
+piling up, disk nearly full, the watched folder missing, a plate's images outside the model's
+training domain) alert once when they begin and again only after they cleared. An alert that
+cannot be recorded (the database's disk is full) is still logged and delivered: the full disk
+must be heard of.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TypeVar
 
 from pydantic import Field, field_validator
 
+from monitor.domain_check import DomainCheckConfig, domain_alert
 from stemwatch import store
 from stemwatch.core.config import SECRET, StrictModel
 from stemwatch.core.errors import StemwatchError
@@ -186,8 +188,10 @@ class Alerter:
         *,
         disk_paths: Sequence[str | Path] = (),
         watched_folder: Path | None = None,
+        domain: DomainCheckConfig | None = None,
     ) -> None:
         self.config = config
+        self.domain_config = domain or DomainCheckConfig()
         self.db = db
         self.channels = all_channels(config)
         paths = [Path(p) for p in disk_paths]
@@ -224,6 +228,28 @@ class Alerter:
             well=event.well,
             dedup_key=f"onset:{event.plate}:{event.well}:{event.episode}",
             now=now,
+        )
+
+    def domain(
+        self, plate: str, model_hash: str, model_name: str, *, now: float | None = None
+    ) -> store.AlertRecord | None:
+        """Check whether ``plate``'s newest images lie outside ``model_hash``'s training
+        domain (:func:`monitor.domain_check.domain_alert`); one alert per episode."""
+        t = time.time() if now is None else now
+        cfg = self.domain_config
+        window = self._try(
+            f"domain check of plate {plate}",
+            store.domain_window,
+            self.db,
+            plate,
+            model_hash,
+            last=cfg.alert_window,
+        )
+        if window is None:
+            return None
+        message, recovered = domain_alert(window, cfg, plate=plate, model_name=model_name)
+        return self._condition(
+            f"domain:{plate}:{model_hash[:12]}", _Check(message, recovered), t, plate=plate
         )
 
     def instrument_checks(self, now: float | None = None) -> list[store.AlertRecord]:
@@ -323,7 +349,9 @@ class Alerter:
             "it is back."
         )
 
-    def _condition(self, key: str, check: _Check, now: float) -> store.AlertRecord | None:
+    def _condition(
+        self, key: str, check: _Check, now: float, *, plate: str | None = None
+    ) -> store.AlertRecord | None:
         """Track an instrument condition; alert once when it begins.
 
         The episode ends only when the check says ``recovered`` (hysteresis), so a value
@@ -342,7 +370,9 @@ class Alerter:
             return None
         self._active.add(key)
         kind = key.split(":", 1)[0]
-        alert = self.raise_alert(kind, check.message, dedup_key=f"{key}@{now:.3f}", now=now)
+        alert = self.raise_alert(
+            kind, check.message, plate=plate, dedup_key=f"{key}@{now:.3f}", now=now
+        )
         self._try(
             f"recording condition {key}",
             store.begin_condition,

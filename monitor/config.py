@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from monitor.alerts import AlertsConfig
+from monitor.domain_check import DomainCheckConfig
 from monitor.onset import OnsetConfig
 from stemwatch import store
 from stemwatch.core.config import StrictModel
@@ -243,6 +244,10 @@ class MonitorConfig(StrictModel):
     )
     onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
+    domain: DomainCheckConfig = Field(
+        default_factory=DomainCheckConfig,
+        description="Bad frames and images outside the model's training domain.",
+    )
 
     @field_validator("database", mode="before")
     @classmethod

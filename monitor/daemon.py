@@ -201,6 +201,7 @@ class Daemon:
             self._alert_db,
             disk_paths=[self.folder] if self.folder.is_dir() else [],
             watched_folder=self.folder,
+            domain=self.config.domain,
         )
         self.pipeline = Pipeline(
             self.config,

@@ -227,9 +227,18 @@ def analyse_well(
     """Aggregate a well's scored images per time point and replay the detector (pure).
 
     ``state`` says which episode is current: detections before its re-arm point belong to
-    closed episodes and are ignored.
+    closed episodes and are ignored. Images outside the model's training domain (and frames
+    that were not analysed, which have no probability) are left out: their probability says
+    nothing about the cells.
     """
-    scored = [i for i in images if i.status == "done" and i.probability is not None]
+    scored = [
+        i
+        for i in images
+        if i.status == "done"
+        and i.probability is not None
+        and i.quality is None
+        and not i.out_of_domain
+    ]
     observations = [
         FieldObservation(
             field=i.field,

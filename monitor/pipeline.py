@@ -7,9 +7,13 @@
   after analysis is recognised by its content and its record follows it), its structure is
   checked (:func:`stemwatch.core.imaging.check_file`), its plate/well resolved, the plane to
   analyse chosen, its size checked against the limits, and only then decoded and cut into
-  tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing);
+  tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing); a
+  blank, saturated or all-NaN frame (:func:`stemwatch.core.quality.check_quality`) goes
+  straight to the writer, unscored;
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
+  when the model carries a description of its training domain, each image is scored against
+  it (:mod:`monitor.domain_check`);
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's onset state, records failures, skips,
   moves and model switches. When it cannot store (a full disk, a lock held elsewhere) it waits
@@ -61,6 +65,7 @@ from monitor.stability import FileStat, backoff_delay, stat_file
 from monitor.supervise import Failure, Supervisor
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
+from stemwatch.core.domain import DomainScore
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.core.filekinds import non_image_output, unsupported_format
 from stemwatch.core.imaging import (
@@ -87,6 +92,7 @@ from stemwatch.core.platemeta import (
     resolve,
     with_config,
 )
+from stemwatch.core.quality import check_quality
 
 __all__ = ["Candidate", "DaemonLoad", "Outcome", "Pipeline"]
 
@@ -141,6 +147,19 @@ class Scored:
     prepared: Prepared
     probabilities: np.ndarray  # positive-class probability of each tile
     cam_png: bytes | None = None
+    domain: DomainScore | None = None  # None: the model has no domain description
+
+
+@dataclass
+class BadFrame:
+    """A frame read but not analysed (blank, saturated, all-NaN): recorded, never scored."""
+
+    candidate: Candidate
+    content_hash: str
+    location: ImageLocation | None
+    reason: str
+    unplaced_reason: str | None
+    model: LoadedModel  # the daemon's model when it was read (its series gets updated)
 
 
 @dataclass
@@ -351,8 +370,13 @@ class Pipeline:
             self._check_dimensions(checked, plane, model.metadata.tiling)
             if plane.note:
                 log.info("%s: %s", printable(path), plane.note)
-            pixels = decode(checked, page=plane.page, max_pixels=self._max_pixels).pixels
-            tiles = prepare(pixels, model.metadata.normalisation, model.metadata.tiling)
+            image = decode(checked, page=plane.page, max_pixels=self._max_pixels)
+            issue = self._quality_issue(image.pixels, image.bit_depth)
+            if issue is not None:
+                log.warning("%s: not analysed: %s", printable(path), issue)
+                self.writes.put(BadFrame(cand, digest, location, issue, unplaced, model))
+                return
+            tiles = prepare(image.pixels, model.metadata.normalisation, model.metadata.tiling)
         except _SkipError as skip:
             log.info("%s: not analysed (%s)", printable(path), skip.reason)
             self.writes.put(Skipped(cand, skip.kind, skip.reason, skip.location or location))
@@ -364,6 +388,14 @@ class Pipeline:
             self._failed_attempt(cand, exc, digest, location)
             return
         self.ready.put(Prepared(cand, digest, location, tiles, model, unplaced))
+
+    def _quality_issue(self, pixels: np.ndarray, bit_depth: int) -> str | None:
+        """Why this frame cannot be scored as cells (blank, saturated, all-NaN), or None."""
+        quality = self.config.domain.quality
+        if not quality.enabled:
+            return None
+        issue = check_quality(pixels, bit_depth=bit_depth, config=quality)
+        return None if issue is None else str(issue)
 
     def _gone(self, cand: Candidate) -> None:
         log.warning("%s: gone before it was read (deleted or moved away)", printable(cand.path))
@@ -538,12 +570,12 @@ class Pipeline:
         t0 = time.perf_counter()
         try:
             step = self.config.inference.batch_tiles
-            parts = [
-                model.predict_with_cam(batch[i : i + step]) for i in range(0, len(batch), step)
-            ]
-            probs = np.concatenate([p for p, _ in parts])
-            chunks = [c for _, c in parts if c is not None]
+            parts = [model.infer(batch[i : i + step]) for i in range(0, len(batch), step)]
+            probs = np.concatenate([p.probabilities for p in parts])
+            chunks = [p.cams for p in parts if p.cams is not None]
             cams = np.concatenate(chunks) if len(chunks) == len(parts) else None
+            found = [p.features for p in parts if p.features is not None]
+            feats = np.concatenate(found) if len(found) == len(parts) else None
         except Exception as exc:  # onnxruntime errors: record, read again later
             log.exception("inference failed on a batch of %d image(s)", len(items))
             for p in items:
@@ -559,8 +591,18 @@ class Pipeline:
             png = None
             if cams is not None:
                 png = self._cam_png(p, cams[start : start + n])
-            self.writes.put(Scored(p, probs[start : start + n], png))
+            domain = self._domain(p, None if feats is None else feats[start : start + n])
+            self.writes.put(Scored(p, probs[start : start + n], png, domain))
             start += n
+
+    def _domain(self, p: Prepared, features: np.ndarray | None) -> DomainScore | None:
+        try:
+            return p.model.domain_score(p.tiles.data, features)
+        except Exception:  # the check is an addition: never lose the result over it
+            log.exception(
+                "%s: cannot score against the training domain", printable(p.candidate.path)
+            )
+            return None
 
     def _cam_png(self, p: Prepared, cams: np.ndarray) -> bytes | None:
         try:
@@ -579,7 +621,7 @@ class Pipeline:
             self._write_with_retry(item)
 
     def _write_with_retry(
-        self, item: Scored | FinalFailure | Skipped | Moved | ModelSwitched
+        self, item: Scored | FinalFailure | Skipped | Moved | BadFrame | ModelSwitched
     ) -> None:
         if isinstance(item, ModelSwitched):
             self._write_switch_with_retry(item)
@@ -654,9 +696,11 @@ class Pipeline:
             detail=item.detail,
         )
 
-    def _write(self, item: Scored | FinalFailure | Skipped | Moved) -> None:
+    def _write(self, item: Scored | FinalFailure | Skipped | Moved | BadFrame) -> None:
         if isinstance(item, FinalFailure):
             self._write_failure(item)
+        elif isinstance(item, BadFrame):
+            self._write_bad_frame(item)
         elif isinstance(item, Skipped):
             c = item.candidate
             store.record_skipped(
@@ -713,6 +757,7 @@ class Pipeline:
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
         probability, tile_sd, n_tiles = score_image(item.probabilities)
+        domain = item.domain
         image_id = store.record_result(
             self.db,
             version,
@@ -724,21 +769,58 @@ class Pipeline:
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
+                domain_score=None if domain is None else domain.score,
+                out_of_domain=None if domain is None else domain.out_of_domain,
             ),
             unplaced_reason=prep.unplaced_reason,
         )
         loc = prep.location
-        log.info(
-            "%s: p(%s)=%.3f over %d tiles%s",
-            printable(c.path),
-            model.metadata.positive_class,
-            probability,
-            n_tiles,
-            "" if loc is None else f" [{loc.plate} {loc.well}]",
-        )
+        where = "" if loc is None else f" [{loc.plate} {loc.well}]"
+        if domain is not None and domain.out_of_domain:
+            log.warning(
+                "%s: out of the model's training domain (domain score %.2f > 1); p(%s)=%.3f "
+                "kept out of onset detection%s",
+                printable(c.path),
+                domain.score,
+                model.metadata.positive_class,
+                probability,
+                where,
+            )
+        else:
+            log.info(
+                "%s: p(%s)=%.3f over %d tiles%s%s",
+                printable(c.path),
+                model.metadata.positive_class,
+                probability,
+                n_tiles,
+                "" if domain is None else f", domain score {domain.score:.2f}",
+                where,
+            )
         self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
         if loc is not None:
             self._update_well(loc.plate, loc.well, model.model_hash)
+            if domain is not None and self.alerter is not None:
+                self.alerter.domain(loc.plate, model.model_hash, model.metadata.name)
+
+    def _write_bad_frame(self, item: BadFrame) -> None:
+        c = item.candidate
+        version = c.version(item.content_hash)
+        existing = store.already_recorded(self.db, version)
+        if existing is not None:
+            store.refresh_version(self.db, existing, version)
+            self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
+            return
+        image_id = store.record_quality_issue(
+            self.db,
+            version,
+            item.location,
+            reason=item.reason,
+            unplaced_reason=item.unplaced_reason,
+        )
+        self.report(Outcome(c.path, "done", c.stat, c.attempts, image_id=image_id))
+        loc = item.location
+        if loc is not None:  # a bad frame replacing an analysed version leaves the series
+            self._update_well(loc.plate, loc.well, item.model.model_hash)
 
     def _update_well(self, plate: str, well: str, model_hash: str) -> None:
         try:

@@ -28,7 +28,7 @@ def render(ctx: Context) -> None:
     version = reads.stamp(ctx.db_path)
     ov = reads.plate_overview(ctx.db_path, version, plate.plate, who, model_hash=ctx.model_hash)
     plate_map = reads.plate_map(ctx.db_path, version, plate.plate, who)
-    grid, layout = data.plate_grid(ov.wells, tb)
+    grid, layout = data.plate_grid(ov.wells, tb, ov.flags)
     grid = lab.with_conditions(grid, plate_map)
     with data.reading(ctx.db_path) as db:
         daemon = data.daemon_status(store.last_heartbeat(db, instrument=who), now=time.time())
@@ -67,6 +67,7 @@ def render(ctx: Context) -> None:
             "Red ring: onset of differentiation detected. Click a well to inspect it."
             + (f" {lab.map_caption(plate_map)}." if plate_map is not None else "")
             + (" Shown: a re-analysis, not the daemon's model." if ctx.model_hash else "")
+            + excluded_caption(grid)
         )
         _exports(ctx, plate, grid, layout, tb)
     with right:
@@ -81,6 +82,23 @@ def render(ctx: Context) -> None:
         return
     st.selectbox("Well", imaged, key="well")
     well.render_well(ctx, plate, chosen, ov.onsets)
+
+
+def excluded_caption(grid: pd.DataFrame) -> str:
+    """The heatmap's words for wells whose newest images stay out of their series."""
+    kinds = set(grid["excluded"]) - {""}
+    if not kinds:
+        return ""
+    parts = []
+    if "domain" in kinds:
+        parts.append("**OOD**: its latest images lie outside the model's training domain")
+    if "quality" in kinds:
+        parts.append("**bad**: its latest frames are blank, saturated or NaN")
+    return (
+        " Orange dashed frame, not coloured as a probability: "
+        + "; ".join(parts)
+        + ". Such images are left out of the well's series and of onset detection."
+    )
 
 
 def _figures(plate: store.PlateSummary, ov: reads.PlateOverview, daemon: data.DaemonStatus) -> None:
@@ -101,6 +119,21 @@ def _figures(plate: store.PlateSummary, ov: reads.PlateOverview, daemon: data.Da
     )
     m[3].metric("Failed", c.failed)
     m[4].metric("Wells with onset", len({o.well for o in ov.onsets}))
+    out = sum(f.n_out_of_domain for f in ov.flags)
+    bad = sum(f.n_quality for f in ov.flags)
+    if out or bad:
+        what = []
+        if out:
+            what.append(f"{out} outside the model's training domain")
+        if bad:
+            what.append(f"{bad} bad frame{'s' if bad != 1 else ''} (blank, saturated or NaN)")
+        st.warning(
+            f"{out + bad} image{'s' if out + bad != 1 else ''} of this plate "
+            f"{'are' if out + bad != 1 else 'is'} left out of the wells' series and of onset "
+            f"detection: {', '.join(what)}. See the Instrument page and "
+            "docs/domain-check.md.",
+            icon="⚠️",
+        )
     if c.superseded:
         st.caption(
             f"{c.superseded} earlier version{'s' if c.superseded != 1 else ''} of images were "

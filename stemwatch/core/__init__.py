@@ -8,6 +8,9 @@
 - :mod:`~stemwatch.core.modelmeta`: the metadata inside an exported model, and its version
   policy; :mod:`~stemwatch.core.modelfile`: opening, checking and hashing a model file, and
   where the bundled model lives;
+- :mod:`~stemwatch.core.domain`: the description of a model's training domain it carries, and
+  an image's distance from it; :mod:`~stemwatch.core.quality`: blank, saturated and all-NaN
+  frames, before inference;
 - :mod:`~stemwatch.core.aggregate`: tiles to images, fields to wells and time points;
 - :mod:`~stemwatch.core.wells`: well names and plate formats;
   :mod:`~stemwatch.core.platemeta`: plate, well, field, time, channel and z of each image,

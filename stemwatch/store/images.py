@@ -34,6 +34,8 @@ from stemwatch.store.instruments import own, plate_instrument
 from stemwatch.store.models import daemon_model_sql
 from stemwatch.store.records import (
     Counts,
+    DomainSummary,
+    DomainWindow,
     FileVersion,
     ImageRecord,
     MovedImage,
@@ -42,6 +44,7 @@ from stemwatch.store.records import (
     RecordedVersion,
     SkippedCount,
     ThroughputBin,
+    WellFlags,
 )
 
 
@@ -241,10 +244,12 @@ def _insert_image(
 def _upsert_prediction(db: Database, image_id: int, p: Prediction, t: float) -> None:
     db.execute(
         "INSERT INTO predictions (image_id, model_hash, probability, tile_mean, tile_sd, "
-        "n_tiles, cam_png, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "n_tiles, cam_png, domain_score, out_of_domain, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (image_id, model_hash) DO UPDATE SET probability = excluded.probability, "
         "tile_mean = excluded.tile_mean, tile_sd = excluded.tile_sd, "
         "n_tiles = excluded.n_tiles, cam_png = excluded.cam_png, "
+        "domain_score = excluded.domain_score, out_of_domain = excluded.out_of_domain, "
         "created_at = excluded.created_at",
         (
             image_id,
@@ -254,6 +259,8 @@ def _upsert_prediction(db: Database, image_id: int, p: Prediction, t: float) -> 
             p.tile_sd,
             p.n_tiles,
             p.cam_png,
+            None if p.domain_score is None else float(p.domain_score),
+            None if p.out_of_domain is None else int(p.out_of_domain),
             t,
         ),
     )
@@ -268,6 +275,60 @@ def _update_location(db: Database, image_id: int, location: ImageLocation | None
         "channel_name = coalesce(?, channel_name), z = coalesce(?, z) WHERE id = ?",
         (*_location_values(location), image_id),
     )
+
+
+def _record_done(
+    db: Database,
+    version: FileVersion,
+    location: ImageLocation | None,
+    t: float,
+    *,
+    quality: str | None = None,
+    unplaced_reason: str | None = None,
+) -> int:
+    """This version's record, marked done (inserted if new), with ``quality`` (why a frame that
+    was read was not analysed; None clears it); no longer a skipped file. Inside the caller's
+    transaction."""
+    why = None if location is not None else unplaced_reason
+    bad = None if quality is None else printable(quality)
+    db.lock("image", db.writer, _key(version.path))
+    image_id = _find_version(db, version)
+    if image_id is None:
+        image_id = _insert_image(
+            db,
+            version,
+            location,
+            status="done",
+            error=None,
+            attempts=0,
+            t=t,
+            unplaced_reason=why,
+        )
+        db.execute("UPDATE images SET quality = ? WHERE id = ?", (bad, image_id))
+    else:
+        _update_location(db, image_id, location)
+        db.execute(
+            "UPDATE images SET status = 'done', error = NULL, retry_at = NULL, quality = ?, "
+            "content_hash = coalesce(content_hash, ?), size = ?, mtime_ns = ?, ctime_ns = ?, "
+            "unplaced_reason = CASE WHEN ? THEN NULL ELSE coalesce(?, unplaced_reason) END, "
+            "updated_at = ? WHERE id = ?",
+            (
+                bad,
+                version.content_hash,
+                version.size,
+                version.mtime_ns,
+                version.ctime_ns,
+                location is not None,
+                None if why is None else printable(why),
+                t,
+                image_id,
+            ),
+        )
+    db.execute(
+        "DELETE FROM skipped_files WHERE instrument = ? AND path = ?",
+        (db.writer, _key(version.path)),
+    )
+    return image_id
 
 
 def record_result(
@@ -287,46 +348,10 @@ def record_result(
     says why no plate or well was resolved (:func:`unplaced_images` lists them).
     """
     t = _now(now)
-    why = None if location is not None else unplaced_reason
 
     def do(db: Database) -> int:
-        db.lock("image", db.writer, _key(version.path))
-        image_id = _find_version(db, version)
-        if image_id is None:
-            image_id = _insert_image(
-                db,
-                version,
-                location,
-                status="done",
-                error=None,
-                attempts=0,
-                t=t,
-                unplaced_reason=why,
-            )
-        else:
-            _update_location(db, image_id, location)
-            db.execute(
-                "UPDATE images SET status = 'done', error = NULL, retry_at = NULL, "
-                "content_hash = coalesce(content_hash, ?), size = ?, mtime_ns = ?, "
-                "ctime_ns = ?, "
-                "unplaced_reason = CASE WHEN ? THEN NULL ELSE coalesce(?, unplaced_reason) END, "
-                "updated_at = ? WHERE id = ?",
-                (
-                    version.content_hash,
-                    version.size,
-                    version.mtime_ns,
-                    version.ctime_ns,
-                    location is not None,
-                    None if why is None else printable(why),
-                    t,
-                    image_id,
-                ),
-            )
+        image_id = _record_done(db, version, location, t, unplaced_reason=unplaced_reason)
         _upsert_prediction(db, image_id, prediction, t)
-        db.execute(
-            "DELETE FROM skipped_files WHERE instrument = ? AND path = ?",
-            (db.writer, _key(version.path)),
-        )
         return image_id
 
     return write(db, do)
@@ -414,7 +439,7 @@ def record_failure(
             )
         _update_location(db, image_id, location)
         db.execute(
-            "UPDATE images SET status = 'failed', error = ?, attempts = ?, "
+            "UPDATE images SET status = 'failed', error = ?, attempts = ?, quality = NULL, "
             "retry_at = ?, ctime_ns = coalesce(?, ctime_ns), updated_at = ? WHERE id = ?",
             (printable(reason), attempts, retry_at, version.ctime_ns, t, image_id),
         )
@@ -500,6 +525,27 @@ def skipped_file(
     return None if r is None else (r["kind"], r["reason"])
 
 
+def record_quality_issue(
+    db: Database,
+    version: FileVersion,
+    location: ImageLocation | None,
+    *,
+    reason: str,
+    unplaced_reason: str | None = None,
+    now: float | None = None,
+) -> int:
+    """Record a frame that was read but not analysed (blank, saturated, all-NaN: ``reason``)
+    in one transaction; its id. It is done (not retried while the file stays the same), has
+    no prediction and so never enters a well's series."""
+    t = _now(now)
+    return write(
+        db,
+        lambda db: _record_done(
+            db, version, location, t, quality=reason, unplaced_reason=unplaced_reason
+        ),
+    )
+
+
 def record_prediction(
     db: Database, image_id: int, prediction: Prediction, *, now: float | None = None
 ) -> None:
@@ -526,17 +572,18 @@ _IMAGE_COLUMNS = (
     "i.id, i.instrument, i.path, i.plate, i.well, i.field, i.timepoint, i.time_s, "
     "i.time_basis, i.status, i.error, i.attempts, i.size, i.mtime_ns, i.content_hash, "
     "i.superseded_by, i.updated_at, i.channel, i.channel_name, i.z, i.retry_at, "
-    "p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
-    "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam"
+    "i.quality, p.probability, p.model_hash, p.tile_mean, p.tile_sd, p.n_tiles, "
+    "i.unplaced_reason, p.cam_png IS NOT NULL AS has_cam, p.domain_score, p.out_of_domain"
 )
 # Each image with the daemon's current model's prediction, else its latest (a re-analysis
 # with another model never takes over the default view)...
-_WITH_LATEST_PREDICTION = (
-    f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN predictions p ON p.id = coalesce(("
+_SHOWN_PREDICTION = (
+    "LEFT JOIN predictions p ON p.id = coalesce(("
     "SELECT q.id FROM predictions q WHERE q.image_id = i.id "
     f"AND q.model_hash = {daemon_model_sql('i.instrument')}), ("
     "SELECT max(q.id) FROM predictions q WHERE q.image_id = i.id))"
 )
+_WITH_LATEST_PREDICTION = f"SELECT {_IMAGE_COLUMNS} FROM images i {_SHOWN_PREDICTION}"
 # ...or with one model's prediction.
 _WITH_MODEL_PREDICTION = (
     f"SELECT {_IMAGE_COLUMNS} FROM images i "
@@ -574,6 +621,9 @@ def _image(r: Any) -> ImageRecord:
         z=r["z"],
         retry_at=r["retry_at"],
         unplaced_reason=r["unplaced_reason"],
+        quality=r["quality"],
+        domain_score=r["domain_score"],
+        out_of_domain=None if r["out_of_domain"] is None else bool(r["out_of_domain"]),
     )
 
 
@@ -654,6 +704,167 @@ def counts(db: Database, plate: str | None = None, *, instrument: str | None = N
     )
     assert r is not None
     return Counts(done=int(r["done"]), failed=int(r["failed"]), superseded=int(r["superseded"]))
+
+
+# -- the domain check: flagged frames, per plate and for the alert rule ------------------------
+
+_FLAGGED = "(i.quality IS NOT NULL OR p.out_of_domain = 1)"
+
+
+def flagged_images(
+    db: Database,
+    plate: str | None = None,
+    *,
+    instrument: str | None = None,
+    limit: int = 100,
+) -> list[ImageRecord]:
+    """Current images that were not analysed (a ``quality`` reason) or whose latest prediction
+    lies outside its model's training domain, newest first: of ``plate`` (None: every plate)
+    on ``instrument`` (None: every instrument)."""
+    where, params = _instrument_filter(instrument, "i.")
+    if plate is not None:
+        where, params = where + " AND i.plate = ?", (*params, plate)
+    sql = (
+        _WITH_LATEST_PREDICTION + f" WHERE i.superseded_by IS NULL AND {_FLAGGED}{where} "
+        "ORDER BY i.updated_at DESC, i.id DESC LIMIT ?"
+    )
+    return [_image(r) for r in db.rows(sql, (*params, int(limit)))]
+
+
+def domain_summary(db: Database, *, instrument: str | None = None) -> list[DomainSummary]:
+    """Per plate (of every instrument, or of ``instrument``): its current images, how many
+    were domain-scored, how many lay outside the domain, how many were bad frames."""
+    where, params = _instrument_filter(instrument, "i.")
+    rows = db.rows(
+        "SELECT i.instrument, i.plate, count(*) AS n, "
+        "count(p.domain_score) AS n_scored, "
+        "count(*) FILTER (WHERE p.out_of_domain = 1) AS n_out, "
+        "count(*) FILTER (WHERE i.quality IS NOT NULL) AS n_quality, "
+        f"max(i.updated_at) FILTER (WHERE {_FLAGGED}) AS last_flagged "
+        f"FROM images i {_SHOWN_PREDICTION} "
+        f"WHERE i.superseded_by IS NULL AND i.plate IS NOT NULL{where} "
+        "GROUP BY i.instrument, i.plate ORDER BY i.instrument, i.plate",
+        params,
+    )
+    return [
+        DomainSummary(
+            plate=r["plate"],
+            n_images=int(r["n"]),
+            n_scored=int(r["n_scored"]),
+            n_out_of_domain=int(r["n_out"]),
+            n_quality=int(r["n_quality"]),
+            last_flagged_at=r["last_flagged"],
+            instrument=r["instrument"],
+        )
+        for r in rows
+    ]
+
+
+def well_flags(
+    db: Database,
+    plate: str,
+    *,
+    instrument: str | None = None,
+    model_hash: str | None = None,
+    time_tolerance_s: float = 600.0,
+) -> list[WellFlags]:
+    """The wells of ``plate`` with bad frames or out-of-domain images, by well: how many in
+    all and how many at the well's newest time point (its highest time-point index; without
+    indices, the images within ``time_tolerance_s`` of its newest image, as the onset detector
+    groups them). Out of the domain by ``model_hash``'s predictions, else by the prediction an
+    image shows (its instrument's daemon's model's, else the latest).
+
+    Asked at every render of the plate view: the flagged images are found first (a plate
+    without any costs one query), the newest time point only of their wells."""
+    who = plate_instrument(db, plate, instrument)
+    current = (
+        "i.instrument = ? AND i.plate = ? AND i.well IS NOT NULL AND i.superseded_by IS NULL "
+        "AND i.status = 'done'"
+    )
+    first: tuple[str, ...] = ()
+    join = _SHOWN_PREDICTION
+    if model_hash is not None:
+        join = "LEFT JOIN predictions p ON p.image_id = i.id AND p.model_hash = ?"
+        first = (model_hash,)
+    flagged = db.rows(
+        "SELECT i.well, i.timepoint, i.time_s, i.quality, p.out_of_domain, p.domain_score "
+        f"FROM images i {join} "
+        f"WHERE {current} AND (i.quality IS NOT NULL OR p.out_of_domain = 1)",
+        (*first, who, plate),
+    )
+    if not flagged:
+        return []
+    wells = sorted({str(r["well"]) for r in flagged})
+    marks = ", ".join("?" for _ in wells)
+    tol = float(time_tolerance_s)
+    newest = {
+        str(r["well"]): (r["tp"], r["t"], int(r["n"]))
+        for r in db.rows(
+            "SELECT n.well, n.tp, n.t, count(*) AS n FROM ("
+            "SELECT i.well, max(i.timepoint) AS tp, max(i.time_s) AS t FROM images i "
+            f"WHERE {current} AND i.well IN ({marks}) GROUP BY i.well) n "
+            f"JOIN images i ON i.well = n.well AND {current} "
+            "AND ((n.tp IS NOT NULL AND i.timepoint = n.tp) "
+            "OR (n.tp IS NULL AND i.time_s >= n.t - ?)) "
+            "GROUP BY n.well, n.tp, n.t",
+            (who, plate, *wells, who, plate, tol),
+        )
+    }
+    out = []
+    for well in wells:
+        rows = [r for r in flagged if r["well"] == well]
+        tp, t, n_latest = newest.get(well, (None, None, 0))
+        latest = [
+            r
+            for r in rows
+            if (r["timepoint"] == tp if tp is not None else _within(r["time_s"], t, tol))
+        ]
+        bad = [r["quality"] for r in latest if r["quality"] is not None]
+        scores = [float(r["domain_score"]) for r in latest if r["domain_score"] is not None]
+        out.append(
+            WellFlags(
+                well=well,
+                n_latest=n_latest,
+                n_latest_out_of_domain=sum(1 for r in latest if r["out_of_domain"]),
+                n_latest_quality=len(bad),
+                n_out_of_domain=sum(1 for r in rows if r["out_of_domain"]),
+                n_quality=sum(1 for r in rows if r["quality"] is not None),
+                latest_quality=max(bad) if bad else None,
+                latest_score=max(scores) if scores else None,
+                instrument=who,
+            )
+        )
+    return out
+
+
+def _within(time_s: float | None, newest_s: float | None, tolerance_s: float) -> bool:
+    return time_s is not None and newest_s is not None and time_s >= newest_s - tolerance_s
+
+
+def domain_window(
+    db: Database,
+    plate: str,
+    model_hash: str,
+    *,
+    last: int = 20,
+    instrument: str | None = None,
+) -> DomainWindow:
+    """How many of the ``last`` newest domain-scored current images of ``plate`` lay outside
+    ``model_hash``'s training domain (``instrument``, else the handle's)."""
+    who = instrument or db.writer
+    rows = db.rows(
+        "SELECT p.out_of_domain, p.domain_score FROM predictions p "
+        "JOIN images i ON i.id = p.image_id "
+        "WHERE i.instrument = ? AND i.plate = ? AND p.model_hash = ? "
+        "AND p.domain_score IS NOT NULL AND i.superseded_by IS NULL "
+        "ORDER BY p.id DESC LIMIT ?",
+        (who, plate, model_hash, int(last)),
+    )
+    return DomainWindow(
+        n_scored=len(rows),
+        n_out_of_domain=sum(1 for r in rows if r[0]),
+        last_score=float(rows[0][1]) if rows else None,
+    )
 
 
 def prediction_times(db: Database) -> list[tuple[str, float]]:

@@ -82,6 +82,8 @@ class Prediction:
     tile_sd: float | None = None
     n_tiles: int | None = None
     cam_png: bytes | None = None  # activation-map thumbnail
+    domain_score: float | None = None  # distance from the training domain / threshold
+    out_of_domain: bool | None = None  # None: the model carries no domain description
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,71 @@ class ImageRecord:
     z: int | None = None
     retry_at: float | None = None  # a transient failure is read again after this time
     unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
+    quality: str | None = None
+    """Why the frame was not analysed (blank, saturated, all-NaN); None when it was."""
+    domain_score: float | None = None
+    """The prediction's distance from its model's training domain over the model's threshold
+    (above 1: out of the domain); None when the model has no domain description."""
+    out_of_domain: bool | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Marked: a bad frame, or out of its model's training domain (never in a series)."""
+        return self.quality is not None or bool(self.out_of_domain)
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """A plate's frames that were not analysed or lay outside the model's training domain
+    (each current image counted once, through its latest prediction)."""
+
+    plate: str
+    n_images: int
+    n_scored: int  # with a domain score (the model carries a domain description)
+    n_out_of_domain: int
+    n_quality: int  # blank, saturated or all-NaN frames
+    last_flagged_at: float | None
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class WellFlags:
+    """A well's images that stay out of its series (bad frames, out of the model's training
+    domain), in all and among its newest time point's images."""
+
+    well: str
+    n_latest: int  # analysed images at the well's newest time point
+    n_latest_out_of_domain: int
+    n_latest_quality: int
+    n_out_of_domain: int  # all current images of the well
+    n_quality: int
+    latest_quality: str | None = None  # a bad-frame reason at the newest time point
+    latest_score: float | None = None  # the highest domain score at the newest time point
+    instrument: str = ""
+
+    @property
+    def n_excluded(self) -> int:
+        return self.n_out_of_domain + self.n_quality
+
+    @property
+    def latest_excluded(self) -> bool:
+        """Every image of the newest time point stays out of the series: the well's latest
+        state is unknown (its colour would be an older time point's)."""
+        flagged = self.n_latest_out_of_domain + self.n_latest_quality
+        return self.n_latest > 0 and flagged >= self.n_latest
+
+
+@dataclass(frozen=True)
+class DomainWindow:
+    """The newest domain-scored images of a plate under one model: how many lay outside."""
+
+    n_scored: int
+    n_out_of_domain: int
+    last_score: float | None = None
+
+    @property
+    def fraction_out(self) -> float:
+        return self.n_out_of_domain / self.n_scored if self.n_scored else 0.0
 
 
 @dataclass(frozen=True)

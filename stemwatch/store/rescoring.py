@@ -43,8 +43,9 @@ def _scope(plates: Sequence[str] | None, instrument: str | None) -> tuple[str, l
     return where, params
 
 
+# bad frames (images.quality: blank, saturated, all-NaN) are never scored, by any model
 _UNSCORED = (
-    "FROM images i WHERE i.superseded_by IS NULL AND i.status = 'done' "
+    "FROM images i WHERE i.superseded_by IS NULL AND i.status = 'done' AND i.quality IS NULL "
     "AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = i.id AND p.model_hash = ?)"
 )
 

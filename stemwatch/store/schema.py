@@ -953,6 +953,25 @@ CREATE INDEX predictions_model ON predictions(model_hash, image_id);
 """
 )
 
+
+# v8 (the domain check, issue 9): images.quality says why a frame was not analysed (blank,
+# saturated, all-NaN: never scored as cells, no prediction); predictions carry the image's
+# domain score (distance from the model's training domain over its threshold: above 1 is out
+# of the domain) and whether it was out of the domain (NULL: the model has no domain
+# description). Out-of-domain predictions stay stored but do not enter the well's series.
+# Nothing to backfill: rows written before v8 were never checked (all NULL).
+_V8 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score REAL;
+ALTER TABLE predictions ADD COLUMN out_of_domain INTEGER;
+"""
+
+_PG_V8 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score DOUBLE PRECISION,
+    ADD COLUMN out_of_domain BIGINT;
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one (with both engines' DDL: the PostgreSQL-parametrised store
 # tests run every entry on a real server).
@@ -964,6 +983,7 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V5, postgres=_PG_V5),
     Migration(sqlite=_V6, postgres=_PG_V6),
     Migration(sqlite=_V7, postgres=_PG_V7),
+    Migration(sqlite=_V8, postgres=_PG_V8),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
