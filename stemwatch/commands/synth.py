@@ -64,6 +64,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["condition", "state"],
         help="label by well condition (as Waisman et al.) or by true state (condition)",
     )
+    d.add_argument(
+        "--fluorescence",
+        action="store_true",
+        help="also write a paired fluorescence image of a differentiation marker for every "
+        "image (fluorescence/, same names; ground truth in fluorescence/truth/) for "
+        "`stemwatch label`",
+    )
+    d.add_argument(
+        "--autofluorescence",
+        type=float,
+        default=0.25,
+        metavar="RATE",
+        help="with --fluorescence: fraction of dense colonies that autofluoresce (0.25; 0 clean)",
+    )
+    d.add_argument(
+        "--faint-staining",
+        type=float,
+        default=0.1,
+        metavar="RATE",
+        help="with --fluorescence: fraction of fields stained faintly (0.1; 0 clean)",
+    )
 
     pl = ss.add_parser("plate", help="a plate time-lapse as OME-TIFF + ground_truth.csv")
     _common(pl, size=512, bit_depth=16)
@@ -108,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
             raise StemwatchError(
                 f"--hours {args.hours!r}: give comma-separated numbers like 0,6,12,24,48"
             ) from None
+        fluorescence = None
+        if args.fluorescence:
+            from stemwatch.synth.fluorescence import FluorescenceSpec
+
+            fluorescence = FluorescenceSpec(
+                autofluorescence_rate=args.autofluorescence, faint_rate=args.faint_staining
+            )
         manifest = generate_dataset(
             args.out,
             n_experiments=args.experiments,
@@ -121,9 +149,17 @@ def run(args: argparse.Namespace) -> int:
             label_by=args.label_by,
             compression=args.compression,
             workers=args.workers,
+            fluorescence=fluorescence,
         )
         n = sum(1 for _ in manifest.open()) - 1
         print(f"wrote {n} images; manifest: {manifest}")
+        if fluorescence is not None:
+            print(
+                f"paired fluorescence in {manifest.parent / 'fluorescence'} (autofluorescence "
+                f"{fluorescence.autofluorescence_rate:g}, faint staining "
+                f"{fluorescence.faint_rate:g}); label with: stemwatch label {manifest.parent} "
+                f"{manifest.parent / 'fluorescence'} -o LABELLED"
+            )
         return 0
     if args.synth_command == "sheet":
         from stemwatch.synth.contact import make_contact_sheet

@@ -17,10 +17,19 @@ Every image is an OME-TIFF that states its plate, well and pixel size (``Physica
 a microscope's export does, so the trainer derives its downsampling from the images; every
 manifest row has ``source`` = :data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`, so a model
 trained on them records that it never saw a real culture.
+
+With ``fluorescence`` (a :class:`~stemwatch.synth.fluorescence.FluorescenceSpec`) every image
+also gets its paired immunofluorescence image of the same name in ``out_dir/fluorescence/``
+(Kusumoto et al. 2018), its ground-truth mask of stained cells in
+``out_dir/fluorescence/truth/``, each plate a no-primary control image in
+``out_dir/fluorescence/control/<plate>.tif``, and ``out_dir/fluorescence/truth.csv`` one row
+per image (cells, stained cells, faint staining, autofluorescent colonies);
+``stemwatch label out_dir out_dir/fluorescence`` pairs them by name.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +42,7 @@ from stemwatch.core.manifest import SOURCE_COLUMN, SYNTHETIC_SOURCE, write_manif
 from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
+from stemwatch.synth.fluorescence import FluorescenceSpec, control_image, render_for
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff
 from stemwatch.synth.spec import PlateSpec
 
@@ -44,9 +54,43 @@ SYNTH_COLUMNS = ("condition", "state", SOURCE_COLUMN)
 the images' source (:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
 
 
-def _render_to(args: tuple[PlatePlan, str, int, int, Path, str | None]) -> None:
-    plan, well, fld, t, path, compression = args
+FLUORESCENCE_DIR = "fluorescence"
+FLUORESCENCE_TRUTH_COLUMNS = (
+    "image",
+    "plate",
+    "well",
+    "field",
+    "hours_since_induction",
+    "n_cells",
+    "n_stained",
+    "faint",
+    "n_autofluorescent",
+)
+
+_Job = tuple[PlatePlan, str, int, int, Path, str | None, FluorescenceSpec | None]
+
+
+def _render_to(args: _Job) -> dict[str, object] | None:
+    plan, well, fld, t, path, compression, fluo = args
     write_tiff(path, plan.render(well, fld, t), plan.ome_xml(well, fld, t), compression)
+    if fluo is None:
+        return None
+    # the paired channel: same name in fluorescence/, its ground truth in fluorescence/truth/
+    f = render_for(plan, well, fld, t, fluo)
+    fdir = path.parent.parent / FLUORESCENCE_DIR
+    write_tiff(fdir / path.name, f.image, None, compression)
+    write_tiff(fdir / "truth" / path.name, f.truth, None, compression)
+    return {
+        "image": path.stem,
+        "plate": plan.plate,
+        "well": well,
+        "field": fld + 1,
+        "hours_since_induction": f"{plan.times_h[t]:g}",
+        "n_cells": f.n_cells,
+        "n_stained": f.n_stained,
+        "faint": int(f.faint),
+        "n_autofluorescent": f.n_autofluorescent,
+    }
 
 
 def generate_dataset(
@@ -64,8 +108,10 @@ def generate_dataset(
     pixel_size_um: float = 1.0,
     compression: str | None = None,
     workers: int = 1,
+    fluorescence: FluorescenceSpec | None = None,
 ) -> Path:
-    """Write a labelled image set and return the path of its ``manifest.csv``."""
+    """Write a labelled image set and return the path of its ``manifest.csv`` (with
+    ``fluorescence``, the paired fluorescence images too: module docstring)."""
     if label_by not in ("condition", "state"):
         raise SynthError(f"label_by={label_by!r}; use 'condition' or 'state'")
     if n_experiments < 1 or wells_per_class < 1 or fields_per_well < 1:
@@ -79,10 +125,13 @@ def generate_dataset(
     out_dir = Path(out_dir)
     for label in LABELS:
         (out_dir / label).mkdir(parents=True, exist_ok=True)
+    if fluorescence is not None:
+        (out_dir / FLUORESCENCE_DIR / "truth").mkdir(parents=True, exist_ok=True)
+        (out_dir / FLUORESCENCE_DIR / "control").mkdir(parents=True, exist_ok=True)
     maint = [well_from_index(0, c) for c in range(wells_per_class)]
     induced = [well_from_index(1, c) for c in range(wells_per_class)]
     rows: list[dict[str, str]] = []
-    jobs: list[tuple[PlatePlan, str, int, int, Path, str | None]] = []
+    jobs: list[_Job] = []
     for e in range(n_experiments):
         experiment = f"E{e + 1:02d}"
         plate = f"SYN{seed % 1000:03d}{experiment}"
@@ -102,6 +151,9 @@ def generate_dataset(
                 pixel_size_um=pixel_size_um,
             )
         )
+        if fluorescence is not None:
+            control = out_dir / FLUORESCENCE_DIR / "control" / f"{plate}.tif"
+            write_tiff(control, control_image(plan), None, compression)
         for well in maint + induced:
             cond = plan.wells[well].condition
             for t, hours in enumerate(plan.times_h):
@@ -112,7 +164,7 @@ def generate_dataset(
                     label = LABELS[state >= ONSET_THRESHOLD]
                 for fld in range(fields_per_well):
                     rel = Path(label) / f"{plate}_{well}_f{fld + 1}_{hours:05.1f}h.tif"
-                    jobs.append((plan, well, fld, t, out_dir / rel, compression))
+                    jobs.append((plan, well, fld, t, out_dir / rel, compression, fluorescence))
                     rows.append(
                         {
                             "path": rel.as_posix(),
@@ -128,11 +180,19 @@ def generate_dataset(
                         }
                     )
     if workers <= 1:
-        for job in jobs:
-            _render_to(job)
+        truths = [_render_to(job) for job in jobs]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(_render_to, jobs, chunksize=4))
+            truths = list(pool.map(_render_to, jobs, chunksize=4))
+    if fluorescence is not None:
+        _write_truth(out_dir / FLUORESCENCE_DIR / "truth.csv", [r for r in truths if r])
     manifest = write_manifest(out_dir / "manifest.csv", rows, extra_columns=SYNTH_COLUMNS)
     log.info("dataset: %d images in %s", len(rows), out_dir)
     return manifest
+
+
+def _write_truth(path: Path, rows: Sequence[dict[str, object]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        wr = csv.DictWriter(fh, fieldnames=FLUORESCENCE_TRUTH_COLUMNS)
+        wr.writeheader()
+        wr.writerows(rows)
