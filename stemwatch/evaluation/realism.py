@@ -25,6 +25,7 @@ size and binned down, as a downsized stitched image is made.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import logging
 import math
@@ -186,7 +187,8 @@ def ome_pixel_size_um(ome_xml: str | None) -> float | None:
         return None
     value = float(m.group(1))
     unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', ome_xml)
-    scale = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}.get(unit.group(1) if unit else "µm")
+    name = html.unescape(unit.group(1)) if unit else "µm"
+    scale = {"µm": 1.0, "\u03bcm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}.get(name)
     return value * scale if scale else None
 
 
