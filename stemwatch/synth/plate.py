@@ -34,7 +34,7 @@ from stemwatch.synth.biology import (
 )
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.ome import plate_image_xml
-from stemwatch.synth.render import render_field
+from stemwatch.synth.render import check_modality, check_pixel_size, render_field
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class PlatePlan:
     start: datetime
     drift_um: np.ndarray
     field_origins_um: dict[int, tuple[float, float]] = field(default_factory=dict)
+    modality: str = "brightfield"
 
     @property
     def well_names(self) -> list[str]:
@@ -153,6 +154,7 @@ class PlatePlan:
             self.difficulty,
             bit_depth=self.bit_depth,
             pixel_size_um=self.pixel_size_um,
+            modality=self.modality,
         )
 
     def ome_xml(self, well: str, fld: int, t: int) -> str:
@@ -272,14 +274,18 @@ def plan_plate(
     pixel_size_um: float = 1.0,
     start: datetime = DEFAULT_START,
     drift_um: float = 4.0,
+    modality: str = "brightfield",
 ) -> PlatePlan:
     """Lay out a plate: which wells are induced and when, their colonies, fields and drift.
 
     Conditions: ``induced`` lists the induced wells; by default every other column of a plate
     format is induced (A01 maintenance, A02 induced, ...), for an explicit list every other
     well. Induction time: ``induction_h`` for all, else per well a multiple of ``interval_h``
-    in the first third of the run (0 h included).
+    in the first third of the run (0 h included). ``modality``: ``brightfield`` or ``phase``
+    (contrast); ``pixel_size_um`` 0.5-2.
     """
+    check_modality(modality)
+    check_pixel_size(pixel_size_um)
     if bit_depth not in (8, 16):
         raise SynthError(f"bit_depth={bit_depth} is not supported; use 8 or 16")
     if size < 32:
@@ -341,6 +347,7 @@ def plan_plate(
         start=start,
         drift_um=drift,
         field_origins_um=origins,
+        modality=modality,
     )
 
 
@@ -407,6 +414,7 @@ def generate_plate(
     pixel_size_um: float = 1.0,
     start: datetime = DEFAULT_START,
     workers: int = 1,
+    modality: str = "brightfield",
 ) -> PlateTruth:
     """Write a plate time-lapse as OME-TIFFs plus ``ground_truth.csv`` into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -425,6 +433,7 @@ def generate_plate(
         induction_h=induction_h,
         pixel_size_um=pixel_size_um,
         start=start,
+        modality=modality,
     )
     files: list[Path] = []
     for t in range(len(plan.times_h)):
