@@ -8,6 +8,21 @@ from pathlib import Path
 from stemwatch.core.errors import StemwatchError
 
 
+def _optics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--modality",
+        default="brightfield",
+        choices=["brightfield", "phase"],
+        help="brightfield or phase contrast (brightfield)",
+    )
+    p.add_argument(
+        "--pixel-size-um",
+        type=float,
+        default=1.0,
+        help="pixel size in µm, 0.5-2 (1.0; cells are 5-8 µm, colonies 50-500 µm)",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int, workers: bool = True) -> None:
     p.add_argument("out", type=Path, help="output folder (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
@@ -53,6 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     d = ss.add_parser("dataset", help="labelled images (class folders + manifest.csv)")
     _common(d, size=512, bit_depth=8)
+    _optics(d)
     d.add_argument("--experiments", type=int, default=2, help="experiments/plates (2)")
     d.add_argument("--wells-per-class", type=int, default=4, help="wells per class (4)")
     d.add_argument("--fields", type=int, default=2, help="fields per well (2)")
@@ -66,6 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     pl = ss.add_parser("plate", help="a plate time-lapse as OME-TIFF + ground_truth.csv")
     _common(pl, size=512, bit_depth=16)
+    _optics(pl)
     _plate_args(pl)
 
     a = ss.add_parser("acquire", help="write a plate time-lapse live, like an instrument")
@@ -88,6 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--difficulty", default="default", choices=["easy", "default", "hard"], help="(default)"
     )
     sh.add_argument("--real", type=Path, default=None, help="a real image to show beside them")
+    _optics(sh)
 
     r = ss.add_parser(
         "realism",
@@ -226,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
             label_by=args.label_by,
             compression=args.compression,
             workers=args.workers,
+            pixel_size_um=args.pixel_size_um,
+            modality=args.modality,
         )
         n = sum(1 for _ in manifest.open()) - 1
         print(f"wrote {n} images; manifest: {manifest}")
@@ -239,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             difficulty=args.difficulty,
             real_image=args.real,
+            pixel_size_um=args.pixel_size_um,
+            modality=args.modality,
         )
         print(f"wrote {out}")
         return 0
@@ -258,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
             plate_name=args.plate_name,
             difficulty=args.difficulty,
             workers=args.workers,
+            pixel_size_um=args.pixel_size_um,
+            modality=args.modality,
         )
         print(f"wrote {len(truth.files)} images; ground truth: {truth.ground_truth_csv}")
         return 0

@@ -508,8 +508,8 @@ def run_gauge(
         )
     bit_depth = 8 if dtypes == {np.dtype(np.uint8).str} else 16
     per_field = (synthetic_size // crop) ** 2
-    if n_synthetic is None:
-        n_synthetic = max(2 * n_real_images, math.ceil(len(real_crops) / max(per_field, 1)))
+    if n_synthetic is None:  # about as many crops as the real set, in enough images to fold
+        n_synthetic = max(2 * folds, math.ceil(len(real_crops) / max(per_field, 1)))
         n_synthetic = min(n_synthetic, 96)
     log.info(
         "realism: %d real crops from %d images; rendering %d synthetic fields",

@@ -66,6 +66,7 @@ def generate_dataset(
     pixel_size_um: float = 1.0,
     compression: str | None = None,
     workers: int = 1,
+    modality: str = "brightfield",
 ) -> Path:
     """Write a labelled image set and return the path of its ``manifest.csv``."""
     if label_by not in ("condition", "state"):
@@ -101,6 +102,7 @@ def generate_dataset(
             induced=induced,
             induction_h=0.0,
             pixel_size_um=pixel_size_um,
+            modality=modality,
         )
         for well in maint + induced:
             cond = plan.wells[well].condition

@@ -72,10 +72,15 @@ class Exposure:
 
 @dataclass
 class Specimen:
-    """What the light passes through: optical path (``phase``) and ``absorb`` maps."""
+    """What the light passes through: optical path (``phase``) and ``absorb`` maps, and
+    ``glint``: refractile granules and gap corners in compact colonies, too small for the
+    phase image's resolution, that show as bright points."""
 
     phase: np.ndarray
     absorb: np.ndarray
+    glint: np.ndarray
+    cover: np.ndarray
+    """Colony thickness profile (0 outside, 1 inside a colony's rim)."""
 
 
 @dataclass(frozen=True)
@@ -89,31 +94,43 @@ class Look:
     """Brightfield contrast per unit Laplacian of the optical path (per µm²)."""
     pc_gain: float = 0.5
     """Phase-contrast darkening per unit optical path (high-passed at the ring's scale)."""
-    bf_contrast: float = 0.04
-    """Median standard deviation of a brightfield field's modulation (relative to the mean
-    intensity); each image draws its own around it (``Difficulty.contrast_jitter``)."""
+    bf_contrast: float = 0.032
+    """Median standard deviation of the modulation inside a brightfield field's colonies
+    (relative to the mean intensity); each image draws its own around it
+    (``Difficulty.contrast_jitter``)."""
     pc_contrast: float = 0.12
-    relief: tuple[float, float] = (0.5, 2.0)
+    """The same for phase contrast."""
+    colony_contrast: bool = False
+    """Normalise the contrast inside colonies (else over the whole field)."""
+    relief: tuple[float, float] = (1.0, 3.0)
     """Oblique-illumination relief (gradient term) relative to the Laplacian."""
     full_well_e: tuple[float, float] = (3500.0, 7000.0)
     """Camera full well (electrons; log-uniform): sets the shot noise."""
-    camera_blur_px: tuple[float, float] = (0.55, 0.65)
-    debris_per_mm2: float = 250.0
-    debris_absorb_scale: float = 1.0
+    camera_blur_px: tuple[float, float] = (0.5, 0.6)
+    phase_blur_um: tuple[float, float] = (0.5, 0.9)
+    """How much finer detail than this the phase image loses (partial coherence)."""
+    debris_per_mm2: float = 80.0
+    debris_absorb_scale: float = 2.0
     debris_height_scale: float = 1.0
-    dead_fraction: float = 0.03
+    dead_fraction: float = 0.015
     """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
-    cell_scale: float = 1.0
+    cell_scale: float = 1.4
     """Scales the optical path of the cells' texture (not the colony's thickness)."""
     gap: float = 0.8
     """Depth of the gaps between compact cells."""
     fibres: tuple[float, float] = (0.01, 0.03)
-    mottle: tuple[float, float] = (0.001, 0.003)
-    colony_absorb: float = 0.005
-    edge_ramp_um: float = 3.0
+    mottle: tuple[float, float] = (0.0006, 0.0018)
+    specks_per_mm2: float = 2000.0
+    colony_absorb: float = 0.003
+    edge_ramp_um: float = 4.0
     """A compact colony's thickness rises over this distance inside its border."""
     ragged_um: float = 1.5
-    illumination: float = 0.008
+    """Amplitude of a compact colony's ragged border (differentiated: 3.5 µm)."""
+    plateau: float = 2.0
+    """Optical path of a compact colony's sheet (differentiated: 0.4)."""
+    glint: float = 0.1
+    """Brightness of the refractile points in compact colonies."""
+    illumination: float = 0.005
     """Sd of the illumination gradient across the field."""
 
 
@@ -292,7 +309,7 @@ def _cells(
     ppu: float,
     rng: np.random.Generator,
     look: Look,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optical path of the cells of a colony at absolute pixels (``ys``, ``xs``), ``depth`` px
     inside its border, and where dead cells sit (a boolean mask over those pixels).
 
@@ -302,13 +319,13 @@ def _cells(
     cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
     d = float(np.clip(view.d, 0.0, 1.0))
     compaction = 1.0 - 0.1 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = _lerp(7.5, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
+    spacing = _lerp(6.5, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
     f1_t, edge_t, crand_t = _cell_tile(n)
     ang = float(rng.uniform(0, math.pi))
-    stretch = 1.0 + 0.5 * d * float(rng.uniform(0.5, 1.0))
+    stretch = float(rng.uniform(1.0, 1.3)) + 0.5 * d * float(rng.uniform(0.5, 1.0))
     c, s = math.cos(ang), math.sin(ang)
     oy, ox = (int(v) for v in rng.integers(0, TILE, 2))
     xf = xs.astype(np.float32)
@@ -322,7 +339,7 @@ def _cells(
     f1 = f1_t[flat]
     edge = edge_t[flat]
     crand = crand_t[flat]
-    fine = _noise_at(ys, xs, (nx, ny), (max(0.5, 0.6 * ppu), 1.6 * ppu))
+    fine = _noise_at(ys, xs, (nx, ny), (1.2 * ppu, 3.0 * ppu))
     # the periphery differentiates first: local state is higher near the border
     inner = np.clip(depth / (0.35 * rmean), 0.0, 1.0)
     dl = np.clip(d * (1.45 - 0.7 * np.sqrt(inner)), 0.0, 1.0)
@@ -334,8 +351,8 @@ def _cells(
     body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
     rn = _lerp(0.36, 0.2, dl) * spacing
     nucleus = np.exp(-((f1 / rn) ** 2))
-    nucleolus = np.exp(-((f1 / (_lerp(0.7, 0.9, dl) * ppu)) ** 2)) * (crand > 0.3)
-    gap = np.exp(-((edge / (0.7 * ppu)) ** 2))
+    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2)) * (crand > 0.3)
+    gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
     mask = np.clip(
         _lerp(0.3, 0.9, dl) + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
         0.0,
@@ -349,7 +366,8 @@ def _cells(
         + _lerp(0.08, 0.05, dl) * fine
     )
     dead = (crand < _lerp(look.dead_fraction, 0.2 * look.dead_fraction, d)) & (f1 < 1.6 * ppu)
-    return (path * np.float32(look.cell_scale)).astype(np.float32), dead
+    glint = np.clip(fine - 1.6, 0.0, None) * (mask > 0.5) * (1.0 - dl)
+    return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
 
 
 @dataclass
@@ -360,6 +378,7 @@ class _Colonies:
 
     thick: np.ndarray
     body: np.ndarray
+    glint: np.ndarray
     owner: np.ndarray
 
 
@@ -380,7 +399,7 @@ def _draw_colony(
     rmax = float(table.max())
     rag = _lerp(look.ragged_um, 3.5, d) * ppu  # ragged border, px
     w_edge = _lerp(look.edge_ramp_um, 12.0, d) * ppu  # the thickness rises over this, px
-    plateau = _lerp(1.0, 0.4, d)
+    plateau = _lerp(look.plateau, 0.4, d)
     sq = math.sqrt(view.aspect)
     reach = rmax * sq + 3 * rag + 2
     y0 = max(0, int(view.cy - reach))
@@ -415,16 +434,17 @@ def _draw_colony(
         # thickness: rises over w_edge (varying along the border: an uneven halo)
         wl = w_edge * (0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu))))
         t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
-        thick = (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+        thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
         cur = layer.thick[ys, xs]
         layer.thick[ys, xs] = np.maximum(cur, thick)
         free = ~layer.owner[ys, xs]
         ys, xs, s = ys[free], xs[free], s[free]
         if ys.size:
-            cells, dead = _cells(
+            cells, dead, glint = _cells(
                 view, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, rng=rng, look=look
             )
             layer.body[ys, xs] = plateau + cells
+            layer.glint[ys, xs] = glint
             layer.owner[ys, xs] = True
             dead_y, dead_x = ys[dead], xs[dead]
     # spindle-shaped cells migrating out of differentiating colonies
@@ -477,19 +497,28 @@ def _particles(
     absorb: np.ndarray,
     height: np.ndarray,
     soft: np.ndarray,
+    rng: np.random.Generator,
 ) -> None:
-    """Round particles: absorbing and refractile (a phase bump), ``soft`` ones out of focus
-    (Gaussian, wide) instead of sharp-edged."""
+    """Roundish particles (elongated up to 1.8:1): absorbing and refractile (a phase bump),
+    ``soft`` ones out of focus (Gaussian, wide) instead of sharp-edged."""
     h, w = spec.phase.shape
-    for y, x, r, a, hgt, sft in zip(ys, xs, radii, absorb, height, soft, strict=True):
-        reach = r * (3.5 if sft else 1.8) + 2
+    n = len(ys)
+    aspects = rng.uniform(1.0, 1.8, n)
+    angles = rng.uniform(0.0, math.pi, n)
+    for y, x, r, a, hgt, sft, asp, ang in zip(
+        ys, xs, radii, absorb, height, soft, aspects, angles, strict=True
+    ):
+        reach = r * asp * (3.5 if sft else 1.8) + 2
         y0, y1 = max(0, int(y - reach)), min(h, int(y + reach) + 1)
         x0, x1 = max(0, int(x - reach)), min(w, int(x + reach) + 1)
         if y0 >= y1 or x0 >= x1:
             continue
         yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(y)
         xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(x)
-        q = (yy * yy + xx * xx) / np.float32(r * r)
+        c, s = np.float32(math.cos(ang)), np.float32(math.sin(ang))
+        u = (xx * c + yy * s) / np.float32(asp)
+        v = yy * c - xx * s
+        q = (u * u + v * v) / np.float32(r * r)
         prof = np.exp(-q) if sft else np.exp(-(q * q))
         spec.absorb[y0:y1, x0:x1] += np.float32(a) * prof
         spec.phase[y0:y1, x0:x1] += np.float32(hgt) * prof
@@ -508,34 +537,48 @@ def _debris(
     ys = rng.uniform(0, h, n)
     xs = rng.uniform(0, w, n)
     # clusters: some particles get companions next to them
-    k = int(rng.binomial(n, 0.15))
+    k = int(rng.binomial(n, 0.4))
     if k:
         parent = rng.integers(0, n, k)
         ys = np.concatenate([ys, ys[parent] + rng.normal(0, 3.0 * ppu, k)])
         xs = np.concatenate([xs, xs[parent] + rng.normal(0, 3.0 * ppu, k)])
     m = ys.size
     radii = np.clip(rng.lognormal(math.log(1.3), 0.5, m), 0.4, 6.0) * ppu
-    soft = rng.random(m) < 0.1
+    soft = rng.random(m) < 0.05
     radii = np.where(soft, radii * rng.uniform(2.0, 5.0, m), radii)
     absorb = rng.uniform(0.05, 0.3, m) * np.where(soft, 0.12, 1.0) * look.debris_absorb_scale
     height = rng.uniform(0.6, 2.0, m) * np.where(soft, 0.2, 1.0) * look.debris_height_scale
-    _particles(spec, ys, xs, radii=np.maximum(radii, 0.5), absorb=absorb, height=height, soft=soft)
+    _particles(
+        spec, ys, xs, radii=np.maximum(radii, 0.5), absorb=absorb, height=height, soft=soft, rng=rng
+    )
 
 
 def _background(
     spec: Specimen, rng: np.random.Generator, ppu: float, amount: float, look: Look
 ) -> None:
-    """The coating's texture under everything: faint fibres (the zero crossings of band-pass
-    noise) and a fine mottle."""
+    """The coating's texture under everything: faint thin fibres (the zero crossings of
+    band-pass noise), a fine mottle and tiny dark specks."""
     size = spec.phase.shape[0]
-    lo = round(max(1.5, 2.0 * ppu), 1)
-    fib = _noise_frame(size, rng, (lo, round(lo * 3.0, 1)))
-    fibres = np.exp(-((fib / np.float32(0.22)) ** 2))
-    mottle = _noise_frame(size, rng, (round(max(0.7, 1.2 * ppu), 1), round(4.0 * ppu, 1)))
+    lo = round(3.0 * ppu, 1)
+    fib = _noise_frame(size, rng, (lo, round(lo * 4.0, 1)))
+    fibres = np.exp(-((fib / np.float32(0.12)) ** 2))
+    mottle = _noise_frame(size, rng, (round(2.0 * ppu, 1), round(8.0 * ppu, 1)))
     a_f = float(rng.uniform(*look.fibres)) * amount
     a_m = float(rng.uniform(*look.mottle)) * amount
-    spec.phase += np.float32(a_f) * fibres
-    spec.absorb += np.float32(a_m) * mottle
+    spec.phase += np.float32(0.3 * a_f) * fibres
+    spec.absorb += np.float32(a_f) * fibres + np.float32(a_m) * mottle
+    n = int(rng.poisson(size * size / (ppu * ppu) * 1e-6 * look.specks_per_mm2 * amount))
+    if n:
+        ys = rng.integers(0, size, n)
+        xs = rng.integers(0, size, n)
+        # short squiggles, not points: a random walk of 2-6 steps each
+        steps = rng.integers(2, 7, n)
+        amp = rng.exponential(0.06, n).astype(np.float32)
+        for k in range(int(steps.max())):
+            live = steps > k
+            np.add.at(spec.absorb, (ys[live] % size, xs[live] % size), amp[live])
+            ys = ys + rng.integers(-1, 2, n)
+            xs = xs + rng.integers(-1, 2, n)
 
 
 def render_specimen(
@@ -549,9 +592,10 @@ def render_specimen(
 ) -> Specimen:
     """The specimen of one field: optical path and absorption maps (float32, ``size``²)."""
     ppu = 1.0 / pixel_size_um
-    spec = Specimen(np.zeros((size, size), np.float32), np.zeros((size, size), np.float32))
+    spec = Specimen(*(np.zeros((size, size), np.float32) for _ in range(4)))
     _background(spec, rng, ppu, 1.0, look)
     layer = _Colonies(
+        np.zeros((size, size), np.float32),
         np.zeros((size, size), np.float32),
         np.zeros((size, size), np.float32),
         np.zeros((size, size), bool),
@@ -565,6 +609,8 @@ def render_specimen(
         dead_y.append(dy)
         dead_x.append(dx)
     spec.phase += layer.thick * layer.body
+    spec.cover += layer.thick
+    spec.glint += layer.thick * layer.glint
     spec.absorb += np.float32(look.colony_absorb) * layer.thick
     for at in spindles:
         _draw_spindle(spec.phase, at, rng, ppu)
@@ -583,9 +629,10 @@ def render_specimen(
                 cy,
                 cx,
                 radii=radii,
-                absorb=rng.uniform(0.05, 0.3, m) * look.debris_absorb_scale,
+                absorb=rng.uniform(0.05, 0.25, m) * look.debris_absorb_scale,
                 height=rng.uniform(0.6, 2.0, m) * look.debris_height_scale,
                 soft=np.zeros(m, bool),
+                rng=rng,
             )
     _debris(spec, rng, ppu, noise, look)
     return spec
@@ -628,10 +675,13 @@ def form_image(
     check_modality(modality)
     ppu = 1.0 / pixel_size_um
     nz = difficulty.noise
-    defocus = float(0.5 + abs(rng.normal(0.0, 0.3 * nz)))
+    defocus = float(0.45 + abs(rng.normal(0.0, 0.15 * nz)))
     gain = float(math.exp(rng.normal(0.0, difficulty.contrast_jitter)))
-    path = _blur(spec.phase, defocus)
+    # partial coherence: the condenser's aperture damps the phase contrast of the finest
+    # detail (the transfer of a defocused bright field falls off beyond ~1 µm)
+    path = _blur(spec.phase, math.hypot(defocus, float(rng.uniform(*look.phase_blur_um)) * ppu))
     absorb = _blur(spec.absorb, defocus)
+    glint = _blur(spec.glint, defocus)
     # oblique illumination: a little relief along a random direction
     ang = float(rng.uniform(0, 2 * math.pi))
     relief = float(rng.uniform(*look.relief))
@@ -643,15 +693,26 @@ def form_image(
         mod = np.float32(k) * (lap + np.float32(relief) * grad)
         target = look.bf_contrast
     else:
+        # the ring passes the path high-passed at its scale (halo and shade-off); a finite
+        # ring leaves part of the large scales (a colony's interior stays darker)
         ring = float(rng.uniform(5.0, 12.0)) * ppu
-        mod = np.float32(-look.pc_gain) * (path - _lowpass(path, ring))
+        keep = float(rng.uniform(0.25, 0.5))
+        mod = np.float32(-look.pc_gain) * (path - np.float32(1.0 - keep) * _lowpass(path, ring))
         mod += np.float32(0.04) * (lap + np.float32(relief) * grad)
         target = look.pc_contrast
     mod -= absorb
-    # exposure and condenser setting: the specimen's contrast is scaled to a random target
-    # drawn independently of what is in the field, so whole-image contrast carries no label
-    sd = float(mod[::4, ::4].std())
-    mod *= np.float32(np.clip(target * gain / max(sd, 1e-6), 0.3, 4.0))
+    mod += np.float32(look.glint) * glint
+    # exposure and condenser setting: the contrast of the colonies is scaled to a random
+    # target drawn independently of what they are, so contrast carries no label (fields
+    # almost without colonies keep the contrast their optics give)
+    inside = spec.cover[::4, ::4] > 0.5
+    if not look.colony_contrast:
+        inside[:] = True
+    if inside.mean() > 0.02:
+        sd = float(mod[::4, ::4][inside].std())
+        mod *= np.float32(np.clip(target * gain / max(sd, 1e-6), 0.3, 4.0))
+    else:
+        mod *= np.float32(gain)
     if rng.random() < 0.05 * nz:
         _draw_bubble(mod, rng)
     return mod, defocus, gain
@@ -744,6 +805,7 @@ def expose(
     defocus_px: float = 0.0,
     contrast: float = 1.0,
     look: Look = LOOK,
+    colony_fraction: float = 0.5,
 ) -> tuple[np.ndarray, Exposure]:
     """Image an intensity modulation (around 0; used as scratch): illumination, tone curve,
     noise, camera blur, gain/offset, quantisation."""
@@ -756,10 +818,10 @@ def expose(
     signal += np.float32(1.0)
     np.maximum(signal, np.float32(0.02), out=signal)
     illum_small = _smooth_field(size, rng, 32, look.illumination, 2 * nz)
-    level = float(rng.uniform(0.35, 0.6)) * full
+    level = float(rng.uniform(0.45, 0.6)) * full
     signal = _illuminate(signal, illum_small)
     if difficulty.tone_match > 0:
-        signal = _tone_match(signal, rng, difficulty.tone_match)
+        signal = _tone_match(signal, rng, difficulty.tone_match, colony_fraction)
     # auto-exposure: the image mean (not the background) lands at ``level``
     signal *= np.float32(level / max(float(signal[::4, ::4].mean()), 0.05))
     # Poisson-Gaussian noise (Gaussian approximation of the shot noise: counts are high)
@@ -782,7 +844,9 @@ def expose(
     return img, Exposure(level, contrast, defocus_px, read, dn_per_e)
 
 
-def _tone_match(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+def _tone_match(
+    img: np.ndarray, rng: np.random.Generator, strength: float, colony_fraction: float = 0.5
+) -> np.ndarray:
     """A random monotone tone curve (camera response plus export auto-levels) that maps the
     image's intensity histogram towards a random reference histogram drawn independently of
     the specimen; keeps every spatial structure, removes whole-image intensity statistics as
@@ -795,12 +859,12 @@ def _tone_match(img: np.ndarray, rng: np.random.Generator, strength: float) -> n
     # colony component (2-4x the background's spread), a dark tail of debris and dead
     # cells and a faint bright tail of halos
     n = 8192
-    k = int(n * float(rng.uniform(0.15, 0.85)))
+    k = int(n * float(np.clip(colony_fraction + rng.normal(0.0, 0.1), 0.05, 0.95)))
     colony = rng.standard_t(float(rng.uniform(3.0, 8.0)), k)
-    colony *= float(rng.uniform(2.0, 4.0)) / max(float(colony.std()), 1e-6)
+    colony *= float(rng.uniform(3.0, 5.0)) / max(float(colony.std()), 1e-6)
     ref = np.concatenate([rng.normal(0.0, 1.0, n - k), colony + float(rng.uniform(-1.5, 0.2))])
-    n_dark = int(rng.binomial(n, float(rng.uniform(0.001, 0.01))))
-    ref[:n_dark] = -rng.exponential(float(rng.uniform(4.0, 10.0)), n_dark)
+    n_dark = int(rng.binomial(n, float(rng.uniform(0.002, 0.015))))
+    ref[:n_dark] = -2.0 - rng.exponential(float(rng.uniform(4.0, 10.0)), n_dark)
     n_bright = int(rng.binomial(n, float(rng.uniform(0.0005, 0.005))))
     ref[n_dark : n_dark + n_bright] = rng.exponential(float(rng.uniform(2.0, 5.0)), n_bright)
     tgt = np.quantile(ref, qs)
@@ -842,10 +906,18 @@ def render_field(
     spec = render_specimen(
         views, size, rng, pixel_size_um=pixel_size_um, noise=difficulty.noise, look=look
     )
+    colony_fraction = float((spec.cover[::4, ::4] > 0.5).mean())
     mod, defocus, gain = form_image(
         spec, rng, difficulty, modality=modality, pixel_size_um=pixel_size_um, look=look
     )
     img, _ = expose(
-        mod, rng, difficulty, bit_depth=bit_depth, defocus_px=defocus, contrast=gain, look=look
+        mod,
+        rng,
+        difficulty,
+        bit_depth=bit_depth,
+        defocus_px=defocus,
+        contrast=gain,
+        look=look,
+        colony_fraction=colony_fraction,
     )
     return img
