@@ -1,13 +1,14 @@
 """Streamlit entry point of the stemwatch dashboard.
 
 Served by ``stemwatch dashboard --db PATH`` (``streamlit run dashboard/app.py -- --db PATH``).
-Without ``--db`` the database comes from the ``STEMWATCH_DB`` environment variable.
+Without ``--db`` the database comes from the ``STEMWATCH_DB`` environment variable. The page
+is drawn by :mod:`dashboard.shell`; each view is a module of :mod:`dashboard.views`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from dashboard.views import database_argument, render
+from dashboard.shell import main
 
-render(database_argument(sys.argv[1:]))
+main(sys.argv[1:])

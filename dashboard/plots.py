@@ -1,4 +1,5 @@
-"""Altair charts of the dashboard: the plate heatmap and one well's probability over time.
+"""Altair charts of the dashboard: the plate heatmap, one well's probability over time, groups
+of wells compared, and the instrument's throughput and queue.
 
 Pure functions from DataFrames to charts (no Streamlit, no database), tested directly.
 """
@@ -8,12 +9,20 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from dashboard.plate import PlateLayout
+from stemwatch.core.wells import PlateLayout
 
 PROB_TITLE = "P(differentiated)"
 WELL_PICK = "well_pick"  # name of the click selection on the plate heatmap
 NO_DATA_COLOR = "#e6e6e6"
 ONSET_COLOR = "#d62728"
+# cell side (px) per plate width: every layout from 6 to 384 wells fits the plate column of a
+# 1280 px laptop with the sidebar open (tests/dashboard/test_dashboard_layouts.py checks it)
+CELL_PX = {2: 72, 3: 72, 4: 64, 6: 56, 8: 44, 12: 34, 24: 26}
+
+
+def cell_px(layout: PlateLayout) -> int:
+    """The side of one well's cell for ``layout``."""
+    return CELL_PX.get(layout.cols, max(16, min(72, 620 // max(1, layout.cols))))
 
 
 def plate_heatmap(
@@ -21,7 +30,7 @@ def plate_heatmap(
     layout: PlateLayout,
     *,
     selected: str | None = None,
-    cell_px: int = 0,
+    cell: int = 0,
 ) -> alt.LayerChart:
     """Wells as a grid coloured by the latest P(differentiated); wells with an onset get a red
     ring, the selected well a black frame; clicking a well selects it (``WELL_PICK``).
@@ -30,7 +39,7 @@ def plate_heatmap(
     ``probability`` (NaN where not imaged), ``n_images``, ``onset`` (bool), ``onset_h``,
     ``last_h`` and ``status``.
     """
-    cell = cell_px or max(18, min(64, 480 // layout.cols))
+    cell = cell or cell_px(layout)
     df = grid.assign(
         selected=grid["well"] == selected,
         label=grid["probability"].map(lambda p: "" if pd.isna(p) else f"{p:.2f}"),
@@ -114,10 +123,11 @@ def well_series_chart(
     threshold: float | None = None,
     x_title: str = "Time (h)",
     title: str = "",
+    show_smoothed: bool = True,
 ) -> alt.LayerChart:
     """P(differentiated) over time for one well: the mean line with its uncertainty band,
-    the detector's smoothed series (dashed), the per-field points, an optional dotted decision
-    threshold and a red rule at the onset.
+    the detector's smoothed series (dashed, with ``show_smoothed``), the per-field points, an
+    optional dotted decision threshold and a red rule at the onset.
 
     ``series``: ``time_h``, ``mean``, ``lower``, ``upper``, ``smoothed``, ``n``;
     ``fields``: ``time_h``, ``probability``, ``field``.
@@ -170,7 +180,9 @@ def well_series_chart(
         .mark_line(strokeDash=[5, 3], color="#1f77b4", opacity=0.7)
         .encode(x=x, y=alt.Y("smoothed:Q", scale=y_scale))
     )
-    layers: list[alt.Chart] = [band, smooth, line, points]
+    layers: list[alt.Chart] = (
+        [band, smooth, line, points] if show_smoothed else [band, line, points]
+    )
     if threshold is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"y": [threshold]}))
@@ -188,3 +200,84 @@ def well_series_chart(
             .encode(x="time_h:Q", y=alt.value(8), text="label:N")
         )
     return alt.LayerChart(layer=layers, height=300, title=title or alt.Undefined)
+
+
+def compare_chart(curves: pd.DataFrame, *, x_title: str = "Time (h)") -> alt.LayerChart:
+    """Groups of wells on one chart: each group's mean P(differentiated) with its ±1 SD band
+    across wells, one colour per group.
+
+    ``curves``: ``group``, ``time_h``, ``mean``, ``lower``, ``upper``, ``n_wells``
+    (:func:`dashboard.data.group_curves`).
+    """
+    order = list(dict.fromkeys(curves["group"]))
+    colour = alt.Color("group:N", title="Group", sort=order, legend=alt.Legend(orient="top"))
+    x = alt.X("time_h:Q", title=x_title)
+    y_scale = alt.Scale(domain=[0, 1])
+    band = (
+        alt.Chart(curves)
+        .mark_area(opacity=0.2)
+        .encode(
+            x=x, y=alt.Y("lower:Q", title=PROB_TITLE, scale=y_scale), y2="upper:Q", color=colour
+        )
+    )
+    line = (
+        alt.Chart(curves)
+        .mark_line(point=True, strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y("mean:Q", title=PROB_TITLE, scale=y_scale),
+            color=colour,
+            tooltip=[
+                alt.Tooltip("group:N", title="Group"),
+                alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
+                alt.Tooltip("mean:Q", title="Mean", format=".2f"),
+                alt.Tooltip("lower:Q", title="-1 SD", format=".2f"),
+                alt.Tooltip("upper:Q", title="+1 SD", format=".2f"),
+                alt.Tooltip("n_wells:Q", title="Wells"),
+            ],
+        )
+    )
+    return alt.LayerChart(layer=[band, line], height=360)
+
+
+def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Images scored and failed per hour (stacked bars)."""
+    long = frame.melt(id_vars="start", value_vars=["scored", "failed"], var_name="what")
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("start:T", title="Hour", timeUnit="yearmonthdatehours"),
+            y=alt.Y("value:Q", title="Images", stack=True),
+            color=alt.Color(
+                "what:N",
+                title=None,
+                scale=alt.Scale(domain=["scored", "failed"], range=["#1f77b4", ONSET_COLOR]),
+                legend=alt.Legend(orient="top"),
+            ),
+            tooltip=[
+                alt.Tooltip("start:T", title="Hour", format="%Y-%m-%d %H:00"),
+                alt.Tooltip("what:N", title="What"),
+                alt.Tooltip("value:Q", title="Images"),
+            ],
+        )
+        .properties(height=200)
+    )
+
+
+def queue_chart(frame: pd.DataFrame) -> alt.Chart:
+    """The daemon's queue (images found, not yet analysed) at each heartbeat."""
+    return (
+        alt.Chart(frame.dropna(subset=["queued"]))
+        .mark_line(interpolate="step-after", point=len(frame) < 60)
+        .encode(
+            x=alt.X("at:T", title="Time"),
+            y=alt.Y("queued:Q", title="Queued images"),
+            tooltip=[
+                alt.Tooltip("at:T", title="At", format="%Y-%m-%d %H:%M:%S"),
+                alt.Tooltip("queued:Q", title="Queued"),
+                alt.Tooltip("state:N", title="State"),
+            ],
+        )
+        .properties(height=200)
+    )

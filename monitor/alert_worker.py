@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from monitor.alerts import Alerter
-from monitor.onset import OnsetEvent
+from stemwatch import store
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class AlertWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def onset(self, event: OnsetEvent) -> None:
+    def onset(self, event: store.OnsetRecord) -> None:
         """Queue an onset alert (recorded and delivered by the worker thread)."""
         self._queue.put(event)
 

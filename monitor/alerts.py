@@ -12,11 +12,8 @@ piling up, disk nearly full) alert once when they begin and again only after the
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import sqlite3
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +21,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from monitor.onset import OnsetEvent, describe_time
 from stemwatch import store
 from stemwatch.core.config import StrictModel
+from stemwatch.core.times import describe_time
 
 log = logging.getLogger(__name__)
 
@@ -145,33 +142,50 @@ class _Check:
     recovered: bool = False
 
 
+def _resets(n: int) -> str:
+    return "a reset" if n == 1 else f"{n} resets"
+
+
 class Alerter:
-    """Raises, records and delivers alerts for one daemon (needs a writable connection)."""
+    """Raises, records and delivers alerts for one daemon.
+
+    Give it a writable database connection of its own: it runs in the alert thread, beside
+    the writer, and must see only what the writer committed.
+    """
 
     def __init__(
         self,
         config: AlertsConfig,
-        conn: sqlite3.Connection,
+        db: store.Database,
         *,
         disk_paths: Sequence[str | Path] = (),
     ) -> None:
         self.config = config
-        self.conn = conn
+        self.db = db
         self.channels = all_channels(config)
-        db = store.db_path_of(conn)
         paths = [Path(p) for p in disk_paths]
-        if db not in ("", ":memory:", "database"):
-            paths.append(Path(db).parent)
+        if db.local_path is not None:  # a SQLite file here (not a database server)
+            paths.append(db.local_path.parent)
         self.disk_paths = list(dict.fromkeys(paths))
 
     # -- alert sources ---------------------------------------------------------------------
 
-    def onset(self, event: OnsetEvent, *, now: float | None = None) -> store.AlertRecord | None:
+    def onset(
+        self, event: store.OnsetRecord, *, now: float | None = None
+    ) -> store.AlertRecord | None:
         """Alert about an onset; None if this well's episode was already alerted."""
-        when = "" if event.onset_time_s is None else f", began ~{describe_time(event.onset_time_s)}"
+        when = (
+            ""
+            if event.onset_time_s is None
+            else f", began ~{describe_time(event.onset_time_s, event.time_basis)}"
+        )
+        smoothed = (
+            "" if event.probability is None else f" (smoothed probability {event.probability:.2f})"
+        )
+        again = "" if event.episode == 0 else f" again, after {_resets(event.episode)}"
         message = (
-            f"Differentiation onset in plate {event.plate} well {event.well}{when} "
-            f"(smoothed probability {event.probability:.2f}, episode {event.episode})."
+            f"Differentiation onset in plate {event.plate} well {event.well}{again}{when}"
+            f"{smoothed}."
         )
         return self.raise_alert(
             "onset",
@@ -202,28 +216,17 @@ class Alerter:
     # -- conditions ------------------------------------------------------------------------
 
     def expected_interval_s(self) -> float | None:
-        """Configured interval, else the median gap between successive images of one field.
-
-        Per field, not across the plate: a scan of a whole plate takes minutes, so gaps
-        between any two images say nothing about the time-lapse interval.
-        """
+        """Configured interval, else the median gap between successive images of one field."""
         if self.config.expected_interval_s is not None:
             return self.config.expected_interval_s
-        rows = self.conn.execute(
-            "SELECT time_s - lag(time_s) OVER ("
-            "  PARTITION BY plate, well, field ORDER BY time_s) AS gap "
-            "FROM images WHERE time_s IS NOT NULL AND superseded_by IS NULL "
-            "ORDER BY created_at DESC LIMIT 5000"
-        ).fetchall()
-        gaps = [float(r["gap"]) for r in rows if r["gap"] is not None and r["gap"] > 0]
-        return statistics.median(gaps) if gaps else None
+        return store.typical_field_interval_s(self.db)
 
     def _stall_check(self, now: float) -> _Check:
-        last = self.conn.execute("SELECT max(created_at) FROM images").fetchone()[0]
+        last = store.last_image_arrival(self.db)
         interval = self.expected_interval_s()
         if last is None or interval is None:
             return _Check(None, recovered=True)
-        silent = now - float(last)
+        silent = now - last
         if silent <= self.config.stall_factor * interval:
             return _Check(None, recovered=True)
         return _Check(
@@ -234,21 +237,14 @@ class Alerter:
 
     def _failures_check(self, now: float) -> _Check:
         """Failures above the limit; recovered once at most half the limit failed."""
-        n = self.conn.execute(
-            "SELECT count(*) FROM images WHERE status = 'failed' AND superseded_by IS NULL "
-            "AND updated_at >= ?",
-            (now - HOUR_S,),
-        ).fetchone()[0]
+        failures = store.recent_failures(self.db, since=now - HOUR_S)
+        n = failures.count
         limit = self.config.max_failed_per_hour
         if n <= limit:
             return _Check(None, recovered=n <= limit / 2)
-        last = self.conn.execute(
-            "SELECT path, error FROM images WHERE status = 'failed' ORDER BY updated_at DESC "
-            "LIMIT 1"
-        ).fetchone()
         return _Check(
             f"{n} images failed in the last hour (limit {self.config.max_failed_per_hour}); "
-            f"latest: {last['path']}: {last['error']}"
+            f"latest: {failures.last_path}: {failures.last_error}"
         )
 
     def _disk_check(self, path: Path) -> _Check:
@@ -273,35 +269,18 @@ class Alerter:
         The episode ends only when the check says ``recovered`` (hysteresis), so a value
         hovering at the limit does not alert again and again.
         """
-        message = check.message
-        row = self.conn.execute(
-            "SELECT active, since FROM alert_conditions WHERE key = ?", (key,)
-        ).fetchone()
-        was_active = bool(row and row["active"])
-        if message is None:
+        state = store.alert_condition(self.db, key)
+        was_active = state is not None and state.active
+        if check.message is None:
             if was_active and check.recovered:
                 log.info("instrument condition cleared: %s", key)
-                store.write_transaction(
-                    self.conn,
-                    lambda c: c.execute(
-                        "UPDATE alert_conditions SET active = 0 WHERE key = ?", (key,)
-                    ),
-                )
+                store.end_condition(self.db, key)
             return None
         if was_active:
             return None
         kind = key.split(":", 1)[0]
-        alert = self.raise_alert(kind, message, dedup_key=f"{key}@{now:.3f}", now=now)
-        alert_id = alert.id if alert else None
-        store.write_transaction(
-            self.conn,
-            lambda c: c.execute(
-                "INSERT INTO alert_conditions (key, active, since, alert_id) VALUES (?, 1, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET active = 1, since = excluded.since, "
-                "alert_id = excluded.alert_id",
-                (key, now, alert_id),
-            ),
-        )
+        alert = self.raise_alert(kind, check.message, dedup_key=f"{key}@{now:.3f}", now=now)
+        store.begin_condition(self.db, key, since=now, alert_id=alert.id if alert else None)
         return alert
 
     # -- recording and delivery ------------------------------------------------------------
@@ -318,28 +297,15 @@ class Alerter:
     ) -> store.AlertRecord | None:
         """Record an alert, log it and deliver it; None if ``dedup_key`` was seen before."""
         t = time.time() if now is None else now
-
-        def insert(c: sqlite3.Connection) -> int | None:
-            cur = c.execute(
-                "INSERT INTO alerts (kind, plate, well, dedup_key, message, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
-                (kind, plate, well, dedup_key, message, t),
-            )
-            return int(cur.lastrowid or 0) if cur.rowcount else None
-
-        alert_id = store.write_transaction(self.conn, insert)
+        alert_id = store.record_alert(
+            self.db, kind, message, plate=plate, well=well, dedup_key=dedup_key, now=t
+        )
         if alert_id is None:
             return None
         log.warning("ALERT [%s] %s", kind, message)
         title = f"{self.config.title_prefix}: {kind}" + (f" {plate} {well}" if well else "")
         results = {r.channel: r.text for r in self._deliver(alert_id, title, message, t)}
-        store.write_transaction(
-            self.conn,
-            lambda c: c.execute(
-                "UPDATE alerts SET channel_results = ? WHERE id = ?",
-                (json.dumps(results), alert_id),
-            ),
-        )
+        store.set_channel_results(self.db, alert_id, results)
         return store.AlertRecord(
             id=alert_id,
             kind=kind,
@@ -350,84 +316,56 @@ class Alerter:
             channel_results=results,
         )
 
-    def _sent_in_last_hour(self, channel: str, now: float) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT count(*) FROM alert_deliveries WHERE channel = ? AND at > ? "
-                "AND result != 'rate-limited' AND result != 'summarised'",
-                (channel, now - HOUR_S),
-            ).fetchone()[0]
-        )
+    def _over_limit(self, channel: str, now: float) -> bool:
+        sent = store.deliveries_since(self.db, channel, now - HOUR_S)
+        return sent >= self.config.rate_limit_per_hour
 
-    def _held_back(self, channel: str) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT d.id, a.created_at, a.message FROM alert_deliveries d "
-            "JOIN alerts a ON a.id = d.alert_id "
-            "WHERE d.channel = ? AND d.result = 'rate-limited' ORDER BY d.id",
-            (channel,),
-        ).fetchall()
-
-    def _deliver(
-        self, alert_id: int | None, title: str, message: str, now: float
-    ) -> list[ChannelResult]:
+    def _deliver(self, alert_id: int, title: str, message: str, now: float) -> list[ChannelResult]:
         results: list[ChannelResult] = []
         for name, url in self.channels.items():
-            if self._sent_in_last_hour(name, now) >= self.config.rate_limit_per_hour:
+            if self._over_limit(name, now):
                 log.info("channel %s over its rate limit; alert %s held back", name, alert_id)
                 results.append(ChannelResult(name, False, "rate-limited"))
-                self._record_delivery(alert_id, name, "rate-limited", now)
+                store.record_delivery(self.db, alert_id, name, "rate-limited", now=now)
                 continue
-            held = self._held_back(name)
-            body = message + _summary(held)
-            result = send_to_channel(name, url, title, body)
+            held = store.held_back(self.db, name)
+            result = send_to_channel(name, url, title, message + _summary(held))
             if not result.ok:
                 log.error("alert channel %s: %s", name, result.detail)
-            self._record_delivery(alert_id, name, result.text, now, summarised=held)
+            store.record_delivery(
+                self.db,
+                alert_id,
+                name,
+                result.text,
+                summarised=[h.delivery_id for h in held],
+                now=now,
+            )
             results.append(result)
         return results
-
-    def _record_delivery(
-        self,
-        alert_id: int | None,
-        channel: str,
-        result: str,
-        now: float,
-        summarised: Sequence[sqlite3.Row] = (),
-    ) -> None:
-        def do(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO alert_deliveries (alert_id, channel, at, result) VALUES (?, ?, ?, ?)",
-                (alert_id, channel, now, result),
-            )
-            if result == "sent" and summarised:
-                c.executemany(
-                    "UPDATE alert_deliveries SET result = 'summarised' WHERE id = ?",
-                    [(r["id"],) for r in summarised],
-                )
-
-        store.write_transaction(self.conn, do)
 
     def flush(self, now: float | None = None) -> list[ChannelResult]:
         """Send a summary of held-back alerts on channels whose hourly budget freed up."""
         t = time.time() if now is None else now
         results = []
         for name, url in self.channels.items():
-            held = self._held_back(name)
-            if not held or self._sent_in_last_hour(name, t) >= self.config.rate_limit_per_hour:
+            held = store.held_back(self.db, name)
+            if not held or self._over_limit(name, t):
                 continue
             body = f"{len(held)} alert(s) were held back by the rate limit." + _summary(held)
             result = send_to_channel(name, url, f"{self.config.title_prefix}: summary", body)
-            self._record_delivery(None, name, result.text, t, summarised=held)
+            store.record_delivery(
+                self.db, None, name, result.text, summarised=[h.delivery_id for h in held], now=t
+            )
             results.append(result)
         return results
 
 
-def _summary(held: Sequence[sqlite3.Row], max_lines: int = 20) -> str:
+def _summary(held: Sequence[store.HeldBackAlert], max_lines: int = 20) -> str:
     if not held:
         return ""
     lines = [
-        f"- {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))} {r['message']}"
-        for r in held[:max_lines]
+        f"- {time.strftime('%Y-%m-%d %H:%M', time.localtime(h.created_at))} {h.message}"
+        for h in held[:max_lines]
     ]
     if len(held) > max_lines:
         lines.append(f"- ... and {len(held) - max_lines} more (see `stemwatch status`)")

@@ -7,12 +7,13 @@ The onset and alerts sections belong to :mod:`monitor.onset` and :mod:`monitor.a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from monitor.alerts import AlertsConfig
 from monitor.onset import OnsetConfig
+from stemwatch import store
 from stemwatch.core.config import StrictModel
 from stemwatch.core.platemeta import PlateMetaConfig
 
@@ -52,6 +53,24 @@ class WatchConfig(StrictModel):
         gt=0,
         description="Seconds between checks that the watched folder still exists "
         "(a re-mounted share re-arms the observer).",
+    )
+    max_file_mb: float = Field(
+        default=2048.0,
+        gt=0,
+        description=(
+            "Files larger than this are recorded as failed without being read: each decode\n"
+            "worker reads one whole file into memory (hash, structure check and decoding use\n"
+            "that one read)."
+        ),
+    )
+    remembered_files: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Recorded file versions the daemon remembers in memory, the least recently seen\n"
+            "forgotten first (about 0.6 KB each: 60 MB at 100,000); a rescan looks up the\n"
+            "others in the database, one query per file."
+        ),
     )
     suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SUFFIXES),
@@ -140,8 +159,22 @@ class PlateConfig(PlateMetaConfig):
 class MonitorConfig(StrictModel):
     """The monitor daemon beside the microscope."""
 
-    database: Path = Field(
-        default=Path("stemwatch.db"), description="SQLite database with all results."
+    config_component: ClassVar[str | None] = "monitor"
+
+    database: str = Field(
+        default="stemwatch.db",
+        description=(
+            "Where results go: a SQLite file (on a local disk, never a network share), or a\n"
+            "PostgreSQL URL shared by a facility's daemons: postgresql://USER@HOST/DBNAME\n"
+            "(password in PGPASSWORD or ~/.pgpass, not in this file)."
+        ),
+    )
+    instrument: str = Field(
+        default="",
+        description=(
+            "Name of this daemon's instrument, recorded on every row it writes (several\n"
+            "daemons share one PostgreSQL database). Empty: this computer's host name."
+        ),
     )
     folder: Path | None = Field(
         default=None, description="Folder the microscope writes to (the command line wins)."
@@ -164,3 +197,30 @@ class MonitorConfig(StrictModel):
     )
     onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> str:
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("must be a file path or a postgresql:// URL")
+        try:
+            return store.parse_target(value).location
+        except store.StoreError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, value: str) -> str:
+        if value == "":
+            return value
+        try:
+            return store.check_instrument(value)
+        except store.StoreError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def instrument_name(self) -> str:
+        """The instrument this daemon writes as: ``instrument``, else the host name."""
+        return self.instrument or store.default_instrument()

@@ -5,6 +5,11 @@ pipeline outcomes), hands files that are quiet and unchanged to the pipeline wit
 blocking on it, schedules retries with backoff, rescans the folder periodically and re-arms the
 observer when the folder disappears and comes back. ``stop`` (an Event) ends it: the batch in
 flight is finished and flushed, every thread joined.
+
+What the loop is doing can be observed without sleeping: :attr:`Daemon.started` (the first
+scan is done), :attr:`Daemon.watching` (an observer is armed on the folder),
+:meth:`Daemon.sync` (everything queued so far is handled and nothing is left in flight) and
+:attr:`Daemon.counts` (the run's totals, which threads can wait on).
 """
 
 from __future__ import annotations
@@ -12,36 +17,37 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from monitor.config import MonitorConfig
+from monitor.counts import Counts, RunSummary
 from monitor.ignore import IgnoreFilter
-from monitor.inference import LoadedModel, default_model_path, load_model
-from monitor.pipeline import Candidate, Outcome, Pipeline
+from monitor.inference import LoadedModel, load_model
+from monitor.pipeline import Candidate, DaemonLoad, Outcome, Pipeline
 from monitor.scanner import scan_folder
-from monitor.stability import FileStat, StabilityTracker, Verdict, stat_file
+from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.watcher import Hint, start_observer, stop_observer
+from stemwatch import store
 from stemwatch.core.errors import ConfigError
+from stemwatch.core.modelfile import bundled_model_path
+
+__all__ = ["Daemon", "RunSummary", "check_folder"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunSummary:
-    """What one run did (returned by :meth:`Daemon.run`)."""
+@dataclass(frozen=True)
+class _Sync:
+    """A request in the inbox: set ``done`` once everything before it is handled."""
 
-    done: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    gone: int = 0
-    ignored: int = 0
-    retries: int = 0
-    provider: str = ""
+    done: threading.Event
+    rescan: bool
 
 
 def check_folder(folder: Path | None) -> Path:
@@ -53,6 +59,24 @@ def check_folder(folder: Path | None) -> Path:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder; pass the folder the microscope writes to")
     return folder
+
+
+def check_instrument_free(
+    db: store.Database, instrument: str, *, host: str | None = None, now: float | None = None
+) -> None:
+    """A :class:`ConfigError` when a daemon on another computer is alive under ``instrument``
+    in this database: two daemons writing as one instrument would mix their files, heartbeat
+    and alerts. (One on this computer is this daemon restarted, or a second one watching
+    another folder, which ``--instrument`` keeps apart too.) ``host``: this computer's name."""
+    hb = store.last_heartbeat(db, instrument=instrument)
+    here = socket.gethostname() if host is None else host
+    if hb is None or hb.host in (None, here) or not hb.alive(now):
+        return
+    raise ConfigError(
+        f"{db.source}: instrument {instrument!r} already has a running daemon on {hb.host} "
+        f"(pid {hb.pid}, last heartbeat {hb.age_s(now):.0f} s ago); give this one its own name "
+        "with --instrument or `instrument:` in the config"
+    )
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:
@@ -83,22 +107,25 @@ class Daemon:
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.pending: deque[Candidate] = deque()
         self.in_flight: set[Path] = set()
-        self.settled: dict[Path, FileStat] = {}
-        self.summary = RunSummary()
+        self.settled = SettledFiles(config.watch.remembered_files)
+        self.counts = Counts()
+        self.started = threading.Event()
+        self.watching = threading.Event()
+        self._syncs: list[threading.Event] = []
         self.model = model or self._load_model()
-        self.summary.provider = self.model.provider
         self._observer: Any = None
         self._folder_id: tuple[int, int] | None = None
         self._rescan_due = 0.0
-        self._conn: Any = None
-        self._read_conn: Any = None
+        self._db: store.Database | None = None  # the writer's
+        self._read_db: store.Database | None = None  # this loop's "already recorded?"
+        self._alert_db: store.Database | None = None  # the alert thread's
         self.pipeline: Pipeline | None = None
 
     # -- startup -------------------------------------------------------------------------
 
     def _load_model(self) -> LoadedModel:
         inf = self.config.inference
-        path = inf.model if inf.model is not None else default_model_path()
+        path = inf.model if inf.model is not None else bundled_model_path()
         model = load_model(
             path,
             device=inf.device,
@@ -113,35 +140,61 @@ class Daemon:
 
     def _open(self) -> None:
         from monitor.alerts import Alerter
-        from stemwatch import store
 
-        db = self.config.database
-        self._conn = store.open_db(db)
-        self._read_conn = store.open_db(db, readonly=True)
+        target, instrument = self.config.database, self.config.instrument_name
+        self._db = store.open_db(target, instrument=instrument)
+        check_instrument_free(self._db, instrument)
+        self._read_db = store.open_db(target, readonly=True, instrument=instrument)
+        self._alert_db = store.open_db(target, instrument=instrument)
         store.register_model(
-            self._conn,
+            self._db,
             model_hash=self.model.model_hash,
             name=self.model.metadata.name,
             metadata_json=self.model.metadata.to_json(),
             provider=self.model.provider,
         )
-        store.beat(self._conn, state="starting", detail=f"watching {self.folder}")
-        alerter = Alerter(self.config.alerts, self._conn, disk_paths=[self.folder])
+        store.record_watched_folder(self._db, self.folder)  # the dashboard serves images from it
+        store.beat(
+            self._db,
+            state="starting",
+            detail=f"watching {self.folder}",
+            interval_s=self.config.heartbeat_interval_s,
+        )
+        alerter = Alerter(self.config.alerts, self._alert_db, disk_paths=[self.folder])
         self.pipeline = Pipeline(
             self.config,
             self.model,
-            self._conn,
+            self._db,
             self.inbox.put,
             alerter=alerter,
-            heartbeat=self._heartbeat_detail,
+            heartbeat=self._load,
+            counts=self.counts,
         )
         self.pipeline.start()
 
-    def _heartbeat_detail(self) -> str:
-        s = self.summary
-        return (
-            f"{s.done} done, {s.failed} failed, {len(self.tracker)} waiting, "
-            f"{len(self.in_flight)} in flight; {self.model.provider}"
+    @property
+    def summary(self) -> RunSummary:
+        """The run's totals so far (thread-safe)."""
+        return replace(self.counts.snapshot(), provider=self.model.provider)
+
+    def sync(self, *, rescan: bool = True) -> threading.Event:
+        """An event set once the loop has handled everything put in its inbox before this call
+        (with ``rescan``, after rescanning the folder) and is idle: no file waiting, handed
+        over or in flight. Also set when the daemon stops. Lets tests and tools wait for the
+        daemon instead of sleeping."""
+        done = threading.Event()
+        self.inbox.put(_Sync(done, rescan))
+        return done
+
+    def _load(self) -> DaemonLoad:
+        s = self.counts.snapshot()
+        waiting, in_flight = len(self.tracker), len(self.in_flight)
+        return DaemonLoad(
+            detail=(
+                f"{s.done} done, {s.failed} failed, {waiting} waiting, "
+                f"{in_flight} in flight; {self.model.provider}"
+            ),
+            queued=waiting + in_flight,
         )
 
     # -- the loop ------------------------------------------------------------------------
@@ -151,9 +204,10 @@ class Daemon:
         try:
             self._open()
             log.info(
-                "stemwatch monitor: %s -> %s (quiet period %.1f s%s)",
+                "stemwatch monitor: %s -> %s as instrument %r (quiet period %.1f s%s)",
                 self.folder,
-                self.config.database,
+                self._db.source if self._db is not None else self.config.database,
+                self.config.instrument_name,
                 self.config.watch.quiet_period_s,
                 ", once" if self.once else "",
             )
@@ -161,6 +215,7 @@ class Daemon:
                 self._arm_observer()
             self._folder_id = _identity(self.folder)
             self._rescan(time.monotonic())
+            self.started.set()
             self._loop()
         finally:
             self._shutdown()
@@ -179,6 +234,7 @@ class Daemon:
                 next_folder_check = now + watch.folder_check_interval_s
             if not self.once and now >= self._rescan_due:
                 self._rescan(now)
+            self._release_syncs()
             if self.once and self._idle():
                 log.info("--once: every image in %s is processed", self.folder)
                 return
@@ -196,6 +252,12 @@ class Daemon:
     def _idle(self) -> bool:
         return not self.tracker and not self.pending and not self.in_flight
 
+    def _release_syncs(self) -> None:
+        if self._syncs and self._idle() and self.inbox.empty():
+            for done in self._syncs:
+                done.set()
+            self._syncs.clear()
+
     def _drain_inbox(self, now: float) -> None:
         while True:
             try:
@@ -204,9 +266,14 @@ class Daemon:
                 return
             self._handle(item, now)
 
-    def _handle(self, item: Hint | Outcome, now: float) -> None:
+    def _handle(self, item: Hint | Outcome | _Sync, now: float) -> None:
         if isinstance(item, Outcome):
             self._on_outcome(item, now)
+            return
+        if isinstance(item, _Sync):
+            if item.rescan:
+                self._rescan(now)
+            self._syncs.append(item.done)
             return
         if item.kind == "rescan":
             self._rescan_due = min(self._rescan_due, now)
@@ -220,27 +287,17 @@ class Daemon:
         self.tracker.hint(path, now, stat_file(path))
 
     def _on_outcome(self, out: Outcome, now: float) -> None:
+        """Settle or re-track the file (the pipeline has counted the outcome already)."""
         self.in_flight.discard(out.path)
-        s = self.summary
         if out.kind in ("done", "failed", "duplicate", "ignored"):
             if out.stat is not None:
                 self.settled[out.path] = out.stat
-            if out.kind == "done":
-                s.done += 1
-            elif out.kind == "failed":
-                s.failed += 1
-            elif out.kind == "duplicate":
-                s.duplicates += 1
-            else:
-                s.ignored += 1
         elif out.kind == "gone":
-            s.gone += 1
             self.settled.pop(out.path, None)
             self.tracker.forget(out.path)
         elif out.kind == "changed":
             self.tracker.hint(out.path, now, out.stat)
         elif out.kind == "retry":
-            s.retries += 1
             self.tracker.retry_later(out.path, now, out.retry_in_s, out.attempts)
 
     def _collect_due(self, now: float) -> None:
@@ -262,13 +319,14 @@ class Daemon:
             self.pending.popleft()
 
     def _known(self, path: Path, stat: FileStat) -> bool:
-        """This exact version (path, size, mtime) is already recorded (done or failed)."""
-        from stemwatch import store
-
+        """This version (path, size, mtime) needs no processing: see
+        :func:`stemwatch.store.already_recorded`."""
         if self.settled.get(path) == stat:
             return True
+        assert self._read_db is not None
         try:
-            found = store.find_image(self._read_conn, str(path), stat.size, stat.mtime_ns, None)
+            version = store.FileVersion(str(path), stat.size, stat.mtime_ns)
+            found = store.already_recorded(self._read_db, version)
         except Exception as exc:  # a locked or vanished database must not stop the loop
             log.warning("database: cannot check %s (%s); processing it", path, exc)
             return False
@@ -306,6 +364,7 @@ class Daemon:
 
     def _arm_observer(self) -> None:
         watch = self.config.watch
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         try:
@@ -318,6 +377,8 @@ class Daemon:
             )
         except OSError as exc:
             log.error("%s: cannot watch the folder (%s); relying on rescans", self.folder, exc)
+            return
+        self.watching.set()
 
     def _observer_healthy(self) -> bool:
         obs = self._observer
@@ -332,6 +393,7 @@ class Daemon:
                 log.warning(
                     "%s: watched folder disappeared; waiting for it to come back", self.folder
                 )
+                self.watching.clear()
                 stop_observer(self._observer)
                 self._observer = None
             self._folder_id = None
@@ -356,8 +418,7 @@ class Daemon:
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        from stemwatch import store
-
+        self.watching.clear()
         stop_observer(self._observer)
         self._observer = None
         if self.pipeline is not None:
@@ -371,17 +432,26 @@ class Daemon:
             self.pipeline.close()
             self.pipeline = None
             self._drain_inbox(time.monotonic())
-        if self._conn is not None:
+        if self._db is not None:
+            load = self._load()
             try:
-                store.beat(self._conn, state="stopped", detail=self._heartbeat_detail())
+                store.beat(
+                    self._db,
+                    state="stopped",
+                    detail=load.detail,
+                    queued=load.queued,
+                    interval_s=self.config.heartbeat_interval_s,
+                )
             except Exception as exc:
                 log.warning("database: final heartbeat failed (%s)", exc)
-            self._conn.close()
-            self._conn = None
-        if self._read_conn is not None:
-            self._read_conn.close()
-            self._read_conn = None
-        s = self.summary
+        for db in (self._db, self._read_db, self._alert_db):
+            if db is not None:
+                db.close()
+        self._db = self._read_db = self._alert_db = None
+        for done in self._syncs:  # nobody waits forever on a stopped daemon
+            done.set()
+        self._syncs.clear()
+        s = self.counts.snapshot()
         log.info(
             "stopped: %d done, %d failed, %d duplicate, %d gone, %d retried",
             s.done,

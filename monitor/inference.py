@@ -8,7 +8,6 @@ the provider actually in use is reported, and ``require_gpu`` turns the fallback
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -17,51 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from stemwatch.core.errors import ConfigError, ModelMetadataError, StemwatchError
+from stemwatch.core.errors import ModelMetadataError, StemwatchError
+from stemwatch.core.modelfile import file_sha256, open_model
 from stemwatch.core.modelmeta import ModelMetadata
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "stemwatch-default.onnx"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
 class GpuUnavailableError(StemwatchError):
     """``require_gpu`` was set but the CUDA execution provider could not be used."""
-
-
-def default_model_path() -> Path:
-    """The bundled model: ``models/stemwatch-default.onnx`` in the repository or the package."""
-    here = Path(__file__).resolve()
-    candidates = [
-        here.parents[1] / "models" / DEFAULT_MODEL_NAME,  # repository checkout
-        here.parent / "models" / DEFAULT_MODEL_NAME,  # installed with monitor/
-    ]
-    try:
-        import stemwatch
-
-        candidates.append(Path(stemwatch.__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME)
-    except ImportError:  # pragma: no cover
-        pass
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ConfigError(
-        f"no model given and no bundled model at {candidates[0]}; train and export one "
-        f"(`stemwatch train ...`, then `stemwatch export CHECKPOINT.pt --out "
-        f"models/{DEFAULT_MODEL_NAME}`) "
-        "or pass --model PATH"
-    )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file: identifies which model made each prediction."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
@@ -134,8 +100,6 @@ def load_model(
     import onnxruntime as ort
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: model file not found; pass --model with an exported .onnx file")
     available = list(ort.get_available_providers())
     providers = choose_providers(device, available)
     if require_gpu and CUDA not in providers:
@@ -150,62 +114,29 @@ def load_model(
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own unrelated exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelMetadataError(
-            f"{path}: not a loadable ONNX model ({first}); export one with `stemwatch export`"
-        ) from None
-    in_use = session.get_providers()
-    provider = in_use[0] if in_use else CPU
-    if require_gpu and provider != CUDA:
+    opened = open_model(path, providers=providers, options=opts)
+    if require_gpu and opened.provider != CUDA:
         raise GpuUnavailableError(
             f"--require-gpu: the CUDA execution provider failed to start for {path} "
-            f"(session runs on {provider}); check the CUDA/cuDNN install"
+            f"(session runs on {opened.provider}); check the CUDA/cuDNN install"
         )
-    props = dict(session.get_modelmeta().custom_metadata_map)
-    meta = ModelMetadata.from_props(props, path)
-    _check_signature(path, session, meta)
+    meta = opened.metadata
     cam_output = meta.cam_output_name
-    if cam_output is not None and cam_output not in {o.name for o in session.get_outputs()}:
+    if cam_output is not None and cam_output not in {o.name for o in opened.session.get_outputs()}:
         log.warning("%s: metadata names CAM output %r, graph lacks it; no maps", path, cam_output)
         cam_output = None
-    model = LoadedModel(path, session, meta, file_sha256(path), provider, cam_output)
+    model = LoadedModel(path, opened.session, meta, file_sha256(path), opened.provider, cam_output)
     log.info(
         "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling x%d",
         path,
         meta.name,
         model.model_hash[:12],
-        provider,
+        opened.provider,
         intra_op_threads,
         meta.tiling.tile_size,
         meta.tiling.downsample,
     )
     return model
-
-
-def _check_signature(path: Path, session: Any, meta: ModelMetadata) -> None:
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
-    if meta.input_name not in inputs:
-        raise ModelMetadataError(
-            f"{path}: metadata names input {meta.input_name!r} but the graph has "
-            f"{sorted(inputs)}; re-export the model"
-        )
-    if meta.output_name not in outputs:
-        raise ModelMetadataError(
-            f"{path}: metadata names output {meta.output_name!r} but the graph has "
-            f"{sorted(outputs)}; re-export the model"
-        )
-    shape = list(inputs[meta.input_name].shape)
-    want = [meta.in_channels, meta.tiling.tile_size, meta.tiling.tile_size]
-    fixed = [d if isinstance(d, int) else None for d in shape[1:]]
-    if len(shape) != 4 or any(f is not None and f != w for f, w in zip(fixed, want, strict=True)):
-        raise ModelMetadataError(
-            f"{path}: input {meta.input_name!r} has shape {shape} but the metadata's tiling "
-            f"needs (N, {want[0]}, {want[1]}, {want[2]}); re-export the model"
-        )
 
 
 def cam_mosaic(cams: np.ndarray, origins: np.ndarray, tile_size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Per-well onset of differentiation: an online detector and its database glue.
+"""Per-well onset of differentiation: an online detector, and the step that runs it per well.
 
 The detector (:class:`OnsetDetector`) is pure: it takes one aggregated probability at a time,
 smooths it with an exponentially weighted moving average (EWMA) and flags onset once the
@@ -10,16 +10,16 @@ well that is still differentiated does not fire again straight away.
 The onset time estimate is the start of the rise: walking back from the detection through
 the raw values that stayed at or above ``off_threshold``, the earliest such time point.
 
-:func:`update_well` aggregates a well's stored predictions, replays the detector over the
-well's series (cheap: tens of points) and stores the series and any new onset event;
-:func:`reset_well` (the dashboard's button) closes the episode and re-arms the well.
+:func:`analyse_well` turns a well's image predictions and detector state into its series and
+any onset (pure); :func:`update_well` reads them from the store, analyses, and hands the
+result back to the store, which replaces the series and records a new onset atomically. The
+dashboard's reset is :func:`stemwatch.store.reset_well`.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,20 +34,9 @@ from stemwatch.core.aggregate import (
     group_timepoints,
 )
 from stemwatch.core.config import StrictModel
+from stemwatch.core.platemeta import TimeBasis
 
 log = logging.getLogger(__name__)
-
-
-EPOCH_THRESHOLD_S = 1e8  # ~3 years: larger experiment times are wall-clock (file mtime)
-
-
-def describe_time(time_s: float | None) -> str:
-    """Experiment time for people: ``36.0 h``, or a date when it is a wall-clock time."""
-    if time_s is None:
-        return "?"
-    if time_s >= EPOCH_THRESHOLD_S:
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(time_s))
-    return f"{time_s / 3600:.1f} h"
 
 
 class OnsetParams(StrictModel):
@@ -180,33 +169,6 @@ class OnsetDetector:
         return index, key
 
 
-@dataclass(frozen=True)
-class OnsetEvent:
-    """A stored onset: the estimate of when it began and when it was detected."""
-
-    id: int
-    plate: str
-    well: str
-    episode: int
-    onset_time_s: float | None
-    onset_timepoint: int | None
-    detected_time_s: float | None
-    detected_timepoint: int | None
-    probability: float
-    detected_at: float
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    """One aggregated time point of a well, as stored."""
-
-    timepoint: int | None
-    time_s: float | None
-    key: float
-    point: WellPoint
-    smoothed: float
-
-
 def build_series(
     observations: Sequence[FieldObservation], params: OnsetParams
 ) -> list[tuple[int | None, float | None, float, WellPoint]]:
@@ -251,102 +213,102 @@ def run_detector(
     return smoothed, found
 
 
-def _observations(conn: sqlite3.Connection, plate: str, well: str) -> list[FieldObservation]:
-    return [
+@dataclass(frozen=True)
+class WellAnalysis:
+    """A well's series (one aggregated point per time point) and the onset found, if any."""
+
+    series: list[store.TimePoint]
+    onset: store.NewOnset | None
+
+
+def analyse_well(
+    images: Sequence[store.ImageRecord], state: store.WellState, params: OnsetParams
+) -> WellAnalysis:
+    """Aggregate a well's scored images per time point and replay the detector (pure).
+
+    ``state`` says which episode is current: detections before its re-arm point belong to
+    closed episodes and are ignored.
+    """
+    scored = [i for i in images if i.status == "done" and i.probability is not None]
+    observations = [
         FieldObservation(
-            field=img.field,
-            probability=float(img.probability),
-            tile_sd=img.tile_sd,
-            n_tiles=img.n_tiles,
-            timepoint=img.timepoint,
-            time_s=img.time_s,
+            field=i.field,
+            probability=float(i.probability or 0.0),
+            tile_sd=i.tile_sd,
+            n_tiles=i.n_tiles,
+            timepoint=i.timepoint,
+            time_s=i.time_s,
         )
-        for img in store.images_for_well(conn, plate, well)
-        if img.status == "done" and img.probability is not None
+        for i in scored
     ]
+    points = build_series(observations, params)
+    smoothed, det = run_detector(
+        [p.probability for _, _, _, p in points],
+        [k for _, _, k, _ in points],
+        params,
+        rearm_after_key=state.rearm_after_key,
+    )
+    series = [
+        store.TimePoint(
+            timepoint=tp,
+            time_s=ts,
+            probability=p.probability,
+            sd=p.sd,
+            sem=p.sem,
+            n_fields=p.n_fields,
+            n_tiles=p.n_tiles,
+            smoothed=smoothed[i],
+        )
+        for i, (tp, ts, _, p) in enumerate(points)
+    ]
+    if det is None:
+        return WellAnalysis(series, None)
+    onset_tp, onset_ts, _, _ = points[det.onset_index]
+    det_tp, det_ts, _, _ = points[det.detected_index]
+    onset = store.NewOnset(
+        onset_time_s=onset_ts,
+        onset_timepoint=onset_tp,
+        detected_time_s=det_ts,
+        detected_timepoint=det_tp,
+        probability=det.smoothed,
+        time_basis=_time_basis(scored),
+    )
+    return WellAnalysis(series, onset)
+
+
+def _time_basis(images: Sequence[store.ImageRecord]) -> TimeBasis | None:
+    bases = Counter(i.time_basis for i in images if i.time_basis is not None)
+    return bases.most_common(1)[0][0] if bases else None
 
 
 def update_well(
-    conn: sqlite3.Connection,
+    db: store.Database,
     plate: str,
     well: str,
     config: OnsetConfig,
     *,
+    model_hash: str,
     now: float | None = None,
-) -> OnsetEvent | None:
-    """Recompute ``plate``/``well``'s series, run the detector, store a new onset if any.
+) -> store.OnsetRecord | None:
+    """Recompute ``model_hash``'s series of ``plate``/``well`` from its predictions, run the
+    detector, store the series and a new onset if any.
 
-    Returns the new :class:`OnsetEvent`, or None (no onset, or this episode's onset was
-    already stored). Safe to call after every image of the well.
+    Returns the new :class:`~stemwatch.store.OnsetRecord`, or None (no onset, or this
+    episode's onset was already stored). Safe to call after every image of the well.
     """
-    params = config.params_for(plate)
-    t = time.time() if now is None else now
-    series = build_series(_observations(conn, plate, well), params)
-
-    def do(c: sqlite3.Connection) -> OnsetEvent | None:
-        state = c.execute(
-            "SELECT episode, rearm_after_key FROM well_state WHERE plate = ? AND well = ?",
-            (plate, well),
-        ).fetchone()
-        episode = int(state["episode"]) if state else 0
-        rearm = state["rearm_after_key"] if state else None
-        smoothed, det = run_detector(
-            [p.probability for _, _, _, p in series],
-            [k for _, _, k, _ in series],
-            params,
-            rearm_after_key=rearm,
-        )
-        c.execute("DELETE FROM well_series WHERE plate = ? AND well = ?", (plate, well))
-        c.executemany(
-            "INSERT INTO well_series (plate, well, seq, timepoint, time_s, probability, sd, sem, "
-            "n_fields, n_tiles, smoothed, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    plate,
-                    well,
-                    i,
-                    tp,
-                    ts,
-                    p.probability,
-                    p.sd,
-                    p.sem,
-                    p.n_fields,
-                    p.n_tiles,
-                    smoothed[i],
-                    t,
-                )
-                for i, (tp, ts, _, p) in enumerate(series)
-            ],
-        )
-        if det is None:
-            return None
-        if c.execute(
-            "SELECT 1 FROM onsets WHERE plate = ? AND well = ? AND episode = ?",
-            (plate, well, episode),
-        ).fetchone():
-            return None
-        onset_tp, onset_ts, _, _ = series[det.onset_index]
-        det_tp, det_ts, _, _ = series[det.detected_index]
-        cur = c.execute(
-            "INSERT INTO onsets (plate, well, episode, onset_time_s, onset_timepoint, "
-            "detected_time_s, detected_timepoint, detected_at, probability) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (plate, well, episode, onset_ts, onset_tp, det_ts, det_tp, t, det.smoothed),
-        )
-        return OnsetEvent(
-            id=int(cur.lastrowid or 0),
-            plate=plate,
-            well=well,
-            episode=episode,
-            onset_time_s=onset_ts,
-            onset_timepoint=onset_tp,
-            detected_time_s=det_ts,
-            detected_timepoint=det_tp,
-            probability=det.smoothed,
-            detected_at=t,
-        )
-
-    event = store.write_transaction(conn, do)
+    state = store.well_state(db, plate, well)
+    images = store.images_for_well(db, plate, well, model_hash=model_hash)
+    result = analyse_well(images, state, config.params_for(plate))
+    event = store.save_well_analysis(
+        db,
+        plate,
+        well,
+        model_hash=model_hash,
+        series=result.series,
+        onset=result.onset,
+        episode=state.episode,
+        now=now,
+    )
     if event is not None:
         log.info(
             "onset in %s %s (episode %d): began ~%s, detected at %s, smoothed p=%.2f",
@@ -355,45 +317,6 @@ def update_well(
             event.episode,
             event.onset_time_s,
             event.detected_time_s,
-            event.probability,
+            event.probability or 0.0,
         )
     return event
-
-
-def reset_well(
-    conn: sqlite3.Connection, plate: str, well: str, by: str, *, now: float | None = None
-) -> int:
-    """Close the well's current episode (its onset is marked reset) and re-arm it.
-
-    The detector ignores everything up to the well's latest time point and fires again only
-    after the probability has dropped below ``off_threshold`` and risen again. Returns the new
-    episode number. Needs a writable connection.
-    """
-    t = time.time() if now is None else now
-
-    def do(c: sqlite3.Connection) -> int:
-        last = c.execute(
-            "SELECT max(coalesce(time_s, timepoint)) FROM well_series WHERE plate = ? AND well = ?",
-            (plate, well),
-        ).fetchone()[0]
-        c.execute(
-            "UPDATE onsets SET reset_at = ?, reset_by = ? "
-            "WHERE plate = ? AND well = ? AND reset_at IS NULL",
-            (t, by, plate, well),
-        )
-        c.execute(
-            "INSERT INTO well_state (plate, well, episode, rearm_after_key, reset_at, reset_by) "
-            "VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (plate, well) DO UPDATE SET "
-            "episode = episode + 1, rearm_after_key = excluded.rearm_after_key, "
-            "reset_at = excluded.reset_at, reset_by = excluded.reset_by",
-            (plate, well, last, t, by),
-        )
-        return int(
-            c.execute(
-                "SELECT episode FROM well_state WHERE plate = ? AND well = ?", (plate, well)
-            ).fetchone()[0]
-        )
-
-    episode: int = store.write_transaction(conn, do)
-    log.info("%s %s reset by %s; now episode %d", plate, well, by, episode)
-    return episode

@@ -1,41 +1,48 @@
 """The processing stages behind the watcher: decode -> infer -> store, on bounded queues.
 
-* ``decode_workers`` threads take stable candidates, check the file is complete, hash it, read
-  it, resolve its plate/well and cut it into tiles with :func:`stemwatch.core.imaging.prepare` (the
-  trainer's own preprocessing, configured by the model's metadata);
+* ``decode_workers`` threads take stable candidates and give each file one ingest step: read
+  its bytes once, hash them, check the structure of every page before decoding anything
+  (:func:`stemwatch.core.imaging.check_file`), resolve its plate/well, decode the plane and cut
+  it into tiles with :func:`stemwatch.core.imaging.prepare` (the trainer's own preprocessing,
+  configured by the model's metadata);
 * ``inference_workers`` threads batch the tiles of several images into one onnxruntime call
   and, when the model has a CAM output, render each image's activation map as a small PNG;
 * one writer thread owns the database connection: it stores each result once (image record and
   prediction in one transaction), updates the well's onset state, records final failures and
   writes the heartbeat periodically;
 * one alert thread (:class:`~monitor.alert_worker.AlertWorker`) records and delivers onset
-  alerts and runs the instrument checks, so a slow chat service never holds up the writer.
+  alerts and runs the instrument checks, so a slow chat service never holds up the writer. It
+  has a database connection of its own, so it sees only what the writer committed.
 
 Every queue is bounded, so a backlog of thousands of files costs a few images of memory. Each
-finished candidate is reported to the daemon as an :class:`Outcome` through ``report``.
+finished candidate is counted once in :class:`~monitor.counts.Counts` and reported to the
+daemon as an :class:`Outcome` through ``report``.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from monitor import onset
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter
 from monitor.config import MonitorConfig
+from monitor.counts import Counts
 from monitor.inference import LoadedModel, cam_mosaic, cam_png
-from monitor.stability import FileStat, backoff_delay, stat_file, tiff_incomplete
+from monitor.stability import FileStat, backoff_delay, stat_file
+from stemwatch import store
+from stemwatch.core.aggregate import score_image
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
-from stemwatch.core.imaging import Tiles, content_hash, prepare, read_image
+from stemwatch.core.imaging import Tiles, check_file, decode, hash_bytes, prepare, read_bytes
 from stemwatch.core.platemeta import IgnoredImageError, ImageLocation, resolve, with_config
 
 log = logging.getLogger(__name__)
@@ -89,38 +96,20 @@ class FinalFailure:
     location: ImageLocation | None = None
 
 
+@dataclass(frozen=True)
+class DaemonLoad:
+    """What the heartbeat reports: a line for people, and the daemon's queue (images found
+    and not yet analysed)."""
+
+    detail: str
+    queued: int
+
+
 class PermanentImageError(ImageReadError):
     """The file is readable but can never be analysed (e.g. smaller than one tile)."""
 
 
-@dataclass
-class Counters:
-    """Running totals (read by the heartbeat and the benchmark)."""
-
-    done: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    retries: int = 0
-    tiles: int = 0
-    batches: int = 0
-    infer_s: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **deltas: float) -> None:
-        with self.lock:
-            for name, value in deltas.items():
-                setattr(self, name, getattr(self, name) + value)
-
-
 _STOP = object()
-
-
-def summarise(probabilities: np.ndarray) -> tuple[float, float, float, int]:
-    """(probability, tile_mean, tile_sd, n_tiles) of one image from its tiles' probabilities."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    mean = float(p.mean()) if p.size else float("nan")
-    sd = float(p.std()) if p.size else float("nan")
-    return mean, mean, sd, int(p.size)
 
 
 class Pipeline:
@@ -130,23 +119,24 @@ class Pipeline:
         self,
         config: MonitorConfig,
         model: LoadedModel,
-        conn: sqlite3.Connection,
+        db: store.Database,
         report: Callable[[Outcome], None],
         *,
         alerter: Alerter | None = None,
-        heartbeat: Callable[[], str] | None = None,
+        heartbeat: Callable[[], DaemonLoad] | None = None,
+        counts: Counts | None = None,
     ) -> None:
         self.config = config
         self.model = model
-        self.conn = conn
-        self.report = report
+        self.db = db
+        self._report_to = report
+        self.counts = counts if counts is not None else Counts()
         self.alerter = AlertWorker(alerter) if alerter is not None else None
-        self.heartbeat_detail = heartbeat
+        self.load = heartbeat
         inf = config.inference
         self.work: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * inf.decode_workers))
         self.ready: queue.Queue[Any] = queue.Queue(maxsize=inf.queue_images)
         self.writes: queue.Queue[Any] = queue.Queue(maxsize=2 * inf.queue_images)
-        self.counters = Counters()
         self._decoders = [
             threading.Thread(target=self._decode_loop, name=f"stemwatch-decode-{i}", daemon=True)
             for i in range(inf.decode_workers)
@@ -169,6 +159,11 @@ class Pipeline:
         for t in [*self._decoders, *self._inferers, self._writer]:
             t.start()
         self._started = True
+
+    def report(self, outcome: Outcome) -> None:
+        """Count ``outcome`` once, then hand it to the daemon."""
+        self.counts.outcome(outcome.kind)
+        self._report_to(outcome)
 
     def try_submit(self, candidate: Candidate) -> bool:
         """Queue a candidate without blocking; False when the pipeline is full (back-pressure)."""
@@ -229,18 +224,16 @@ class Pipeline:
         digest: str | None = None
         location: ImageLocation | None = None
         try:
-            digest = content_hash(path)
-            image = read_image(path)
-            incomplete = tiff_incomplete(path)
-            if incomplete is not None:
-                raise ImageReadError(path, f"incomplete: {incomplete}")
-            location = self._locate(path, image.ome_xml)
-            expected = location.expected_pages if location is not None else None
-            if expected is not None and image.n_pages < expected:
-                raise ImageReadError(
-                    path, f"incomplete: {image.n_pages} of {expected} pages present"
-                )
-            tiles = self._tiles(path, image.pixels)
+            self._check_size(cand)
+            data = read_bytes(path)  # the only read: everything below uses these bytes
+            after = stat_file(path)
+            if after != cand.stat:  # rewritten while we read it: read it again later
+                self.report(Outcome(path, "changed", after, cand.attempts))
+                return
+            digest = hash_bytes(data)
+            checked = check_file(path, data)  # structure of every page, before any decoding
+            location = self._locate(path, checked.ome_xml)
+            tiles = self._tiles(path, decode(checked).pixels)
         except _IgnoredError as exc:
             log.info("%s: ignored (%s)", path, exc)
             self.report(Outcome(path, "ignored", stat, cand.attempts, reason=str(exc)))
@@ -255,11 +248,17 @@ class Pipeline:
                 return
             self._retry_or_fail(cand, exc.reason, digest, location)
             return
-        after = stat_file(path)
-        if after != cand.stat:  # rewritten while we read it: read it again later
-            self.report(Outcome(path, "changed", after, cand.attempts))
-            return
         self.ready.put(Prepared(cand, digest, location, tiles))
+
+    def _check_size(self, cand: Candidate) -> None:
+        limit_mb = self.config.watch.max_file_mb
+        if cand.stat.size > limit_mb * 1e6:
+            raise PermanentImageError(
+                cand.path,
+                f"file is {cand.stat.size / 1e6:.0f} MB, above watch.max_file_mb ({limit_mb:g} "
+                "MB; each decode worker holds one whole file in memory): raise the limit if "
+                "images this large are expected",
+            )
 
     def _locate(self, path: Path, ome_xml: str | None) -> ImageLocation | None:
         plate = self.config.plate
@@ -304,7 +303,6 @@ class Pipeline:
             retry.max_attempts,
             delay,
         )
-        self.counters.add(retries=1)
         self.report(
             Outcome(cand.path, "retry", cand.stat, attempts, reason=reason, retry_in_s=delay)
         )
@@ -361,7 +359,7 @@ class Pipeline:
                 reason = f"inference failed: {exc}"
                 self._fail(p.candidate, reason, p.candidate.attempts + 1, None, p.location)
             return
-        self.counters.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
+        self.counts.add(infer_s=time.perf_counter() - t0, tiles=len(batch), batches=1)
         start = 0
         for p in items:
             n = len(p.tiles.data)
@@ -403,7 +401,7 @@ class Pipeline:
     def _periodic(self, fn: Callable[[], object]) -> None:
         try:
             fn()
-        except (StemwatchError, sqlite3.Error) as exc:
+        except StemwatchError as exc:
             log.warning("database: periodic write failed (%s); will try again", exc)
         except Exception:
             log.exception("periodic task failed; will try again")
@@ -413,10 +411,14 @@ class Pipeline:
             self.alerter.instrument_checks()
 
     def _beat(self) -> None:
-        from stemwatch import store
-
-        detail = self.heartbeat_detail() if self.heartbeat_detail else ""
-        store.beat(self.conn, state="running", detail=detail)
+        load = self.load() if self.load else None
+        store.beat(
+            self.db,
+            state="running",
+            detail=load.detail if load else "",
+            queued=load.queued if load else None,
+            interval_s=self.config.heartbeat_interval_s,
+        )
 
     def _write_with_retry(self, item: Scored | FinalFailure) -> None:
         delay = 0.5
@@ -424,7 +426,7 @@ class Pipeline:
             try:
                 self._write(item)
                 return
-            except (StemwatchError, sqlite3.Error) as exc:
+            except StemwatchError as exc:
                 path = (
                     item.prepared.candidate.path
                     if isinstance(item, Scored)
@@ -440,57 +442,44 @@ class Pipeline:
                 delay = min(delay * 2, 10.0)
 
     def _write(self, item: Scored | FinalFailure) -> None:
-        from stemwatch import store
-
         if isinstance(item, FinalFailure):
             c = item.candidate
+            version = store.FileVersion(
+                str(c.path), c.stat.size, c.stat.mtime_ns, item.content_hash
+            )
             image_id = store.record_failure(
-                self.conn,
-                path=str(c.path),
-                size=c.stat.size,
-                mtime_ns=c.stat.mtime_ns,
+                self.db,
+                version,
                 reason=item.reason,
                 attempts=item.attempts,
-                content_hash=item.content_hash,
                 location=item.location,
             )
-            self.counters.add(failed=1)
             self.report(
                 Outcome(c.path, "failed", c.stat, item.attempts, item.reason, 0.0, image_id)
             )
             return
         prep = item.prepared
         c = prep.candidate
-        existing = store.find_image(
-            self.conn, str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash
-        )
-        if existing is not None and self._is_done(existing):
-            self.counters.add(duplicates=1)
+        version = store.FileVersion(str(c.path), c.stat.size, c.stat.mtime_ns, prep.content_hash)
+        existing = store.already_recorded(self.db, version)
+        if existing is not None:
             log.debug("%s: same content already recorded (image %d)", c.path, existing)
             self.report(Outcome(c.path, "duplicate", c.stat, c.attempts, image_id=existing))
             return
-        probability, tile_mean, tile_sd, n_tiles = summarise(item.probabilities)
-        with store.transaction(self.conn):
-            image_id = store.register_image(
-                self.conn,
-                path=str(c.path),
-                size=c.stat.size,
-                mtime_ns=c.stat.mtime_ns,
-                content_hash=prep.content_hash,
-                location=prep.location,
-                status="queued",
-            )
-            store.record_prediction(
-                self.conn,
-                image_id,
+        probability, tile_sd, n_tiles = score_image(item.probabilities)
+        image_id = store.record_result(
+            self.db,
+            version,
+            prep.location,
+            store.Prediction(
                 model_hash=self.model.model_hash,
                 probability=probability,
-                tile_mean=tile_mean,
+                tile_mean=probability,
                 tile_sd=tile_sd,
                 n_tiles=n_tiles,
                 cam_png=item.cam_png,
-            )
-        self.counters.add(done=1)
+            ),
+        )
         log.info(
             "%s: p(%s)=%.3f over %d tiles%s",
             c.path,
@@ -503,19 +492,14 @@ class Pipeline:
         if prep.location is not None:
             self._update_well(prep.location)
 
-    def _is_done(self, image_id: int) -> bool:
-        """Whether a recorded version already has its result (a failed one is redone)."""
-        row = self.conn.execute("SELECT status FROM images WHERE id = ?", (image_id,)).fetchone()
-        return row is not None and row[0] == "done"
-
     def _update_well(self, loc: ImageLocation) -> None:
-        from monitor import onset
-
         try:
-            event = onset.update_well(self.conn, loc.plate, loc.well, self.config.onset)
+            event = onset.update_well(
+                self.db, loc.plate, loc.well, self.config.onset, model_hash=self.model.model_hash
+            )
             if event is not None and self.alerter is not None:
                 self.alerter.onset(event)
-        except (StemwatchError, sqlite3.Error) as exc:
+        except StemwatchError as exc:
             log.warning("%s %s: onset update failed (%s)", loc.plate, loc.well, exc)
         except Exception:
             log.exception("%s %s: onset update failed", loc.plate, loc.well)

@@ -1,25 +1,21 @@
-"""When is a file completely written?
+"""When is a file completely written, and which versions are already recorded?
 
 Filesystem events are only hints: instruments create a file, write it in chunks (or under a
 temporary name and rename it into place), sometimes rewrite it. :class:`StabilityTracker` is
 pure logic (time is an argument): a path is *due* once it had no events for the quiet period,
-and *stable* once its size and mtime did not change across that period. Then
-:func:`tiff_incomplete` checks the file itself: every IFD parses completely, every page's data
-lies inside the file, and the page count matches the OME metadata or the naming. A truncated
-OME-TIFF otherwise opens as a single page without any error.
+and *stable* once its size and mtime did not change across that period. Then the pipeline
+checks the file itself (:func:`stemwatch.core.imaging.check_file`: every page's structure lies
+inside the file and the page count matches the OME metadata) before decoding it.
+:class:`SettledFiles` remembers the versions recorded lately, so rescans skip them cheaply.
 """
 
 from __future__ import annotations
 
 import enum
 import os
-import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from stemwatch.core import imaging
-from stemwatch.core.imaging import TIFF_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -151,78 +147,39 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
     return float(min(max_s, initial_s * 2 ** max(0, attempt - 1)))
 
 
-def expected_pages_from_ome(ome_xml: str | None, file_name: str | None = None) -> int | None:
-    """Pages this file should hold according to its OME-XML, or ``None`` when it cannot say."""
-    if not ome_xml:
-        return None
-    return imaging.expected_pages_from_ome(ome_xml, filename=file_name)
+class SettledFiles:
+    """The last ``capacity`` recorded file versions (path -> :class:`FileStat`), the least
+    recently used forgotten first.
 
-
-def tiff_incomplete(path: Path, expected_pages: int | None = None) -> str | None:
-    """Why the TIFF at ``path`` is not completely written yet, or ``None`` when it is.
-
-    Checks only structure (no pixel decoding): each IFD's declared tags all parse, each page's
-    strips or tiles end inside the file, and the number of pages reaches ``expected_pages`` and
-    what the OME-XML says. Non-TIFF files are not checked here (decoding them is the test).
+    A cache in front of the database, which stays the authority: a path forgotten here is
+    looked up there. Bounded, so a daemon that runs for months over millions of images holds a
+    fixed amount of memory.
     """
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return None
-    import tifffile
 
-    try:
-        size = path.stat().st_size
-        with tifffile.TiffFile(path) as tif:
-            pages = list(tif.pages)
-            if not pages:
-                return "no image pages yet"
-            fh = tif.filehandle
-            fmt = tif.tiff
-            for page in pages:
-                outside = _tag_value_outside(fh, page.offset, fmt, size)
-                if outside is not None:
-                    return outside
-                offsets = getattr(page, "dataoffsets", ()) or ()
-                counts = getattr(page, "databytecounts", ()) or ()
-                if offsets and counts:
-                    end = max(int(o) + int(c) for o, c in zip(offsets, counts, strict=False))
-                    if end > size:
-                        return f"image data ends at byte {end} but the file has {size}"
-            n_pages = len(pages)
-            ome_pages = expected_pages_from_ome(tif.ome_metadata, path.name) if tif.is_ome else None
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError, struct.error) as exc:
-        return f"not a parseable TIFF yet ({exc})"
-    for source, want in (("the OME metadata", ome_pages), ("the file name", expected_pages)):
-        if want is not None and n_pages < want:
-            return f"{n_pages} of {want} pages present ({source} says {want})"
-    return None
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._stats: OrderedDict[Path, FileStat] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._stats)
 
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_TYPE_SIZES.update({13: 4, 16: 8, 17: 8, 18: 8})
+    def __contains__(self, path: object) -> bool:
+        return path in self._stats
 
+    def get(self, path: Path) -> FileStat | None:
+        """The remembered version of ``path`` (which then counts as recently used), or None."""
+        stat = self._stats.get(path)
+        if stat is not None:
+            self._stats.move_to_end(path)
+        return stat
 
-def _tag_value_outside(fh: Any, offset: int, fmt: Any, size: int) -> str | None:
-    """Read the raw IFD at ``offset``: does any tag's value lie beyond the file's end?"""
-    try:
-        fh.seek(offset)
-        (count,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
-        raw = fh.read(count * fmt.tagsize)
-        tail = fh.read(fmt.offsetsize)
-    except (OSError, struct.error, ValueError):
-        return f"IFD at byte {offset} cannot be read"
-    if len(raw) < count * fmt.tagsize:
-        return f"IFD at byte {offset} is cut short"
-    for i in range(count):
-        code, dtype, n, value = struct.unpack_from(fmt.tagheaderformat, raw, i * fmt.tagsize)
-        nbytes = _TYPE_SIZES.get(dtype, 1) * n
-        if nbytes <= fmt.tagoffsetthreshold:
-            continue
-        (value_offset,) = struct.unpack(fmt.offsetformat, value[: fmt.offsetsize])
-        if value_offset + nbytes > size:
-            return f"tag {code} value ends at byte {value_offset + nbytes} but the file has {size}"
-    if len(tail) < fmt.offsetsize:
-        return f"IFD at byte {offset} is cut short"
-    (next_ifd,) = struct.unpack(fmt.offsetformat, tail)
-    if next_ifd >= size:
-        return f"next IFD at byte {next_ifd} lies beyond the file's {size} bytes"
-    return None
+    def __setitem__(self, path: Path, stat: FileStat) -> None:
+        self._stats[path] = stat
+        self._stats.move_to_end(path)
+        while len(self._stats) > self.capacity:
+            self._stats.popitem(last=False)
+
+    def pop(self, path: Path, default: FileStat | None = None) -> FileStat | None:
+        return self._stats.pop(path, default)

@@ -9,32 +9,41 @@ and torch is installed, a tiny model is trained and exported first (about a minu
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stemwatch import store
 from stemwatch.core.errors import StemwatchError
+from stemwatch.synth.acquire import AcquisitionSpec
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
 
+DEMO_PLATE = PlateSpec(
+    wells=24, n_fields=2, n_timepoints=12, size=768, induction_h=6.0, plate_name="DEMO01"
+)
+"""The demo's plate: 24 wells imaged every 6 h, every other column induced at 6 h."""
+
+
 @dataclass(frozen=True)
 class DemoPlan:
-    """What the demo acquires and serves."""
+    """What the demo acquires (``plate``, one pass every ``interval_s`` real seconds) and
+    serves (the dashboard on ``port``; None: no dashboard)."""
 
     workdir: Path
-    wells: int = 24
-    fields: int = 2
-    timepoints: int = 12
+    plate: PlateSpec = DEMO_PLATE
     interval_s: float = 8.0
-    size: int = 768
-    seed: int = 0
     port: int | None = 8501
     linger: bool = True
+    acquisition: AcquisitionSpec = field(default_factory=AcquisitionSpec)  # interval_s wins
 
     @property
     def incoming(self) -> Path:
@@ -44,15 +53,34 @@ class DemoPlan:
     def database(self) -> Path:
         return self.workdir / "stemwatch.db"
 
+    def previous_run(self) -> list[Path]:
+        """What an earlier demo left in the workdir: its images and its database."""
+        db = self.database
+        candidates = [self.incoming, db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        return [p for p in candidates if p.exists()]
+
+
+def start_fresh(plan: DemoPlan) -> list[Path]:
+    """Remove the previous run's images and database (a second demo would otherwise replay
+    over them: an old finished plate and old alerts from the first second). The trained demo
+    model, if any, is kept. Returns what was removed."""
+    removed = plan.previous_run()
+    for p in removed:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return removed
+
 
 def find_or_build_model(workdir: Path, model: Path | None) -> Path:
     """The model to run: ``model``, else the bundled one, else a tiny one trained now."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if model is not None:
         return model
     try:
-        return default_model_path()
+        return bundled_model_path()
     except StemwatchError as missing:
         try:
             import torch  # noqa: F401
@@ -66,21 +94,28 @@ def find_or_build_model(workdir: Path, model: Path | None) -> Path:
 
 def train_tiny_model(out: Path) -> Path:
     """Generate a small labelled set, train the fast default on it and export it to ONNX."""
-    from stemwatch.cli import main
+    from stemwatch.core.config import validate_mapping
+    from stemwatch.synth.dataset import generate_dataset
+    from trainer.config import TrainerConfig
+    from trainer.export import export_onnx
+    from trainer.train import run_training
 
     onnx_path = out / "demo-model.onnx"
     if onnx_path.is_file():
         return onnx_path
     log.info("no bundled model: training a tiny one in %s (about a minute)", out)
-    data = out / "data"
-    steps: list[Sequence[str]] = [
-        ["synth", "dataset", str(data), "--size", "512", "--seed", "1"],
-        ["train", str(data / "manifest.csv"), "-o", str(out / "run"), "--epochs", "6"],
-        ["export", str(out / "run" / "best.pt"), "-o", str(onnx_path)],
-    ]
-    for argv in steps:
-        if main(list(argv)) != 0:
-            raise StemwatchError(f"demo model: `stemwatch {' '.join(argv)}` failed (see above)")
+    manifest = generate_dataset(out / "data", size=512, seed=1)
+    cfg = validate_mapping(
+        TrainerConfig,
+        {
+            "data": {"manifest": manifest},
+            "runtime": {"out_dir": out / "run"},
+            "optim": {"epochs": 6},
+        },
+        "demo model",
+    )
+    summary = run_training(cfg, overwrite=True)  # the demo's own folder: a rerun replaces it
+    export_onnx(Path(summary["best_checkpoint"]), onnx_path)
     return onnx_path
 
 
@@ -96,12 +131,19 @@ def run_demo(
     plan: DemoPlan, *, model: Path | None = None, stop: threading.Event | None = None
 ) -> int:
     """Acquire, watch, store and serve until the acquisition ends (and Ctrl-C, with linger)."""
+    from dataclasses import replace
+
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
-    from stemwatch import store
     from stemwatch.synth.acquire import acquire_in_thread
 
     stop = stop or threading.Event()
+    removed = start_fresh(plan)
+    if removed:
+        print(
+            f"stemwatch demo: starting fresh in {plan.workdir}: removed the previous run's "
+            + ", ".join(p.name for p in removed)
+        )
     plan.incoming.mkdir(parents=True, exist_ok=True)
     model_path = find_or_build_model(plan.workdir, model)
     config = MonitorConfig.model_validate(
@@ -112,41 +154,29 @@ def run_demo(
             "watch": {"quiet_period_s": 1.0},
         }
     )
-    daemon = Daemon(config, stop=stop)
+    daemon_stop = threading.Event()  # the daemon stops once everything acquired is recorded
+    daemon = Daemon(config, stop=daemon_stop)
     daemon_thread = threading.Thread(target=daemon.run, name="stemwatch-daemon", daemon=True)
     daemon_thread.start()
     dashboard = None
     if plan.port is not None:
         dashboard = start_dashboard(plan.database, plan.port)
         log.info("dashboard: http://127.0.0.1:%d", plan.port)
-    n_wells = plan.wells
-    induced = _induced_wells(n_wells)
     acquisition = acquire_in_thread(
-        plan.incoming,
-        wells=n_wells,
-        n_fields=plan.fields,
-        n_timepoints=plan.timepoints,
-        interval_s=plan.interval_s,
-        size=plan.size,
-        seed=plan.seed,
-        induced=induced,
-        induction_h=6.0,
-        plate_name="DEMO01",
+        plan.incoming, plan.plate, replace(plan.acquisition, interval_s=plan.interval_s)
     )
     try:
-        acquisition.join()
+        while acquisition.is_alive() and not stop.is_set():
+            acquisition.join(0.5)
         if acquisition.error is not None:
             raise StemwatchError(f"synthetic acquisition failed: {acquisition.error}")
-        expected = len(acquisition.result.final_paths()) if acquisition.result else 0
-        _wait_until_processed(plan.database, expected, stop, timeout_s=120.0)
-        with closing(store.open_db(plan.database, readonly=True)) as conn:
-            c = store.counts(conn)
-            onsets = store.list_onsets(conn)
-        print(
-            f"stemwatch demo: {expected} images acquired into {plan.incoming}; database "
-            f"{plan.database}: {c}; onset flagged in {len(onsets)} of {n_wells} wells "
-            f"({len(induced)} induced)"
-        )
+        result = acquisition.result
+        paths = sorted(result.final_paths()) if result else []
+        truth = result.truth if result else ()
+        _wait_until_recorded(plan.database, paths, stop, timeout_s=120.0)
+        daemon_stop.set()  # finish the batch in flight, write the last wells' onsets
+        daemon_thread.join(timeout=60)
+        print(summary(plan, len(paths), [w.condition for w in truth]))
         if plan.linger and dashboard is not None:
             print(f"dashboard at http://127.0.0.1:{plan.port} — Ctrl-C to stop")
             while not stop.is_set() and dashboard.poll() is None:
@@ -154,6 +184,7 @@ def run_demo(
     finally:
         acquisition.stop()
         stop.set()
+        daemon_stop.set()
         daemon_thread.join(timeout=60)
         if dashboard is not None:
             dashboard.terminate()
@@ -161,26 +192,43 @@ def run_demo(
     return 0
 
 
-def _induced_wells(n_wells: int) -> list[str]:
-    """Every other well column is induced; the rest are maintenance wells."""
-    from stemwatch.core.platemeta import well_from_index
-    from stemwatch.synth.plate import plate_wells
+def summary(plan: DemoPlan, n_files: int, conditions: Iterable[str]) -> str:
+    """The end-of-demo line: images, the database's figures, onsets in wells (reset ones not
+    counted, as the dashboard shows them)."""
+    conditions = list(conditions)
+    with closing(store.open_db(plan.database, readonly=True)) as conn:
+        c = store.counts(conn)
+        wells = {(o.plate, o.well) for o in store.list_onsets(conn, include_reset=False)}
+    n_induced = sum(cond == "induced" for cond in conditions)
+    rewrites = (
+        f" and {c.superseded} re-acquired (the older version replaced)" if c.superseded else ""
+    )
+    return (
+        f"stemwatch demo: {n_files} image files acquired into {plan.incoming}; "
+        f"{c.done} analysed, {c.failed} failed{rewrites}; database {plan.database}; "
+        f"onset flagged in {len(wells)} of {len(conditions)} wells ({n_induced} induced)"
+    )
 
-    rows, cols, _ = plate_wells(n_wells)
-    return [well_from_index(r, c) for r in range(rows) for c in range(1, cols, 2)]
 
-
-def _wait_until_processed(
-    database: Path, expected: int, stop: threading.Event, timeout_s: float
+def _wait_until_recorded(
+    database: Path, paths: list[Path], stop: threading.Event, timeout_s: float
 ) -> None:
-    from stemwatch import store
-
+    """Until every file, as it is on disk now (re-acquisitions included), is recorded."""
     deadline = time.monotonic() + timeout_s
     while not stop.is_set() and time.monotonic() < deadline:
         if database.is_file():
             with closing(store.open_db(database, readonly=True)) as conn:
-                c = store.counts(conn)
-            if c.done + c.failed >= expected:
-                return
+                if all(_recorded(conn, p) for p in paths):
+                    return
         stop.wait(0.5)
-    log.warning("demo: gave up waiting for the daemon after %.0f s", timeout_s)
+    if not stop.is_set():
+        log.warning("demo: gave up waiting for the daemon after %.0f s", timeout_s)
+
+
+def _recorded(conn: store.Database, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # gone: nothing to wait for
+    version = store.FileVersion(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return store.already_recorded(conn, version) is not None

@@ -66,3 +66,21 @@ def test_check_command_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["config", "trainer", "--check", str(path)]) == 2
     err = capsys.readouterr().err
     assert "model.architecture" in err and "resnet9000" in err
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_the_command_an_error_suggests_works(
+    component: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (issue 13, item 3): errors suggested `stemwatch config --example`, which fails."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("nonsense_key: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(component_model(component), path)
+    with pytest.raises(ConfigError) as missing:
+        load_config(component_model(component), tmp_path / "absent.yaml")
+    for message in (str(err.value), str(missing.value)):
+        command = message.split("`")[1].split(" > ")[0]
+        assert command.startswith("stemwatch config ")
+        assert main(command.split()[1:]) == 0, command
+        assert "# stemwatch" in capsys.readouterr().out

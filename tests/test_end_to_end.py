@@ -17,6 +17,7 @@ from stemwatch import store
 from stemwatch.cli import main
 from stemwatch.synth.dataset import generate_dataset
 from stemwatch.synth.plate import generate_plate
+from stemwatch.synth.spec import PlateSpec
 
 TRAIN_YAML = """
 data:
@@ -55,7 +56,7 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_thin_path_end_to_end(exported_model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "incoming"
     truth = generate_plate(
-        folder, wells=["A01", "A02"], n_fields=1, n_timepoints=3, size=128, seed=5
+        folder, PlateSpec(wells=["A01", "A02"], n_fields=1, n_timepoints=3, size=128, seed=5)
     )
     n_images = sum(1 for _ in folder.rglob("*.tif"))
     assert n_images == 6, truth

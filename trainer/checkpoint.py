@@ -1,5 +1,9 @@
 """The training checkpoint: one ``.pt`` file with the weights and everything needed to rebuild,
-resume, calibrate and export the model.
+resume, calibrate, evaluate and export the model.
+
+``split`` is the run's split, image by image (:func:`trainer.splits.split_record`): the
+evaluation of a checkpoint finds its held-out images there and refuses the seen ones. It stays
+in the checkpoint; the exported model carries only the groups (``training["split"]``).
 
 Written atomically (temp file, then rename) so an interrupted save never destroys the previous
 checkpoint; read with ``torch.load(weights_only=True)``, so loading runs no pickled code.
@@ -52,6 +56,9 @@ class Checkpoint:
     extra: dict[str, Any] | None = None
     stemwatch_version: str = ""
     created: str = ""
+    split: dict[str, Any] | None = None
+    """Every image of the run's split with its part and content hash; None in checkpoints
+    written before stemwatch recorded it."""
 
     @property
     def positive_index(self) -> int:
@@ -106,6 +113,7 @@ def save_checkpoint(
     optimizer_state: dict[str, Any] | None = None,
     scheduler_state: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    split: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns its path.
 
@@ -147,6 +155,7 @@ def save_checkpoint(
         "optimizer_state": optimizer_state,
         "scheduler_state": scheduler_state,
         "extra": extra,
+        "split": _plain(split, "split") if split is not None else None,
         "stemwatch_version": __version__,
         "torch_version": str(torch.__version__),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -211,6 +220,7 @@ def load_checkpoint(path: str | Path, *, expected_architecture: str | None = Non
             extra=raw.get("extra"),
             stemwatch_version=raw.get("stemwatch_version", ""),
             created=raw.get("created", ""),
+            split=raw.get("split"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged stemwatch checkpoint ({exc!r})") from None
@@ -249,4 +259,5 @@ def update_checkpoint(
         optimizer_state=new.optimizer_state,
         scheduler_state=new.scheduler_state,
         extra=new.extra,
+        split=new.split,
     )

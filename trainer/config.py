@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from stemwatch.core.config import StrictModel
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
+from stemwatch.core.optics import TARGET_PIXEL_UM
 
 DEFAULT_CLASSES = ["undifferentiated", "differentiated"]
+_SPEC = TilingSpec.model_fields
 
 
 def known_architectures() -> list[str]:
@@ -23,6 +25,40 @@ def known_architectures() -> list[str]:
     except ImportError:  # pragma: no cover - registry always ships with the trainer
         return []
     return list(list_architectures())
+
+
+class TilingConfig(StrictModel):
+    """The tiling of training: :class:`TilingSpec`, except that ``downsample`` may be
+    ``auto`` (derived from the images' pixel size; see :mod:`stemwatch.core.optics`)."""
+
+    downsample: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Block-mean factor before tiling. 'auto': round(data.target_pixel_size_um / pixel "
+            "size), the pixel size taken from the images' metadata (OME PhysicalSizeX, TIFF "
+            "resolution tags) or data.pixel_size_um; a run stops when neither says it. An "
+            "integer is used as given."
+        ),
+    )
+    tile_size: Annotated[int, _SPEC["tile_size"]] = _SPEC["tile_size"].default
+    stride: Annotated[int | None, _SPEC["stride"]] = _SPEC["stride"].default
+    min_foreground_std: Annotated[float, _SPEC["min_foreground_std"]] = _SPEC[
+        "min_foreground_std"
+    ].default
+    dark_level: Annotated[float, _SPEC["dark_level"]] = _SPEC["dark_level"].default
+    max_dark_fraction: Annotated[float, _SPEC["max_dark_fraction"]] = _SPEC[
+        "max_dark_fraction"
+    ].default
+    max_tiles: Annotated[int, _SPEC["max_tiles"]] = _SPEC["max_tiles"].default
+
+    def spec(self) -> TilingSpec:
+        """The concrete :class:`TilingSpec` (the factor must have been resolved)."""
+        if self.downsample == "auto":
+            raise ValueError(
+                "data.tiling.downsample is still 'auto'; resolve it from the pixel size "
+                "first (trainer.optics.resolve_optics)"
+            )
+        return TilingSpec.model_validate(self.model_dump())
 
 
 class DataSection(StrictModel):
@@ -47,8 +83,22 @@ class DataSection(StrictModel):
     positive_class: str = Field(
         default="differentiated", description="The class whose probability the monitor tracks."
     )
-    tiling: TilingSpec = Field(
-        default_factory=TilingSpec,
+    pixel_size_um: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Pixel size of the images in µm. None: read from their metadata (OME "
+            "PhysicalSizeX, TIFF resolution tags). Set it when the images do not say, or say "
+            "wrongly (it then wins over the metadata)."
+        ),
+    )
+    target_pixel_size_um: float = Field(
+        default=TARGET_PIXEL_UM,
+        gt=0,
+        description="Pixel size the automatic downsampling aims at (µm per downsampled pixel).",
+    )
+    tiling: TilingConfig = Field(
+        default_factory=TilingConfig,
         description="Downsampling and tiling, exactly as the monitor will do it.",
     )
     normalisation: NormalisationRecipe = Field(
@@ -92,8 +142,17 @@ class SplitSection(StrictModel):
             "Grouping unit: all images (and tiles) of one group stay on one side of a split."
         ),
     )
+    cross_validation: Literal["auto", "leave-one-experiment-out", "k-fold"] = Field(
+        default="auto",
+        description=(
+            "`stemwatch train --cv` without K: 'auto' holds out one experiment per fold when "
+            "the data has two or more experiments, else k_folds grouped folds."
+        ),
+    )
     k_folds: int = Field(
-        default=5, ge=2, description="Folds for cross-validation (`stemwatch train --cv K`)."
+        default=5,
+        ge=2,
+        description="Folds of grouped K-fold cross-validation (`stemwatch train --cv K`).",
     )
     holdout_experiment: str | None = Field(
         default=None,
@@ -198,6 +257,8 @@ class RuntimeSection(StrictModel):
 
 class TrainerConfig(StrictModel):
     """Everything one training run needs."""
+
+    config_component: ClassVar[str | None] = "trainer"
 
     data: DataSection = Field(default_factory=DataSection, description="Input data.")
     split: SplitSection = Field(default_factory=SplitSection, description="Grouped splits.")

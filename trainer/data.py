@@ -1,10 +1,12 @@
 """Labelled images in, cached model-ready tiles out.
 
-Inputs are a manifest CSV (``path,label`` plus optional ``plate,well,field,experiment,
-hours_since_induction``) or a folder with one sub-folder per class. Each image goes through
-the shared reader and :func:`stemwatch.core.imaging.prepare` (the monitor's exact preprocessing);
-its tiles inherit its label and groups. Decoded tiles are kept in memory so each image is read
-once per run.
+Inputs are a manifest CSV (:mod:`stemwatch.core.manifest`: ``path,label`` plus optional
+``plate,well,field,experiment,hours_since_induction``, and ``source``, which marks images
+of the synthetic microscope) or a folder with one sub-folder per class. Each image goes
+through the shared reader and :func:`stemwatch.core.imaging.prepare` (the monitor's exact
+preprocessing); its tiles inherit its label and groups. Decoded tiles are kept in memory so
+each image is read once per run; the content hash of the bytes read is kept too, so a run
+records exactly which images it saw (:meth:`TileCache.content_hash`).
 """
 
 from __future__ import annotations
@@ -25,21 +27,15 @@ from stemwatch.core.imaging import (
     IMAGE_SUFFIXES,
     NormalisationRecipe,
     TilingSpec,
+    check_file,
+    decode,
+    hash_bytes,
     prepare,
-    read_image,
+    read_bytes,
 )
+from stemwatch.core.manifest import REQUIRED_COLUMNS, SOURCE_COLUMN, is_synthetic, missing_columns
 
 log = logging.getLogger(__name__)
-
-MANIFEST_COLUMNS = (
-    "path",
-    "label",
-    "plate",
-    "well",
-    "field",
-    "experiment",
-    "hours_since_induction",
-)
 
 
 class DataError(StemwatchError):
@@ -57,6 +53,12 @@ class Sample:
     field: str = ""
     experiment: str = ""
     hours: float | None = None
+    source: str = ""
+    """Where the image came from (the manifest's ``source`` column), e.g. ``stemwatch synth``."""
+
+    @property
+    def synthetic(self) -> bool:
+        return is_synthetic(self.source)
 
     def group(self, by: str) -> str:
         """Group key; a well is only the same well within the same experiment and plate."""
@@ -108,10 +110,11 @@ def read_manifest(path: str | Path, classes: Sequence[str]) -> list[Sample]:
     with p.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
-        missing = [c for c in ("path", "label") if c not in fields]
+        missing = missing_columns(fields)
         if missing:
             raise DataError(
-                f"{p}: manifest lacks column(s) {missing}; it needs at least path,label "
+                f"{p}: manifest lacks column(s) {missing}; it needs at least "
+                f"{','.join(REQUIRED_COLUMNS)} "
                 f"(got columns {fields})"
             )
         rows = list(reader)
@@ -135,6 +138,7 @@ def read_manifest(path: str | Path, classes: Sequence[str]) -> list[Sample]:
                 field=(row.get("field") or "").strip(),
                 experiment=(row.get("experiment") or "").strip(),
                 hours=_parse_hours(row.get("hours_since_induction") or "", f"{p} line {i}"),
+                source=(row.get(SOURCE_COLUMN) or "").strip(),
             )
         )
     if bad_labels:
@@ -190,9 +194,14 @@ def _location(path: Path) -> dict[str, Any]:
 
 
 def load_samples(
-    *, manifest: Path | None, folder: Path | None, classes: Sequence[str]
+    *,
+    manifest: Path | None,
+    folder: Path | None,
+    classes: Sequence[str],
+    min_classes: int = 2,
 ) -> list[Sample]:
-    """Samples from a manifest or a class-folder tree, checked to hold at least two classes."""
+    """Samples from a manifest or a class-folder tree, checked to hold at least
+    ``min_classes`` classes (training needs two; an evaluation may score one)."""
     if manifest is not None:
         samples = read_manifest(manifest, classes)
         source = str(manifest)
@@ -204,7 +213,7 @@ def load_samples(
     if not samples:
         raise DataError(f"{source}: no images found (looked for {sorted(IMAGE_SUFFIXES)})")
     present = sorted({s.label for s in samples})
-    if len(present) < 2:
+    if len(present) < min_classes:
         only = classes[present[0]]
         missing = [c for c in classes if c != only]
         raise DataError(
@@ -212,6 +221,16 @@ def load_samples(
             f"(add images of {missing})"
         )
     return samples
+
+
+def provenance(samples: Sequence[Sample]) -> dict[str, Any]:
+    """How many of ``samples`` the synthetic microscope made (a recorded fact of every run)."""
+    n_synth = sum(s.synthetic for s in samples)
+    return {
+        "n_images": len(samples),
+        "synthetic_images": n_synth,
+        "synthetic_fraction": round(n_synth / len(samples), 4) if samples else 0.0,
+    }
 
 
 class TileCache:
@@ -230,17 +249,27 @@ class TileCache:
         self.page = page
         self.keep = keep
         self._tiles: dict[Path, np.ndarray] = {}
+        self._hashes: dict[Path, str] = {}
 
     def tiles(self, path: Path) -> np.ndarray:
         """(N,1,S,S) float32 tiles of ``path``; raises :class:`ImageReadError`."""
         hit = self._tiles.get(path)
         if hit is not None:
             return hit
-        image = read_image(path, page=self.page)
+        raw = read_bytes(path)  # read once: hashed, checked and decoded from these bytes
+        checked = check_file(path, raw)
+        self._hashes[path] = hash_bytes(raw)
+        image = decode(checked, page=self.page)
         data = prepare(image.pixels, self.normalisation, self.tiling).data
         if self.keep:
             self._tiles[path] = data
         return data
+
+    def content_hash(self, path: Path) -> str:
+        """XXH3-128 of the file's bytes as this cache read them (reads it if it has not)."""
+        if path not in self._hashes:
+            self.tiles(path)
+        return self._hashes[path]
 
     def warm(
         self, samples: Sequence[Sample], *, workers: int = 1, max_unreadable_fraction: float = 0.05
@@ -293,16 +322,3 @@ class TileCache:
                 list(samples),
             )
         return TileSet(np.concatenate(xs), np.concatenate(ys), np.concatenate(idx), list(samples))
-
-
-def write_manifest(path: Path, rows: Sequence[dict[str, object]]) -> Path:
-    """Write a manifest CSV with the standard columns (extra keys are ignored)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: ("" if row.get(k) is None else row.get(k)) for k in MANIFEST_COLUMNS}
-            )
-    return path

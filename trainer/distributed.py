@@ -1,27 +1,24 @@
 """Data-parallel training under torchrun.
 
-``torchrun --nproc-per-node N -m trainer.distributed --config train.yaml`` (or the short form
-``... -m trainer.distributed DATA -o RUN_DIR``) starts N processes; each joins the process group
-(gloo on CPU, NCCL on GPU), wraps the model in DistributedDataParallel and trains on its shard
-of every epoch (DistributedSampler). Rank 0 writes the run directory. At the end the checksum
-of every rank's own trained weights is gathered into ``ranks.json``: equal sums mean the ranks
-stayed in sync.
+``torchrun --nproc-per-node N -m stemwatch train --config train.yaml`` starts N processes;
+``stemwatch train`` sees torchrun's RANK / WORLD_SIZE and hands its config to
+:func:`run_distributed`. Each rank joins the process group (gloo on CPU, NCCL on GPU), wraps the
+model in DistributedDataParallel and trains on its shard of every epoch (DistributedSampler).
+Rank 0 writes the run directory. At the end the checksum of every rank's own trained weights is
+gathered into ``ranks.json``: equal sums mean the ranks stayed in sync.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
-from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
-from stemwatch.core.errors import StemwatchError
-from trainer.train import DistContext, run_training
+from trainer.config import TrainerConfig
+from trainer.train import DistContext, resolve_device, run_training
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +28,11 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def run_distributed(cfg_args: argparse.Namespace) -> int:
-    """Body of one rank; returns an exit code."""
-    from stemwatch.commands.train import config_from_args
-    from trainer.train import resolve_device
-
+def run_distributed(cfg: TrainerConfig, *, resume: bool = False, overwrite: bool = False) -> int:
+    """Body of one rank (rank and world size from torchrun's environment); an exit code."""
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    cfg = config_from_args(cfg_args)
     device = resolve_device(cfg.runtime.device)
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
@@ -50,7 +43,7 @@ def run_distributed(cfg_args: argparse.Namespace) -> int:
     log.info("rank %d/%d joined (%s on %s)", rank, world, backend, device)
     try:
         ctx = DistContext(rank, world)
-        summary = run_training(cfg, resume=bool(getattr(cfg_args, "resume", False)), dist=ctx)
+        summary = run_training(cfg, resume=resume, overwrite=overwrite, dist=ctx)
         out_dir = cfg.runtime.out_dir
         local = torch.tensor([summary.get("param_checksum", float("nan"))], dtype=torch.float64)
         gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(world)]
@@ -65,26 +58,3 @@ def run_distributed(cfg_args: argparse.Namespace) -> int:
     finally:
         dist.destroy_process_group()
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from stemwatch.commands.train import add_train_arguments
-
-    parser = argparse.ArgumentParser(
-        prog="python -m trainer.distributed", description="Data-parallel training (torchrun)."
-    )
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    rank = os.environ.get("RANK", "0")
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return run_distributed(args)
-    except StemwatchError as exc:
-        print(f"trainer.distributed: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

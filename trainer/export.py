@@ -17,7 +17,6 @@ Before the file is kept, torch and onnxruntime must agree on real tiles at batch
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -42,6 +41,7 @@ from stemwatch.core.imaging import (
     prepare,
     read_image,
 )
+from stemwatch.core.modelfile import file_sha256
 from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import CamModel, get_info
 from trainer.checkpoint import load_checkpoint
@@ -95,15 +95,6 @@ class ExportReport:
             f"{', '.join(str(p.batch_size) for p in self.parity)} on {self.parity_source}: "
             f"max abs diff {worst:.2e} (tolerance {self.tolerance:g})"
         )
-
-
-def model_hash(path: str | Path) -> str:
-    """sha256 hex digest of a file (the monitor identifies models by it)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ExportModule(nn.Module):
@@ -332,6 +323,7 @@ def export_onnx(
         in_channels=ckpt.in_channels,
         tiling=ckpt.tiling,
         normalisation=ckpt.normalisation,
+        pixel_size_um=(ckpt.training.get("optics") or {}).get("pixel_size_um"),
         temperature=ckpt.temperature,
         training=training,
         metrics=ckpt.metrics,
@@ -364,7 +356,7 @@ def export_onnx(
         partial.unlink(missing_ok=True)
     report = ExportReport(
         onnx_path=out_path,
-        model_hash=model_hash(out_path),
+        model_hash=file_sha256(out_path),
         metadata=metadata,
         opset=opset,
         size_bytes=out_path.stat().st_size,

@@ -19,7 +19,7 @@ import numpy as np
 
 from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import IMAGE_SUFFIXES, read_image
-from trainer.data import write_manifest
+from stemwatch.core.manifest import write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,23 @@
 
 Every split is made over *groups* (well, plate or experiment, see :meth:`Sample.group`) with
 scikit-learn's StratifiedGroupKFold, and every split is checked by :func:`assert_no_leakage`,
-which raises rather than let a leaky split through.
+which raises rather than let a leaky split through. Cross-validation holds out one experiment
+per fold when the data has two or more (:func:`leave_one_experiment_out`), else K grouped
+folds (:func:`kfold_splits`).
+
+:func:`split_record` is what travels with a run: every image with its part, groups, label
+and content hash, and the hash of the whole data set, so an evaluation can find the held-out
+images again and refuse the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,3 +170,87 @@ def kfold_splits(
         split = Split(f"fold{fold}", np.sort(train), np.sort(val), np.sort(test))
         out.append(_checked(split, groups))
     return out
+
+
+def experiments_of(samples: Sequence[Sample]) -> list[str]:
+    """The distinct non-empty experiment names, sorted."""
+    return sorted({s.experiment for s in samples if s.experiment})
+
+
+def leave_one_experiment_out(
+    samples: Sequence[Sample], *, group_by: str, val_fraction: float, seed: int = 0
+) -> list[Split]:
+    """One fold per experiment: its images are the test set, the other experiments' groups
+    give training and validation (the held-out-experiment figure of Waisman et al. 2019)."""
+    experiments = experiments_of(samples)
+    if len(experiments) < 2:
+        raise DataError(
+            f"leave-one-experiment-out needs at least 2 experiments, found {experiments or 'none'}"
+            "; fill the manifest's experiment column or use K-fold (--cv K)"
+        )
+    groups, labels = _group_arrays(samples, group_by)
+    exps = np.array([s.experiment for s in samples])
+    everything = np.arange(len(samples))
+    out = []
+    for i, exp in enumerate(experiments):
+        test, rest = everything[exps == exp], everything[exps != exp]
+        train, val = _take_one_fold(
+            rest, labels, groups, fraction=val_fraction, seed=seed + 1 + i, what="validation"
+        )
+        split = Split(f"holdout-{exp}", np.sort(train), np.sort(val), np.sort(test))
+        out.append(_checked(split, groups))
+    return out
+
+
+def split_record(
+    split: Split,
+    samples: Sequence[Sample],
+    *,
+    group_by: str,
+    class_names: Sequence[str],
+    content_hash: Callable[[Path], str],
+    data: str = "",
+) -> dict[str, Any]:
+    """Every image of ``split`` with its part, groups, label and content hash, and the data
+    set hash (:func:`data_hash`): what a checkpoint carries so that its evaluation finds the
+    held-out images and recognises the seen ones."""
+    images = []
+    for part, idx in split.parts().items():
+        for i in idx.tolist():
+            s = samples[i]
+            images.append(
+                {
+                    "path": str(Path(s.path).resolve()),
+                    "part": part,
+                    "group": s.group(group_by),
+                    "label": class_names[s.label],
+                    "plate": s.plate,
+                    "well": s.well,
+                    "field": s.field,
+                    "experiment": s.experiment,
+                    "hours_since_induction": s.hours,
+                    "source": s.source,
+                    "content_hash": content_hash(s.path),
+                }
+            )
+    return {
+        "name": split.name,
+        "group_by": group_by,
+        "data": data,
+        "data_hash": data_hash(images),
+        "images": images,
+    }
+
+
+def data_hash(images: Sequence[dict[str, Any]]) -> str:
+    """``sha256:`` of the data set: every image's content hash, label and groups, in a fixed
+    order (paths do not count: a moved copy of the same data has the same hash)."""
+    lines = sorted(
+        "\t".join(
+            str(im.get(k) or "")
+            for k in ("content_hash", "label", "experiment", "plate", "well", "field")
+        )
+        + f"\t{im.get('hours_since_induction')}"
+        for im in images
+    )
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()

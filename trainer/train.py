@@ -2,13 +2,20 @@
 
 Each epoch draws its sample order, augmentation and dropout from generators seeded by
 ``(seed, epoch)``, so resuming from the last checkpoint reproduces an uninterrupted run.
-:func:`run_training` is the whole pipeline of one run (data, split, fit, calibrate, test);
-:func:`run_cross_validation` repeats it over grouped folds.
+:func:`run_training` is the whole pipeline of one run (data, optics, split, fit, calibrate,
+test); :func:`run_cross_validation` repeats it over folds: one experiment held out per fold
+when the data has two or more, else grouped K-fold.
+
+What a run records about itself: the split image by image (in the checkpoint, with the data
+set hash, so ``stemwatch evaluate`` finds the held-out images and refuses the seen ones), the
+held-out figures with 95 % intervals over the split's groups (in ``best.pt``'s metrics and so
+in the exported model), the pixel size and the downsampling derived from it, and whether the
+images came from the synthetic microscope. A run folder that holds a model is never
+overwritten silently (:func:`check_run_dir`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
@@ -27,18 +34,36 @@ import torch
 import yaml
 from torch import nn
 
+from stemwatch.core.aggregate import image_probabilities
+from stemwatch.core.errors import ConfigError
+from stemwatch.core.manifest import SOURCE_COLUMN, write_manifest
 from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
-from trainer.data import Sample, TileCache, TileSet, load_samples
-from trainer.evaluate import aggregate_images, evaluate_tiles, summarise_folds
-from trainer.splits import Split, kfold_splits, train_val_test_split
+from trainer.data import DataError, Sample, TileCache, TileSet, load_samples, provenance
+from trainer.evaluate import (
+    evaluate_tiles,
+    heldout_summary,
+    pooled_predictions,
+    summarise_folds,
+)
+from trainer.optics import resolve_optics
+from trainer.predict import autocast, predict_logits
+from trainer.splits import (
+    Split,
+    experiments_of,
+    kfold_splits,
+    leave_one_experiment_out,
+    split_record,
+    train_val_test_split,
+)
 
 log = logging.getLogger(__name__)
 
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
 METRICS_NAME = "metrics.csv"
+TEST_MANIFEST_NAME = "test_manifest.csv"
 
 
 @dataclass(frozen=True)
@@ -115,58 +140,9 @@ def build_model(cfg: TrainerConfig) -> nn.Module:
     return model
 
 
-def load_model_from_checkpoint(
-    path: Path, *, expected_architecture: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint (CPU, eval mode) and return it with its metadata."""
-    from trainer.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(path, expected_architecture=expected_architecture)
-    info = {
-        "architecture": ck.architecture,
-        "class_names": list(ck.class_names),
-        "positive_class": ck.positive_class,
-        "tiling": ck.tiling.model_dump(mode="json"),
-        "normalisation": ck.normalisation.model_dump(mode="json"),
-        "temperature": float(ck.temperature),
-        "checkpoint": ck,
-    }
-    return ck.build_model(), info
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    x: np.ndarray,
-    *,
-    batch_size: int = 128,
-    device: torch.device | None = None,
-    amp: bool = False,
-) -> np.ndarray:
-    """Logits of ``x`` (N,1,S,S) in eval mode, batched; float32 numpy (N, C)."""
-    dev = device or torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    outs = []
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(dev)
-        with _autocast(dev, amp):
-            outs.append(model(xb).float().cpu().numpy())
-    model.train(was_training)
-    if not outs:
-        return np.zeros((0, 2), dtype=np.float32)
-    return np.concatenate(outs)
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -245,6 +221,35 @@ def _progress(iterable: Sequence[Any], enabled: bool, desc: str) -> Iterator[Any
     return iter(tqdm(iterable, desc=desc, disable=not show, leave=False))
 
 
+@dataclass
+class _Run:
+    """The mutable state of one :meth:`Trainer.fit`; ``last.pt`` keeps what resuming needs."""
+
+    model: nn.Module
+    train_model: nn.Module
+    """``model``, or its DistributedDataParallel wrapper in a data-parallel run."""
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    scaler: torch.amp.GradScaler | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    start_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+    def extra(self, *, finished: bool) -> dict[str, Any]:
+        """The early-stopping state a checkpoint carries."""
+        return {
+            "history": self.history,
+            "best_val_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "finished": finished,
+        }
+
+
 class Trainer:
     """Fit one model on ``train`` with early stopping on ``val``; writes into ``out_dir``."""
 
@@ -258,13 +263,20 @@ class Trainer:
         dist: DistContext | None = None,
         split_info: dict[str, Any] | None = None,
         device: torch.device | None = None,
+        split_images: dict[str, Any] | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
+        """``split_info``: the groups of each part (``training["split"]``); ``split_images``:
+        the image-level record the checkpoints carry (:func:`trainer.splits.split_record`);
+        ``facts``: more of the training record (optics, data provenance, data set hash)."""
         self.cfg = cfg
         self.train_set = train
         self.val_set = val
         self.out_dir = out_dir
         self.dist = dist or DistContext()
         self.split_info = split_info or {}
+        self.split_images = split_images
+        self.facts = facts or {}
         self.device = device or resolve_device(cfg.runtime.device)
         if self.device.type == "cuda" and self.dist.active and self.device.index is None:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -315,7 +327,7 @@ class Trainer:
             arch_kwargs=dict(cfg.model.kwargs),
             class_names=list(cfg.data.classes),
             positive_class=cfg.data.positive_class,
-            tiling=cfg.data.tiling,
+            tiling=cfg.data.tiling.spec(),
             normalisation=cfg.data.normalisation,
             temperature=temperature,
             training=self._training_record(epoch),
@@ -324,6 +336,7 @@ class Trainer:
             optimizer_state=optimizer.state_dict() if optimizer is not None else None,
             scheduler_state=scheduler.state_dict() if scheduler is not None else None,
             extra=extra,
+            split=self.split_images,
         )
 
     def _training_record(self, epoch: int) -> dict[str, Any]:
@@ -341,6 +354,7 @@ class Trainer:
             "device": self.device.type,
             "amp": self.amp,
             "optim": cfg.optim.model_dump(mode="json"),
+            **self.facts,
         }
 
     def validate(self, model: nn.Module, loss_fn: nn.Module) -> tuple[float, dict[str, float]]:
@@ -356,7 +370,7 @@ class Trainer:
         with torch.no_grad():
             loss = float(nn.functional.cross_entropy(torch.from_numpy(logits).float(), y).item())
         probs = softmax(logits)
-        img = aggregate_images(probs, self.val_set.image, len(self.val_set.samples))
+        img = image_probabilities(probs, self.val_set.image, len(self.val_set.samples))
         labels = np.array([s.label for s in self.val_set.samples])
         ok = ~np.isnan(img).any(axis=1)
         pred = img[ok].argmax(axis=1)
@@ -393,7 +407,7 @@ class Trainer:
             yb = torch.from_numpy(self.train_set.y[idx]).to(self.device)
             xb = augment_batch(xb, cfg.augment, gen)
             opt.zero_grad(set_to_none=True)
-            with _autocast(self.device, self.amp):
+            with autocast(self.device, self.amp):
                 loss = loss_fn(model(xb).float(), yb)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -413,7 +427,61 @@ class Trainer:
 
         ``stop_after_epochs`` ends this call after that many epochs (simulates an
         interruption; used by tests and for time-boxed runs) without calibrating.
+
+        The steps: :meth:`_prepare` (model, optimiser, state, resume), then per epoch
+        :meth:`_stop_reason`, :meth:`_run_epoch` (train, validate), :meth:`_track_best`
+        (early stopping) and :meth:`_checkpoint`; at the end :meth:`_calibrate` the best
+        model and :meth:`_finish` (final checkpoints).
         """
+        run = self._prepare(resume)
+        stopped_early = interrupted = False
+        fit_start = time.perf_counter()
+        for epoch in range(run.start_epoch, self.cfg.optim.epochs):
+            done = epoch - run.start_epoch  # epochs of this call
+            reason = self._stop_reason(run, done, stop_after_epochs, fit_start)
+            if reason is not None:
+                interrupted = reason == "interrupted"
+                stopped_early = not interrupted
+                break
+            val_metrics, row = self._run_epoch(run, epoch)
+            improved = self._track_best(run, epoch, val_metrics["val_loss"])
+            self._log_epoch(epoch, row, improved)
+            if self.dist.is_main:
+                self._checkpoint(run, epoch, improved, val_metrics)
+        result = FitResult(
+            best_epoch=run.best_epoch + 1,
+            best_val_loss=run.best_loss,
+            epochs_run=len(run.history),
+            stopped_early=stopped_early,
+            temperature=1.0,
+            ece_before=float("nan"),
+            ece_after=float("nan"),
+            history=run.history,
+            best_path=self.best_path,
+            last_path=self.last_path,
+        )
+        if interrupted or run.best_state is None:
+            return result
+        best_model, result.temperature, result.ece_before, result.ece_after = self._calibrate(
+            run, run.best_state
+        )
+        if self.dist.is_main:
+            self._finish(run, best_model, result)
+        self.best_model = best_model
+        return result
+
+    # -- the steps of fit
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / BEST_NAME
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / LAST_NAME
+
+    def _prepare(self, resume: bool) -> _Run:
+        """Model, optimiser, schedule and loss; the state of ``last.pt`` when resuming."""
         cfg = self.cfg
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -429,162 +497,148 @@ class Trainer:
         )
         model = build_model(cfg).to(self.device)
         opt, sched = self._make_optim(model)
-        loss_fn = self._loss_fn()
-        history: list[dict[str, float]] = []
-        best_loss, best_epoch, bad_epochs, start_epoch = math.inf, -1, 0, 0
-        best_state: dict[str, torch.Tensor] | None = None
-        last_path, best_path = self.out_dir / LAST_NAME, self.out_dir / BEST_NAME
-
-        if resume and last_path.is_file():
-            model, opt, sched, extra, start_epoch = self._resume(last_path, model, opt, sched)
-            history = list(extra.get("history", []))
-            best_loss = float(extra.get("best_val_loss", math.inf))
-            best_epoch = int(extra.get("best_epoch", -1))
-            bad_epochs = int(extra.get("bad_epochs", 0))
-            if best_path.is_file():
-                _, best_info = load_model_from_checkpoint(best_path)
-                best_state = best_info["checkpoint"].model_state
-            if extra.get("finished"):
-                log.info("%s: run already finished; nothing to resume", last_path)
-                start_epoch = cfg.optim.epochs
-            else:
-                log.info("resuming from %s at epoch %d", last_path, start_epoch + 1)
-
-        train_model: nn.Module = model
+        run = _Run(model=model, train_model=model, opt=opt, sched=sched, loss_fn=self._loss_fn())
+        if resume and self.last_path.is_file():
+            self._resume(run)
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            train_model = DistributedDataParallel(model, device_ids=ids)
-        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+            run.train_model = DistributedDataParallel(run.model, device_ids=ids)
+        run.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        return run
 
-        stopped_early = interrupted = False
-        fit_start = time.perf_counter()
-        epochs_this_call = 0
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            if bad_epochs >= cfg.optim.patience:
-                stopped_early = True
-                break
-            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-                interrupted = True
-                break
-            over_time = bool(
-                cfg.optim.max_minutes
-                and time.perf_counter() - fit_start > 60 * cfg.optim.max_minutes
-            )
-            if self._agree(over_time):
-                log.info("optim.max_minutes=%s reached; stopping", cfg.optim.max_minutes)
-                stopped_early = True
-                break
-            t0 = time.perf_counter()
-            train_loss = self._train_epoch(train_model, loss_fn, opt, scaler, epoch)
-            lr = float(opt.param_groups[0]["lr"])
-            sched.step()
-            recalibrate_batchnorm(
-                _unwrap(model),
-                self.train_set.x,
-                batch_size=cfg.optim.batch_size * 2,
-                device=self.device,
-            )
-            val_loss, val_metrics = self.validate(model, loss_fn)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                **val_metrics,
-                "lr": lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(row)
-            improved = val_loss < best_loss - 1e-6
-            if improved:
-                best_loss, best_epoch, bad_epochs = val_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()}
-            else:
-                bad_epochs += 1
-            log.info(
-                "epoch %d/%d train_loss %.4f val_loss %.4f val_bal_acc %.3f%s",
-                epoch + 1,
-                cfg.optim.epochs,
-                train_loss,
-                val_loss,
-                val_metrics["val_balanced_accuracy"],
-                " *" if improved else "",
-            )
-            epochs_this_call += 1  # noqa: SIM113 - counts epochs of this call only
-            if self.dist.is_main:
-                self._write_metrics(history)
-                extra = {
-                    "history": history,
-                    "best_val_loss": best_loss,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "finished": False,
-                }
-                if improved:
-                    self._save(
-                        best_path, model, epoch, temperature=1.0, metrics=val_metrics, extra=extra
-                    )
-                self._save(
-                    last_path,
-                    model,
-                    epoch,
-                    temperature=1.0,
-                    metrics=val_metrics,
-                    extra=extra,
-                    optimizer=opt,
-                    scheduler=sched,
-                )
-
-        result = FitResult(
-            best_epoch=best_epoch + 1,
-            best_val_loss=best_loss,
-            epochs_run=len(history),
-            stopped_early=stopped_early,
-            temperature=1.0,
-            ece_before=float("nan"),
-            ece_after=float("nan"),
-            history=history,
-            best_path=best_path,
-            last_path=last_path,
+    def _stop_reason(
+        self,
+        run: _Run,
+        epochs_this_call: int,
+        stop_after_epochs: int | None,
+        fit_start: float,
+    ) -> str | None:
+        """Why training stops before the next epoch: ``patience``, ``interrupted`` (this call's
+        epoch budget), ``time`` (``optim.max_minutes``, decided by rank 0), or None."""
+        optim = self.cfg.optim
+        if run.bad_epochs >= optim.patience:
+            return "patience"
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+            return "interrupted"
+        over_time = bool(
+            optim.max_minutes and time.perf_counter() - fit_start > 60 * optim.max_minutes
         )
-        if interrupted or best_state is None:
-            return result
+        if self._agree(over_time):  # a collective call under DDP: every rank reaches it
+            log.info("optim.max_minutes=%s reached; stopping", optim.max_minutes)
+            return "time"
+        return None
 
-        # calibrate the best model on validation tiles, store T in the best checkpoint
-        best_model = copy.deepcopy(_unwrap(model))
+    def _run_epoch(self, run: _Run, epoch: int) -> tuple[dict[str, float], dict[str, float]]:
+        """One epoch: train, step the schedule, recompute batch-norm statistics, validate.
+        Returns the validation metrics and the epoch's row of metrics.csv."""
+        t0 = time.perf_counter()
+        train_loss = self._train_epoch(run.train_model, run.loss_fn, run.opt, run.scaler, epoch)
+        lr = float(run.opt.param_groups[0]["lr"])
+        run.sched.step()
+        recalibrate_batchnorm(
+            _unwrap(run.model),
+            self.train_set.x,
+            batch_size=self.cfg.optim.batch_size * 2,
+            device=self.device,
+        )
+        _, val_metrics = self.validate(run.model, run.loss_fn)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **val_metrics,
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        run.history.append(row)
+        return val_metrics, row
+
+    def _track_best(self, run: _Run, epoch: int, val_loss: float) -> bool:
+        """Keep the best weights by validation loss; count epochs without improvement."""
+        improved = val_loss < run.best_loss - 1e-6
+        if improved:
+            run.best_loss, run.best_epoch, run.bad_epochs = val_loss, epoch, 0
+            run.best_state = {
+                k: v.detach().clone() for k, v in _unwrap(run.model).state_dict().items()
+            }
+        else:
+            run.bad_epochs += 1
+        return improved
+
+    def _log_epoch(self, epoch: int, row: dict[str, float], improved: bool) -> None:
+        log.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f val_bal_acc %.3f%s",
+            epoch + 1,
+            self.cfg.optim.epochs,
+            row["train_loss"],
+            row["val_loss"],
+            row["val_balanced_accuracy"],
+            " *" if improved else "",
+        )
+
+    def _checkpoint(
+        self, run: _Run, epoch: int, improved: bool, val_metrics: dict[str, float]
+    ) -> None:
+        """metrics.csv, ``best.pt`` when the epoch improved, ``last.pt`` always (rank 0)."""
+        self._write_metrics(run.history)
+        extra = run.extra(finished=False)
+        if improved:
+            self._save(
+                self.best_path, run.model, epoch, temperature=1.0, metrics=val_metrics, extra=extra
+            )
+        self._save(
+            self.last_path,
+            run.model,
+            epoch,
+            temperature=1.0,
+            metrics=val_metrics,
+            extra=extra,
+            optimizer=run.opt,
+            scheduler=run.sched,
+        )
+
+    def _calibrate(
+        self, run: _Run, best_state: dict[str, torch.Tensor]
+    ) -> tuple[nn.Module, float, float, float]:
+        """The best model with its temperature fitted on the validation tiles, and the
+        validation ECE before and after."""
+        best_model = copy.deepcopy(_unwrap(run.model))
         best_model.load_state_dict(best_state)
         logits = predict_logits(best_model, self.val_set.x, device=self.device, amp=self.amp)
         ece_before = expected_calibration_error(softmax(logits), self.val_set.y)
-        t = fit_temperature(logits, self.val_set.y) if cfg.runtime.calibrate else 1.0
+        t = fit_temperature(logits, self.val_set.y) if self.cfg.runtime.calibrate else 1.0
         ece_after = expected_calibration_error(softmax(logits, t), self.val_set.y)
         log.info("temperature %.3f: val ECE %.4f -> %.4f", t, ece_before, ece_after)
-        result.temperature, result.ece_before, result.ece_after = t, ece_before, ece_after
-        best_row = next((h for h in history if h["epoch"] == best_epoch + 1), {})
-        if self.dist.is_main:
-            extra = {
-                "history": history,
-                "best_val_loss": best_loss,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "finished": True,
-            }
-            metrics = {**best_row, "val_ece_before": ece_before, "val_ece_after": ece_after}
-            self._save(
-                best_path, best_model, best_epoch, temperature=t, metrics=metrics, extra=extra
-            )
-            self._save(
-                last_path,
-                model,
-                max(0, len(history) - 1),
-                temperature=1.0,
-                metrics=metrics,
-                extra=extra,
-                optimizer=opt,
-                scheduler=sched,
-            )
-        result.history = history
-        self.best_model = best_model
-        return result
+        return best_model, t, ece_before, ece_after
+
+    def _finish(self, run: _Run, best_model: nn.Module, result: FitResult) -> None:
+        """Final checkpoints: the calibrated best model, and ``last.pt`` marked finished."""
+        extra = run.extra(finished=True)
+        best_row = next((h for h in run.history if h["epoch"] == run.best_epoch + 1), {})
+        metrics = {
+            **best_row,
+            "val_ece_before": result.ece_before,
+            "val_ece_after": result.ece_after,
+        }
+        self._save(
+            self.best_path,
+            best_model,
+            run.best_epoch,
+            temperature=result.temperature,
+            metrics=metrics,
+            extra=extra,
+        )
+        self._save(
+            self.last_path,
+            run.model,
+            max(0, len(run.history) - 1),
+            temperature=1.0,
+            metrics=metrics,
+            extra=extra,
+            optimizer=run.opt,
+            scheduler=run.sched,
+        )
 
     def _agree(self, flag: bool) -> bool:
         """Rank 0's decision on every rank (wall-clock checks differ between processes)."""
@@ -596,24 +650,29 @@ class Trainer:
         tdist.broadcast(t, src=0)
         return bool(t.item())
 
-    def _resume(
-        self,
-        path: Path,
-        model: nn.Module,
-        opt: torch.optim.Optimizer,
-        sched: torch.optim.lr_scheduler.LRScheduler,
-    ) -> tuple[
-        nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, dict[str, Any], int
-    ]:
+    def _resume(self, run: _Run) -> None:
+        """Continue from ``last.pt``: weights, optimiser, schedule and early-stopping state."""
         from trainer.checkpoint import load_checkpoint
 
-        ck = load_checkpoint(path, expected_architecture=self.cfg.model.architecture)
-        model.load_state_dict(ck.model_state)
+        ck = load_checkpoint(self.last_path, expected_architecture=self.cfg.model.architecture)
+        run.model.load_state_dict(ck.model_state)
         if ck.optimizer_state is not None:
-            opt.load_state_dict(ck.optimizer_state)
+            run.opt.load_state_dict(ck.optimizer_state)
         if ck.scheduler_state is not None:
-            sched.load_state_dict(ck.scheduler_state)
-        return model, opt, sched, dict(ck.extra or {}), ck.epoch + 1
+            run.sched.load_state_dict(ck.scheduler_state)
+        extra = dict(ck.extra or {})
+        run.start_epoch = ck.epoch + 1
+        run.history = list(extra.get("history", []))
+        run.best_loss = float(extra.get("best_val_loss", math.inf))
+        run.best_epoch = int(extra.get("best_epoch", -1))
+        run.bad_epochs = int(extra.get("bad_epochs", 0))
+        if self.best_path.is_file():
+            run.best_state = load_checkpoint(self.best_path).model_state
+        if extra.get("finished"):
+            log.info("%s: run already finished; nothing to resume", self.last_path)
+            run.start_epoch = self.cfg.optim.epochs
+        else:
+            log.info("resuming from %s at epoch %d", self.last_path, run.start_epoch + 1)
 
     def _write_metrics(self, history: list[dict[str, float]]) -> None:
         path = self.out_dir / METRICS_NAME
@@ -630,17 +689,22 @@ class Trainer:
 
 @dataclass
 class PreparedData:
-    """Readable samples and their tile cache."""
+    """Readable samples, their tile cache, the config with its downsampling resolved, and the
+    optics record (pixel size, factor and why)."""
 
     samples: list[Sample]
     cache: TileCache
+    cfg: TrainerConfig
+    optics: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_data(cfg: TrainerConfig) -> PreparedData:
-    """Load the sample list and decode every image once (unreadable ones listed, skipped)."""
+    """Load the sample list, resolve the downsampling from the pixel size and decode every
+    image once (unreadable ones listed, skipped)."""
     d = cfg.data
     samples = load_samples(manifest=d.manifest, folder=d.folder, classes=d.classes)
-    cache = TileCache(d.tiling, d.normalisation, page=d.page, keep=d.cache)
+    cfg, optics = resolve_optics(cfg, samples)
+    cache = TileCache(cfg.data.tiling.spec(), d.normalisation, page=d.page, keep=d.cache)
     t0 = time.perf_counter()
     readable = cache.warm(
         samples, workers=d.io_workers, max_unreadable_fraction=d.max_unreadable_fraction
@@ -651,21 +715,73 @@ def prepare_data(cfg: TrainerConfig) -> PreparedData:
         len(samples) - len(readable),
         time.perf_counter() - t0,
     )
-    return PreparedData(readable, cache)
+    return PreparedData(readable, cache, cfg, optics)
 
 
 def _subset(data: PreparedData, idx: np.ndarray) -> TileSet:
     return data.cache.tileset([data.samples[i] for i in idx.tolist()])
 
 
+def check_run_dir(out_dir: Path, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to train into a folder that already holds a model, unless resuming it or asked
+    to overwrite it: a second run must not silently replace the ``best.pt`` of the first."""
+    if resume or overwrite or not out_dir.is_dir():
+        return
+    found = sorted(p for name in (BEST_NAME, LAST_NAME) for p in out_dir.glob(f"**/{name}"))
+    if found:
+        raise ConfigError(
+            f"{out_dir}: already holds a trained model ({', '.join(str(p) for p in found[:3])}"
+            f"{' ...' if len(found) > 3 else ''}); pass --resume to continue that run, "
+            "--overwrite to replace it, or choose another run folder (-o)"
+        )
+
+
 def write_run_files(cfg: TrainerConfig, out_dir: Path, splits: list[dict[str, Any]]) -> None:
-    """config.yaml (the config used) and split.json (which groups went where)."""
+    """config.yaml (the config used, downsampling resolved) and split.json (which groups
+    went where, and the data set hash)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
     payload: Any = splits[0] if len(splits) == 1 else {"folds": splits}
     (out_dir / "split.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def write_test_manifest(record: dict[str, Any], out_dir: Path) -> Path | None:
+    """``test_manifest.csv``: the held-out images as a manifest (paths relative to the run
+    folder), for evaluating an exported model on exactly them."""
+    rows = []
+    for im in record["images"]:
+        if im["part"] != "test":
+            continue
+        try:
+            rel = os.path.relpath(im["path"], out_dir.resolve())
+        except ValueError:  # another drive (Windows): keep it absolute
+            rel = im["path"]
+        rows.append({**im, "path": Path(rel).as_posix()})
+    if not rows:
+        return None
+    return write_manifest(
+        out_dir / TEST_MANIFEST_NAME, rows, extra_columns=(SOURCE_COLUMN, "content_hash")
+    )
+
+
+def _record(data: PreparedData, split: Split) -> dict[str, Any]:
+    cfg = data.cfg
+    return split_record(
+        split,
+        data.samples,
+        group_by=cfg.split.group_by,
+        class_names=cfg.data.classes,
+        content_hash=data.cache.content_hash,
+        data=str(cfg.data.manifest or cfg.data.folder or ""),
+    )
+
+
+def _describe(data: PreparedData, split: Split, record: dict[str, Any]) -> dict[str, Any]:
+    info = split.describe(data.samples, data.cfg.split.group_by)
+    info["data_hash"] = record["data_hash"]
+    return info
 
 
 def train_on_split(
@@ -676,18 +792,29 @@ def train_on_split(
     *,
     resume: bool = False,
     dist: DistContext | None = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit on one split, then evaluate the calibrated best model on its test part."""
-    info = split.describe(data.samples, cfg.split.group_by)
+    """Fit on one split, then evaluate the calibrated best model on its test part, with 95 %
+    intervals over the split's groups; the figures go into ``best.pt``'s metrics."""
+    record = record or _record(data, split)
+    group_by = cfg.split.group_by
+    facts = {
+        "optics": data.optics,
+        "data_provenance": provenance(data.samples),
+        "data_hash": record["data_hash"],
+    }
     trainer = Trainer(
         cfg,
         _subset(data, split.train),
         _subset(data, split.val),
         out_dir,
         dist=dist,
-        split_info=info,
+        split_info=_describe(data, split, record),
+        split_images=record,
+        facts=facts,
     )
     fit = trainer.fit(resume=resume)
+    main = dist is None or dist.is_main
     summary: dict[str, Any] = {
         "split": split.name,
         "best_epoch": fit.best_epoch,
@@ -697,6 +824,7 @@ def train_on_split(
         "val_ece_before": fit.ece_before,
         "val_ece_after": fit.ece_after,
         "best_checkpoint": str(fit.best_path),
+        **facts,
     }
     if hasattr(trainer, "best_model"):
         summary["param_checksum"] = parameter_checksum(trainer.best_model)
@@ -705,11 +833,23 @@ def train_on_split(
         logits = predict_logits(trainer.best_model, test.x, device=trainer.device)
         probs = softmax(logits, fit.temperature)
         pos = cfg.data.classes.index(cfg.data.positive_class)
-        summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos)
+        summary["test"] = evaluate_tiles(probs, test, cfg.data.classes, pos, group_by=group_by)
+        summary["test"]["data_description"] = (
+            f"the held-out test split {split.name!r} of {record['data'] or 'the data'} (data set "
+            f"{record['data_hash'][:19]})"
+        )
+        summary["test"]["held_out"] = True
         summary["test"]["image"]["ece_uncalibrated"] = expected_calibration_error(
-            aggregate_images(softmax(logits), test.image, len(test.samples)),
+            image_probabilities(softmax(logits), test.image, len(test.samples)),
             np.array([s.label for s in test.samples]),
         )
+        if main and fit.best_path is not None and fit.best_path.is_file():
+            from trainer.checkpoint import update_checkpoint
+
+            held_out = heldout_summary(summary["test"], split=split.name)
+            update_checkpoint(fit.best_path, metrics={"test": held_out})
+    if main:
+        write_test_manifest(record, out_dir)
     return summary
 
 
@@ -719,12 +859,19 @@ def parameter_checksum(model: nn.Module) -> float:
 
 
 def run_training(
-    cfg: TrainerConfig, *, resume: bool = False, dist: DistContext | None = None
+    cfg: TrainerConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    dist: DistContext | None = None,
 ) -> dict[str, Any]:
-    """One run: data, grouped split, fit, calibrate, test; files in ``runtime.out_dir``."""
+    """One run: data, optics, grouped split, fit, calibrate, test; files in
+    ``runtime.out_dir`` (refused when it holds a model, unless ``resume`` or ``overwrite``)."""
     out_dir = cfg.runtime.out_dir
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
+    cfg = data.cfg
     s = cfg.split
     split = train_val_test_split(
         data.samples,
@@ -734,33 +881,94 @@ def run_training(
         holdout_experiment=s.holdout_experiment,
         seed=s.seed,
     )
+    record = _record(data, split)
     if dist is None or dist.is_main:
-        write_run_files(cfg, out_dir, [split.describe(data.samples, s.group_by)])
-    summary = train_on_split(cfg, data, split, out_dir, resume=resume, dist=dist)
+        write_run_files(cfg, out_dir, [_describe(data, split, record)])
+    n_exp = len(experiments_of(data.samples))
+    if n_exp >= 2 and s.holdout_experiment is None:
+        log.info(
+            "the data has %d experiments: `stemwatch train --cv` holds out one experiment per "
+            "fold, the figure that tells how the model does on a new experiment",
+            n_exp,
+        )
+    summary = train_on_split(cfg, data, split, out_dir, resume=resume, dist=dist, record=record)
     if dist is None or dist.is_main:
         _write_summary(out_dir, summary, cfg)
     return summary
 
 
-def run_cross_validation(cfg: TrainerConfig, k: int, *, resume: bool = False) -> dict[str, Any]:
-    """K grouped folds; each fold in ``out_dir/foldI``; report with mean ± sd."""
+def cross_validation_splits(
+    samples: Sequence[Sample], cfg: TrainerConfig, k: int | None
+) -> tuple[list[Split], str]:
+    """The folds and the scheme's name: ``k`` grouped folds when ``k`` is given, else
+    ``split.cross_validation`` (``auto``: one experiment per fold when there are two or
+    more experiments, else ``split.k_folds`` grouped folds)."""
+    s = cfg.split
+    experiments = experiments_of(samples)
+    scheme = "k-fold" if k is not None else s.cross_validation
+    if scheme == "auto":
+        scheme = "leave-one-experiment-out" if len(experiments) >= 2 else "k-fold"
+    if scheme == "leave-one-experiment-out":
+        folds = leave_one_experiment_out(
+            samples, group_by=s.group_by, val_fraction=s.val_fraction, seed=s.seed
+        )
+        return folds, scheme
+    if len(experiments) >= 2:
+        log.warning(
+            "the data has %d experiments but the folds mix them (K-fold); `--cv` without K "
+            "holds out one experiment per fold",
+            len(experiments),
+        )
+    k = k or s.k_folds
+    folds = kfold_splits(
+        samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
+    )
+    return folds, f"{k}-fold"
+
+
+def run_cross_validation(
+    cfg: TrainerConfig,
+    k: int | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Cross-validation (:func:`cross_validation_splits`); each fold in ``out_dir/NAME``;
+    report with mean ± sd over folds and the pooled figure with its 95 % interval."""
     out_dir = cfg.runtime.out_dir
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     seed_everything(cfg.runtime.seed)
     data = prepare_data(cfg)
-    s = cfg.split
-    splits = kfold_splits(
-        data.samples, group_by=s.group_by, k=k, val_fraction=s.val_fraction, seed=s.seed
+    cfg = data.cfg
+    splits, scheme = cross_validation_splits(data.samples, cfg, k)
+    records = [_record(data, sp) for sp in splits]
+    write_run_files(
+        cfg, out_dir, [_describe(data, sp, rec) for sp, rec in zip(splits, records, strict=True)]
     )
-    write_run_files(cfg, out_dir, [sp.describe(data.samples, s.group_by) for sp in splits])
     folds = []
-    for sp in splits:
-        log.info("cross-validation %s", sp.name)
-        folds.append(train_on_split(cfg, data, sp, out_dir / sp.name, resume=resume))
+    for sp, rec in zip(splits, records, strict=True):
+        log.info("cross-validation (%s): %s", scheme, sp.name)
+        folds.append(train_on_split(cfg, data, sp, out_dir / sp.name, resume=resume, record=rec))
+    tested = [f["test"] for f in folds if "test" in f]
+    if not tested:
+        raise DataError("no fold had test images; add groups")
+    pos = cfg.data.classes.index(cfg.data.positive_class)
     summary = {
-        "k": k,
+        "k": len(splits),
+        "scheme": scheme,
+        "group_by": cfg.split.group_by,
         "folds": folds,
-        "image": summarise_folds([f["test"]["image"] for f in folds if "test" in f]),
-        "tile": summarise_folds([f["test"]["tile"] for f in folds if "test" in f]),
+        "image": summarise_folds([t["image"] for t in tested]),
+        "tile": summarise_folds([t["tile"] for t in tested]),
+        "pooled": pooled_predictions(
+            [p for t in tested for p in t["predictions"]],
+            cfg.data.classes,
+            pos,
+            group_by=cfg.split.group_by,
+        ),
+        "optics": data.optics,
+        "data_provenance": provenance(data.samples),
+        "data_hash": records[0]["data_hash"],
     }
     _write_summary(out_dir, summary, cfg)
     return summary

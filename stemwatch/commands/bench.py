@@ -21,6 +21,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--size", type=int, default=2048, help="image side in pixels (2048)")
     p.add_argument("--backlog", type=int, default=2000, help="images in the backlog run (2000)")
     p.add_argument("--latency-images", type=int, default=30, help="images in the latency run")
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="images/s written in the latency run (1.0)"
+    )
+    p.add_argument(
+        "--inference-images", type=int, default=200, help="images in the inference-alone run"
+    )
+    p.add_argument(
+        "--preprocess-images",
+        type=int,
+        default=60,
+        help="images in the preprocessing-alone run (60)",
+    )
+    p.add_argument("--repeat", type=int, default=5, help="best of N for the per-stage times (5)")
     p.add_argument("--quiet", type=float, default=2.0, help="quiet period in seconds (2.0)")
     p.add_argument("--decode-workers", type=int, default=2)
     p.add_argument("--inference-workers", type=int, default=1)
@@ -67,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         skip=tuple(args.skip),
         standin_width=args.standin_width,
+        repeat=args.repeat,
+        inference_images=args.inference_images,
+        preprocess_images=args.preprocess_images,
+        rate_hz=args.rate,
     )
     print(format_result(result))
     if args.json:

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "A synthetic microscope writes a plate time-lapse into WORKDIR/incoming the way "
             "instruments do; the monitor watches it with the bundled model and writes "
-            "WORKDIR/stemwatch.db; the dashboard serves it. Ctrl-C stops everything."
+            "WORKDIR/stemwatch.db; the dashboard serves it. A previous run's images and "
+            "database in WORKDIR are removed first. Ctrl-C stops everything."
         ),
     )
     p.add_argument(
@@ -32,15 +33,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stemwatch.demo import DemoPlan, run_demo
+    from stemwatch.demo import DEMO_PLATE, DemoPlan, run_demo
 
+    plate = DEMO_PLATE.replace(
+        wells=args.wells, n_fields=args.fields, n_timepoints=args.timepoints, size=args.size
+    )
     plan = DemoPlan(
         workdir=args.workdir,
-        wells=args.wells,
-        fields=args.fields,
-        timepoints=args.timepoints,
+        plate=plate,
         interval_s=args.interval_s,
-        size=args.size,
         port=None if args.no_dashboard else args.port,
         linger=not args.exit,
     )

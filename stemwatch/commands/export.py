@@ -3,11 +3,14 @@
 ``stemwatch export RUN/best.pt -o model.onnx --parity-images some/tiffs/ [--bioimageio]``
 writes one ONNX file (fixed tile size, dynamic batch, calibrated probabilities, CAM where the
 architecture has one) after checking that onnxruntime agrees with torch on real tiles.
+``--bioimageio`` adds a bioimage.io package (its sample image: the first parity image, else
+a held-out image of the run) and tests it with bioimageio.core: exit 1 when it fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -45,7 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="DIR",
         help="also write a bioimage.io model package (default DIR: OUT without .onnx + "
-        "'.bioimageio'); needs `pip install -e '.[bioimageio]'`",
+        "'.bioimageio') and test it with bioimageio.core when installed (`pip install -e "
+        "'.[bioimageio]'`): exit 1 if it fails, the package kept with VALIDATION_FAILED.txt",
     )
     p.set_defaults(func=run)
 
@@ -63,15 +67,51 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     if args.bioimageio:
-        from trainer.bioimageio_package import default_test_tile, write_bioimageio_package
-
         out_dir = (
             args.out.with_suffix(".bioimageio")
             if args.bioimageio is True
             else Path(args.bioimageio)
         )
-        rdf = write_bioimageio_package(
-            args.out, out_dir, test_tile=default_test_tile(args.out, args.parity_images)
-        )
-        print(f"bioimage.io package: {rdf}")
+        return write_and_validate_package(args, out_dir)
     return 0
+
+
+def write_and_validate_package(args: argparse.Namespace, out_dir: Path) -> int:
+    """The bioimage.io package beside the model, tested with bioimageio.core when installed:
+    exit 1 (the package kept for inspection, marked) when it does not pass."""
+    from trainer.bioimageio_package import (
+        default_test_tile,
+        first_image,
+        validate_package,
+        write_bioimageio_package,
+    )
+    from trainer.checkpoint import load_checkpoint
+
+    sample = first_image(args.parity_images or [])
+    if sample is None:  # a held-out image of the run
+        split = load_checkpoint(args.checkpoint).split or {}
+        held_out = [Path(im["path"]) for im in split.get("images", []) if im["part"] == "test"]
+        sample = first_image([p for p in held_out if p.is_file()][:1])
+    if sample is not None:
+        rdf = write_bioimageio_package(args.out, out_dir, sample_image=sample)
+    else:
+        rdf = write_bioimageio_package(
+            args.out, out_dir, test_tile=default_test_tile(args.out, None)
+        )
+    passed, text = validate_package(rdf)
+    failed_marker = out_dir / "VALIDATION_FAILED.txt"
+    failed_marker.unlink(missing_ok=True)
+    if passed is None:
+        print(f"bioimage.io package: {rdf} (NOT validated: {text})")
+        return 0
+    if passed:
+        print(f"bioimage.io package: {rdf} ({text})")
+        return 0
+    failed_marker.write_text(text + "\n", encoding="utf-8")
+    print(
+        f"stemwatch export: error: the bioimage.io package {out_dir} does not pass "
+        f"bioimageio.core's test_model; it is kept for inspection (see {failed_marker.name}), "
+        f"do not publish it. The ONNX model {args.out} itself passed its parity check.\n{text}",
+        file=sys.stderr,
+    )
+    return 1

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stemwatch.commands.watch import DB_ENV, INSTRUMENT_ENV
+
+if TYPE_CHECKING:
+    from stemwatch.store import Heartbeat
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,10 +22,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--db",
-        type=Path,
         default=None,
-        metavar="PATH",
-        help="the daemon's database (default: `database` of --config, else stemwatch.db)",
+        metavar="PATH|URL",
+        help="the daemon's database, a SQLite file or a postgresql:// URL (default: "
+        "$STEMWATCH_DB, else `database` of --config, else stemwatch.db)",
+    )
+    p.add_argument(
+        "--instrument",
+        default=None,
+        metavar="NAME",
+        help="only this instrument's daemon, plates and images (default: "
+        "$STEMWATCH_INSTRUMENT, else every instrument)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="health check: print one line per daemon and exit 1 when a daemon's heartbeat is "
+        "stale or missing (container healthchecks, monitoring); 0 when all are alive",
     )
     p.add_argument(
         "--config", type=Path, default=None, metavar="FILE", help="monitor configuration YAML"
@@ -29,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="S",
         help="heartbeat older than this many seconds means the daemon looks dead "
-        "(default: 3 heartbeat intervals, at least 30 s)",
+        "(default: 3 of the daemon's heartbeat intervals, at least 30 s)",
     )
     p.add_argument("--limit", type=int, default=5, help="rows per list (default: 5)")
     p.set_defaults(func=run)
@@ -48,59 +68,104 @@ def _ago(t: float | None, now: float) -> str:
     return f"{s / 86400:.1f} days ago"
 
 
+def _daemon_line(hb: Heartbeat, now: float, stale_after_s: float | None, label: str) -> str:
+    liveness = hb.liveness(now, stale_after_s=stale_after_s)
+    verdict = {
+        "stopped": "stopped",
+        "alive": f"alive; state {hb.state}",
+        "stale": f"NOT RUNNING (stale heartbeat; last state {hb.state})",
+    }[liveness]
+    detail = f" - {hb.detail}" if hb.detail else ""
+    return (
+        f"{label}{verdict}{detail}; last heartbeat {_ago(hb.at, now)} (pid {hb.pid} on {hb.host})"
+    )
+
+
+def check(
+    beats: list[Heartbeat], instrument: str | None, now: float, stale_after_s: float | None
+) -> int:
+    """``--check``: one line per daemon; 0 when every one is alive, else 1."""
+    if not beats:
+        who = f"instrument {instrument!r}" if instrument else "any instrument"
+        print(f"UNHEALTHY: no heartbeat from {who} in this database")
+        return 1
+    healthy = True
+    for hb in beats:
+        liveness = hb.liveness(now, stale_after_s=stale_after_s)
+        healthy &= liveness == "alive"
+        word = "ok" if liveness == "alive" else "UNHEALTHY"
+        print(
+            f"{word}: {hb.instrument or '(unnamed)'} {liveness}, last heartbeat {_ago(hb.at, now)}"
+        )
+    return 0 if healthy else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from monitor.config import MonitorConfig
-    from monitor.onset import describe_time
     from stemwatch import store
     from stemwatch.core.config import load_config
+    from stemwatch.core.times import describe_time
 
     config = load_config(MonitorConfig, args.config) if args.config else MonitorConfig()
-    db = args.db or config.database
-    stale_after = args.stale_after or max(30.0, 3 * config.heartbeat_interval_s)
+    db = args.db or os.environ.get(DB_ENV) or config.database
+    only = args.instrument or os.environ.get(INSTRUMENT_ENV) or None
     conn = store.open_db(db, readonly=True)
     now = time.time()
     try:
-        print(f"database: {db}")
-        hb = store.last_heartbeat(conn)
-        if hb is None:
-            print("daemon:   never ran on this database")
-        else:
-            if hb.state == "stopped":
-                verdict = "stopped"
-            elif hb.alive(stale_after, now):
-                verdict = f"alive; state {hb.state}"
-            else:
-                verdict = f"NOT RUNNING (stale heartbeat; last state {hb.state})"
-            detail = f" - {hb.detail}" if hb.detail else ""
+        beats = [hb for hb in store.heartbeats(conn) if only is None or hb.instrument == only]
+        if args.check:
+            return check(beats, only, now, args.stale_after)
+        print(f"database: {conn.source}")
+        several = len(store.list_instruments(conn)) > 1 or only is not None
+        if not beats:
             print(
-                f"daemon:   {verdict}{detail}; last heartbeat "
-                f"{_ago(hb.at, now)} (pid {hb.pid} on {hb.host})"
+                f"daemon:   {only} never ran on this database"
+                if only
+                else "daemon:   never ran on this database"
             )
-        model = store.current_model(conn)
-        if model is None:
+        for hb in beats:
+            label = f"daemon:   {hb.instrument}: " if several else "daemon:   "
+            print(_daemon_line(hb, now, args.stale_after, label))
+        models = [store.current_model(conn, instrument=hb.instrument) for hb in beats] or [
+            store.current_model(conn, instrument=only)
+        ]
+        if not any(models):
             print("model:    none registered yet")
-        else:
+        for model in models:
+            if model is None:
+                continue
+            who = f"{model.instrument}: " if several else ""
             print(
-                f"model:    {model.name} ({model.model_hash[:12]}) on {model.provider}, "
+                f"model:    {who}{model.name} ({model.model_hash[:12]}) on {model.provider}, "
                 f"last used {_ago(model.last_seen, now)}"
             )
-        c = store.counts(conn)
+        c = store.counts(conn, instrument=only)
+        alive_queues = [
+            hb.queued
+            for hb in beats
+            if hb.queued is not None and hb.liveness(now, stale_after_s=args.stale_after) == "alive"
+        ]
+        queued = f", {sum(alive_queues)} queued in the daemon" if alive_queues else ""
         print(
-            f"images:   {c.done} done, {c.queued} queued, {c.failed} failed"
+            f"images:   {c.done} done, {c.failed} failed{queued}"
             + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
         )
-        plates = store.list_plates(conn)
+        plates = store.list_plates(conn, instrument=only)
+        basis = {(p.instrument, p.plate): p.time_basis for p in plates}
         for p in plates:
+            name = f"{p.instrument}/{p.plate}" if several else p.plate
             print(
-                f"plate:    {p.plate}: {p.n_wells} wells, {p.n_images} images, "
-                f"up to {describe_time(p.last_time_s)}, {p.n_onsets} wells with onset"
+                f"plate:    {name}: {p.n_wells} wells, {p.n_images} images, "
+                f"up to {describe_time(p.last_time_s, p.time_basis)}, "
+                f"{p.n_onsets} wells with onset"
             )
 
-        recent = store.recent_images(conn, limit=args.limit)
+        recent = store.recent_images(conn, limit=args.limit, instrument=only)
         print(f"\nlast images ({len(recent)}):")
         for img in recent:
             where = (
-                f"{img.plate} {img.well} field {img.field} @ {describe_time(img.time_s)}"
+                f"{img.plate} {img.well} field {img.field} @ "
+                f"{describe_time(img.time_s, img.time_basis)}"
                 if img.well
                 else "(no plate/well)"
             )
@@ -109,22 +174,26 @@ def run(args: argparse.Namespace) -> int:
                 if img.status == "done" and img.probability is not None
                 else img.status + (f": {img.error}" if img.error else "")
             )
-            print(f"  {_ago(img.updated_at, now):>12}  {where:<32} {result}  {img.path}")
+            who = f"{img.instrument}: " if several else ""
+            print(f"  {_ago(img.updated_at, now):>12}  {who}{where:<32} {result}  {img.path}")
 
-        onsets = store.list_onsets(conn, include_reset=False)
+        onsets = store.list_onsets(conn, include_reset=False, instrument=only)
         print(f"\nwells with onset ({len(onsets)}):")
         for o in onsets[: args.limit * 4]:
+            tb = o.time_basis or basis.get((o.instrument, o.plate))
+            who = f"{o.instrument}/" if several else ""
             print(
-                f"  {o.plate} {o.well}: began ~{describe_time(o.onset_time_s)}, detected at "
-                f"{describe_time(o.detected_time_s)} ({_ago(o.detected_at, now)}), "
-                f"episode {o.episode}"
+                f"  {who}{o.plate} {o.well}: began ~{describe_time(o.onset_time_s, tb)}, "
+                f"detected at {describe_time(o.detected_time_s, tb)} "
+                f"({_ago(o.detected_at, now)}), episode {o.episode}"
             )
-        alerts = store.list_alerts(conn, limit=1000, unacknowledged_only=True)
+        alerts = store.list_alerts(conn, limit=1000, unacknowledged_only=True, instrument=only)
         print(f"\nunacknowledged alerts ({len(alerts)}):")
         for a in alerts[: args.limit * 4]:
             channels = ", ".join(f"{k}: {v}" for k, v in a.channel_results.items())
+            who = f"{a.instrument}: " if several else ""
             print(
-                f"  #{a.id} {_ago(a.created_at, now)} [{a.kind}] {a.message}"
+                f"  #{a.id} {_ago(a.created_at, now)} [{a.kind}] {who}{a.message}"
                 + (f" ({channels})" if channels else "")
             )
     finally:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stemwatch.core.errors import StemwatchError
+from stemwatch.synth.spec import PlateSpec
 
 
 def _optics(p: argparse.ArgumentParser) -> None:
@@ -87,6 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     a = ss.add_parser("acquire", help="write a plate time-lapse live, like an instrument")
     _common(a, size=512, bit_depth=16, workers=False)
+    _optics(a)
     _plate_args(a, wells="24")
     a.add_argument("--speedup", type=float, default=3600.0, help="time compression factor (3600)")
     a.add_argument(
@@ -267,43 +269,30 @@ def run(args: argparse.Namespace) -> int:
     if args.synth_command == "plate":
         from stemwatch.synth.plate import generate_plate
 
-        truth = generate_plate(
-            args.out,
-            wells=_wells(args.wells),
-            n_fields=args.fields,
-            n_timepoints=args.timepoints,
-            interval_h=args.interval,
-            size=args.size,
-            bit_depth=args.bit_depth,
-            seed=args.seed,
-            compression=args.compression,
-            plate_name=args.plate_name,
-            difficulty=args.difficulty,
-            workers=args.workers,
-            pixel_size_um=args.pixel_size_um,
-            modality=args.modality,
-        )
+        truth = generate_plate(args.out, plate_spec(args), workers=args.workers)
         print(f"wrote {len(truth.files)} images; ground truth: {truth.ground_truth_csv}")
         return 0
-    from stemwatch.synth.acquire import acquire
+    from stemwatch.synth.acquire import AcquisitionSpec, acquire
 
-    speedup = args.speedup
-    if args.pass_interval is not None:
-        speedup = args.interval * 3600.0 / max(args.pass_interval, 1e-3)
-    result = acquire(
-        args.out,
+    acquisition = AcquisitionSpec(speedup=args.speedup, interval_s=args.pass_interval)
+    result = acquire(args.out, plate_spec(args), acquisition, log_path=args.log)
+    print(f"acquired {len(result.records)} files into {args.out}")
+    return 0
+
+
+def plate_spec(args: argparse.Namespace) -> PlateSpec:
+    """The plate of ``synth plate`` and ``synth acquire`` from their flags."""
+    return PlateSpec(
         wells=_wells(args.wells),
         n_fields=args.fields,
         n_timepoints=args.timepoints,
         interval_h=args.interval,
-        speedup=speedup,
         size=args.size,
         bit_depth=args.bit_depth,
         seed=args.seed,
-        compression=args.compression,
         plate_name=args.plate_name,
         difficulty=args.difficulty,
-        log_path=args.log,
+        compression=args.compression,
+        pixel_size_um=args.pixel_size_um,
+        modality=args.modality,
     )
-    print(f"acquired {len(result.records)} files into {args.out}")
-    return 0

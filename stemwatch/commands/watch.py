@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+# Containers and services set these instead of command-line flags (the flags win).
+DB_ENV = "STEMWATCH_DB"
+INSTRUMENT_ENV = "STEMWATCH_INSTRUMENT"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,15 +17,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Watch a folder and run the model on each new image",
         description=(
             "Watch FOLDER (the microscope's output), run the model on every complete image once, "
-            "store results in SQLite, detect per-well onset and alert. Runs in the foreground; "
-            "SIGTERM/SIGINT finish the batch in flight, flush and exit."
+            "store results (a SQLite file, or a facility's PostgreSQL database), detect per-well "
+            "onset and alert. Runs in the foreground; SIGTERM/SIGINT finish the batch in flight, "
+            "flush and exit."
         ),
     )
     p.add_argument(
         "folder", type=Path, nargs="?", help="folder to watch (else `folder:` in config)"
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="monitor YAML config")
-    p.add_argument("--db", type=Path, metavar="PATH", help="SQLite database (overrides config)")
+    p.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        help="SQLite file or postgresql://USER@HOST/DBNAME (overrides $STEMWATCH_DB, which "
+        "overrides `database:` of the config)",
+    )
+    p.add_argument(
+        "--instrument",
+        metavar="NAME",
+        help="this instrument's name, recorded on every row (default: $STEMWATCH_INSTRUMENT, "
+        "else `instrument:` of the config, else the host name); one per daemon when several "
+        "share a database",
+    )
     p.add_argument("--model", type=Path, metavar="PATH", help="exported .onnx model")
     p.add_argument("--once", action="store_true", help="process what is there, then exit")
     p.add_argument(
@@ -41,8 +59,12 @@ def build_config(args: argparse.Namespace) -> object:
     data = cfg.model_dump()
     if args.folder is not None:
         data["folder"] = args.folder
-    if args.db is not None:
-        data["database"] = args.db
+    db = args.db or os.environ.get(DB_ENV)
+    if db:
+        data["database"] = db
+    instrument = args.instrument or os.environ.get(INSTRUMENT_ENV)
+    if instrument:
+        data["instrument"] = instrument
     if args.model is not None:
         data["inference"]["model"] = args.model
     if args.require_gpu:

@@ -1,8 +1,20 @@
-"""The shared core: the bottom floor every component builds on.
+"""The shared core: the bottom floor every component builds on, and the trainer-monitor contract.
 
-Image reading and the preprocessing recipe (:mod:`~stemwatch.core.imaging`), plate metadata
-(:mod:`~stemwatch.core.platemeta`), the trainer-monitor model contract
-(:mod:`~stemwatch.core.modelmeta`), configuration loading (:mod:`~stemwatch.core.config`) and
-the error types (:mod:`~stemwatch.core.errors`). Nothing here imports from the floors above
-(store, trainer, monitor, dashboard, synth, the command line).
+- :mod:`~stemwatch.core.imaging`: image reading (read once, check, decode) and the
+  preprocessing recipe (tiling, normalisation) that training and inference share;
+  :mod:`~stemwatch.core.tiff`: the one TIFF structure parser (is every page complete?);
+- :mod:`~stemwatch.core.modelmeta`: the metadata inside an exported model, and its version
+  policy; :mod:`~stemwatch.core.modelfile`: opening, checking and hashing a model file, and
+  where the bundled model lives;
+- :mod:`~stemwatch.core.aggregate`: tiles to images, fields to wells and time points;
+- :mod:`~stemwatch.core.wells`: well names and plate formats;
+  :mod:`~stemwatch.core.platemeta`: plate, well, field and time of each image;
+  :mod:`~stemwatch.core.times`: what an image's time basis means for people;
+- :mod:`~stemwatch.core.manifest`: the labelled-image manifest the trainer reads;
+- :mod:`~stemwatch.core.optics`: the pixel size an image states, and the downsampling rule;
+- :mod:`~stemwatch.core.intervals`: 95 % intervals by bootstrap over wells (every figure);
+- :mod:`~stemwatch.core.config` (configuration loading) and :mod:`~stemwatch.core.errors`.
+
+Nothing here imports from the floors above (store, trainer, monitor, dashboard, synth, the
+command line); ``tests/test_layers.py`` checks it.
 """

@@ -1,6 +1,9 @@
-"""Fields and tiles to one probability per well and time point, with its uncertainty.
+"""Tiles to images, and fields to one probability per well and time point, with uncertainty.
 
-Pure functions, no database: :func:`group_timepoints` sorts a well's images into time points,
+Pure functions, no database. The rule that an image's probability is the mean of its tiles'
+probabilities is written once, in :func:`image_probabilities` (many images at once: the
+trainer's evaluation) and :func:`score_image` (one image with its tile spread: the monitor,
+the onset evaluator). :func:`group_timepoints` sorts a well's images into time points,
 :func:`aggregate_fields` turns the fields of one time point into a :class:`WellPoint`.
 """
 
@@ -10,9 +13,51 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 AggregateMethod = Literal["mean", "median"]
+
+
+def image_probabilities(
+    tile_probs: ArrayLike, image: ArrayLike | None = None, n_images: int | None = None
+) -> np.ndarray:
+    """Each image's probability: the mean of its tiles' probabilities.
+
+    ``tile_probs`` is (N,) (one class) or (N, C) (every class); ``image`` gives each tile's
+    image index (default: all tiles belong to one image); ``n_images`` defaults to the
+    largest index + 1. Returns (n_images,) or (n_images, C) float64; an image without tiles
+    gets NaN.
+    """
+    p = np.asarray(tile_probs, dtype=np.float64)
+    idx = np.zeros(len(p), dtype=np.int64) if image is None else np.asarray(image, np.int64)
+    if len(idx) != len(p):
+        raise ValueError(f"{len(p)} tile probabilities but {len(idx)} image indices")
+    n = n_images if n_images is not None else (int(idx.max()) + 1 if len(idx) else 1)
+    sums = np.zeros((n, *p.shape[1:]), dtype=np.float64)
+    np.add.at(sums, idx, p)
+    counts = np.bincount(idx, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts.reshape(-1, *([1] * (p.ndim - 1)))
+
+
+class ImageScore(NamedTuple):
+    """One image as the monitor records it."""
+
+    probability: float
+    """Mean of the tiles' positive-class probabilities (NaN without tiles)."""
+    tile_sd: float
+    """Spread across the image's tiles (population sd; NaN without tiles)."""
+    n_tiles: int
+
+
+def score_image(tile_probs: ArrayLike) -> ImageScore:
+    """The probability of one image from its tiles' positive-class probabilities (N,)."""
+    p = np.asarray(tile_probs, dtype=np.float64).reshape(-1)
+    probability = float(image_probabilities(p)[0])
+    return ImageScore(probability, float(p.std()) if p.size else float("nan"), int(p.size))
 
 
 @dataclass(frozen=True)

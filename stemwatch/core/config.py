@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,19 +21,34 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every configuration section: unknown keys are errors, not silently dropped."""
+    """Base for every configuration section: unknown keys are errors, not silently dropped.
+
+    A component's top-level model names its component (``config_component``), so messages
+    can point at the command that prints its documented defaults.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    config_component: ClassVar[str | None] = None
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def example_command(model_cls: type[BaseModel] | None) -> str:
+    """The command that prints ``model_cls``'s commented defaults (its component's)."""
+    component = getattr(model_cls, "config_component", None)
+    if component:
+        return f"`stemwatch config {component} --example`"
+    return "`stemwatch config monitor --example` (or `trainer`)"
+
+
+def format_validation_error(
+    source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None
+) -> str:
     """One line per problem: ``source: field.path: message (got value)``."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown field; check the spelling against `stemwatch config --example`"
+            msg = f"unknown field; check the spelling against {example_command(model_cls)}"
         got = err.get("input")
         got_text = "" if err["type"] == "missing" else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {msg}{got_text}")
@@ -51,7 +66,7 @@ def validate_mapping(model_cls: type[M], data: Any, source: str) -> M:
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, model_cls)) from None
 
 
 def load_config(model_cls: type[M], path: str | Path | None) -> M:
@@ -60,9 +75,8 @@ def load_config(model_cls: type[M], path: str | Path | None) -> M:
         return model_cls()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(
-            f"{p}: config file not found; write one with `stemwatch config --example > {p.name}`"
-        )
+        command = example_command(model_cls).split("`")[1]
+        raise ConfigError(f"{p}: config file not found; write one with `{command} > {p.name}`")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

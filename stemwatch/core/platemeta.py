@@ -43,12 +43,9 @@ from pydantic import Field, field_validator
 
 from stemwatch.core.config import StrictModel
 from stemwatch.core.errors import ConfigError, PlateMetadataError
+from stemwatch.core.wells import MAX_COLS, normalise_well, row_index, well_from_index
 
 log = logging.getLogger(__name__)
-
-_WELL_RE = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,2})\s*$")
-MAX_ROWS = 32  # 1536-well plates: A..Z, AA..AF
-MAX_COLS = 48
 
 TimeBasis = Literal["elapsed", "epoch", "mtime"]
 
@@ -71,7 +68,6 @@ class ImageLocation:
     timepoint: int | None
     time_s: float | None
     source: str
-    expected_pages: int | None = None
     time_basis: TimeBasis | None = None
     channel: int | None = None
 
@@ -89,48 +85,6 @@ class UnresolvedImageError(PlateMetadataError):
 
 class IgnoredImageError(UnresolvedImageError):
     """The file is an instrument by-product (a thumbnail) and must not be analysed."""
-
-
-# --------------------------------------------------------------------------- wells
-
-
-def normalise_well(text: str) -> str:
-    """``'a1'``, ``'A1'`` and ``'A01'`` all become ``'A01'``; raises ValueError otherwise.
-
-    Rows A–Z then AA–AF (1536-well), columns 1–48.
-    """
-    m = _WELL_RE.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a well name like 'A01' or 'B12'")
-    row = _row_index(m.group(1))
-    col = int(m.group(2))
-    if row is None or not 1 <= col <= MAX_COLS:
-        raise ValueError(f"{text!r} is not a well name: rows run A..AF, columns 1..{MAX_COLS}")
-    return well_from_index(row, col - 1)
-
-
-def _row_index(letters: str) -> int | None:
-    """'A' -> 0, 'Z' -> 25, 'AA' -> 26, 'AF' -> 31; None outside a 1536-well plate."""
-    up = letters.upper()
-    idx = 0
-    for ch in up:
-        idx = idx * 26 + (ord(ch) - ord("A") + 1)
-    idx -= 1
-    return idx if 0 <= idx < MAX_ROWS else None
-
-
-def well_from_index(row: int, col: int) -> str:
-    """Zero-based row and column to a well name: (0, 0) -> 'A01', (26, 47) -> 'AA48'."""
-    if row < 0 or col < 0:
-        raise ValueError(f"row and column must be >= 0, got ({row}, {col})")
-    letters = ""
-    r = row
-    while True:
-        letters = chr(ord("A") + r % 26) + letters
-        r = r // 26 - 1
-        if r < 0:
-            break
-    return f"{letters}{col + 1:02d}"
 
 
 # --------------------------------------------------------------------------- OME-XML
@@ -474,7 +428,7 @@ def _user_evidence(rx: re.Pattern[str], path: Path) -> dict[str, Any] | None:
         out["well"] = g["well"]
     elif "row" in g and "col" in g:
         row_text = g["row"]
-        row = int(row_text) - 1 if row_text.isdigit() else _row_index(row_text)
+        row = int(row_text) - 1 if row_text.isdigit() else row_index(row_text)
         if row is None or row < 0 or not g["col"].isdigit():
             raise UnresolvedImageError(
                 path, f"user_regex matched row={row_text!r} col={g['col']!r}, not a plate position"
@@ -603,12 +557,8 @@ def resolve(
     """
     p = Path(path)
     ev = _Evidence()
-    expected_pages: int | None = None
 
     if ome_xml:
-        from stemwatch.core.imaging import expected_pages_from_ome
-
-        expected_pages = expected_pages_from_ome(ome_xml, filename=p.name)
         found, why = ome_evidence(ome_xml, p.name)
         ev.add("ome", found)
         ev.tried.append(f"OME-XML ({why})" if why else "OME-XML")
@@ -683,7 +633,6 @@ def resolve(
         timepoint=ev.values.get("timepoint"),
         time_s=None if time_s is None else float(time_s),
         source="+".join(ev.sources),
-        expected_pages=expected_pages,
         time_basis=basis,
         channel=ev.values.get("channel"),
     )
@@ -754,11 +703,9 @@ __all__ = [
     "Preset",
     "UnresolvedImageError",
     "compile_user_regex",
-    "normalise_well",
     "preset_names",
     "resolve",
     "resolve_many",
     "select_presets",
-    "well_from_index",
     "with_config",
 ]

@@ -1,7 +1,8 @@
 """Benchmarks of the monitor pipeline: where time goes, throughput, latency, backlog memory.
 
-Runs without torch. The model is the bundled ``models/stemwatch-default.onnx`` when present,
-else a stand-in built here with ``onnx.helper``: the FastNet layout (strided 3x3 stem, seven
+The model is the bundled ``models/stemwatch-default.onnx`` when present, else a stand-in built
+here with ``onnx.helper`` (this needs the trainer extra, onnx and torch; the benchmark itself
+runs without them): the FastNet layout of the registry (strided 3x3 stem, seven
 depthwise-separable blocks 32-64-64-128-128-256-256, global average pooling, linear, softmax,
 and the class-activation-map output the exporter adds; batch norm folded into the
 convolutions) at 128-px tiles after x4 downsampling, so its cost per tile matches the default
@@ -9,14 +10,19 @@ architecture's (~25 M multiply-adds). The weights are random: only the cost is m
 
 Figures (``run_bench`` returns them, ``stemwatch bench`` prints them):
 
-* ``stages``: per-image milliseconds of hashing, decoding, downsampling, normalising, tiling
-  and inference, on one core;
+* ``stages``: per-image milliseconds of the ingest step (reading the file once, hashing the
+  bytes, the structure check, decoding), downsampling, normalising, tiling and inference, on
+  one core;
 * ``inference_only``: images/s of the model alone on those images' tiles, with the pipeline's
   inference thread settings;
 * ``backlog``: images/s and peak RSS of ``stemwatch watch --once`` over N images in a
   subprocess (the whole daemon: scan, stability, hash, decode, prepare, infer, SQLite, onset);
-* ``latency``: a writer closes one image per second while the daemon watches; seconds from the
-  close to the prediction's row in the database (median, 95th percentile).
+* ``latency``: a writer closes ``rate_hz`` images per second (one by default) while the
+  daemon watches; seconds from the close to the prediction's row in the database (median,
+  95th percentile).
+
+``size`` and the image counts (``backlog``, ``latency_images``, ``inference_images``,
+``preprocess_images``, ``repeat``) scale a run from the full figures down to a smoke test.
 """
 
 from __future__ import annotations
@@ -36,19 +42,10 @@ from typing import Any
 
 import numpy as np
 
+from stemwatch import store
 from stemwatch.core.errors import StemwatchError
 
 log = logging.getLogger(__name__)
-
-FASTNET_BLOCKS: tuple[tuple[int, int], ...] = (
-    (32, 1),
-    (64, 2),
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-)
 
 
 class BenchError(StemwatchError):
@@ -61,7 +58,7 @@ class BenchError(StemwatchError):
 def build_standin_model(
     path: Path, *, tile_size: int = 128, downsample: int = 4, width: float = 1.0
 ) -> Path:
-    """Write a FastNet-shaped ONNX classifier with random weights (needs the ``onnx`` package).
+    """Write a FastNet-shaped ONNX classifier with random weights (needs onnx and torch).
 
     ``width`` scales every layer's channels (cost grows about with its square), to see how
     the pipeline behaves when inference rather than decoding dominates.
@@ -69,10 +66,12 @@ def build_standin_model(
     try:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
+
+        from trainer.architectures.fastnet import FASTNET_BLOCKS
+    except ImportError as exc:
         raise BenchError(
-            "no bundled model (models/stemwatch-default.onnx) and the `onnx` package is not "
-            "installed to build a stand-in; pass --model PATH or `pip install onnx`"
+            f"building a stand-in model needs the trainer extra ({exc}); pass --model PATH, "
+            "or pip install 'stemwatch[train]'"
         ) from None
     from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
     from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
@@ -165,13 +164,13 @@ def pick_model(
     explicit: Path | None, workdir: Path, standin_width: float | None = None
 ) -> tuple[Path, str]:
     """The model to benchmark and a one-line description of which one it is."""
-    from monitor.inference import default_model_path
+    from stemwatch.core.modelfile import bundled_model_path
 
     if explicit is not None:
         return explicit, f"{explicit} (given)"
     if standin_width is None:
         try:
-            bundled = default_model_path()
+            bundled = bundled_model_path()
         except StemwatchError:
             standin_width = 1.0
         else:
@@ -264,8 +263,10 @@ def bench_stages(path: Path, model: Any, repeat: int = 5) -> tuple[dict[str, flo
 
     meta = model.metadata
     ms: dict[str, float] = {}
-    ms["hash"], _ = _timeit(lambda: imaging.content_hash(path), repeat)
-    ms["decode"], image = _timeit(lambda: imaging.read_image(path), repeat)
+    ms["read"], data = _timeit(lambda: imaging.read_bytes(path), repeat)
+    ms["hash"], _ = _timeit(lambda: imaging.hash_bytes(data), repeat)
+    ms["check"], file = _timeit(lambda: imaging.check_file(path, data), repeat)
+    ms["decode"], image = _timeit(lambda: imaging.decode(file), repeat)
     ms["downsample"], small = _timeit(
         lambda: imaging.downsample(image.pixels, meta.tiling.downsample), repeat
     )
@@ -309,16 +310,16 @@ def bench_inference_only(
 
 
 def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -> float:
-    """Images/s of hash + read + completeness check + prepare alone, ``workers`` threads."""
-    from monitor.stability import tiff_incomplete
+    """Images/s of the ingest step (read, hash, check, decode) + prepare alone, ``workers``
+    threads."""
     from stemwatch.core import imaging
 
     meta = model.metadata
 
     def one() -> None:
-        imaging.content_hash(path)
-        image = imaging.read_image(path)
-        tiff_incomplete(path)
+        data = imaging.read_bytes(path)
+        imaging.hash_bytes(data)
+        image = imaging.decode(imaging.check_file(path, data))
         imaging.prepare(image.pixels, meta.normalisation, meta.tiling)
 
     per = max(1, n_images // workers)
@@ -337,17 +338,13 @@ def bench_preprocess_only(path: Path, model: Any, n_images: int, workers: int) -
 
 
 def _db_times(db: Path) -> list[tuple[str, float]]:
-    import sqlite3
-
-    conn = sqlite3.connect(db)
+    if not db.is_file():
+        return []
     try:
-        return list(
-            conn.execute(
-                "SELECT i.path, p.created_at FROM predictions p JOIN images i ON i.id = p.image_id"
-            )
-        )
-    finally:
-        conn.close()
+        with store.open_db(db, readonly=True) as conn:
+            return store.prediction_times(conn)
+    except store.StoreError:  # the daemon is still creating it
+        return []
 
 
 def bench_backlog(
@@ -374,10 +371,13 @@ def bench_backlog(
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    out = proc.stdout.read() if proc.stdout else ""
     err = proc.stderr.read() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise BenchError(f"backlog run failed (exit {proc.returncode}): {err.strip()[-500:]}")
+    if f": {n} processed, 0 failed" not in out:  # the daemon's own count
+        raise BenchError(f"backlog run did not process all {n} images: {out.strip()[-300:]}")
     times = sorted(t for _, t in _db_times(db))
     if len(times) != n:
         raise BenchError(f"backlog run stored {len(times)} predictions, expected {n}")
@@ -405,7 +405,10 @@ def bench_latency(
     quiet_s: float,
     rate_hz: float = 1.0,
 ) -> dict[str, float]:
-    """A writer closes ``rate_hz`` images/s (written in 4 chunks) while the daemon watches."""
+    """A writer closes ``rate_hz`` images/s (written in 4 chunks) while the daemon watches.
+
+    Waits for the daemon's own events: its first scan before writing, its count of finished
+    images before reading the database."""
     from monitor.config import MonitorConfig
     from monitor.daemon import Daemon
 
@@ -429,7 +432,8 @@ def bench_latency(
     runner.start()
     closed: dict[str, float] = {}
     try:
-        time.sleep(1.0)
+        if not daemon.started.wait(60):
+            raise BenchError("latency run: the daemon did not start within 60 s")
         for i in range(n):
             t_next = time.time() + 1.0 / rate_hz
             data = payloads[i % len(payloads)]
@@ -442,9 +446,7 @@ def bench_latency(
                     time.sleep(0.02)
             closed[str(path)] = time.time()
             time.sleep(max(0.0, t_next - time.time()))
-        deadline = time.time() + quiet_s + 30
-        while time.time() < deadline and len(_db_times(db)) < n:
-            time.sleep(0.1)
+        daemon.counts.wait_for(lambda c: c.done + c.failed >= n, quiet_s + 30)
     finally:
         stop.set()
         runner.join(60)
@@ -453,6 +455,7 @@ def bench_latency(
         raise BenchError(f"latency run stored {len(lat)} of {n} images")
     return {
         "images": n,
+        "rate_hz": rate_hz,
         "quiet_period_s": quiet_s,
         "median_s": round(statistics.median(lat), 3),
         "p95_s": round(float(np.percentile(lat, 95)), 3),
@@ -474,8 +477,30 @@ def run_bench(
     workdir: Path | None = None,
     skip: tuple[str, ...] = (),
     standin_width: float | None = None,
+    repeat: int = 5,
+    inference_images: int = 200,
+    preprocess_images: int = 60,
+    rate_hz: float = 1.0,
 ) -> BenchResult:
-    """All figures; ``skip`` may name "backlog" and/or "latency"."""
+    """All figures; ``skip`` may name "backlog" and/or "latency".
+
+    ``repeat``: best-of count of the per-stage timings; ``inference_images`` and
+    ``preprocess_images``: images in each stage-alone throughput run; ``rate_hz``: images per
+    second written in the latency run.
+    """
+    counts = {
+        "size": size,
+        "backlog": backlog,
+        "latency-images": latency_images,
+        "repeat": repeat,
+        "inference-images": inference_images,
+        "preprocess-images": preprocess_images,
+    }
+    for name, value in counts.items():
+        if value < 1:
+            raise BenchError(f"--{name} must be at least 1, got {value}")
+    if rate_hz <= 0:
+        raise BenchError(f"--rate must be above 0 images/s, got {rate_hz}")
     from monitor.inference import load_model
 
     tmp = None
@@ -497,7 +522,7 @@ def run_bench(
             tag = comp or "none"
             sample = workdir / f"sample-{tag}.tif"
             sample.write_bytes(ome_tiff_bytes(synthetic_plane(1, size), comp))
-            stages, n_tiles = bench_stages(sample, model)
+            stages, n_tiles = bench_stages(sample, model, repeat)
             result.stages_ms[tag] = stages
             result.tiles_per_image = n_tiles
         from stemwatch.core.imaging import prepare, read_image
@@ -507,19 +532,22 @@ def run_bench(
         ).data
         for w in sorted({1, inference_workers, 2}):
             result.inference_only_ips[f"{w}_thread"] = round(
-                bench_inference_only(model, tiles, 200, w), 2
+                bench_inference_only(model, tiles, inference_images, w), 2
             )
         for comp in compressions:
             tag = comp or "none"
             result.preprocess_only_ips[f"{tag}_{decode_workers}_thread"] = round(
-                bench_preprocess_only(workdir / f"sample-{tag}.tif", model, 60, decode_workers), 2
+                bench_preprocess_only(
+                    workdir / f"sample-{tag}.tif", model, preprocess_images, decode_workers
+                ),
+                2,
             )
         if "backlog" not in skip:
             for comp in compressions:
                 # each stage alone right before, under the same load, with the same threads
-                alone = bench_inference_only(model, tiles, 200, inference_workers)
+                alone = bench_inference_only(model, tiles, inference_images, inference_workers)
                 sample = workdir / f"sample-{comp or 'none'}.tif"
-                pre = bench_preprocess_only(sample, model, 60, decode_workers)
+                pre = bench_preprocess_only(sample, model, preprocess_images, decode_workers)
                 figures = bench_backlog(
                     workdir,
                     path,
@@ -541,6 +569,7 @@ def run_bench(
                 size=size,
                 compression=compressions[0],
                 quiet_s=quiet_s,
+                rate_hz=rate_hz,
             )
         return result
     finally:
@@ -557,7 +586,7 @@ def format_result(r: BenchResult) -> str:
     for k, v in r.inference_only_ips.items():
         lines.append(f"inference only ({k.replace('_', ' ')}): {v:.1f} images/s")
     for k, v in r.preprocess_only_ips.items():
-        lines.append(f"preprocess only, hash+read+check+prepare ({k}): {v:.1f} images/s")
+        lines.append(f"preprocess only, read+hash+check+decode+prepare ({k}): {v:.1f} images/s")
     for tag, b in r.backlog.items():
         lines.append(
             f"backlog {b['images']:.0f} ({tag}): {b['images_per_s']:.2f} images/s, "
@@ -570,7 +599,7 @@ def format_result(r: BenchResult) -> str:
     if r.latency_s:
         lt = r.latency_s
         lines.append(
-            f"latency close->DB at 1 image/s ({lt['images']:.0f} images, quiet "
+            f"latency close->DB at {lt['rate_hz']:g} image/s ({lt['images']:.0f} images, quiet "
             f"{lt['quiet_period_s']} s): median {lt['median_s']:.2f} s, p95 {lt['p95_s']:.2f} s, "
             f"max {lt['max_s']:.2f} s"
         )

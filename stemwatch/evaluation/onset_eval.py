@@ -24,7 +24,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.onset import OnsetParams, run_detector
-from stemwatch.core.aggregate import FieldObservation, aggregate_fields
+from stemwatch.core.aggregate import FieldObservation, aggregate_fields, score_image
+from stemwatch.core.wells import plate_format
+from stemwatch.synth.spec import PlateSpec
+
+SIMULATED_PLATE = PlateSpec(wells=96, n_fields=3, interval_h=3.0, n_timepoints=25)
+"""Plates the noise-model simulation draws by default: 96 wells, 3 fields, every 3 h for 72 h."""
+SCORED_PLATE = PlateSpec(wells=96, n_fields=2, interval_h=6.0, n_timepoints=10, size=256)
+"""Plates a real model scores by default: 2 fields every 6 h for 54 h at 256 px."""
+CALIBRATION_PLATE = PlateSpec(
+    wells=plate_format(96).wells()[:12],
+    n_fields=2,
+    times_h=(0, 6, 12, 18, 24, 30, 36, 42),
+    size=512,
+    seed=7,
+)
+"""The rendered plate the noise model is calibrated on by default (12 wells, 2 fields, 8 times)."""
 
 
 @dataclass(frozen=True)
@@ -89,35 +104,20 @@ def field_states(plan: object, well: str) -> np.ndarray:
 
 
 def simulate_plates(
-    n_plates: int,
-    *,
-    wells: int = 96,
-    n_fields: int = 3,
-    interval_h: float = 3.0,
-    duration_h: float = 72.0,
-    difficulty: str = "default",
-    noise: NoiseModel | None = None,
-    seed: int = 0,
+    n_plates: int, plate: PlateSpec = SIMULATED_PLATE, *, noise: NoiseModel | None = None
 ) -> list[SimulatedWell]:
-    """Simulated per-field probability series for ``n_plates`` synthetic plates."""
+    """Simulated per-field probability series for ``n_plates`` plates like ``plate``.
+
+    Plate ``k`` is ``plate`` with seed ``plate.seed * 1000 + k`` and name ``SIM<seed>``.
+    """
     from stemwatch.synth.biology import true_onset_h
     from stemwatch.synth.plate import plan_plate
 
     noise = noise or NoiseModel()
-    times = tuple(i * interval_h for i in range(int(duration_h / interval_h) + 1))
     out: list[SimulatedWell] = []
-    for k in range(n_plates):
-        plate_seed = seed * 1000 + k
-        plan = plan_plate(
-            wells=wells,
-            n_fields=n_fields,
-            times_h=times,
-            interval_h=interval_h,
-            difficulty=difficulty,
-            seed=plate_seed,
-            plate_name=f"SIM{plate_seed:04d}",
-        )
-        rng = np.random.default_rng([plate_seed, 99])
+    for spec in _plates(plate, n_plates):
+        plan = plan_plate(spec)
+        rng = np.random.default_rng([spec.seed, 99])
         for name, w in plan.wells.items():
             states = field_states(plan, name)
             offset = float(rng.normal(0.0, noise.well_sd))
@@ -127,11 +127,16 @@ def simulate_plates(
                     well=name,
                     condition=w.condition,
                     true_onset_h=true_onset_h(w),
-                    times_h=times,
+                    times_h=plan.times_h,
                     probs=noise.probability(states, rng, offset),
                 )
             )
     return out
+
+
+def _plates(plate: PlateSpec, n_plates: int) -> list[PlateSpec]:
+    seeds = [plate.seed * 1000 + k for k in range(n_plates)]
+    return [plate.replace(seed=s, plate_name=f"SIM{s:04d}") for s in seeds]
 
 
 def detect(well: SimulatedWell, params: OnsetParams) -> tuple[float, float] | None:
@@ -250,21 +255,13 @@ def fit_noise_model(
 
 
 def score_plates_with_model(
-    model_path: str,
-    n_plates: int,
-    *,
-    wells: int = 96,
-    n_fields: int = 2,
-    interval_h: float = 6.0,
-    duration_h: float = 54.0,
-    size: int = 256,
-    difficulty: str = "default",
-    seed: int = 0,
+    model_path: str, n_plates: int, plate: PlateSpec = SCORED_PLATE
 ) -> list[SimulatedWell]:
     """Per-field probabilities from a real exported model on rendered synth plates.
 
-    No noise model: every image is rendered by the synthetic microscope and scored the way
-    the daemon scores it (``prepare`` with the model's recipe, mean of tile probabilities).
+    No noise model: every image of ``n_plates`` plates like ``plate`` (seeds and names as in
+    :func:`simulate_plates`) is rendered by the synthetic microscope and scored the way the
+    daemon scores it (``prepare`` with the model's recipe, :func:`score_image`).
     """
     from pathlib import Path
 
@@ -274,69 +271,43 @@ def score_plates_with_model(
     from stemwatch.synth.plate import plan_plate
 
     model = load_model(Path(model_path))
-    times = tuple(i * interval_h for i in range(int(duration_h / interval_h) + 1))
     out: list[SimulatedWell] = []
-    for k in range(n_plates):
-        plate_seed = seed * 1000 + k
-        plan = plan_plate(
-            wells=wells,
-            n_fields=n_fields,
-            times_h=times,
-            interval_h=interval_h,
-            size=size,
-            difficulty=difficulty,
-            seed=plate_seed,
-            plate_name=f"SIM{plate_seed:04d}",
-        )
+    for spec in _plates(plate, n_plates):
+        plan = plan_plate(spec)
+        times = plan.times_h
         for name, w in plan.wells.items():
-            probs = np.full((len(times), n_fields), np.nan)
+            probs = np.full((len(times), plan.n_fields), np.nan)
             for t in range(len(times)):
-                for f in range(n_fields):
+                for f in range(plan.n_fields):
                     tiles = prepare(
                         plan.render(name, f, t),
                         model.metadata.normalisation,
                         model.metadata.tiling,
                     )
                     if len(tiles.data):
-                        probs[t, f] = float(np.mean(model.predict(tiles.data)))
+                        probs[t, f] = score_image(model.predict(tiles.data)).probability
             out.append(SimulatedWell(plan.plate, name, w.condition, true_onset_h(w), times, probs))
     return out
 
 
 def calibrate_with_model(
-    model_path: str,
-    *,
-    n_wells: int = 12,
-    n_fields: int = 2,
-    times_h: Sequence[float] = (0, 6, 12, 18, 24, 30, 36, 42),
-    size: int = 512,
-    difficulty: str = "default",
-    seed: int = 7,
+    model_path: str, plate: PlateSpec = CALIBRATION_PLATE
 ) -> tuple[NoiseModel, int]:
     """Fit :class:`NoiseModel` to a real exported model's outputs on rendered synth images.
 
-    Renders ``n_wells`` x ``n_fields`` x ``len(times_h)`` images (about 0.2 s each at 512 px),
-    scores each the way the daemon does (``prepare`` with the model's recipe, mean of tile
-    probabilities) and fits the link from colony state to probability. Returns the model and
-    the number of images used.
+    Renders every image of ``plate`` (the default: 12 wells x 2 fields x 8 time points, about
+    0.2 s each at 512 px), scores each the way the daemon does (``prepare`` with the model's
+    recipe, :func:`score_image`) and fits the link from colony state to probability. Returns
+    the model and the number of images used.
     """
     from pathlib import Path
 
     from monitor.inference import load_model
     from stemwatch.core.imaging import prepare
-    from stemwatch.core.platemeta import well_from_index
     from stemwatch.synth.plate import plan_plate
 
     model = load_model(Path(model_path))
-    names = [well_from_index(i // 12, i % 12) for i in range(n_wells)]
-    plan = plan_plate(
-        wells=names,
-        n_fields=n_fields,
-        times_h=tuple(float(t) for t in times_h),
-        size=size,
-        difficulty=difficulty,
-        seed=seed,
-    )
+    plan = plan_plate(plate)
     states: list[float] = []
     probs: list[float] = []
     wells: list[str] = []
@@ -350,6 +321,6 @@ def calibrate_with_model(
                 if len(tiles.data) == 0:
                     continue
                 states.append(float(field_state[t, f]))
-                probs.append(float(np.mean(model.predict(tiles.data))))
+                probs.append(score_image(model.predict(tiles.data)).probability)
                 wells.append(name)
     return fit_noise_model(states, probs, wells), len(probs)

@@ -42,6 +42,7 @@ from stemwatch.core.imaging import IMAGE_SUFFIXES, read_image
 from stemwatch.core.platemeta import well_from_index
 from stemwatch.evaluation.texture import feature_family, feature_names, texture_features
 from stemwatch.synth.plate import plan_plate
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
@@ -269,22 +270,21 @@ def synthetic_images(
         raise RealismError(f"condition {condition!r}; use 'maintenance' or 'induced'")
     k = max(1, math.ceil(pixel_size_um / MAX_RENDER_PIXEL_UM - 1e-9))
     wells = [well_from_index(i // 12, i % 12) for i in range(n)]
-    kwargs: dict[str, object] = {}
-    if modality != "brightfield":
-        kwargs["modality"] = modality
     plan = plan_plate(
-        wells=wells,
-        n_fields=1,
-        times_h=tuple(float(h) for h in hours),
-        size=size * k,
-        bit_depth=bit_depth,
-        seed=seed,
-        plate_name="REALISM",
-        difficulty=difficulty,
-        induced=wells if condition == "induced" else [],
-        induction_h=0.0,
-        pixel_size_um=pixel_size_um / k,
-        **kwargs,  # type: ignore[arg-type]
+        PlateSpec(
+            wells=wells,
+            n_fields=1,
+            times_h=tuple(float(h) for h in hours),
+            size=size * k,
+            bit_depth=bit_depth,
+            seed=seed,
+            plate_name="REALISM",
+            difficulty=difficulty,
+            induced=wells if condition == "induced" else [],
+            induction_h=0.0,
+            pixel_size_um=pixel_size_um / k,
+            modality=modality,
+        )
     )
     out = []
     for i, w in enumerate(wells):

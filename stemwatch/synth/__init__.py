@@ -1,5 +1,7 @@
 """The synthetic microscope: label-free colony images with ground truth, and live acquisition.
 
+- :mod:`~stemwatch.synth.spec`: :class:`~stemwatch.synth.spec.PlateSpec`, what a plate is
+  (layout, conditions, time line, optics, file format), taken by everything below;
 - :mod:`~stemwatch.synth.biology`: colonies, growth and differentiation kinetics per well;
 - :mod:`~stemwatch.synth.render`: colonies to brightfield-like pixels, with imaging nuisances;
 - :mod:`~stemwatch.synth.plate`: plate plans, OME-TIFF time-lapses, ground truth;

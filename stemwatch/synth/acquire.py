@@ -13,7 +13,8 @@ real instruments write:
 
 Every completed write is a :class:`WriteRecord`; with ``log_path`` each is also appended as
 one JSON line, so a test can check that every image was recorded exactly once and each
-rewritten one twice. :func:`acquire` runs in the caller's thread and stops early, between
+rewritten one twice. The plate is a :class:`~stemwatch.synth.spec.PlateSpec`, the writing
+an :class:`AcquisitionSpec`. :func:`acquire` runs in the caller's thread and stops early, between
 files, when ``stop`` is set; :func:`acquire_in_thread` runs it in a background thread.
 """
 
@@ -24,22 +25,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from stemwatch.synth.difficulty import Difficulty, SynthError
-from stemwatch.synth.plate import (
-    DEFAULT_START,
-    PlatePlan,
-    WellTruth,
-    plan_plate,
-    write_ground_truth,
-)
+from stemwatch.synth.difficulty import SynthError
+from stemwatch.synth.plate import PlatePlan, WellTruth, plan_plate, write_ground_truth
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,78 +106,71 @@ def _write_renamed(path: Path, data: bytes, temp_suffix: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class AcquisitionSpec:
+    """How a live acquisition writes its files (module docstring); the plate is a PlateSpec.
+
+    ``interval_s`` (real seconds between passes) overrides ``interval_h * 3600 / speedup``.
+    Invalid values raise :class:`SynthError` naming the field, when the spec is made.
+    """
+
+    speedup: float = 3600.0
+    interval_s: float | None = None
+    burst: int = 3
+    chunked_fraction: float = 0.3
+    rename_fraction: float = 0.3
+    rewrite_fraction: float = 0.05
+    n_chunks: int = 4
+    chunk_span_s: float = 0.3
+    temp_suffix: str = ".part"
+
+    def __post_init__(self) -> None:
+        if self.interval_s is None and self.speedup <= 0:
+            raise SynthError(f"speedup={self.speedup}; use a positive factor like 3600")
+        if self.interval_s is not None and self.interval_s < 0:
+            raise SynthError(f"interval_s={self.interval_s}; use a non-negative number of seconds")
+        for name in ("chunked_fraction", "rename_fraction", "rewrite_fraction"):
+            frac = getattr(self, name)
+            if not 0.0 <= frac <= 1.0:
+                raise SynthError(f"{name}={frac}; use a fraction between 0 and 1")
+        if self.chunked_fraction + self.rename_fraction > 1.0:
+            raise SynthError(
+                f"chunked_fraction + rename_fraction = "
+                f"{self.chunked_fraction + self.rename_fraction:g} > 1; the two together are "
+                "at most 1 (the rest are direct writes)"
+            )
+        if self.n_chunks < 1:
+            raise SynthError(f"n_chunks={self.n_chunks}; use at least 1")
+
+    def pass_interval_s(self, interval_h: float) -> float:
+        """Real seconds between passes for a plate imaged every ``interval_h`` hours."""
+        if self.interval_s is not None:
+            return self.interval_s
+        return interval_h * 3600.0 / self.speedup
+
+
 def acquire(
     out_dir: Path,
+    plate: PlateSpec,
+    acquisition: AcquisitionSpec = AcquisitionSpec(),
     *,
-    wells: int | Sequence[str] = ("A01", "A02"),
-    n_fields: int = 1,
-    n_timepoints: int = 3,
-    interval_h: float = 6.0,
-    speedup: float = 3600.0,
-    interval_s: float | None = None,
-    size: int = 256,
-    bit_depth: int = 16,
-    seed: int = 0,
-    compression: str | None = None,
-    plate_name: str = "SYN001",
-    difficulty: str | Difficulty = "default",
-    induced: Sequence[str] | None = None,
-    induction_h: float | None = None,
-    start: datetime = DEFAULT_START,
-    burst: int = 3,
-    chunked_fraction: float = 0.3,
-    rename_fraction: float = 0.3,
-    rewrite_fraction: float = 0.05,
-    n_chunks: int = 4,
-    chunk_span_s: float = 0.3,
-    temp_suffix: str = ".part",
     ground_truth: bool = True,
     log_path: Path | None = None,
     stop: threading.Event | None = None,
 ) -> AcquisitionResult:
-    """Write a plate time-lapse into ``out_dir`` live; returns what was written.
-
-    ``interval_s`` (real seconds between passes) overrides ``interval_h * 3600 / speedup``.
-    """
-    if interval_s is None:
-        if speedup <= 0:
-            raise SynthError(f"speedup={speedup}; use a positive factor like 3600")
-        interval_s = interval_h * 3600.0 / speedup
-    if interval_s < 0:
-        raise SynthError(f"interval_s={interval_s}; use a non-negative number of seconds")
-    for name, frac in (
-        ("chunked_fraction", chunked_fraction),
-        ("rename_fraction", rename_fraction),
-        ("rewrite_fraction", rewrite_fraction),
-    ):
-        if not 0.0 <= frac <= 1.0:
-            raise SynthError(f"{name}={frac}; use a fraction between 0 and 1")
-    if chunked_fraction + rename_fraction > 1.0:
-        raise SynthError(
-            f"chunked_fraction + rename_fraction = {chunked_fraction + rename_fraction} > 1"
-        )
+    """Write ``plate`` into ``out_dir`` live, the way ``acquisition`` says; returns what was
+    written. With ``ground_truth`` the plate's ``ground_truth.csv`` is written first."""
+    acq = acquisition
+    interval_s = acq.pass_interval_s(plate.interval_h)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_plate(
-        wells=wells,
-        n_fields=n_fields,
-        n_timepoints=n_timepoints,
-        interval_h=interval_h,
-        size=size,
-        bit_depth=bit_depth,
-        seed=seed,
-        plate_name=plate_name,
-        difficulty=difficulty,
-        induced=induced,
-        induction_h=induction_h,
-        start=start,
-    )
+    plan = plan_plate(plate)
     truth = plan.truth()
     result = AcquisitionResult(out_dir=out_dir, plan=plan, truth=truth)
     if ground_truth:
         write_ground_truth(out_dir / "ground_truth.csv", truth)
     clock = _Clock(stop)
-    rng = np.random.default_rng([seed, 23])
+    rng = np.random.default_rng([plate.seed, 23])
     log_fh = log_path.open("a") if log_path is not None else None
     t_start = time.monotonic()
 
@@ -205,6 +192,8 @@ def acquire(
             log_fh.write(json.dumps(asdict(rec)) + "\n")
             log_fh.flush()
 
+    overran: list[float] = []  # how long each pass that overran its interval took
+    behind = 0.0  # how late the latest pass started
     try:
         jobs = [(w, f) for w in plan.well_names for f in range(plan.n_fields)]
         for t in range(len(plan.times_h)):
@@ -212,16 +201,22 @@ def acquire(
             if not clock.sleep_until(pass_start):
                 result.stopped_early = True
                 break
+            began = time.monotonic()  # later than pass_start when an earlier pass overran
+            behind = began - pass_start
             log.info("pass %d/%d of plate %s", t + 1, len(plan.times_h), plan.plate)
             modes = rng.choice(
                 ["chunked", "rename", "direct"],
                 size=len(jobs),
-                p=[chunked_fraction, rename_fraction, 1.0 - chunked_fraction - rename_fraction],
+                p=[
+                    acq.chunked_fraction,
+                    acq.rename_fraction,
+                    1.0 - acq.chunked_fraction - acq.rename_fraction,
+                ],
             )
-            rewrites = rng.random(len(jobs)) < rewrite_fraction
-            n_burst = min(burst, len(jobs))
+            rewrites = rng.random(len(jobs)) < acq.rewrite_fraction
+            n_burst = min(acq.burst, len(jobs))
             # the burst: several complete files land at once
-            blobs = [plan.encode(w, f, t, compression) for w, f in jobs[:n_burst]]
+            blobs = [plan.encode(w, f, t, plate.compression) for w, f in jobs[:n_burst]]
             for (w, f), data in zip(jobs[:n_burst], blobs, strict=True):
                 path = out_dir / plan.filename(w, f, t)
                 path.write_bytes(data)
@@ -235,12 +230,12 @@ def acquire(
                     stopped = True
                     break
                 path = out_dir / plan.filename(w, f, t)
-                data = plan.encode(w, f, t, compression)
+                data = plan.encode(w, f, t, plate.compression)
                 mode = str(modes[n_burst + i])
                 if mode == "chunked":
-                    _write_chunked(path, data, n_chunks, chunk_span_s, clock)
+                    _write_chunked(path, data, acq.n_chunks, acq.chunk_span_s, clock)
                 elif mode == "rename":
-                    _write_renamed(path, data, temp_suffix)
+                    _write_renamed(path, data, acq.temp_suffix)
                 else:
                     path.write_bytes(data)
                 record(path, (w, f, t), mode, False)  # type: ignore[arg-type]
@@ -253,33 +248,55 @@ def acquire(
                 path = out_dir / plan.filename(w, f, t)
                 if not path.exists():
                     continue
-                data = plan.encode(w, f, t, compression, take=1)
-                _write_chunked(path, data, n_chunks, chunk_span_s, clock)
+                data = plan.encode(w, f, t, plate.compression, take=1)
+                _write_chunked(path, data, acq.n_chunks, acq.chunk_span_s, clock)
                 record(path, (w, f, t), "rewrite", True)
             if stopped:
                 result.stopped_early = True
                 break
-            late = time.monotonic() - (pass_start + interval_s)
-            if late > 0 and t + 1 < len(plan.times_h):
-                log.warning(
-                    "pass %d took %.1f s longer than the %.1f s interval: rendering cannot keep "
-                    "up with this speedup; use fewer wells, smaller images or a lower --speedup",
-                    t + 1,
-                    late,
-                    interval_s,
-                )
+            took = time.monotonic() - began
+            if took > interval_s and t + 1 < len(plan.times_h):
+                overran.append(took)
+                if len(overran) == 1:
+                    log.warning(
+                        "pass %d took %.1f s, longer than the %.1f s between passes: writing "
+                        "cannot keep up, so the next passes start late; give the passes more "
+                        "time (a longer interval between passes) or write less (fewer wells or "
+                        "fields, smaller images)",
+                        t + 1,
+                        took,
+                        interval_s,
+                    )
     finally:
         if log_fh is not None:
             log_fh.close()
+    if len(overran) > 1:
+        log.warning(
+            "%d of %d passes took longer than the %.1f s between passes (up to %.1f s); the "
+            "last pass started %.1f s behind its schedule",
+            len(overran),
+            len(plan.times_h) - 1,
+            interval_s,
+            max(overran),
+            behind,
+        )
     return result
 
 
 class AcquisitionThread(threading.Thread):
     """:func:`acquire` in a daemon thread; ``stop()`` ends it between files."""
 
-    def __init__(self, out_dir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        plate: PlateSpec,
+        acquisition: AcquisitionSpec,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name="synth-acquire", daemon=True)
         self.out_dir = Path(out_dir)
+        self.plate = plate
+        self.acquisition = acquisition
         self.kwargs = kwargs
         self.stop_event = threading.Event()
         self.result: AcquisitionResult | None = None
@@ -287,7 +304,9 @@ class AcquisitionThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.result = acquire(self.out_dir, stop=self.stop_event, **self.kwargs)
+            self.result = acquire(
+                self.out_dir, self.plate, self.acquisition, stop=self.stop_event, **self.kwargs
+            )
         except BaseException as exc:  # reported to the caller through .error
             self.error = exc
             log.exception("synthetic acquisition failed")
@@ -298,9 +317,14 @@ class AcquisitionThread(threading.Thread):
         return self.result
 
 
-def acquire_in_thread(out_dir: Path, **kwargs: Any) -> AcquisitionThread:
+def acquire_in_thread(
+    out_dir: Path,
+    plate: PlateSpec,
+    acquisition: AcquisitionSpec = AcquisitionSpec(),
+    **kwargs: Any,
+) -> AcquisitionThread:
     """Start :func:`acquire` in a background thread and return it (``.stop()``, ``.join()``,
-    ``.result``, ``.error``)."""
-    th = AcquisitionThread(out_dir, **kwargs)
+    ``.result``, ``.error``); ``kwargs`` are acquire's ``ground_truth`` and ``log_path``."""
+    th = AcquisitionThread(out_dir, plate, acquisition, **kwargs)
     th.start()
     return th

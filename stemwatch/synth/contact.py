@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from stemwatch.synth.plate import plan_plate
+from stemwatch.synth.spec import PlateSpec
 
 
 def _stretch(img: np.ndarray) -> np.ndarray:
@@ -39,17 +40,19 @@ def make_contact_sheet(
     import matplotlib.pyplot as plt
 
     plan = plan_plate(
-        wells=["A01", "A02"],
-        n_fields=1,
-        times_h=tuple(float(h) for h in hours),
-        size=size,
-        bit_depth=8,
-        seed=seed,
-        difficulty=difficulty,
-        induced=["A02"],
-        induction_h=0.0,
-        pixel_size_um=pixel_size_um,
-        modality=modality,
+        PlateSpec(
+            wells=["A01", "A02"],
+            n_fields=1,
+            times_h=hours,
+            size=size,
+            bit_depth=8,
+            seed=seed,
+            difficulty=difficulty,
+            induced=["A02"],
+            induction_h=0.0,
+            pixel_size_um=pixel_size_um,
+            modality=modality,
+        )
     )
     fields = {w: [plan.render(w, 0, t) for t in range(len(hours))] for w in ("A01", "A02")}
     real = None

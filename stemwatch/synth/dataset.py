@@ -12,11 +12,15 @@ manifest so accuracy can be computed per hour, or early hours filtered out for t
 ``state`` is the true mean differentiation state of the well's colonies (0..1) at that time;
 ``label_by="state"`` labels by that state instead (``differentiated`` when at least
 :data:`~stemwatch.synth.biology.ONSET_THRESHOLD`).
+
+Every image is an OME-TIFF that states its plate, well and pixel size (``PhysicalSizeX``), as
+a microscope's export does, so the trainer derives its downsampling from the images; every
+manifest row has ``source`` = :data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`, so a model
+trained on them records that it never saw a real culture.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,30 +29,24 @@ from typing import Literal
 
 import numpy as np
 
-from stemwatch.core.platemeta import well_from_index
+from stemwatch.core.manifest import SOURCE_COLUMN, SYNTHETIC_SOURCE, write_manifest
+from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
 LABELS = ("undifferentiated", "differentiated")
-MANIFEST_COLUMNS = (
-    "path",
-    "label",
-    "plate",
-    "well",
-    "field",
-    "experiment",
-    "hours_since_induction",
-    "condition",
-    "state",
-)
+SYNTH_COLUMNS = ("condition", "state", SOURCE_COLUMN)
+"""Columns the synthetic set adds to the manifest: the well's condition and true state, and
+the images' source (:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
 
 
 def _render_to(args: tuple[PlatePlan, str, int, int, Path, str | None]) -> None:
     plan, well, fld, t, path, compression = args
-    write_tiff(path, plan.render(well, fld, t), None, compression)
+    write_tiff(path, plan.render(well, fld, t), plan.ome_xml(well, fld, t), compression)
 
 
 def generate_dataset(
@@ -84,25 +82,27 @@ def generate_dataset(
         (out_dir / label).mkdir(parents=True, exist_ok=True)
     maint = [well_from_index(0, c) for c in range(wells_per_class)]
     induced = [well_from_index(1, c) for c in range(wells_per_class)]
-    rows: list[list[str]] = []
+    rows: list[dict[str, str]] = []
     jobs: list[tuple[PlatePlan, str, int, int, Path, str | None]] = []
     for e in range(n_experiments):
         experiment = f"E{e + 1:02d}"
         plate = f"SYN{seed % 1000:03d}{experiment}"
         exp_seed = int(np.random.default_rng([seed, 17, e]).integers(0, 2**31 - 1))
         plan = plan_plate(
-            wells=maint + induced,
-            n_fields=fields_per_well,
-            times_h=timepoints_h,
-            size=size,
-            bit_depth=bit_depth,
-            seed=exp_seed,
-            plate_name=plate,
-            difficulty=diff,
-            induced=induced,
-            induction_h=0.0,
-            pixel_size_um=pixel_size_um,
-            modality=modality,
+            PlateSpec(
+                wells=maint + induced,
+                n_fields=fields_per_well,
+                times_h=timepoints_h,
+                size=size,
+                bit_depth=bit_depth,
+                seed=exp_seed,
+                plate_name=plate,
+                difficulty=diff,
+                induced=induced,
+                induction_h=0.0,
+                pixel_size_um=pixel_size_um,
+                modality=modality,
+            )
         )
         for well in maint + induced:
             cond = plan.wells[well].condition
@@ -116,17 +116,18 @@ def generate_dataset(
                     rel = Path(label) / f"{plate}_{well}_f{fld + 1}_{hours:05.1f}h.tif"
                     jobs.append((plan, well, fld, t, out_dir / rel, compression))
                     rows.append(
-                        [
-                            rel.as_posix(),
-                            label,
-                            plate,
-                            well,
-                            str(fld + 1),
-                            experiment,
-                            f"{hours:g}",
-                            cond,
-                            f"{state:.4f}",
-                        ]
+                        {
+                            "path": rel.as_posix(),
+                            "label": label,
+                            "plate": plate,
+                            "well": well,
+                            "field": str(fld + 1),
+                            "experiment": experiment,
+                            "hours_since_induction": f"{hours:g}",
+                            "condition": cond,
+                            "state": f"{state:.4f}",
+                            SOURCE_COLUMN: SYNTHETIC_SOURCE,
+                        }
                     )
     if workers <= 1:
         for job in jobs:
@@ -134,10 +135,6 @@ def generate_dataset(
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             list(pool.map(_render_to, jobs, chunksize=4))
-    manifest = out_dir / "manifest.csv"
-    with manifest.open("w", newline="") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(MANIFEST_COLUMNS)
-        wr.writerows(rows)
+    manifest = write_manifest(out_dir / "manifest.csv", rows, extra_columns=SYNTH_COLUMNS)
     log.info("dataset: %d images in %s", len(rows), out_dir)
     return manifest

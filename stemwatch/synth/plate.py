@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from stemwatch.core.platemeta import normalise_well, well_from_index
+from stemwatch.core.wells import (
+    PLATE_FORMATS,
+    infer_layout,
+    normalise_well,
+    parse_well,
+    plate_format,
+    row_label,
+)
 from stemwatch.synth.biology import (
     Condition,
     Well,
@@ -34,12 +41,11 @@ from stemwatch.synth.biology import (
 )
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.ome import plate_image_xml
-from stemwatch.synth.render import check_modality, check_pixel_size, render_field
+from stemwatch.synth.render import render_field
+from stemwatch.synth.spec import PlateSpec
 
 log = logging.getLogger(__name__)
 
-PLATE_FORMATS: dict[int, tuple[int, int]] = {6: (2, 3), 24: (4, 6), 96: (8, 12), 384: (16, 24)}
-DEFAULT_START = datetime(2026, 1, 5, 9, 0)
 GROUND_TRUTH_COLUMNS = (
     "plate",
     "well",
@@ -83,15 +89,6 @@ class PlateTruth:
         raise KeyError(name)
 
 
-def _split_well(name: str) -> tuple[int, int]:
-    w = normalise_well(name)
-    letters = w.rstrip("0123456789")
-    row = 0
-    for ch in letters:
-        row = row * 26 + (ord(ch) - ord("A") + 1)
-    return row - 1, int(w[len(letters) :]) - 1
-
-
 @dataclass(frozen=True)
 class PlatePlan:
     """Everything about a synthetic plate except the pixels, which :meth:`render` draws."""
@@ -121,11 +118,10 @@ class PlatePlan:
 
     def filename(self, well: str, fld: int, t: int) -> str:
         """Incucyte-style: ``SYN001_A1_1_2026y01m05d_09h00m.tif`` (field 1-based)."""
-        _row, col = _split_well(well)
+        row, col = parse_well(well)
         when = self.acquired(t)
-        letters = normalise_well(well).rstrip("0123456789")
         return (
-            f"{self.plate}_{letters}{col + 1}_{fld + 1}_"
+            f"{self.plate}_{row_label(row)}{col + 1}_{fld + 1}_"
             f"{when:%Y}y{when:%m}m{when:%d}d_{when:%H}h{when:%M}m.tif"
         )
 
@@ -158,7 +154,7 @@ class PlatePlan:
         )
 
     def ome_xml(self, well: str, fld: int, t: int) -> str:
-        row, col = _split_well(well)
+        row, col = parse_well(well)
         return plate_image_xml(
             plate=self.plate,
             row=row,
@@ -209,7 +205,7 @@ class PlatePlan:
 
 
 def _well_key(well: str) -> int:
-    row, col = _split_well(well)
+    row, col = parse_well(well)
     return row * 100 + col
 
 
@@ -230,84 +226,40 @@ def write_tiff(
 
 
 def plate_wells(wells: int | Sequence[str]) -> tuple[int, int, list[str]]:
-    """Rows, columns and well names for a plate format (6/24/96/384) or an explicit list."""
+    """Rows, columns and well names for a plate format (6 ... 1536) or an explicit list (on
+    the smallest standard plate holding it)."""
     if isinstance(wells, int):
         if wells not in PLATE_FORMATS:
             raise SynthError(
                 f"wells={wells} is not a plate format; use one of "
                 f"{', '.join(map(str, PLATE_FORMATS))} or a list of well names"
             )
-        rows, cols = PLATE_FORMATS[wells]
-        return rows, cols, [well_from_index(r, c) for r in range(rows) for c in range(cols)]
-    names: list[str] = []
-    for w in wells:
-        try:
-            names.append(normalise_well(str(w)))
-        except ValueError as exc:
-            raise SynthError(f"wells: {exc}") from None
+        layout = plate_format(wells)
+        return layout.rows, layout.cols, layout.wells()
+    try:
+        names = [normalise_well(str(w)) for w in wells]
+    except ValueError as exc:
+        raise SynthError(f"wells: {exc}") from None
     if not names:
         raise SynthError("wells: the list is empty; name at least one well like 'A01'")
-    rc = [_split_well(n) for n in names]
-    max_r = max(r for r, _ in rc) + 1
-    max_c = max(c for _, c in rc) + 1
-    fmt = next(
-        (f for f, (r, c) in sorted(PLATE_FORMATS.items()) if r >= max_r and c >= max_c), None
-    )
-    rows, cols = PLATE_FORMATS[fmt] if fmt else (max_r, max_c)
-    return rows, cols, names
+    layout = infer_layout(names)
+    return layout.rows, layout.cols, names
 
 
-def plan_plate(
-    *,
-    wells: int | Sequence[str] = 96,
-    n_fields: int = 2,
-    n_timepoints: int = 8,
-    interval_h: float = 6.0,
-    times_h: Sequence[float] | None = None,
-    size: int = 512,
-    bit_depth: int = 16,
-    seed: int = 0,
-    plate_name: str = "SYN001",
-    difficulty: str | Difficulty = "default",
-    induced: Sequence[str] | None = None,
-    induction_h: float | None = None,
-    pixel_size_um: float = 1.0,
-    start: datetime = DEFAULT_START,
-    drift_um: float = 4.0,
-    modality: str = "brightfield",
-) -> PlatePlan:
-    """Lay out a plate: which wells are induced and when, their colonies, fields and drift.
-
-    Conditions: ``induced`` lists the induced wells; by default every other column of a plate
-    format is induced (A01 maintenance, A02 induced, ...), for an explicit list every other
-    well. Induction time: ``induction_h`` for all, else per well a multiple of ``interval_h``
-    in the first third of the run (0 h included). ``modality``: ``brightfield`` or ``phase``
-    (contrast); ``pixel_size_um`` 0.5-2.
-    """
-    check_modality(modality)
-    check_pixel_size(pixel_size_um)
-    if bit_depth not in (8, 16):
-        raise SynthError(f"bit_depth={bit_depth} is not supported; use 8 or 16")
-    if size < 32:
-        raise SynthError(f"size={size} is too small; use at least 32 pixels")
-    if n_fields < 1:
-        raise SynthError(f"n_fields={n_fields}; use at least 1")
-    diff = get_difficulty(difficulty)
-    rows, cols, names = plate_wells(wells)
-    if times_h is None:
-        if n_timepoints < 1:
-            raise SynthError(f"n_timepoints={n_timepoints}; use at least 1")
-        times = tuple(float(i * interval_h) for i in range(n_timepoints))
-    else:
-        times = tuple(float(t) for t in times_h)
-    if induced is not None:
-        induced_set = {normalise_well(w) for w in induced}
-    elif isinstance(wells, int):
-        induced_set = {n for n in names if _split_well(n)[1] % 2 == 1}
+def plan_plate(spec: PlateSpec) -> PlatePlan:
+    """Lay out a plate: which wells are induced and when, their colonies, fields and drift."""
+    diff = get_difficulty(spec.difficulty)
+    rows, cols, names = plate_wells(spec.wells)
+    times = spec.timeline_h
+    n_fields, size, seed, interval_h = spec.n_fields, spec.size, spec.seed, spec.interval_h
+    if spec.induced is not None:
+        induced_set = set(spec.induced)
+    elif isinstance(spec.wells, int):
+        induced_set = {n for n in names if parse_well(n)[1] % 2 == 1}
     else:
         induced_set = set(names[1::2])
     duration = max(times) if times else 0.0
-    fov_um = size * pixel_size_um
+    fov_um = size * spec.pixel_size_um
     step = 1.6 * fov_um
     grid = int(np.ceil(np.sqrt(n_fields)))
     origins = {f: ((f % grid) * step, (f // grid) * step) for f in range(n_fields)}
@@ -317,7 +269,7 @@ def plan_plate(
         for x, y in origins.values()
     ]
     plate_rng = np.random.default_rng([seed, 3])
-    drift = np.cumsum(plate_rng.normal(0.0, drift_um, (len(times), 2)), axis=0)
+    drift = np.cumsum(plate_rng.normal(0.0, spec.drift_um, (len(times), 2)), axis=0)
     drift[0] = 0.0
     candidates = [
         k * interval_h for k in range(max(1, int(duration / 3 / max(interval_h, 1e-9)) + 1))
@@ -328,26 +280,30 @@ def plan_plate(
         cond: Condition = "induced" if name in induced_set else "maintenance"
         ind: float | None = None
         if cond == "induced":
-            ind = float(induction_h) if induction_h is not None else float(rng.choice(candidates))
+            ind = (
+                float(spec.induction_h)
+                if spec.induction_h is not None
+                else float(rng.choice(candidates))
+            )
         well_models[name] = make_well(
             rng, name, cond, ind, diff, regions_um=regions, duration_h=duration
         )
     return PlatePlan(
-        plate=plate_name,
+        plate=spec.plate_name,
         n_rows=rows,
         n_cols=cols,
         wells=well_models,
         n_fields=n_fields,
         times_h=times,
         size=size,
-        bit_depth=bit_depth,
-        pixel_size_um=pixel_size_um,
+        bit_depth=spec.bit_depth,
+        pixel_size_um=spec.pixel_size_um,
         difficulty=diff,
         seed=seed,
-        start=start,
+        start=spec.start,
         drift_um=drift,
         field_origins_um=origins,
-        modality=modality,
+        modality=spec.modality,
     )
 
 
@@ -396,48 +352,14 @@ def write_timepoint(
         return list(pool.map(_write_one, jobs, chunksize=4))
 
 
-def generate_plate(
-    out_dir: Path,
-    *,
-    wells: int | Sequence[str] = 96,
-    n_fields: int = 2,
-    n_timepoints: int = 8,
-    interval_h: float = 6.0,
-    size: int = 512,
-    bit_depth: int = 16,
-    seed: int = 0,
-    compression: str | None = None,
-    plate_name: str = "SYN001",
-    difficulty: str | Difficulty = "default",
-    induced: Sequence[str] | None = None,
-    induction_h: float | None = None,
-    pixel_size_um: float = 1.0,
-    start: datetime = DEFAULT_START,
-    workers: int = 1,
-    modality: str = "brightfield",
-) -> PlateTruth:
+def generate_plate(out_dir: Path, spec: PlateSpec, *, workers: int = 1) -> PlateTruth:
     """Write a plate time-lapse as OME-TIFFs plus ``ground_truth.csv`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_plate(
-        wells=wells,
-        n_fields=n_fields,
-        n_timepoints=n_timepoints,
-        interval_h=interval_h,
-        size=size,
-        bit_depth=bit_depth,
-        seed=seed,
-        plate_name=plate_name,
-        difficulty=difficulty,
-        induced=induced,
-        induction_h=induction_h,
-        pixel_size_um=pixel_size_um,
-        start=start,
-        modality=modality,
-    )
+    plan = plan_plate(spec)
     files: list[Path] = []
     for t in range(len(plan.times_h)):
-        files += write_timepoint(plan, t, out_dir, compression=compression, workers=workers)
+        files += write_timepoint(plan, t, out_dir, compression=spec.compression, workers=workers)
         log.info("plate %s: time point %d/%d written", plan.plate, t + 1, len(plan.times_h))
     truth = plan.truth()
     gt = write_ground_truth(out_dir / "ground_truth.csv", truth)

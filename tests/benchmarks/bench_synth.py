@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from stemwatch.core.platemeta import well_from_index
+from stemwatch.core.wells import plate_format
 from stemwatch.synth.plate import plan_plate, write_timepoint
+from stemwatch.synth.spec import PlateSpec
 
 
 def _cpu_s() -> float:
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compression", default=None)
     args = ap.parse_args(argv)
     n_wells = max(1, min(96, args.wells))
-    names = [well_from_index(i // 12, i % 12) for i in range(n_wells)]
+    names = plate_format(96).wells()[:n_wells]
     plan = plan_plate(
-        wells=names, n_fields=args.fields, times_h=(0.0, 48.0), size=args.size, seed=1
+        PlateSpec(wells=names, n_fields=args.fields, times_h=(0.0, 48.0), size=args.size, seed=1)
     )
     print(
         f"synth bench: {n_wells} wells x {args.fields} fields at {args.size}², "

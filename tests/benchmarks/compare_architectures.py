@@ -71,6 +71,7 @@ def main() -> None:
     from stemwatch.core.config import validate_mapping
     from trainer.architectures import create
     from trainer.config import TrainerConfig
+    from trainer.metric_intervals import interval_text
     from trainer.train import run_training
 
     torch.set_num_threads(args.threads)
@@ -119,6 +120,8 @@ def main() -> None:
                     "input": f"{tile} px (1/{down})",
                     "accuracy": image["accuracy"],
                     "balanced_accuracy": image["balanced_accuracy"],
+                    "balanced_accuracy_95": interval_text(image["intervals"]["balanced_accuracy"]),
+                    "test_wells": image["bootstrap"]["n_groups"],
                     "macro_f1": image["macro_f1"],
                     "roc_auc": image["roc_auc"],
                     "accuracy_by_hours": {
@@ -136,12 +139,14 @@ def main() -> None:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     hours = sorted({h for r in rows for h in r["accuracy_by_hours"]}, key=float)
-    head = ["architecture", "input", "epochs", "accuracy", "bal. acc.", "macro F1", "ROC-AUC"]
+    head = ["architecture", "input", "epochs", "test wells", "accuracy", "bal. acc. [95 % CI]"]
+    head += ["macro F1", "ROC-AUC"]
     head += [f"acc. {h} h" for h in hours] + ["parameters", "CPU ms/tile", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["architecture"], r["input"], r["epochs"]]
-        cells += [f"{r[k]:.3f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")]
+        cells = [r["architecture"], r["input"], r["epochs"], str(r["test_wells"])]
+        cells += [f"{r['accuracy']:.3f}", r["balanced_accuracy_95"]]
+        cells += [f"{r[k]:.3f}" for k in ("macro_f1", "roc_auc")]
         cells += [f"{r['accuracy_by_hours'].get(h, float('nan')):.2f}" for h in hours]
         cells += [
             f"{r['parameters'] / 1e6:.2f} M",

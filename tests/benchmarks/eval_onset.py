@@ -16,7 +16,11 @@ import dataclasses
 import time
 
 from monitor.onset import OnsetConfig
+from stemwatch.core.wells import plate_format
 from stemwatch.evaluation.onset_eval import (
+    CALIBRATION_PLATE,
+    SCORED_PLATE,
+    SIMULATED_PLATE,
     NoiseModel,
     calibrate_with_model,
     evaluate,
@@ -54,12 +58,12 @@ def main() -> None:
     noise = NoiseModel()
     if args.calibrate:
         t0 = time.perf_counter()
-        noise, n = calibrate_with_model(
-            args.calibrate,
-            n_wells=args.calibrate_wells,
+        plate = CALIBRATION_PLATE.replace(
+            wells=plate_format(96).wells()[: args.calibrate_wells],
             size=args.calibrate_size,
             difficulty=args.difficulty,
         )
+        noise, n = calibrate_with_model(args.calibrate, plate)
         print(
             f"noise model calibrated on {n} rendered synth images in "
             f"{time.perf_counter() - t0:.0f} s"
@@ -78,15 +82,14 @@ def main() -> None:
         direct(args, detector)
     for interval in args.intervals:
         t0 = time.perf_counter()
-        wells = simulate_plates(
-            args.plates,
+        plate = SIMULATED_PLATE.replace(
             n_fields=args.fields,
             interval_h=interval,
-            duration_h=args.duration,
+            n_timepoints=int(args.duration / interval) + 1,
             difficulty=args.difficulty,
-            noise=noise,
             seed=args.seed,
         )
+        wells = simulate_plates(args.plates, plate, noise=noise)
         print(
             f"\n== every {interval:g} h for {args.duration:g} h, {args.fields} fields, "
             f"{args.plates} plates ({len(wells)} wells, simulated in "
@@ -100,13 +103,10 @@ def main() -> None:
 def direct(args: argparse.Namespace, detector: OnsetConfig) -> None:
     """Detector vs naive rule on a real model's outputs on rendered synth plates."""
     t0 = time.perf_counter()
-    wells = score_plates_with_model(
-        args.direct,
-        args.direct_plates,
-        size=args.calibrate_size,
-        difficulty=args.difficulty,
-        seed=args.seed,
+    plate = SCORED_PLATE.replace(
+        size=args.calibrate_size, difficulty=args.difficulty, seed=args.seed
     )
+    wells = score_plates_with_model(args.direct, args.direct_plates, plate)
     print(
         f"\n== real model outputs: {args.direct_plates} rendered 96-well plates, 2 fields, "
         f"every 6 h for 54 h, {args.calibrate_size} px ({len(wells)} wells, scored in "

@@ -156,6 +156,27 @@ def test_compressed_tiffs_round_trip(tmp_path, compression):
     np.testing.assert_array_equal(read_image(path).pixels, arr)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "kw", "view"),
+    [
+        (np.uint16, {}, True),  # stored as is: the pixels are a view of the bytes read
+        (np.uint8, {"byteorder": ">"}, True),  # one byte per sample: no byte order
+        (np.float32, {}, True),
+        (np.uint16, {"byteorder": ">"}, False),  # byte-swapped: tifffile converts
+        (np.uint16, {"rowsperstrip": 7, "predictor": True, "compression": "zlib"}, False),
+        (np.uint16, {"tile": (16, 16)}, False),  # tiles narrower than the image
+    ],
+)
+def test_uncompressed_planes_are_read_without_a_copy_and_equal(tmp_path, dtype, kw, view):
+    arr = _ramp((40, 48), 200).astype(dtype)
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, arr, **kw)
+    pixels = read_image(path).pixels
+    np.testing.assert_array_equal(pixels, tifffile.imread(path))
+    assert pixels.dtype.isnative
+    assert (pixels.base is not None and not pixels.flags.writeable) == view
+
+
 def test_palette_tiff_becomes_luminance(tmp_path):
     cmap = np.zeros((3, 256), np.uint16)
     cmap[0] = np.arange(256) * 257  # red ramp, 16-bit colour map as the TIFF spec says

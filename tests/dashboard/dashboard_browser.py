@@ -44,12 +44,22 @@ def free_port() -> int:
 class DashboardServer:
     """`stemwatch dashboard --db DB --port PORT` in a child process; ``stop()`` ends it."""
 
-    def __init__(self, db: Path, port: int, log_path: Path) -> None:
+    def __init__(self, db: Path, port: int, log_path: Path, *extra: str) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stemwatch", "dashboard", "--db", str(db), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "stemwatch",
+                "dashboard",
+                "--db",
+                str(db),
+                "--port",
+                str(port),
+                *extra,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

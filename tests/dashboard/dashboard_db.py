@@ -1,5 +1,5 @@
-"""Real results databases for the dashboard tests, filled through the monitor's write API
-(register_image, record_prediction, onset.update_well, the Alerter), never with SQL."""
+"""Real results databases for the dashboard tests, filled through the daemon's write path
+(store.record_result, onset.update_well, the Alerter), never with SQL."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ CURVES: dict[str, list[float]] = {
     "C03": [0.15, 0.10, 0.18, 0.22, 0.25, 0.20],
 }
 MISSING_WELL = "C03"  # its first image file is deleted after analysis
+DAEMON_QUEUE = 7  # images the daemon reports as found and not yet analysed
+# a second, smaller plate in the same database: per-plate figures must not count it
+OTHER_PLATE = "P3"
+OTHER_WELLS = ("A01", "A02")
+OTHER_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> Fil
     rng = np.random.default_rng(0)
     image_dir.mkdir(parents=True, exist_ok=True)
     conn = store.open_db(db)
+    store.record_watched_folder(conn, image_dir)  # as the daemon does at start
     alerter = Alerter(AlertsConfig(), conn)  # no channels: alerts go to the database only
     model_hash = "ab12cd34ef56" * 4
     store.register_model(
@@ -77,38 +83,106 @@ def fill_database(db: Path, image_dir: Path, *, with_alerts: bool = True) -> Fil
                     timepoint=tp,
                     time_s=tp * INTERVAL_H * HOUR,
                     source="test",
-                )
-                image_id = store.register_image(
-                    conn,
-                    path=str(path),
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    content_hash=None,
-                    location=loc,
-                    status="queued",
+                    time_basis="elapsed",
                 )
                 fp = float(np.clip(p + (0.03 if field == 1 else -0.03), 0, 1))
-                store.record_prediction(
+                store.record_result(
                     conn,
-                    image_id,
-                    model_hash=model_hash,
-                    probability=fp,
-                    tile_mean=fp,
-                    tile_sd=0.05,
-                    n_tiles=4,
-                    cam_png=_cam_png(fp),
+                    store.FileVersion(str(path), st.st_size, st.st_mtime_ns),
+                    loc,
+                    store.Prediction(
+                        model_hash, fp, tile_mean=fp, tile_sd=0.05, n_tiles=4, cam_png=_cam_png(fp)
+                    ),
                 )
                 if well == MISSING_WELL and tp == 0 and field == 1:
                     missing = path
-        event = update_well(conn, PLATE, well, OnsetConfig())
+        event = update_well(conn, PLATE, well, OnsetConfig(), model_hash=model_hash)
         if event is not None and with_alerts:
             alerter.onset(event)
+    for well in OTHER_WELLS:
+        for field in (1, 2):
+            path = image_dir / f"{OTHER_PLATE}_{well}_f{field}_t00.tif"
+            _tiff(path, rng, 0.1)
+            st = path.stat()
+            loc = ImageLocation(OTHER_PLATE, well, field, 0, 0.0, "test", time_basis="elapsed")
+            store.record_result(
+                conn,
+                store.FileVersion(str(path), st.st_size, st.st_mtime_ns),
+                loc,
+                store.Prediction(model_hash, 0.1, tile_mean=0.1, tile_sd=0.05, n_tiles=4),
+            )
+        update_well(conn, OTHER_PLATE, well, OnsetConfig(), model_hash=model_hash)
+    store.record_failure(
+        conn,
+        store.FileVersion(str(image_dir / f"{OTHER_PLATE}_A03_f1_t00.tif"), 10, 1),
+        reason="truncated TIFF",
+        attempts=3,
+        location=ImageLocation(OTHER_PLATE, "A03", 1, 0, 0.0, "test"),
+    )
     if with_alerts:
         alerter.raise_alert(
             "stall", "No image arrived for 18 h (3 intervals); is the microscope running?"
         )
-    store.beat(conn, state="watching", detail="idle, 36 images done")
+    # the daemon beats every minute: alive for the next three
+    store.beat(
+        conn,
+        state="watching",
+        detail="idle, 36 images done",
+        queued=DAEMON_QUEUE,
+        interval_s=60.0,
+    )
     conn.close()
     assert missing is not None
     missing.unlink()
     return FilledDb(db, image_dir, "B02", missing)
+
+
+LAYOUTS = (6, 12, 24, 48, 96, 384)
+
+
+def fill_layouts(db: Path, *, with_series: bool = True) -> list[str]:
+    """One plate per standard layout (``L6`` ... ``L384``), every well imaged at two time
+    points with one field, some wells with an onset; no image files (the plate view does not
+    need them). Returns the plate names."""
+    from stemwatch.core.wells import plate_format
+
+    model_hash = "cd34" * 16
+    conn = store.open_db(db)
+    store.register_model(
+        conn, model_hash=model_hash, name="layouts", metadata_json="{}", provider="CPU"
+    )
+    rng = np.random.default_rng(1)
+    names = []
+    with store.batch(conn):
+        for n in LAYOUTS:
+            plate = f"L{n}"
+            names.append(plate)
+            for k, well in enumerate(plate_format(n).wells()):
+                ps = [float(rng.uniform(0, 0.3)), float(rng.uniform(0, 1))]
+                for tp, p in enumerate(ps):
+                    loc = ImageLocation(
+                        plate, well, 1, tp, tp * 6 * HOUR, "test", time_basis="elapsed"
+                    )
+                    store.record_result(
+                        conn,
+                        store.FileVersion(
+                            f"/nowhere/{plate}_{well}_t{tp}.tif", 1, 1, f"{plate}{well}{tp}"
+                        ),
+                        loc,
+                        store.Prediction(model_hash, p, n_tiles=1),
+                    )
+                series = [
+                    store.TimePoint(tp, tp * 6 * HOUR, p, 0.02, 0.02, 1, 1, p)
+                    for tp, p in enumerate(ps)
+                ]
+                onset = (
+                    store.NewOnset(6 * HOUR, 1, 6 * HOUR, 1, ps[1], "elapsed")
+                    if k % 7 == 3
+                    else None
+                )
+                store.save_well_analysis(
+                    conn, plate, well, model_hash=model_hash, series=series, onset=onset, episode=0
+                )
+    store.beat(conn, state="watching", detail="idle", queued=0, interval_s=60.0)
+    conn.close()
+    return names

@@ -1,6 +1,7 @@
 """Write docs/dashboard.png: the served dashboard in headless Chromium on a synthetic plate.
 
-Run by hand (not by the test suite): ``python tests/dashboard/make_screenshot.py [OUT.png]``.
+Run by hand (not by the test suite): ``python tests/dashboard/make_screenshot.py [OUT.png]
+[--wells 96] [--size 1280x800]`` (docs/dashboard.png; docs/dashboard-96.png with ``--wells 96``).
 
 The images are the synthetic microscope's 24-well plate (real OME-TIFFs, resolved with
 :func:`stemwatch.core.platemeta.resolve`); the model scores are *simulated* from the plate's ground
@@ -30,6 +31,7 @@ from stemwatch import store
 from stemwatch.core.imaging import read_image
 from stemwatch.core.platemeta import resolve
 from stemwatch.synth.plate import generate_plate
+from stemwatch.synth.spec import PlateSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "iPSC-042"
@@ -49,13 +51,18 @@ def simulated_cam(p: float, rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-def build_database(work: Path) -> Path:
+def build_database(work: Path, wells: int = 24) -> Path:
+    fields, side = (2, 256) if wells <= 24 else (1, 128)
     truth = generate_plate(
-        work / "images", wells=24, n_fields=2, n_timepoints=10, size=256, plate_name=PLATE, seed=3
+        work / "images",
+        PlateSpec(
+            wells=wells, n_fields=fields, n_timepoints=10, size=side, plate_name=PLATE, seed=3
+        ),
     )
     onset_h = {w.well: w.true_onset_h for w in truth.wells}
     db = work / "stemwatch.db"
     conn = store.open_db(db)
+    store.record_watched_folder(conn, work / "images")  # as the daemon does at start
     alerter = Alerter(AlertsConfig(), conn)
     model_hash = "5c0f3d9e" * 8
     store.register_model(
@@ -72,35 +79,29 @@ def build_database(work: Path) -> Path:
         loc = resolve(path, ome_xml=image.ome_xml)
         t0 = loc.time_s if t0 is None else min(t0, loc.time_s or t0)
         st = path.stat()
-        image_id = store.register_image(
-            conn,
-            path=str(path),
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            content_hash=None,
-            location=loc,
-            status="queued",
-        )
         t_h = ((loc.time_s or 0.0) - (t0 or 0.0)) / 3600.0
         p = simulated_score(onset_h.get(loc.well), t_h, rng)
-        store.record_prediction(
+        store.record_result(
             conn,
-            image_id,
-            model_hash=model_hash,
-            probability=p,
-            tile_mean=p,
-            tile_sd=0.08,
-            n_tiles=16,
-            cam_png=simulated_cam(p, rng),
+            store.FileVersion(str(path), st.st_size, st.st_mtime_ns),
+            loc,
+            store.Prediction(
+                model_hash,
+                p,
+                tile_mean=p,
+                tile_sd=0.08,
+                n_tiles=16,
+                cam_png=simulated_cam(p, rng),
+            ),
         )
     for well in sorted(onset_h):
-        event = update_well(conn, PLATE, well, OnsetConfig())
+        event = update_well(conn, PLATE, well, OnsetConfig(), model_hash=model_hash)
         if event is not None:
             alerter.onset(event)
     alerter.raise_alert(
         "disk", "The disk of /data/incoming has 4.2% free space (limit 5%); archive old runs."
     )
-    store.beat(conn, state="watching", detail="idle, 480 images done")
+    store.beat(conn, state="watching", detail="idle, 480 images done", queued=0, interval_s=10.0)
     conn.close()
     return db
 
@@ -114,21 +115,33 @@ def first_plate(db: Path) -> str:
         return store.list_plates(conn)[0].plate
 
 
-def main(out: Path, existing_db: Path | None = None) -> int:
-    """Screenshot the dashboard on ``existing_db`` (e.g. a `stemwatch demo` database), else on a
-    synthetic plate with simulated scores."""
+def main(
+    out: Path,
+    existing_db: Path | None = None,
+    *,
+    wells: int = 24,
+    width: int = 1280,
+    height: int = 800,
+) -> int:
+    """Screenshot the dashboard's page (``width`` x ``height`` CSS px) on ``existing_db`` (e.g.
+    a `stemwatch demo` database), else on a synthetic plate of ``wells`` with simulated
+    scores."""
     browser = find_browser()
     if browser is None:
         print("chromium/chromedriver missing: run scripts/ensure-browser.sh", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        db = existing_db or build_database(work)
+        db = existing_db or build_database(work, wells)
         plate = first_plate(db) if existing_db else PLATE
         server = DashboardServer(db, free_port(), work / "server.log")
         try:
             server.wait_ready()
-            driver = chrome(browser, width=1500, height=1650)
+            driver = chrome(browser, width=width, height=height)
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
             try:
                 driver.get(server.url)
                 wait_text(driver, f"Plate {plate}")
@@ -147,5 +160,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Screenshot the dashboard into docs/.")
     parser.add_argument("out", nargs="?", type=Path, default=ROOT / "docs/dashboard.png")
     parser.add_argument("--db", type=Path, help="an existing database (default: simulated)")
+    parser.add_argument("--wells", type=int, default=24, help="simulated plate (24)")
+    parser.add_argument("--size", default="1280x800", help="page size in CSS px (1280x800)")
     cli = parser.parse_args()
-    raise SystemExit(main(cli.out, cli.db))
+    w, h = (int(v) for v in cli.size.split("x"))
+    raise SystemExit(main(cli.out, cli.db, wells=cli.wells, width=w, height=h))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import tifffile
-from dashboard_db import PLATE, FilledDb
+from dashboard_db import DAEMON_QUEUE, OTHER_PLATE, OTHER_WELLS, PLATE, FilledDb
 from streamlit.testing.v1 import AppTest
 
 from monitor.onset import OnsetConfig, update_well
@@ -76,7 +77,29 @@ def test_plate_view_colours_every_well_by_its_latest_probability(
     ]
     assert "P(differentiated)" in legend_titles
     assert metric(at, "Wells with onset") == "1"
-    assert metric(at, "Images analysed") == "36"
+
+
+def test_plate_figures_count_this_plate_only(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = run_app(filled_db.path, monkeypatch)
+    assert (metric(at, "Images analysed"), metric(at, "Failed")) == ("36", "0")
+    at.selectbox(key="plate").select(OTHER_PLATE).run()
+    assert not at.exception, at.exception
+    n_other = 2 * len(OTHER_WELLS)
+    assert (metric(at, "Images analysed"), metric(at, "Failed")) == (str(n_other), "1")
+
+
+def test_queued_is_the_daemons_own_queue_while_it_runs(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug (issue 12): "Queued" counted status='queued' rows, which are never committed."""
+    at = run_app(filled_db.path, monkeypatch)
+    assert metric(at, "Queued") == str(DAEMON_QUEUE)
+    with closing(store.open_db(filled_db.path)) as conn:  # the daemon went away an hour ago
+        store.beat(conn, state="running", queued=3, interval_s=10.0, now=time.time() - 3600)
+    at = run_app(filled_db.path, monkeypatch)
+    assert metric(at, "Queued") == "–"
 
 
 def test_well_with_onset_is_shown_first_with_its_onset_rule(
@@ -113,8 +136,11 @@ def test_selecting_a_well_shows_its_series_and_images(
     assert means == pytest.approx([0.05, 0.08, 0.06, 0.10, 0.07, 0.09], abs=1e-6)
     assert line[-1]["time_h"].tolist() == pytest.approx([0, 6, 12, 18, 24, 30])
     assert not any(layer["mark"]["type"] == "rule" for layer, _ in series_chart(at))
+    assert len(at.dataframe[-1].value) == 8  # the newest 8 by default
+    at.selectbox(key="image_rows").select("newest 30").run()
     images = at.dataframe[-1].value
     assert len(images) == 12
+    assert images["Image"].notna().all() and images["Activation"].notna().all()
     assert images["Image"].str.startswith("data:image/png;base64,").all()
     assert images["Activation"].str.startswith("data:image/png;base64,").all()
 
@@ -124,6 +150,7 @@ def test_missing_image_file_is_a_note_not_an_error(
 ) -> None:
     at = run_app(filled_db.path, monkeypatch)
     at.selectbox(key="well").select("C03").run()
+    at.selectbox(key="image_rows").select("newest 30").run()
     assert not at.exception, at.exception
     images = at.dataframe[-1].value.set_index("File")
     gone = images.loc[filled_db.missing_file.name]
@@ -213,27 +240,19 @@ def test_switching_plates_shows_the_other_plate(
     tifffile.imwrite(image, np.full((32, 32), 500, dtype=np.uint16))
     with closing(store.open_db(filled_db.path)) as conn:
         loc = ImageLocation(plate="P2", well="D05", field=1, timepoint=0, time_s=0.0, source="test")
-        image_id = store.register_image(
+        store.record_result(
             conn,
-            path=str(image),
-            size=image.stat().st_size,
-            mtime_ns=image.stat().st_mtime_ns,
-            content_hash=None,
-            location=loc,
+            store.FileVersion(str(image), image.stat().st_size, image.stat().st_mtime_ns),
+            loc,
+            store.Prediction("m", 0.3, tile_mean=0.3, tile_sd=0.0, n_tiles=1),
         )
-        store.record_prediction(
-            conn,
-            image_id,
-            model_hash="m",
-            probability=0.3,
-            tile_mean=0.3,
-            tile_sd=0.0,
-            n_tiles=1,
-            cam_png=None,
-        )
-        update_well(conn, "P2", "D05", OnsetConfig())
+        update_well(conn, "P2", "D05", OnsetConfig(), model_hash="m")
     at = run_app(filled_db.path, monkeypatch)
-    assert at.selectbox(key="plate").options == ["P1  (1 onset)", "P2  (0 onsets)"]
+    assert at.selectbox(key="plate").options == [
+        "P1  (1 onset)",
+        "P2  (0 onsets)",
+        "P3  (0 onsets)",
+    ]
     at.selectbox(key="plate").select("P2").run()
     assert not at.exception, at.exception
     assert "Plate P2" in at.title[0].value

@@ -35,13 +35,13 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Browser:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[Path], DashboardServer]]:
+def serve(tmp_path: Path) -> Iterator[Callable[..., DashboardServer]]:
     """Start `stemwatch dashboard` on a database path; every server is stopped and reaped at
     teardown, whatever the test did."""
     servers: list[DashboardServer] = []
 
-    def start(db: Path) -> DashboardServer:
-        srv = DashboardServer(db, free_port(), tmp_path / f"server{len(servers)}.log")
+    def start(db: Path, *extra: str) -> DashboardServer:
+        srv = DashboardServer(db, free_port(), tmp_path / f"server{len(servers)}.log", *extra)
         servers.append(srv)
         srv.wait_ready()
         return srv
@@ -112,7 +112,7 @@ def test_page_opened_before_the_daemon_comes_alive_by_itself(
     from selenium.webdriver.common.by import By
 
     db = tmp_path / "later.db"
-    server = serve(db)
+    server = serve(db, "--wait")
     driver.get(server.url)
     wait_for_text(driver, "no database at")
     wait_for_text(driver, "stemwatch watch")  # how to start the daemon

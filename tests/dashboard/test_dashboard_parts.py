@@ -1,4 +1,5 @@
-"""The dashboard's pure parts: plate geometry, store rows to frames, thumbnails, charts."""
+"""The dashboard's pure parts: store rows to frames, thumbnails, charts (plate geometry:
+tests/core/test_wells.py)."""
 
 from __future__ import annotations
 
@@ -13,53 +14,27 @@ from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
 from dashboard import data, plots, thumbs
-from dashboard.plate import PlateLayout, infer_layout, parse_well, row_label
 from stemwatch import store
-
-
-@pytest.mark.parametrize(
-    ("wells", "shape"),
-    [
-        ([], (8, 12)),
-        (["A01", "B03"], (2, 3)),
-        (["A01", "B04"], (3, 4)),
-        (["H12"], (8, 12)),
-        (["A13"], (16, 24)),
-        (["P24", "A01"], (16, 24)),
-        (["AF48"], (32, 48)),
-        (["AH01"], (34, 1)),  # beyond every standard format: its own extent
-    ],
-)
-def test_layout_is_the_smallest_standard_plate_holding_the_wells(wells, shape) -> None:
-    layout = infer_layout(wells)
-    assert (layout.rows, layout.cols) == shape
-
-
-def test_well_names_and_rows() -> None:
-    assert parse_well("B03") == (1, 2)
-    assert parse_well("AA1") == (26, 0)
-    assert row_label(0) == "A" and row_label(25) == "Z" and row_label(26) == "AA"
-    assert PlateLayout(8, 12).wells()[:2] == ["A01", "A02"] and PlateLayout(8, 12).name == (
-        "96-well"
-    )
-    for bad in ("", "1A", "A", "A0", "B-1"):
-        with pytest.raises(ValueError, match="well"):
-            parse_well(bad)
+from stemwatch.core.wells import PlateLayout
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
-    def plate(first: float | None) -> store.PlateSummary:
-        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0)
+    def plate(first: float | None, basis: str | None) -> store.PlateSummary:
+        return store.PlateSummary(PLATE, 1, 1, 0, first, first, None, 0, basis)  # type: ignore[arg-type]
 
-    assert data.time_base(plate(0.0)).hours(7200.0) == pytest.approx(2.0)
-    tb = data.time_base(plate(1.7e9))  # file mtimes: Unix time
+    assert data.time_base(plate(0.0, "elapsed")).hours(7200.0) == pytest.approx(2.0)
+    tb = data.time_base(plate(1.7e9, "mtime"))  # file mtimes: Unix time
     assert tb.hours(1.7e9 + 5400) == pytest.approx(1.5) and "since first image" in tb.label
+    # the stored basis decides, not the size of the number (issue 12)
+    dated = data.time_base(plate(5e7, "epoch"))
+    assert dated.hours(5e7 + 3600) == pytest.approx(1.0) and "since first image" in dated.label
+    assert data.time_base(plate(2e8, "elapsed")).label == "Time (h)"
     assert data.time_base(None).hours(None) is None
 
 
 def test_frames_from_a_real_database(filled_db: FilledDb) -> None:
     with closing(store.open_db(filled_db.path, readonly=True)) as conn:
-        (summary,) = store.list_plates(conn)
+        (summary,) = [p for p in store.list_plates(conn) if p.plate == PLATE]
         tb = data.time_base(summary)
         grid, layout = data.plate_grid(store.well_summary(conn, PLATE), tb)
         series = data.series_frame(store.well_series(conn, PLATE, "B02"), tb)
@@ -83,13 +58,21 @@ def test_band_is_clipped_to_probability_range() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "age", "expected"),
-    [("watching", 10.0, "alive"), ("watching", 600.0, "stale"), ("stopped", 5.0, "stopped")],
+    ("state", "age", "interval", "expected"),
+    [
+        ("watching", 10.0, 10.0, "alive"),
+        ("watching", 60.0, 10.0, "stale"),  # 120 s said alive; `stemwatch status` said dead
+        ("watching", 100.0, 60.0, "alive"),  # a daemon that beats every minute
+        ("watching", 600.0, None, "stale"),
+        ("stopped", 5.0, 10.0, "stopped"),
+    ],
 )
-def test_daemon_status(state: str, age: float, expected: str) -> None:
-    hb = store.Heartbeat(pid=1, host="scope-pc", state=state, detail="", at=1000.0)
+def test_daemon_status(state: str, age: float, interval: float | None, expected: str) -> None:
+    hb = store.Heartbeat(1, "scope-pc", state, "", at=1000.0, interval_s=interval, queued=4)
     status = data.daemon_status(hb, now=1000.0 + age)
     assert status.state == expected and status.age_s == pytest.approx(age)
+    assert status.queued == (4 if expected == "alive" else None)
+    assert status.state == hb.liveness(1000.0 + age)  # one rule, the store's
     assert data.daemon_status(None, now=0.0).state == "never"
 
 
@@ -216,3 +199,141 @@ def test_thumbnails_of_the_real_microscope_images(shared_real) -> None:
         assert png is not None, path
         arr = np.asarray(Image.open(io.BytesIO(png)))
         assert max(arr.shape) <= thumbs.THUMB_SIDE and arr.std() > 5, path
+
+
+# -- issue 13: pure shaping for compare, replay, plates, safety --------------------------------
+
+
+def _point(well: str, tp: int, p: float, n: int = 2, smoothed: float | None = None):
+    return store.SeriesPoint(PLATE, well, tp, tp, tp * 3600.0, p, 0.05, 0.03, n, 8, smoothed)
+
+
+def test_band_caption_and_smoothing_follow_the_data() -> None:
+    tb = data.TimeBase(0.0, "Time (h)")
+    two = data.series_frame([_point("A01", 0, 0.2), _point("A01", 1, 0.3)], tb)
+    one = data.series_frame([_point("A01", 0, 0.2, n=1), _point("A01", 1, 0.3, n=1)], tb)
+    mixed = data.series_frame([_point("A01", 0, 0.2, n=1), _point("A01", 1, 0.3)], tb)
+    assert data.band_caption(two) == "band ± 1 SD across fields"
+    assert "tiles of the well's one field" in data.band_caption(one)
+    assert "at time points with one field" in data.band_caption(mixed)
+    same = data.series_frame([_point("A01", 0, 0.2, smoothed=0.2)], tb)
+    apart = data.series_frame(
+        [_point("A01", 0, 0.2, smoothed=0.2), _point("A01", 1, 0.6, smoothed=0.4)], tb
+    )
+    assert not data.smoothing_visible(same) and data.smoothing_visible(apart)
+
+
+def test_group_curves_average_wells_with_a_band_across_them() -> None:
+    series = {
+        PLATE: [
+            _point(w, tp, p)
+            for w, ps in {"A01": [0.1, 0.3], "A02": [0.3, 0.5]}.items()
+            for tp, p in enumerate(ps)
+        ],
+        "P9": [_point("B01", 0, 0.9)],
+    }
+    groups = [
+        data.WellGroup.of("induced", PLATE, ["A01", "A02"]),
+        data.WellGroup(
+            "mixed",
+            ((PLATE, "A01"), ("P9", "B01")),
+        ),
+    ]
+    tbs = {PLATE: data.TimeBase(0.0, "Time (h)"), "P9": data.TimeBase(0.0, "Time (h)")}
+    curves = data.group_curves(groups, series, tbs)
+    induced = curves[curves["group"] == "induced"]
+    assert induced["mean"].tolist() == pytest.approx([0.2, 0.4])
+    sd = np.std([0.1, 0.3], ddof=1)
+    assert induced["upper"].tolist() == pytest.approx([0.2 + sd, 0.4 + sd])
+    mixed = curves[curves["group"] == "mixed"]
+    assert mixed["n_wells"].tolist() == [2, 1] and mixed["mean"].tolist()[0] == pytest.approx(0.5)
+    by_condition = data.groups_from_conditions(
+        PLATE, {"A01": "2i+LIF", "A02": "EpiLC", "B01": "2i+LIF"}
+    )
+    assert [(g.name, [w for _, w in g.members]) for g in by_condition] == [
+        ("2i+LIF", ["A01", "B01"]),
+        ("EpiLC", ["A02"]),
+    ]
+
+
+def test_replay_grid_is_the_plate_at_that_time() -> None:
+    tb = data.TimeBase(0.0, "Time (h)")
+    points = [_point("A01", tp, p) for tp, p in enumerate([0.1, 0.2, 0.9])]
+    points += [_point("B03", 2, 0.4)]  # imaged only from 2 h on
+    onset = store.OnsetRecord(1, PLATE, "A01", 0, 7200.0, 2, 7200.0, 0.0, 0.9)
+    assert data.replay_times(points, tb) == [0.0, 1.0, 2.0]
+    grid, layout = data.replay_grid(points, [onset], tb, 1.0)
+    g = grid.set_index("well")
+    assert layout.n_wells == 6 and len(grid) == 6  # A01..B03: a 6-well plate
+    assert g.loc["A01", "probability"] == pytest.approx(0.2) and not g.loc["A01", "onset"]
+    assert g.loc["B03", "status"] == "not imaged"
+    g = data.replay_grid(points, [onset], tb, 2.0)[0].set_index("well")
+    assert g.loc["A01", "onset"] and g.loc["B03", "probability"] == pytest.approx(0.4)
+
+
+def test_images_are_allowed_only_under_a_watched_folder(tmp_path) -> None:
+    scope = tmp_path / "scope"
+    (scope / "plate1").mkdir(parents=True)
+    (tmp_path / "scope-other").mkdir()
+    (scope / "escape").symlink_to(tmp_path / "scope-other")
+    folders = [str(scope)]
+    assert data.image_allowed(scope / "plate1" / "a.tif", folders)
+    assert not data.image_allowed(tmp_path / "scope-other" / "a.tif", folders)  # prefix only
+    assert not data.image_allowed(scope / "escape" / "a.tif", folders)  # a link out
+    assert not data.image_allowed(scope / ".." / "x.tif", folders)
+    assert not data.image_allowed("/etc/shadow", folders)
+    assert not data.image_allowed(scope / "plate1" / "a.tif", [])
+
+
+def test_a_plate_is_running_while_images_arrive_at_its_pace() -> None:
+    now = 1e6
+
+    def plate(last_up: float, first_in: float, n_tp: int) -> store.PlateSummary:
+        return store.PlateSummary(
+            PLATE,
+            1,
+            1,
+            0,
+            0.0,
+            1.0,
+            last_up,
+            0,
+            "elapsed",
+            first_arrival_at=first_in,
+            n_timepoints=n_tp,
+        )
+
+    alive = data.DaemonStatus("alive", 5.0, "", "pc")
+    assert data.plate_running(plate(now - 60, now - 600, 10), alive, now=now)
+    assert not data.plate_running(plate(now - 7200, now - 9000, 10), alive, now=now)
+    # a 6-hourly time-lapse: 5 h since the last pass is still running
+    assert data.plate_running(plate(now - 5 * 3600, now - 29 * 3600, 5), alive, now=now)
+    stopped = data.DaemonStatus("stopped", 5.0, "", "pc")
+    assert not data.plate_running(plate(now - 60, now - 600, 10), stopped, now=now)
+
+
+def test_model_card_from_stored_metadata() -> None:
+    meta = {
+        "architecture": "fastnet",
+        "class_names": ["undifferentiated", "differentiated"],
+        "positive_class": "differentiated",
+        "tiling": {"tile_size": 128, "downsample": 2, "max_tiles": 64},
+        "temperature": 1.12,
+        "training": {
+            "n_train_images": 200,
+            "epochs": 20,
+            "split": {"name": "holdout", "group_by": "well"},
+        },
+        "metrics": {"val_accuracy": 0.9166, "lr": 0.001},
+    }
+    import json
+
+    model = store.ModelRecord("f" * 64, "demo", json.dumps(meta), "CPUExecutionProvider", 0.0, 0.0)
+    card = data.model_card(model, "# card")
+    assert card.facts["architecture"] == "fastnet"
+    assert card.facts["classes"] == "undifferentiated, differentiated (tracked)"
+    assert "128 px" in card.facts["tiles"] and "200 training images" in card.facts["training"]
+    assert card.facts["val accuracy"] == "0.917" and "lr" not in card.facts
+    assert card.card_text == "# card" and card.provider == "CPUExecutionProvider"
+    broken = data.model_card(store.ModelRecord("f" * 64, None, "{not json", None, 0.0, 0.0))
+    assert broken.facts == {} and broken.name == "unnamed" and broken.provider == "unknown"

@@ -19,6 +19,7 @@ from stemwatch.evaluation.onset_eval import (
     score_plates_with_model,
     simulate_plates,
 )
+from stemwatch.synth.spec import PlateSpec
 
 
 def well(condition: str, probs: list[float], onset: float | None = None) -> SimulatedWell:
@@ -45,15 +46,14 @@ def test_figures_on_hand_made_wells() -> None:
 
 
 def test_simulated_plate_has_ground_truth_and_detector_is_robust() -> None:
-    wells = simulate_plates(1, wells=24, n_fields=2, interval_h=6.0, duration_h=48.0, seed=3)
+    plate = PlateSpec(wells=24, n_fields=2, interval_h=6.0, n_timepoints=9, seed=3)
+    wells = simulate_plates(1, plate)
     assert len(wells) == 24 and wells[0].probs.shape == (9, 2)
     induced = [w for w in wells if w.condition == "induced"]
     assert induced and all(w.true_onset_h is not None for w in induced)
     assert all(w.true_onset_h is None for w in wells if w.condition == "maintenance")
     glitchy = NoiseModel(glitch_rate=0.2)
-    noisy = simulate_plates(
-        1, wells=24, n_fields=2, interval_h=6.0, duration_h=48.0, noise=glitchy, seed=3
-    )
+    noisy = simulate_plates(1, plate, noise=glitchy)
     det = evaluate(noisy, OnsetParams(), "det")
     naive = evaluate(noisy, naive_params(0.5), "naive")
     assert naive.false_alarms_per_100 > det.false_alarms_per_100
@@ -75,15 +75,15 @@ def test_fit_noise_model_recovers_the_link() -> None:
 
 def test_real_model_scoring_and_calibration_run_end_to_end(tiny_model_path: Path) -> None:
     """A tiny real ONNX model on rendered synth images (what --direct/--calibrate do)."""
-    wells = score_plates_with_model(
-        str(tiny_model_path), 1, wells=6, n_fields=1, interval_h=24.0, duration_h=24.0, size=128
-    )
+    plate = PlateSpec(wells=6, n_fields=1, interval_h=24.0, n_timepoints=2, size=128)
+    wells = score_plates_with_model(str(tiny_model_path), 1, plate)
     assert len(wells) == 6
     assert all(w.probs.shape == (2, 1) for w in wells)
     assert all(0.0 <= p <= 1.0 for w in wells for p in w.probs.ravel())
     assert {w.condition for w in wells} == {"maintenance", "induced"}
     noise, n = calibrate_with_model(
-        str(tiny_model_path), n_wells=2, n_fields=1, times_h=(0, 24), size=128
+        str(tiny_model_path),
+        PlateSpec(wells=["A01", "A02"], n_fields=1, times_h=(0, 24), size=128, seed=7),
     )
     assert n == 4 and noise.calibrated
     assert all(map(math.isfinite, (noise.intercept, noise.slope, noise.image_sd)))

@@ -23,6 +23,7 @@ from stemwatch.evaluation.realism import (
 )
 from stemwatch.evaluation.texture import feature_family, feature_names, texture_features
 from stemwatch.synth.plate import generate_plate
+from stemwatch.synth.spec import PlateSpec
 
 
 @pytest.mark.parametrize("feature_set", ["basic", "full"])
@@ -98,7 +99,8 @@ def fake_real(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """'Real' images: the generator's own OME-TIFFs (8-bit, pixel size in the metadata)."""
     out = tmp_path_factory.mktemp("fake_real")
     generate_plate(
-        out, wells=["A01", "A03", "B01"], n_fields=1, n_timepoints=2, size=256, bit_depth=8
+        out,
+        PlateSpec(wells=["A01", "A03", "B01"], n_fields=1, n_timepoints=2, size=256, bit_depth=8),
     )
     return out
 

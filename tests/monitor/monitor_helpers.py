@@ -1,9 +1,15 @@
-"""Helpers for the monitor tests: real TIFF files, a daemon in a thread, polling waits."""
+"""Helpers for the monitor tests: real TIFF files, a daemon in a thread, waits for events.
+
+Waits follow what the daemon reports (its ``started`` and ``watching`` events, :func:`settle`
+on :meth:`~monitor.daemon.Daemon.sync`, its counts) or what the database shows; no test sleeps
+to let something happen or to show that nothing does.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +108,12 @@ class DaemonThread:
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
 
+    def settle(self, timeout_s: float = 20.0, *, rescan: bool = True) -> None:
+        """Wait until the daemon has handled every event so far (after a rescan of the folder,
+        by default) and has nothing waiting or in flight."""
+        assert self.daemon.sync(rescan=rescan).wait(timeout_s), "daemon did not settle"
+        assert self.thread.is_alive() and self.error is None, "daemon stopped"
+
     def stop(self, timeout_s: float = 20.0) -> RunSummary:
         self.stop_event.set()
         self.thread.join(timeout_s)
@@ -116,22 +128,16 @@ class DaemonThread:
 def running_daemon(
     config: MonitorConfig, model: LoadedModel | None = None
 ) -> Iterator[DaemonThread]:
-    """Run a daemon for the ``with`` block; afterwards check it left no thread behind."""
-    before = {t.ident for t in threading.enumerate()}
+    """Run a daemon for the ``with`` block, from its first scan on (the suite's
+    ``no_leaked_threads`` fixture checks it left no thread behind)."""
     d = DaemonThread(config, model)
     d.thread.start()
     try:
-        wait_for(lambda: d.daemon.pipeline is not None or d.error is not None, 10)
+        wait_for(lambda: d.daemon.started.is_set() or not d.thread.is_alive(), 10)
+        assert d.daemon.started.is_set(), "daemon did not start"  # stop() raises its error
         yield d
     finally:
         d.stop()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
-        if not leaked:
-            break
-        time.sleep(0.05)
-    assert not leaked, f"threads left running: {[t.name for t in leaked]}"
 
 
 def wait_for(cond: Callable[[], object], timeout_s: float = 10.0, every_s: float = 0.05) -> Any:
@@ -165,17 +171,19 @@ class Row:
     n_tiles: int | None
 
 
-def records(db: Path) -> list[Row]:
+def records(db: Path | str) -> list[Row]:
     """Every image record (any status, superseded versions included), oldest first.
 
     Reads the tables directly: the store's read API shows current versions only.
     """
+    db = Path(db)  # (a config's `database:` is a string: a path or a URL)
     if not db.exists():
         return []
-    try:
-        conn = store.open_db(db, readonly=True)
-    except store.StoreError:  # being created by the daemon right now
+    try:  # the store's read-only open checks the schema: the daemon may be creating it now
+        store.open_db(db, readonly=True).close()
+    except store.StoreError:
         return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute(
             "SELECT i.id, i.path, i.status, i.error, i.attempts, i.size, i.content_hash, "
@@ -187,5 +195,5 @@ def records(db: Path) -> list[Row]:
     return [Row(*tuple(r)) for r in rows]
 
 
-def by_name(db: Path, name: str) -> list[Row]:
+def by_name(db: Path | str, name: str) -> list[Row]:
     return [r for r in records(db) if Path(r.path).name == name]

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from monitor_helpers import make_config, running_daemon
+from onnx_models import build_classifier
 from webhook import Hook
 
 from monitor.alert_worker import AlertWorker
 from monitor.alerts import Alerter, AlertsConfig
-from monitor.onset import OnsetEvent
 from stemwatch import store
+from stemwatch.store.connection import transaction
 
 
 @pytest.fixture
@@ -23,8 +24,8 @@ def slow_hook() -> Iterator[Hook]:
     h.close()
 
 
-def onset_event(well: str) -> OnsetEvent:
-    return OnsetEvent(
+def onset_event(well: str) -> store.OnsetRecord:
+    return store.OnsetRecord(
         id=0,
         plate="P1",
         well=well,
@@ -87,10 +88,10 @@ def test_a_failing_alerter_does_not_stop_the_worker(tmp_path: Path) -> None:
     seen: list[str] = []
 
     class FlakyAlerter(Alerter):
-        def onset(self, event: OnsetEvent, *, now: float | None = None) -> None:  # type: ignore[override]
+        def onset(self, event: store.OnsetRecord, *, now: float | None = None) -> None:  # type: ignore[override]
             seen.append(event.well)
             if event.well == "A01":
-                raise sqlite3.OperationalError("database is locked")
+                raise store.StoreBusyError("database is locked")
 
     worker = AlertWorker(FlakyAlerter(AlertsConfig(), conn))
     worker.start()
@@ -99,3 +100,19 @@ def test_a_failing_alerter_does_not_stop_the_worker(tmp_path: Path) -> None:
     worker.close(timeout_s=10)
     assert seen == ["A01", "A02"]
     conn.close()
+
+
+def test_the_daemons_alert_thread_sees_only_what_the_writer_committed(tmp_path: Path) -> None:
+    """Bug (issue 12): the alert thread read through the writer's connection, so it could
+    count rows of a transaction still in progress; now it has a connection of its own."""
+    cfg = make_config(tmp_path, build_classifier(tmp_path / "m.onnx", tile_size=32))
+    with running_daemon(cfg) as d:
+        pipe = d.daemon.pipeline
+        assert pipe is not None and pipe.alerter is not None
+        alert_db = pipe.alerter.alerter.db
+        failed = store.FileVersion("/scope/bad.tif", 1, 1)
+        with pytest.raises(RuntimeError), transaction(pipe.db):
+            store.record_failure(pipe.db, failed, reason="truncated", attempts=3)
+            assert store.recent_failures(pipe.db, since=0.0).count == 1  # the writer sees it
+            assert store.recent_failures(alert_db, since=0.0).count == 0  # the alerts do not
+            raise RuntimeError("roll back")

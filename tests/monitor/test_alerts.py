@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from webhook import Hook
 
 from monitor.alerts import Alerter, AlertsConfig, all_channels, send_test
-from monitor.onset import OnsetEvent
 from stemwatch import store
 from stemwatch.cli import main
 
@@ -30,8 +28,8 @@ def closed_port_url() -> str:
     return f"json://127.0.0.1:{port}/"  # nothing listens there any more
 
 
-def event(well: str = "B03", episode: int = 0) -> OnsetEvent:
-    return OnsetEvent(
+def event(well: str = "B03", episode: int = 0) -> store.OnsetRecord:
+    return store.OnsetRecord(
         id=1,
         plate="P1",
         well=well,
@@ -42,16 +40,17 @@ def event(well: str = "B03", episode: int = 0) -> OnsetEvent:
         detected_timepoint=8,
         probability=0.83,
         detected_at=0.0,
+        time_basis="elapsed",
     )
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
+def conn(tmp_path: Path) -> store.Database:
     return store.open_db(tmp_path / "s.db")
 
 
 def test_onset_alert_reaches_the_webhook_once_per_episode(
-    conn: sqlite3.Connection, hook: Hook, caplog: pytest.LogCaptureFixture
+    conn: store.Database, hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
     alerter = Alerter(AlertsConfig(channels={"lab": hook.url}), conn)
     alert = alerter.onset(event(), now=1000.0)
@@ -60,10 +59,12 @@ def test_onset_alert_reaches_the_webhook_once_per_episode(
     assert payload["title"] == "stemwatch: onset P1 B03"
     assert "plate P1 well B03" in payload["message"] and "36.0 h" in payload["message"]
     assert "Differentiation onset in plate P1 well B03" in caplog.text  # the log, always
+    assert "episode" not in payload["message"]  # issue 13, item 7: words for people
 
     assert alerter.onset(event(), now=1001.0) is None  # same episode
     assert len(hook.payloads) == 1
-    assert alerter.onset(event(episode=1), now=1002.0) is not None  # after a reset
+    again = alerter.onset(event(episode=1), now=1002.0)  # after a reset
+    assert again is not None and "again, after a reset" in again.message
     assert len(hook.payloads) == 2
     stored = store.list_alerts(conn)
     assert [(a.kind, a.well, a.channel_results) for a in stored] == [
@@ -73,7 +74,7 @@ def test_onset_alert_reaches_the_webhook_once_per_episode(
 
 
 def test_rate_limit_holds_back_then_summarises_never_loses(
-    conn: sqlite3.Connection, hook: Hook
+    conn: store.Database, hook: Hook
 ) -> None:
     alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, rate_limit_per_hour=2), conn)
     for i, well in enumerate(["A01", "A02", "A03", "A04"]):
@@ -100,7 +101,7 @@ def test_rate_limit_holds_back_then_summarises_never_loses(
 
 
 def test_held_back_alerts_ride_along_with_the_next_message(
-    conn: sqlite3.Connection, hook: Hook
+    conn: store.Database, hook: Hook
 ) -> None:
     alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, rate_limit_per_hour=1), conn)
     alerter.onset(event("A01"), now=0.0)
@@ -112,7 +113,7 @@ def test_held_back_alerts_ride_along_with_the_next_message(
     assert "well A02" in hook.payloads[1]["message"]
 
 
-def test_unnamed_urls_are_channels_too(conn: sqlite3.Connection, hook: Hook) -> None:
+def test_unnamed_urls_are_channels_too(conn: store.Database, hook: Hook) -> None:
     cfg = AlertsConfig(channels={"lab": hook.url}, urls=[hook.url, "mailto://u:p@example.org"])
     assert list(all_channels(cfg)) == ["lab", "json#1", "mailto#2"]
     alert = Alerter(AlertsConfig(urls=[hook.url]), conn).onset(event(), now=1.0)
@@ -121,7 +122,7 @@ def test_unnamed_urls_are_channels_too(conn: sqlite3.Connection, hook: Hook) -> 
 
 
 def test_failing_channel_is_recorded_and_others_still_get_it(
-    conn: sqlite3.Connection, hook: Hook
+    conn: store.Database, hook: Hook
 ) -> None:
     cfg = AlertsConfig(channels={"dead": closed_port_url(), "lab": hook.url, "bad": "nope://x"})
     alert = Alerter(cfg, conn).onset(event(), now=5.0)
@@ -134,37 +135,20 @@ def test_failing_channel_is_recorded_and_others_still_get_it(
     assert stored.channel_results == alert.channel_results
 
 
-def add_image(
-    conn: sqlite3.Connection, name: str, tp: int, *, at: float, failed: bool = False
-) -> None:
+def add_image(conn: store.Database, name: str, tp: int, *, at: float, failed: bool = False) -> None:
     from stemwatch.core.platemeta import ImageLocation
 
     location = ImageLocation("P1", "A01", 0, tp, tp * 600.0, "test")
+    version = store.FileVersion(name, 1, tp)
     if failed:
         store.record_failure(
-            conn,
-            path=name,
-            size=1,
-            mtime_ns=tp,
-            reason="truncated",
-            attempts=3,
-            location=location,
-            now=at,
+            conn, version, reason="truncated", attempts=3, location=location, now=at
         )
     else:
-        store.register_image(
-            conn,
-            path=name,
-            size=1,
-            mtime_ns=tp,
-            content_hash=None,
-            location=location,
-            status="done",
-            now=at,
-        )
+        store.record_result(conn, version, location, store.Prediction("m", 0.1), now=at)
 
 
-def test_expected_interval_is_per_field_not_across_a_scan(conn: sqlite3.Connection) -> None:
+def test_expected_interval_is_per_field_not_across_a_scan(conn: store.Database) -> None:
     from stemwatch.core.platemeta import ImageLocation
 
     # every 2 h, a scan of 12 wells x 2 fields taking 30 s per image (12 minutes in all)
@@ -172,21 +156,18 @@ def test_expected_interval_is_per_field_not_across_a_scan(conn: sqlite3.Connecti
         for i in range(24):
             well, field = f"A{i // 2 + 1:02d}", i % 2
             t = tp * 7200.0 + 30.0 * i
-            store.register_image(
+            store.record_result(
                 conn,
-                path=f"/i/{well}_{field}_{tp}.tif",
-                size=1,
-                mtime_ns=1,
-                content_hash=None,
-                location=ImageLocation("P1", well, field, tp, t, "test"),
-                status="done",
+                store.FileVersion(f"/i/{well}_{field}_{tp}.tif", 1, 1),
+                ImageLocation("P1", well, field, tp, t, "test"),
+                store.Prediction("m", 0.1),
                 now=t,
             )
     assert Alerter(AlertsConfig(), conn).expected_interval_s() == 7200.0
     assert Alerter(AlertsConfig(expected_interval_s=60), conn).expected_interval_s() == 60
 
 
-def test_stall_alert_once_per_episode(conn: sqlite3.Connection, hook: Hook) -> None:
+def test_stall_alert_once_per_episode(conn: store.Database, hook: Hook) -> None:
     alerter = Alerter(AlertsConfig(channels={"lab": hook.url}, stall_factor=3.0), conn)
     for tp in range(4):  # one image every 10 min of experiment time
         add_image(conn, f"/i/{tp}.tif", tp, at=1000.0 + 600 * tp)
@@ -203,7 +184,7 @@ def test_stall_alert_once_per_episode(conn: sqlite3.Connection, hook: Hook) -> N
     assert [p["title"] for p in hook.payloads] == ["stemwatch: stall"] * 2
 
 
-def test_failures_piling_up(conn: sqlite3.Connection) -> None:
+def test_failures_piling_up(conn: store.Database) -> None:
     alerter = Alerter(AlertsConfig(max_failed_per_hour=2, expected_interval_s=1e6), conn)
     for i in range(3):
         add_image(conn, f"/i/bad{i}.tif", i, at=100.0 + i, failed=True)
@@ -212,12 +193,11 @@ def test_failures_piling_up(conn: sqlite3.Connection) -> None:
     assert "/i/bad2.tif: truncated" in alert.message
     assert alerter.instrument_checks(now=300.0) == []
     assert alerter.instrument_checks(now=100.0 + 3700) == []  # older than an hour: cleared
-    assert (
-        conn.execute("SELECT active FROM alert_conditions WHERE key='failures'").fetchone()[0] == 0
-    )
+    cond = store.alert_condition(conn, "failures")
+    assert cond is not None and not cond.active
 
 
-def test_failure_alert_has_hysteresis(conn: sqlite3.Connection) -> None:
+def test_failure_alert_has_hysteresis(conn: store.Database) -> None:
     alerter = Alerter(AlertsConfig(max_failed_per_hour=4, expected_interval_s=1e6), conn)
     for i in range(5):  # 5 failures at t = 0..4
         add_image(conn, f"/i/a{i}.tif", i, at=float(i), failed=True)
@@ -233,7 +213,7 @@ def test_failure_alert_has_hysteresis(conn: sqlite3.Connection) -> None:
     assert [a.kind for a in alerter.instrument_checks(now=8010.0)] == ["failures"]
 
 
-def test_disk_nearly_full_names_the_folder(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_disk_nearly_full_names_the_folder(conn: store.Database, tmp_path: Path) -> None:
     watched = tmp_path / "microscope"
     watched.mkdir()
     cfg = AlertsConfig(min_free_percent=100.0, expected_interval_s=1e6)  # never enough free

@@ -1,11 +1,15 @@
-"""The daemon with real watchdog observers on real folders, real TIFFs, real SQLite."""
+"""The daemon with real watchdog observers on real folders, real TIFFs, real SQLite.
+
+Every wait is for an event the daemon or the database shows; "nothing more happens" is shown
+by :meth:`DaemonThread.settle` (the daemon rescans, handles every event so far and reports
+itself idle) followed by a look at what was recorded.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from monitor_helpers import (
 )
 
 from monitor.inference import LoadedModel
+from monitor.watcher import Hint
 from stemwatch import store
 
 
@@ -39,13 +44,14 @@ def test_slow_chunked_write_is_read_once_complete(
     with running_daemon(cfg, tiny_model) as d:
         write_slowly(cfg.folder / name, data, chunks=6, pause_s=0.08)
         wait_for(lambda: done(cfg.database, name), 10)
-        time.sleep(0.5)  # any late duplicate would show up now
+        d.daemon.inbox.put(Hint("touch", d.daemon.folder / name))  # a late event...
+        d.settle()  # ...and a rescan are handled: neither may record the file again
     recs = by_name(cfg.database, name)
     assert [r.status for r in recs] == ["done"]
     assert recs[0].size == len(data) and recs[0].n_tiles == 4
     assert recs[0].model_hash == tiny_model.model_hash
     assert recs[0].plate == "P1" and recs[0].well == "A01"
-    assert d.summary is not None and d.summary.done == 1
+    assert d.summary is not None and (d.summary.done, d.summary.duplicates) == (1, 0)
 
 
 def test_writer_stalling_longer_than_the_quiet_period_is_not_read_truncated(
@@ -55,7 +61,12 @@ def test_writer_stalling_longer_than_the_quiet_period_is_not_read_truncated(
     name = image_name("A02")
     data = tiff_bytes(2)
     with running_daemon(cfg, tiny_model) as d:
-        write_slowly(cfg.folder / name, data, chunks=2, pause_s=1.2)  # stall > quiet 0.3 s
+        with (cfg.folder / name).open("wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            # the writer stalls until the daemon has read the half-written file and refused it
+            assert d.daemon.counts.wait_for(lambda c: c.retries >= 1, 10)
+            fh.write(data[len(data) // 2 :])
         wait_for(lambda: done(cfg.database, name), 10)
     recs = by_name(cfg.database, name)
     assert [(r.status, r.size) for r in recs] == [("done", len(data))]
@@ -82,14 +93,14 @@ def test_rewrite_is_processed_again_and_history_kept(
     cfg = make_config(tmp_path, tiny_model_path)
     name = image_name("C03")
     path = cfg.folder / name
-    with running_daemon(cfg, tiny_model):
+    with running_daemon(cfg, tiny_model) as d:
         path.write_bytes(tiff_bytes(4))
         wait_for(lambda: done(cfg.database, name), 10)
         first = by_name(cfg.database, name)[0]
-        time.sleep(0.05)
-        write_slowly(path, tiff_bytes(5), chunks=3, pause_s=0.05)  # re-acquired: new bytes
+        # re-acquired: new bytes (and a later mtime: the first version was quiet for 0.3 s)
+        write_slowly(path, tiff_bytes(5), chunks=3, pause_s=0.05)
         wait_for(lambda: len(by_name(cfg.database, name)) == 2, 10)
-        time.sleep(0.5)
+        d.settle()
     recs = by_name(cfg.database, name)
     assert len(recs) == 2
     old, new = recs
@@ -135,17 +146,16 @@ def test_bad_files_fail_with_reason_and_the_next_good_file_is_processed(
 def test_file_deleted_before_it_was_read(
     tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
 ) -> None:
-    cfg = make_config(tmp_path, tiny_model_path)
-    assert cfg.folder is not None
-    with running_daemon(cfg, tiny_model):
-        doomed = write_tiff(cfg.folder / image_name("E01"), 9)
-        time.sleep(0.05)
+    # a long quiet period: the file is still waiting when it is deleted, however slow the test
+    cfg = make_config(tmp_path, tiny_model_path, watch={"quiet_period_s": 5.0})
+    with running_daemon(cfg, tiny_model) as d:
+        doomed = write_tiff(d.daemon.folder / image_name("E01"), 9)
+        wait_for(lambda: doomed in d.daemon.tracker, 10)  # seen, waiting to be quiet
         doomed.unlink()
-        good = image_name("E02")
-        write_tiff(cfg.folder / good, 10)
-        wait_for(lambda: done(cfg.database, good), 10)
-        time.sleep(0.5)
-    assert [Path(r.path).name for r in records(cfg.database)] == [good]
+        d.settle()  # the deletion is handled: nothing left waiting, nothing read
+        assert len(d.daemon.tracker) == 0
+    assert records(cfg.database) == []
+    assert d.summary.done == d.summary.failed == d.summary.retries == 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads chmod 000 files; cannot test here")
@@ -172,13 +182,14 @@ def test_folder_that_disappears_and_comes_back(
     cfg = make_config(tmp_path, tiny_model_path, watch={"polling": polling})
     folder = cfg.folder
     assert folder is not None
-    with running_daemon(cfg, tiny_model):
+    with running_daemon(cfg, tiny_model) as d:
         write_tiff(folder / image_name("G01"), 12)
         wait_for(lambda: done(cfg.database, image_name("G01")), 10)
+        assert d.daemon.watching.is_set()
         shutil.rmtree(folder)  # the share goes away...
-        time.sleep(0.5)
-        folder.mkdir()  # ...and is re-mounted (a new inode)
-        time.sleep(0.5)  # the observer is re-armed
+        wait_for(lambda: not d.daemon.watching.is_set(), 10)  # ...the daemon notices...
+        folder.mkdir()  # ...the share is re-mounted (a new inode)...
+        assert d.daemon.watching.wait(10)  # ...and the observer is re-armed on it
         name = image_name("G02")
         write_slowly(folder / name, tiff_bytes(13), chunks=3, pause_s=0.05)
         wait_for(lambda: done(cfg.database, name), 10)
@@ -189,17 +200,20 @@ def test_locked_database_delays_but_loses_nothing(
 ) -> None:
     cfg = make_config(tmp_path, tiny_model_path)
     assert cfg.folder is not None
-    with running_daemon(cfg, tiny_model):
+    with running_daemon(cfg, tiny_model) as d:
         other = sqlite3.connect(cfg.database, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         names = [image_name("H01", f) for f in (1, 2)]
         for i, n in enumerate(names):
             write_tiff(cfg.folder / n, 20 + i)
-        time.sleep(1.5)
-        assert not any(done(cfg.database, n) for n in names)
+        # both images are read and scored (4 tiles each) while the database is locked...
+        assert d.daemon.counts.wait_for(lambda c: c.tiles >= 8, 15)
+        assert not any(done(cfg.database, n) for n in names)  # ...and none is stored yet
+        assert d.daemon.summary.done == 0
         other.execute("ROLLBACK")
         other.close()
         wait_for(lambda: all(done(cfg.database, n) for n in names), 15)
+    assert d.summary.done == 2 and d.summary.failed == 0
 
 
 def test_heartbeat_and_model_are_stored(
@@ -221,11 +235,15 @@ def test_heartbeat_and_model_are_stored(
     try:
         hb = store.last_heartbeat(conn)
         model = store.current_model(conn)
+        folders = store.watched_folders(conn)
     finally:
         conn.close()
     assert hb is not None and hb.state == "stopped"
     assert model is not None and model.model_hash == tiny_model.model_hash
     assert model.provider == "CPUExecutionProvider"
+    # the dashboard serves image files only from under the folders recorded here (issue 13)
+    assert cfg.folder is not None
+    assert [f.path for f in folders] == [str(cfg.folder.resolve())]
 
 
 def test_other_bit_depths_and_layouts_are_processed(
@@ -265,3 +283,33 @@ def test_new_subfolders_and_folders_moved_into_place(
         os.rename(staged, cfg.folder / "t002")  # a whole folder renamed into place
         wait_for(lambda: done(cfg.database, image_name("L01")), 10)
         wait_for(lambda: done(cfg.database, image_name("L02")), 10)
+
+
+def test_memory_of_recorded_files_is_bounded_and_the_database_covers_the_rest(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path, watch={"remembered_files": 2})
+    assert cfg.folder is not None
+    names = [image_name("A07", f) for f in range(1, 6)]
+    with running_daemon(cfg, tiny_model) as d:
+        for i, n in enumerate(names):
+            write_tiff(cfg.folder / n, 40 + i)
+        wait_for(lambda: all(done(cfg.database, n) for n in names), 15)
+        assert len(d.daemon.settled) == 2  # the daemon remembers only the last two...
+        d.settle()  # ...so the rescan looks the other three up in the database
+        assert len(d.daemon.settled) == 2
+    assert sorted(Path(r.path).name for r in records(cfg.database)) == sorted(names)
+    assert (d.summary.done, d.summary.duplicates) == (5, 0)  # nothing read twice
+
+
+def test_settle_returns_only_once_every_event_so_far_is_handled(
+    tmp_path: Path, tiny_model_path: Path, tiny_model: LoadedModel
+) -> None:
+    cfg = make_config(tmp_path, tiny_model_path)
+    with running_daemon(cfg, tiny_model) as d:
+        name = image_name("N01")
+        write_tiff(d.daemon.folder / name, 50)
+        d.daemon.inbox.put(Hint("touch", d.daemon.folder / name))
+        d.settle(rescan=False)
+        assert done(cfg.database, name)  # no waiting here: it was recorded before settle returned
+        assert not d.daemon.tracker and not d.daemon.in_flight

@@ -11,8 +11,8 @@ from monitor_helpers import make_config, records, running_daemon, wait_for
 
 from monitor.inference import LoadedModel
 from stemwatch.core.imaging import content_hash
-
-acquire_mod = pytest.importorskip("stemwatch.synth.acquire")
+from stemwatch.synth import acquire as acquire_mod
+from stemwatch.synth.spec import PlateSpec
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
@@ -30,14 +30,8 @@ def test_live_plate_is_recorded_exactly_once(
     with running_daemon(cfg, tiny_model) as d:
         result = acquire_mod.acquire(
             folder,
-            wells=("A01", "A02", "B01"),
-            n_fields=2,
-            n_timepoints=2,
-            interval_s=1.5,
-            size=256,
-            seed=3,
-            rewrite_fraction=0.3,
-            chunk_span_s=0.2,
+            PlateSpec(wells=("A01", "A02", "B01"), n_fields=2, n_timepoints=2, size=256, seed=3),
+            acquire_mod.AcquisitionSpec(interval_s=1.5, rewrite_fraction=0.3, chunk_span_s=0.2),
         )
         finals = result.final_paths()
         assert finals and result.rewritten(), "the acquisition should include rewrites"
@@ -51,6 +45,7 @@ def test_live_plate_is_recorded_exactly_once(
             return all(current.get(p) == content_hash(p) for p in finals)
 
         wait_for(all_current, 20)
+        d.settle()  # a rescan and every late event handled: still each version once
     recs = records(cfg.database)
     assert {Path(r.path) for r in recs} == finals  # no temp names, nothing else
     assert all(r.status == "done" for r in recs)

@@ -14,11 +14,10 @@ from monitor.inference import (
     CUDA,
     GpuUnavailableError,
     choose_providers,
-    default_model_path,
-    file_sha256,
     load_model,
 )
 from stemwatch.core.errors import ConfigError, ModelMetadataError
+from stemwatch.core.modelfile import bundled_model_path, file_sha256
 
 
 def test_loads_metadata_provider_and_hash(tiny_model_path: Path) -> None:
@@ -98,9 +97,9 @@ def test_choose_providers() -> None:
     assert choose_providers("cuda", [CPU]) == [CPU]
 
 
-def test_default_model_path_is_bundled_or_explains_how_to_get_one() -> None:
+def test_bundled_model_path_is_bundled_or_explains_how_to_get_one() -> None:
     try:
-        path = default_model_path()
+        path = bundled_model_path()
     except ConfigError as exc:
         assert "stemwatch export" in str(exc) and "--model" in str(exc)
     else:

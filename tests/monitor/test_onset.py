@@ -1,14 +1,13 @@
-"""Aggregation of fields, the online onset detector, and update_well/reset_well on a real DB."""
+"""Aggregation of fields, the online onset detector, and update_well on a real DB."""
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from monitor.onset import OnsetConfig, OnsetDetector, OnsetParams, reset_well, update_well
+from monitor.onset import OnsetConfig, OnsetDetector, OnsetParams, analyse_well, update_well
 from stemwatch import store
 from stemwatch.core.aggregate import FieldObservation, aggregate_fields, group_timepoints
 from stemwatch.core.config import validate_mapping
@@ -144,31 +143,20 @@ def test_off_threshold_above_on_threshold_is_a_config_error() -> None:
         validate_mapping(OnsetConfig, {"plates": {"P1": {"k": 0}}}, "monitor.yaml")
 
 
-# -- update_well / reset_well on a real database --------------------------------------------
+# -- update_well (and the store's reset_well) on a real database -----------------------------
 
 
 def add_timepoint(
-    conn: sqlite3.Connection, plate: str, well: str, tp: int, probs: list[float]
+    db: store.Database, plate: str, well: str, tp: int, probs: list[float], *, model: str = "m"
 ) -> None:
     for field, p in enumerate(probs):
-        iid = store.register_image(
-            conn,
-            path=f"/img/{plate}_{well}_t{tp}_f{field}.tif",
-            size=1,
-            mtime_ns=tp,
-            content_hash=f"{plate}{well}{tp}{field}",
-            location=ImageLocation(plate, well, field, tp, tp * 6 * 3600.0, "test"),
-            status="queued",
-        )
-        store.record_prediction(
-            conn,
-            iid,
-            model_hash="m",
-            probability=p,
-            tile_mean=p,
-            tile_sd=0.05,
-            n_tiles=4,
-            cam_png=None,
+        store.record_result(
+            db,
+            store.FileVersion(
+                f"/img/{plate}_{well}_t{tp}_f{field}.tif", 1, tp, f"{well}{tp}{field}"
+            ),
+            ImageLocation(plate, well, field, tp, tp * 6 * 3600.0, "test", time_basis="elapsed"),
+            store.Prediction(model, p, tile_mean=p, tile_sd=0.05, n_tiles=4),
         )
 
 
@@ -179,14 +167,14 @@ def test_update_well_stores_series_and_one_onset_per_episode(tmp_path: Path) -> 
     rows = [[0.1, 0.1, 0.9], [0.1, 0.2, 0.1], [0.5, 0.45, 0.5], [0.8, 0.7, 0.9], [0.9, 0.95, 0.9]]
     for tp, probs in enumerate(rows):
         add_timepoint(conn, "P1", "C03", tp, probs)
-        event = update_well(conn, "P1", "C03", cfg, now=1000.0 + tp)
+        event = update_well(conn, "P1", "C03", cfg, model_hash="m", now=1000.0 + tp)
         seen.append(event)
     assert seen[:4] == [None, None, None, None]  # outlier field at t0 ignored by the median
     event = seen[4]
     assert event is not None
     assert (event.episode, event.onset_timepoint, event.detected_timepoint) == (0, 2, 4)
     assert event.onset_time_s == 2 * 6 * 3600.0
-    assert update_well(conn, "P1", "C03", cfg) is None  # same episode: nothing new
+    assert update_well(conn, "P1", "C03", cfg, model_hash="m") is None  # same episode: nothing new
 
     series = store.well_series(conn, "P1", "C03")
     assert [s.timepoint for s in series] == [0, 1, 2, 3, 4]
@@ -200,17 +188,17 @@ def test_update_well_stores_series_and_one_onset_per_episode(tmp_path: Path) -> 
     # reset: still high -> no new onset; drop, then rise again -> episode 1
     ro = store.open_db(tmp_path / "s.db", readonly=True)
     with pytest.raises(store.StoreError, match="read-only"):
-        reset_well(ro, "P1", "C03", by="ana")
-    assert reset_well(conn, "P1", "C03", by="ana") == 1
+        store.reset_well(ro, "P1", "C03", by="ana")
+    assert store.reset_well(conn, "P1", "C03", by="ana") == 1
     assert store.list_onsets(conn, include_reset=False) == []
     add_timepoint(conn, "P1", "C03", 5, [0.9, 0.9, 0.9])
     add_timepoint(conn, "P1", "C03", 6, [0.9, 0.8, 0.9])
-    assert update_well(conn, "P1", "C03", cfg) is None
+    assert update_well(conn, "P1", "C03", cfg, model_hash="m") is None
     add_timepoint(conn, "P1", "C03", 7, [0.2, 0.1, 0.2])
     add_timepoint(conn, "P1", "C03", 8, [0.7, 0.8, 0.9])
-    assert update_well(conn, "P1", "C03", cfg) is None
+    assert update_well(conn, "P1", "C03", cfg, model_hash="m") is None
     add_timepoint(conn, "P1", "C03", 9, [0.8, 0.8, 0.9])
-    again = update_well(conn, "P1", "C03", cfg)
+    again = update_well(conn, "P1", "C03", cfg, model_hash="m")
     assert again is not None and (again.episode, again.onset_timepoint) == (1, 8)
     onsets = store.list_onsets(conn, "P1")
     assert [(o.episode, o.reset_by) for o in onsets] == [(1, None), (0, "ana")]
@@ -222,8 +210,8 @@ def test_per_plate_parameters_are_used_by_update_well(tmp_path: Path) -> None:
     for plate in ("SLOW", "FAST"):
         add_timepoint(conn, plate, "A01", 0, [0.1, 0.1])
         add_timepoint(conn, plate, "A01", 1, [0.9, 0.9])
-    assert update_well(conn, "SLOW", "A01", cfg) is None
-    fast = update_well(conn, "FAST", "A01", cfg)
+    assert update_well(conn, "SLOW", "A01", cfg, model_hash="m") is None
+    fast = update_well(conn, "FAST", "A01", cfg, model_hash="m")
     assert fast is not None and fast.detected_timepoint == 1
 
 
@@ -231,25 +219,56 @@ def test_rewritten_image_counts_once_in_its_newest_version(tmp_path: Path) -> No
     conn = store.open_db(tmp_path / "s.db")
     where = ImageLocation("P1", "A01", 0, 0, 0.0, "test")
     for version, p in enumerate([0.9, 0.2]):  # the instrument rewrote the file
-        iid = store.register_image(
+        store.record_result(
             conn,
-            path="/img/P1_A01_t0_f0.tif",
-            size=10 + version,
-            mtime_ns=version,
-            content_hash=f"v{version}",
-            location=where,
-            status="queued",
+            store.FileVersion("/img/P1_A01_t0_f0.tif", 10 + version, version, f"v{version}"),
+            where,
+            store.Prediction("m", p, tile_mean=p, tile_sd=0.0, n_tiles=1),
         )
-        store.record_prediction(
-            conn,
-            iid,
-            model_hash="m",
-            probability=p,
-            tile_mean=p,
-            tile_sd=0.0,
-            n_tiles=1,
-            cam_png=None,
-        )
-    update_well(conn, "P1", "A01", OnsetConfig())
+    update_well(conn, "P1", "A01", OnsetConfig(), model_hash="m")
     (point,) = store.well_series(conn, "P1", "A01")
     assert (point.probability, point.n_fields) == (0.2, 1)
+
+
+def test_series_and_onsets_of_the_model_that_scored_the_images(tmp_path: Path) -> None:
+    """Bug (issue 12): well_series.model_hash was never written; a second model's
+    predictions must make a series of their own, not mix into the daemon's."""
+    conn = store.open_db(tmp_path / "s.db")
+    cfg = OnsetConfig(k=1, alpha=1.0)
+    add_timepoint(conn, "P1", "A01", 0, [0.1, 0.1], model="daemon")
+    add_timepoint(conn, "P1", "A01", 1, [0.9, 0.9], model="daemon")
+    for tp in (0, 1):  # another model rescoring the same images finds nothing
+        for field in (0, 1):
+            (img,) = [
+                i
+                for i in store.images_for_well(conn, "P1", "A01")
+                if (i.timepoint, i.field) == (tp, field)
+            ]
+            store.record_prediction(conn, img.id, store.Prediction("other", 0.1))
+    event = update_well(conn, "P1", "A01", cfg, model_hash="daemon")
+    assert event is not None and (event.model_hash, event.time_basis) == ("daemon", "elapsed")
+    assert update_well(conn, "P1", "A01", cfg, model_hash="other") is None
+    daemon = store.well_series(conn, "P1", "A01", model_hash="daemon")
+    other = store.well_series(conn, "P1", "A01", model_hash="other")
+    assert [p.model_hash for p in daemon] == ["daemon", "daemon"]
+    assert [p.probability for p in daemon] == [0.1, 0.9]
+    assert [p.probability for p in other] == [0.1, 0.1]
+
+
+def test_analyse_well_is_pure_and_respects_the_episode() -> None:
+    def img(tp: int, p: float) -> store.ImageRecord:
+        return store.ImageRecord(
+            id=tp, path=f"/{tp}", plate="P", well="A01", field=0, timepoint=tp,
+            time_s=tp * 3600.0, status="done", error=None, attempts=0, size=1, mtime_ns=tp,
+            content_hash=None, superseded_by=None, updated_at=0.0, probability=p,
+            time_basis="epoch",
+        )  # fmt: skip
+
+    images = [img(0, 0.1), img(1, 0.9), img(2, 0.9)]
+    params = OnsetParams(k=2, alpha=1.0)
+    fresh = analyse_well(images, store.WellState(), params)
+    assert [p.probability for p in fresh.series] == [0.1, 0.9, 0.9]
+    assert fresh.onset is not None and fresh.onset.onset_timepoint == 1
+    assert fresh.onset.time_basis == "epoch"
+    after_reset = analyse_well(images, store.WellState(1, 2 * 3600.0), params)
+    assert after_reset.onset is None and len(after_reset.series) == 3

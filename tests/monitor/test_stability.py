@@ -1,20 +1,21 @@
-"""The stability tracker (pure, explicit times) and the TIFF completeness check."""
+"""The stability tracker (pure, explicit times) and the memory of recorded versions.
+
+The TIFF completeness check lives in the core with the one TIFF parser (tests/core/test_tiff.py).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from monitor_helpers import tiff_bytes
 
 from monitor.stability import (
     FileStat,
+    SettledFiles,
     StabilityTracker,
     Verdict,
     backoff_delay,
-    expected_pages_from_ome,
     stat_file,
-    tiff_incomplete,
 )
 
 P = Path("/data/a.tif")
@@ -128,57 +129,6 @@ def test_backoff_doubles_up_to_the_limit() -> None:
     assert [backoff_delay(n, 1.0, 5.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
 
 
-# ------------------------------------------------------------------ TIFF completeness
-
-
-@pytest.mark.parametrize("compression", [None, "zlib"])
-@pytest.mark.parametrize("pages", [1, 3])
-def test_truncated_tiffs_are_incomplete(
-    tmp_path: Path, compression: str | None, pages: int
-) -> None:
-    data = tiff_bytes(1, 64, compression=compression, pages=pages)
-    f = tmp_path / "x.tif"
-    for cut in (0, 7, len(data) // 3, len(data) // 2, len(data) - 40, len(data) - 1):
-        f.write_bytes(data[:cut])
-        assert tiff_incomplete(f) is not None, f"cut at {cut} of {len(data)} looked complete"
-    f.write_bytes(data)
-    assert tiff_incomplete(f) is None
-
-
-def test_a_cut_ome_tiff_that_opens_as_one_page_is_caught(tmp_path: Path) -> None:
-    import tifffile
-
-    data = tiff_bytes(2, 64, pages=3)
-    f = tmp_path / "x.tif"
-    f.write_bytes(data[: len(data) - 20])  # only the OME-XML at the end is cut
-    with tifffile.TiffFile(f) as tif:  # tifffile opens it without an error...
-        assert len(tif.pages) >= 1
-    assert tiff_incomplete(f) is not None  # ...we do not take it as complete
-
-
-def test_page_count_below_what_the_name_says(tmp_path: Path) -> None:
-    f = tmp_path / "x.tif"
-    f.write_bytes(tiff_bytes(3, 64, pages=2))
-    assert tiff_incomplete(f, expected_pages=2) is None
-    reason = tiff_incomplete(f, expected_pages=4)
-    assert reason is not None and "2 of 4 pages" in reason
-
-
-def test_non_tiff_suffixes_are_not_checked(tmp_path: Path) -> None:
-    f = tmp_path / "x.png"
-    f.write_bytes(b"")
-    assert tiff_incomplete(f) is None
-
-
-def test_expected_pages_from_ome() -> None:
-    import tifffile
-
-    with tifffile.TiffFile(__import__("io").BytesIO(tiff_bytes(0, 32, pages=5))) as tif:
-        assert expected_pages_from_ome(tif.ome_metadata, "x.tif") == 5
-    assert expected_pages_from_ome(None) is None
-    assert expected_pages_from_ome("<not xml") is None
-
-
 def test_stat_file(tmp_path: Path) -> None:
     f = tmp_path / "a.tif"
     assert stat_file(f) is None
@@ -186,3 +136,29 @@ def test_stat_file(tmp_path: Path) -> None:
     st = stat_file(f)
     assert st is not None and st.size == 3
     assert stat_file(tmp_path) is None  # a folder is not a file
+
+
+# ------------------------------------------------------------------ recorded versions
+
+
+def test_settled_files_are_bounded_and_forget_the_least_recently_used() -> None:
+    settled = SettledFiles(capacity=3)
+    paths = [Path(f"/data/{i}.tif") for i in range(5)]
+    for p in paths[:3]:
+        settled[p] = S1
+    assert settled.get(paths[0]) == S1  # used: now the most recent
+    settled[paths[3]] = S1
+    settled[paths[4]] = S2
+    assert len(settled) == 3
+    assert paths[1] not in settled and paths[2] not in settled  # the least recently used
+    assert [settled.get(p) for p in (paths[0], paths[3], paths[4])] == [S1, S1, S2]
+
+
+def test_settled_files_update_and_pop() -> None:
+    settled = SettledFiles(capacity=2)
+    settled[P] = S1
+    settled[P] = S2  # a new version replaces the old, it does not take a second slot
+    assert len(settled) == 1 and settled.get(P) == S2
+    assert settled.pop(P) == S2 and settled.pop(P) is None and len(settled) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        SettledFiles(0)

@@ -14,53 +14,47 @@ from stemwatch.cli import main
 from stemwatch.core.platemeta import ImageLocation
 
 
-def build_db(db: Path, *, beat_at: float) -> None:
+def build_db(db: Path, *, beat_at: float, interval_s: float = 10.0) -> None:
     conn = store.open_db(db)
+    model = "0123456789abcdef"
     store.register_model(
         conn,
-        model_hash="0123456789abcdef",
+        model_hash=model,
         name="stemwatch-default",
         metadata_json="{}",
         provider="CPUExecutionProvider",
     )
     cfg = OnsetConfig(k=2, alpha=1.0)
     for tp, p in enumerate([0.1, 0.2, 0.8, 0.9]):
-        loc = ImageLocation("PLATE7", "D04", 0, tp, tp * 6 * 3600.0, "test")
-        iid = store.register_image(
+        loc = ImageLocation("PLATE7", "D04", 0, tp, tp * 6 * 3600.0, "test", time_basis="elapsed")
+        store.record_result(
             conn,
-            path=f"/scope/D04_t{tp}.tif",
-            size=1,
-            mtime_ns=tp,
-            content_hash=None,
-            location=loc,
-            status="queued",
+            store.FileVersion(f"/scope/D04_t{tp}.tif", 1, tp),
+            loc,
+            store.Prediction(model, p, tile_mean=p, tile_sd=0.1, n_tiles=4),
         )
-        store.record_prediction(
-            conn,
-            iid,
-            model_hash="0123456789abcdef",
-            probability=p,
-            tile_mean=p,
-            tile_sd=0.1,
-            n_tiles=4,
-            cam_png=None,
-        )
-        event = update_well(conn, "PLATE7", "D04", cfg)
+        event = update_well(conn, "PLATE7", "D04", cfg, model_hash=model)
         if event is not None:
             Alerter(AlertsConfig(), conn).onset(event)
-    store.register_image(
+    store.record_result(
         conn,
-        path="/scope/D05_t0.tif",
-        size=1,
-        mtime_ns=0,
-        content_hash=None,
-        location=ImageLocation("PLATE7", "D05", 0, 0, 0.0, "test"),
-        status="queued",
+        store.FileVersion("/scope/D05_t0.tif", 1, 0),
+        ImageLocation("PLATE7", "D05", 0, 0, 0.0, "test", time_basis="elapsed"),
+        store.Prediction(model, 0.1),
+    )
+    # a plate whose times are acquisition dates (small ones: the basis decides, not the size)
+    store.record_result(
+        conn,
+        store.FileVersion("/scope/old.tif", 1, 0),
+        ImageLocation("DATED", "A01", 0, 0, 5e7, "test", time_basis="epoch"),
+        store.Prediction(model, 0.1),
     )
     store.record_failure(
-        conn, path="/scope/broken.tif", size=7, mtime_ns=0, reason="truncated TIFF", attempts=5
+        conn, store.FileVersion("/scope/broken.tif", 7, 0), reason="truncated TIFF", attempts=5
     )
-    store.beat(conn, state="running", detail="1 queued", now=beat_at)
+    store.beat(
+        conn, state="running", detail="1 queued", queued=1, interval_s=interval_s, now=beat_at
+    )
     conn.close()
 
 
@@ -73,11 +67,29 @@ def test_status_prints_what_the_daemon_is_doing(
     out = capsys.readouterr().out
     assert "daemon:   alive; state running - 1 queued" in out
     assert "stemwatch-default (0123456789ab) on CPUExecutionProvider" in out
-    assert "images:   4 done, 1 queued, 1 failed" in out
+    assert "images:   6 done, 1 failed, 1 queued in the daemon" in out
     assert "PLATE7: 2 wells" in out and "1 wells with onset" in out
+    assert "up to 18.0 h" in out
+    assert "DATED: 1 wells, 1 images, up to 1971-" in out  # the stored basis: a date
     assert "failed: truncated TIFF  /scope/broken.tif" in out
     assert "PLATE7 D04: began ~12.0 h, detected at 18.0 h" in out
     assert "unacknowledged alerts (1):" in out and "[onset]" in out
+
+
+def test_status_judges_liveness_by_the_daemons_own_heartbeat_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bug (issue 12): status used its own config's interval, the dashboard 120 s."""
+    slow = tmp_path / "slow.db"  # beats every minute: 100 s of silence is normal
+    build_db(slow, beat_at=time.time() - 100, interval_s=60.0)
+    assert main(["status", "--db", str(slow)]) == 0
+    assert "daemon:   alive; state running" in capsys.readouterr().out
+    fast = tmp_path / "fast.db"  # beats every 10 s: 60 s of silence means it is gone
+    build_db(fast, beat_at=time.time() - 60, interval_s=10.0)
+    assert main(["status", "--db", str(fast)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT RUNNING (stale heartbeat" in out
+    assert "queued in the daemon" not in out  # a dead daemon's queue is not news
 
 
 def test_status_flags_a_stale_heartbeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -63,6 +63,30 @@ def test_restart_scans_what_arrived_while_stopped_and_never_duplicates(
     assert len(records(db)) == 4 and all(rec.status == "done" for rec in records(db))
 
 
+def test_done_files_are_never_redone_failed_ones_only_once_they_change(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    """The one "already recorded?" rule (store.already_recorded), across restarts."""
+    db = tmp_path / "s.db"
+    tiny = write_tiff(plate / image_name("D04"), 7, size=64)  # smaller than a tile: fails
+    old = time.time() - 60
+    os.utime(tiny, (old, old))
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert "3 processed, 1 failed" in r.stdout, r.stderr
+    # a done file touched (same content, new mtime) and the failed file unchanged: nothing
+    os.utime(plate / image_name("A01"), (old + 1, old + 1))
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert "0 processed, 0 failed" in r.stdout, r.stderr
+    assert len(records(db)) == 4
+    # the failed file rewritten: tried again, and now it is done
+    write_tiff(tiny, 8)
+    os.utime(tiny, (old + 2, old + 2))
+    r = watch(plate, "--db", db, "--model", tiny_model_path, "--once")
+    assert "1 processed, 0 failed" in r.stdout, r.stderr
+    (failed, redone) = by_name(db, tiny.name)
+    assert (failed.status, redone.status, failed.superseded_by) == ("failed", "done", redone.id)
+
+
 def test_sigterm_finishes_flushes_and_exits_zero(
     tmp_path: Path, plate: Path, tiny_model_path: Path
 ) -> None:

@@ -9,12 +9,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import tifffile
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from stemwatch.synth.acquire import acquire, acquire_in_thread
+from stemwatch.synth.acquire import AcquisitionSpec, acquire, acquire_in_thread
+from stemwatch.synth.difficulty import SynthError
 from stemwatch.synth.plate import plan_plate
+from stemwatch.synth.spec import PlateSpec
+
+PLATE = PlateSpec(wells=["A01", "A02", "B01"], n_fields=2, n_timepoints=2, size=64, seed=3)
 
 
 class _Recorder(FileSystemEventHandler):
@@ -40,17 +45,15 @@ def test_every_image_lands_complete_with_instrument_write_patterns(tmp_path: Pat
     try:
         result = acquire(
             folder,
-            wells=["A01", "A02", "B01"],
-            n_fields=2,
-            n_timepoints=2,
-            interval_s=0.6,
-            size=64,
-            seed=3,
-            burst=2,
-            chunked_fraction=0.4,
-            rename_fraction=0.4,
-            rewrite_fraction=0.25,
-            chunk_span_s=0.1,
+            PLATE,
+            AcquisitionSpec(
+                interval_s=0.6,
+                burst=2,
+                chunked_fraction=0.4,
+                rename_fraction=0.4,
+                rewrite_fraction=0.25,
+                chunk_span_s=0.1,
+            ),
             log_path=tmp_path / "acquire.jsonl",
         )
         time.sleep(0.5)
@@ -58,7 +61,7 @@ def test_every_image_lands_complete_with_instrument_write_patterns(tmp_path: Pat
         observer.stop()
         observer.join()
 
-    plan = plan_plate(wells=["A01", "A02", "B01"], n_fields=2, n_timepoints=2, size=64, seed=3)
+    plan = plan_plate(PLATE)
     expected = {
         folder / plan.filename(w, f, t) for w in plan.well_names for f in range(2) for t in range(2)
     }
@@ -101,7 +104,8 @@ def test_every_image_lands_complete_with_instrument_write_patterns(tmp_path: Pat
 
 
 def test_acquisition_in_a_thread_stops_between_files(tmp_path: Path) -> None:
-    th = acquire_in_thread(tmp_path, n_timepoints=50, interval_s=0.2, size=64, seed=1)
+    plate = PlateSpec(wells=["A01", "A02"], n_fields=1, n_timepoints=50, size=64, seed=1)
+    th = acquire_in_thread(tmp_path, plate, AcquisitionSpec(interval_s=0.2))
     time.sleep(0.5)
     result = th.stop(timeout=10)
     assert not th.is_alive() and th.error is None
@@ -113,9 +117,46 @@ def test_acquisition_in_a_thread_stops_between_files(tmp_path: Path) -> None:
 
 def test_schedule_follows_the_speedup(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    result = acquire(tmp_path, n_timepoints=3, interval_h=6.0, speedup=6 * 3600 / 0.3, size=64)
+    plate = PlateSpec(wells=["A01", "A02"], n_fields=1, n_timepoints=3, interval_h=6.0, size=64)
+    result = acquire(tmp_path, plate, AcquisitionSpec(speedup=6 * 3600 / 0.3))
     elapsed = time.monotonic() - t0
     passes = [max(r.wall_s for r in result.records if r.timepoint == t) for t in range(3)]
     assert passes[0] < passes[1] < passes[2]
     assert elapsed >= 0.6  # two intervals of 0.3 s
     assert min(r.wall_s for r in result.records if r.timepoint == 2) >= 0.6
+
+
+def test_passes_that_cannot_keep_up_are_reported_once_with_their_own_duration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bug (issue 13, item 2): one warning per pass, the cumulative lag as if it were this
+    pass's, and a `--speedup` knob the demo does not have."""
+    plate = PlateSpec(wells=["A01", "A02", "A03"], n_fields=2, n_timepoints=5, size=64)
+    spec = AcquisitionSpec(interval_s=0.01, burst=1, chunk_span_s=0.05)
+    with caplog.at_level("WARNING", logger="stemwatch.synth.acquire"):
+        result = acquire(tmp_path, plate, spec)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings  # the first overrun, then one summary
+    assert "--speedup" not in " ".join(warnings)
+    assert "longer interval between passes" in warnings[0]
+    took = float(warnings[0].split(" took ")[1].split(" s")[0])
+    # the figure is pass 1's own duration, not the lag accumulated since the start
+    first_pass = [r.wall_s for r in result.records if r.timepoint == 0]
+    second_start = min(r.wall_s for r in result.records if r.timepoint == 1)
+    assert took <= second_start + 0.05 and took >= max(first_pass) - 0.05
+    assert "4 passes took longer" in warnings[1] or "of 4 passes" in warnings[1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"speedup": 0.0}, "speedup=0.0"),
+        ({"interval_s": -1.0}, "interval_s=-1.0"),
+        ({"rewrite_fraction": 1.5}, "rewrite_fraction=1.5"),
+        ({"chunked_fraction": 0.7, "rename_fraction": 0.6}, "rename_fraction = 1.3"),
+        ({"n_chunks": 0}, "n_chunks=0"),
+    ],
+)
+def test_bad_acquisition_settings_name_the_value(kwargs: dict, needle: str) -> None:
+    with pytest.raises(SynthError, match=needle):
+        AcquisitionSpec(**kwargs)

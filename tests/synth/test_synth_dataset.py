@@ -11,7 +11,9 @@ import pytest
 import tifffile
 
 from stemwatch.core.imaging import read_image
-from stemwatch.synth.dataset import MANIFEST_COLUMNS, generate_dataset
+from stemwatch.core.manifest import MANIFEST_COLUMNS, SYNTHETIC_SOURCE
+from stemwatch.core.optics import read_pixel_size
+from stemwatch.synth.dataset import SYNTH_COLUMNS, generate_dataset
 from stemwatch.synth.difficulty import SynthError
 
 Dataset = tuple[Path, list[dict[str, str]]]
@@ -28,7 +30,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 def test_layout_and_manifest(dataset: Dataset) -> None:
     out, rows = dataset
-    assert (out / "manifest.csv").read_text().splitlines()[0] == ",".join(MANIFEST_COLUMNS)
+    assert (out / "manifest.csv").read_text().splitlines()[0] == ",".join(
+        MANIFEST_COLUMNS + SYNTH_COLUMNS
+    )
     assert len(rows) == 2 * 2 * 4 * 2 * 5
     for r in rows:
         path = out / r["path"]
@@ -41,6 +45,10 @@ def test_layout_and_manifest(dataset: Dataset) -> None:
     assert len({(r["plate"], r["well"]) for r in rows}) == 16
     img = read_image(out / rows[0]["path"])
     assert img.pixels.shape == (256, 256) and img.pixels.dtype == np.uint8
+    # a microscope's export states its scale; the trainer derives its downsampling from it
+    pixel = read_pixel_size(out / rows[0]["path"])
+    assert pixel is not None and pixel.um == 1.0 and pixel.source == "OME PhysicalSizeX"
+    assert {r["source"] for r in rows} == {SYNTHETIC_SOURCE}
 
 
 def test_true_state_rises_in_induced_wells_only(dataset: Dataset) -> None:

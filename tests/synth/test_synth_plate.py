@@ -15,6 +15,9 @@ from stemwatch.core.platemeta import resolve
 from stemwatch.synth.biology import ONSET_THRESHOLD, well_mean_state
 from stemwatch.synth.difficulty import SynthError
 from stemwatch.synth.plate import PlateTruth, generate_plate, plan_plate
+from stemwatch.synth.spec import PlateSpec
+
+PLATE16 = PlateSpec(wells=["A01", "A02", "B03"], n_fields=2, n_timepoints=3, size=96, seed=4)
 
 OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 
@@ -22,10 +25,7 @@ OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 @pytest.fixture(scope="module")
 def plate16(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlateTruth]:
     out = tmp_path_factory.mktemp("plate16")
-    truth = generate_plate(
-        out, wells=["A01", "A02", "B03"], n_fields=2, n_timepoints=3, size=96, seed=4
-    )
-    return out, truth
+    return out, generate_plate(out, PLATE16)
 
 
 def test_files_are_ome_tiff_with_plate_elements(plate16: tuple[Path, PlateTruth]) -> None:
@@ -77,15 +77,10 @@ def test_sixteen_bit_output_holds_twelve_bit_data(plate16: tuple[Path, PlateTrut
 
 
 def test_eight_bit_output_and_compression(tmp_path: Path) -> None:
-    truth = generate_plate(
-        tmp_path,
-        wells=["A01"],
-        n_fields=1,
-        n_timepoints=1,
-        size=64,
-        bit_depth=8,
-        compression="zlib",
+    spec = PlateSpec(
+        wells=["A01"], n_fields=1, n_timepoints=1, size=64, bit_depth=8, compression="zlib"
     )
+    truth = generate_plate(tmp_path, spec)
     (path,) = truth.files
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
@@ -111,7 +106,7 @@ def test_ground_truth_table_matches_the_biology(plate16: tuple[Path, PlateTruth]
             assert w.true_onset_h is not None and w.true_onset_h > w.induction_h
             assert float(row["true_onset_h"]) == pytest.approx(w.true_onset_h)
     # the onset is where the mean colony state crosses the threshold
-    plan = plan_plate(wells=["A01", "A02", "B03"], n_fields=2, n_timepoints=3, size=96, seed=4)
+    plan = plan_plate(PLATE16)
     for name, well in plan.wells.items():
         onset = truth.well(name).true_onset_h
         if onset is not None:
@@ -121,16 +116,16 @@ def test_ground_truth_table_matches_the_biology(plate16: tuple[Path, PlateTruth]
 
 def test_plate_formats_and_conditions() -> None:
     for n, (rows, cols) in {6: (2, 3), 24: (4, 6), 96: (8, 12), 384: (16, 24)}.items():
-        plan = plan_plate(wells=n, n_fields=1, n_timepoints=2, size=64)
+        plan = plan_plate(PlateSpec(wells=n, n_fields=1, n_timepoints=2, size=64))
         assert (plan.n_rows, plan.n_cols, len(plan.wells)) == (rows, cols, n)
         conds = {plan.wells[w].condition for w in plan.wells}
         assert conds == {"maintenance", "induced"}
-    plan = plan_plate(wells=384, n_fields=1, n_timepoints=2, size=64)
+    plan = plan_plate(PlateSpec(wells=384, n_fields=1, n_timepoints=2, size=64))
     assert plan.filename("P24", 0, 1) == "SYN001_P24_1_2026y01m05d_15h00m.tif"
 
 
 def test_maintenance_stays_undifferentiated_and_induced_differentiates() -> None:
-    plan = plan_plate(wells=24, n_fields=2, times_h=(0, 48, 96), size=128, seed=1)
+    plan = plan_plate(PlateSpec(wells=24, n_fields=2, times_h=(0, 48, 96), size=128, seed=1))
     maint = [w for w in plan.wells.values() if w.condition == "maintenance"]
     induced = [w for w in plan.wells.values() if w.condition == "induced"]
     assert max(well_mean_state(w, 96) for w in maint) < 0.25  # only a few spontaneous colonies
@@ -140,10 +135,10 @@ def test_maintenance_stays_undifferentiated_and_induced_differentiates() -> None
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
-    kw = {"wells": ["A01", "A02"], "n_fields": 1, "n_timepoints": 2, "size": 64}
-    a = generate_plate(tmp_path / "a", seed=7, **kw)  # type: ignore[arg-type]
-    b = generate_plate(tmp_path / "b", seed=7, **kw)  # type: ignore[arg-type]
-    c = generate_plate(tmp_path / "c", seed=8, **kw)  # type: ignore[arg-type]
+    spec = PlateSpec(wells=["A01", "A02"], n_fields=1, n_timepoints=2, size=64, seed=7)
+    a = generate_plate(tmp_path / "a", spec)
+    b = generate_plate(tmp_path / "b", spec)
+    c = generate_plate(tmp_path / "c", spec.replace(seed=8))
     for fa, fb, fc in zip(a.files, b.files, c.files, strict=True):
         assert fa.name == fb.name == fc.name
         assert fa.read_bytes() == fb.read_bytes()
@@ -152,14 +147,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
 
 
 def test_parallel_workers_write_the_same_bytes(tmp_path: Path) -> None:
-    kw = {"wells": ["A01", "A02"], "n_fields": 2, "n_timepoints": 1, "size": 64, "seed": 2}
-    one = generate_plate(tmp_path / "one", **kw)  # type: ignore[arg-type]
-    two = generate_plate(tmp_path / "two", workers=2, **kw)  # type: ignore[arg-type]
+    spec = PlateSpec(wells=["A01", "A02"], n_fields=2, n_timepoints=1, size=64, seed=2)
+    one = generate_plate(tmp_path / "one", spec)
+    two = generate_plate(tmp_path / "two", spec, workers=2)
     assert [f.read_bytes() for f in one.files] == [f.read_bytes() for f in two.files]
 
 
 def test_stage_drift_moves_the_field_between_time_points() -> None:
-    plan = plan_plate(wells=["A01"], n_fields=1, n_timepoints=4, size=64, seed=3)
+    plan = plan_plate(PlateSpec(wells=["A01"], n_fields=1, n_timepoints=4, size=64, seed=3))
     origins = [plan.origin("A01", 0, t) for t in range(4)]
     assert len(set(origins)) == 4
     assert all(abs(o[0]) < 40 and abs(o[1]) < 40 for o in origins)
@@ -172,9 +167,24 @@ def test_stage_drift_moves_the_field_between_time_points() -> None:
         ({"wells": ["Z99"]}, "wells"),
         ({"bit_depth": 12}, "bit_depth=12"),
         ({"size": 8}, "size=8"),
+        ({"n_fields": 0}, "n_fields=0"),
+        ({"n_timepoints": 0}, "n_timepoints=0"),
+        ({"interval_h": 0.0}, "interval_h=0.0"),
+        ({"induced": ["A1", "nope"]}, "induced: 'nope'"),
         ({"difficulty": "nightmare"}, "nightmare"),
     ],
 )
 def test_bad_requests_name_the_value(tmp_path: Path, kwargs: dict, needle: str) -> None:
     with pytest.raises(SynthError, match=needle):
-        generate_plate(tmp_path, n_timepoints=1, n_fields=1, **kwargs)
+        generate_plate(tmp_path, PlateSpec(**{"n_timepoints": 1, "n_fields": 1, **kwargs}))
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_spec_is_immutable_and_takes_lists() -> None:
+    spec = PlateSpec(wells=["a1", "B3"], times_h=[0, 6], induced=["b03"])
+    assert spec.wells == ("A01", "B03") and spec.times_h == (0.0, 6.0)
+    assert spec.induced == ("B03",) and spec.timeline_h == (0.0, 6.0)
+    assert hash(spec) == hash(PlateSpec(wells=("A01", "B03"), times_h=(0, 6), induced=("B03",)))
+    assert PlateSpec(n_timepoints=3, interval_h=2.5).timeline_h == (0.0, 2.5, 5.0)
+    with pytest.raises(SynthError, match="size=8"):
+        spec.replace(size=8)

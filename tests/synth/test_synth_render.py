@@ -13,6 +13,7 @@ from stemwatch.synth.biology import N_HARMONICS, ColonyView
 from stemwatch.synth.difficulty import SynthError, get_difficulty
 from stemwatch.synth.plate import plan_plate
 from stemwatch.synth.render import render_field, render_specimen
+from stemwatch.synth.spec import PlateSpec
 
 PLAIN = get_difficulty("default", tone_match=0.0, contrast_jitter=0.0)
 
@@ -57,9 +58,9 @@ def test_differentiated_cells_are_larger_and_flatter() -> None:
 def test_pixel_size_outside_the_range_is_refused() -> None:
     for bad in (0.2, 3.0):
         with pytest.raises(SynthError, match=r"pixel_size_um=.*0\.5-2"):
-            plan_plate(wells=["A01"], n_fields=1, n_timepoints=1, size=64, pixel_size_um=bad)
+            PlateSpec(wells=["A01"], n_fields=1, n_timepoints=1, size=64, pixel_size_um=bad)
     with pytest.raises(SynthError, match="modality"):
-        plan_plate(wells=["A01"], n_timepoints=1, size=64, modality="fluorescence")
+        PlateSpec(wells=["A01"], n_timepoints=1, size=64, modality="fluorescence")
 
 
 def _rings(img: np.ndarray, radius: float) -> tuple[float, float, float]:
@@ -91,11 +92,11 @@ def test_modalities_darken_and_halo_as_real_optics_do(modality: str) -> None:
 
 
 def test_same_seed_same_bytes_in_phase_contrast() -> None:
-    plan = plan_plate(wells=["A01"], n_timepoints=2, size=128, modality="phase", seed=4)
-    again = plan_plate(wells=["A01"], n_timepoints=2, size=128, modality="phase", seed=4)
+    plan = plan_plate(PlateSpec(wells=["A01"], n_timepoints=2, size=128, modality="phase", seed=4))
+    again = plan_plate(PlateSpec(wells=["A01"], n_timepoints=2, size=128, modality="phase", seed=4))
     a, b = plan.render("A01", 0, 1), again.render("A01", 0, 1)
     assert a.tobytes() == b.tobytes()
-    bf = plan_plate(wells=["A01"], n_timepoints=2, size=128, seed=4).render("A01", 0, 1)
+    bf = plan_plate(PlateSpec(wells=["A01"], n_timepoints=2, size=128, seed=4)).render("A01", 0, 1)
     assert bf.tobytes() != a.tobytes()
 
 

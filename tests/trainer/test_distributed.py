@@ -1,4 +1,4 @@
-"""Data-parallel training with two CPU processes (gloo) through torch.distributed.run."""
+"""Data-parallel training with two CPU processes (gloo): torchrun ... -m stemwatch train."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_two_cpu_processes_train_and_agree(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "trainer.distributed", "--config", str(tmp_path / "ddp.yaml"),
+        "-m", "stemwatch", "train", "--config", str(tmp_path / "ddp.yaml"),
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -16,6 +16,7 @@ from torch import nn
 from stemwatch.cli import main
 from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec, prepare, read_image
+from stemwatch.core.modelfile import file_sha256
 from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import create
 from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, update_checkpoint
@@ -25,7 +26,6 @@ from trainer.export import (
     check_parity,
     export_module,
     export_onnx,
-    model_hash,
     parity_tiles,
 )
 
@@ -184,7 +184,7 @@ def test_export_metadata_round_trip_through_onnxruntime(exported, tiny_checkpoin
     assert inp.name == meta.input_name and inp.shape[1:] == [1, 64, 64]
     assert isinstance(inp.shape[0], str)
     assert [o.name for o in sess.get_outputs()] == ["probabilities", "logits", "cam"]
-    assert report.model_hash == model_hash(report.onnx_path) and len(report.model_hash) == 64
+    assert report.model_hash == file_sha256(report.onnx_path) and len(report.model_hash) == 64
 
 
 def test_export_is_one_file_with_pinned_opset(exported):

@@ -10,22 +10,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 import yaml
 
 from stemwatch.cli import main
 from stemwatch.core.config import load_config, validate_mapping
 from stemwatch.core.errors import ConfigError, StemwatchError
-from tests.trainer.fixtures_training import make_dataset, tiny_config
+from tests.trainer.fixtures_training import make_dataset, texture, tiny_config
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainerConfig
+from trainer.evaluate import evaluate_model
+from trainer.heldout import LeakError
 from trainer.train import (
     Trainer,
     amp_enabled,
     build_model,
+    check_run_dir,
     prepare_data,
     resolve_device,
     run_cross_validation,
+    run_training,
 )
 
 
@@ -70,27 +75,108 @@ def test_trained_model_separates_the_classes(trained_run: Path) -> None:
     assert "val_ece_after" in best.metrics
 
 
-def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, dataset: Path, tmp_path) -> None:
+def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None:
+    """The checkpoint on its own held-out split and the exported model on the run's
+    test_manifest.csv score the same images the same way, with the training's figures."""
     from trainer.export import export_onnx
 
-    assert (
-        main(["evaluate", str(trained_run / "best.pt"), str(dataset), "-o", str(tmp_path / "pt")])
-        == 0
-    )
+    assert main(["evaluate", str(trained_run / "best.pt"), "-o", str(tmp_path / "pt")]) == 0
     onnx_path = tmp_path / "model.onnx"
     export_onnx(trained_run / "best.pt", onnx_path)
-    assert main(["evaluate", str(onnx_path), str(dataset), "-o", str(tmp_path / "onnx")]) == 0
+    test_manifest = trained_run / "test_manifest.csv"
+    assert main(["evaluate", str(onnx_path), str(test_manifest), "-o", str(tmp_path / "onnx")]) == 0
     pt = json.loads((tmp_path / "pt" / "metrics.json").read_text())
     ox = json.loads((tmp_path / "onnx" / "metrics.json").read_text())
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert pt["held_out"] and ox["held_out"] and "notice" not in pt
     for key in ("accuracy", "balanced_accuracy", "roc_auc"):
         assert ox["image"][key] == pytest.approx(pt["image"][key], abs=1e-6)
+        assert pt["image"][key] == pytest.approx(summary["test"]["image"][key], abs=1e-6)
+        assert ox["image"]["intervals"][key] == pytest.approx(pt["image"]["intervals"][key])
     p_pt = [p["probability"] for p in pt["predictions"]]
     p_ox = [p["probability"] for p in ox["predictions"]]
     assert np.allclose(p_pt, p_ox, atol=1e-4)
+    assert {Path(p["path"]).name for p in pt["predictions"]} == {
+        Path(p["path"]).name for p in ox["predictions"]
+    }
     assert set(pt["image"]["accuracy_by_hours"]) == {"0", "24"}
     report = (tmp_path / "pt" / "report.md").read_text()
-    assert "balanced_accuracy" in report and (tmp_path / "pt" / "confusion.png").stat().st_size > 0
+    assert report.startswith("# Evaluation of best.pt")
+    assert "balanced accuracy" in report and (tmp_path / "pt" / "confusion.png").stat().st_size > 0
+    assert "percentile bootstrap over the 2 wells" in report
     assert (tmp_path / "pt" / "accuracy_by_hours.png").is_file()
+
+
+def test_evaluate_refuses_a_leaky_evaluation(
+    trained_run: Path, dataset: Path, tmp_path: Path, capsys
+) -> None:
+    """The issue's done-when: the training manifest holds training and validation images,
+    so evaluating on it is refused; --allow-seen scores it and every output says so first."""
+    out = tmp_path / "leak"
+    assert main(["evaluate", str(trained_run / "best.pt"), str(dataset), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "24 of 32 images were seen by checkpoint" in err and "--allow-seen" in err
+    assert not out.exists()
+
+    argv = ["evaluate", str(trained_run / "best.pt"), str(dataset), "-o", str(out)]
+    assert main([*argv, "--allow-seen"]) == 0
+    first = "NOT A HELD-OUT EVALUATION: 24 of 32 images were seen"
+    assert capsys.readouterr().out.splitlines()[0].startswith(first)
+    metrics_text = (out / "metrics.json").read_text()
+    assert metrics_text.splitlines()[0].startswith('{"notice": "' + first)
+    assert json.loads(metrics_text)["held_out"] is False
+    assert (out / "report.md").read_text().splitlines()[0].startswith("**" + first)
+
+
+def test_an_exported_model_is_checked_by_well(trained_run: Path, dataset: Path, tmp_path: Path):
+    """An ONNX model lists no images, but its split's wells: another image of a training
+    well (a new file, never seen) is refused too."""
+    from trainer.export import export_onnx
+
+    onnx_path = export_onnx(trained_run / "best.pt", tmp_path / "m.onnx").onnx_path
+    split = json.loads((trained_run / "split.json").read_text())
+    experiment, plate, well = split["train"]["groups"][0].split("/")
+    label = "undifferentiated" if well.startswith("A") else "differentiated"
+    rng = np.random.default_rng(5)
+    tifffile.imwrite(tmp_path / "new.tif", texture(int(label == "differentiated"), 128, rng))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        f"path,label,plate,well,experiment\nnew.tif,{label},{plate},{well},{experiment}\n"
+    )
+    with pytest.raises(LeakError, match=r"1 of 1 images were seen by model .*from wells of its"):
+        evaluate_model(onnx_path, manifest)
+    other = tmp_path / "other.csv"
+    other.write_text(f"path,label,plate,well,experiment\nnew.tif,{label},P9,{well},{experiment}\n")
+    result = evaluate_model(onnx_path, other)
+    assert result["held_out"] and "checked by well" in result["data_description"]
+
+
+def test_a_changed_held_out_image_is_refused(dataset: Path, tmp_path: Path) -> None:
+    shutil.copytree(dataset.parent, tmp_path / "data")
+    cfg = validate_mapping(
+        TrainerConfig, tiny_config(tmp_path / "data" / "manifest.csv", tmp_path / "run"), "t"
+    )
+    run_training(cfg)
+    test_image = next(
+        im
+        for im in load_checkpoint(tmp_path / "run" / "best.pt").split["images"]
+        if im["part"] == "test"
+    )
+    Path(test_image["path"]).write_bytes(Path(test_image["path"]).read_bytes()[:-2] + b"xx")
+    with pytest.raises(StemwatchError, match="held-out images changed since training"):
+        evaluate_model(tmp_path / "run" / "best.pt")
+
+
+def test_training_into_a_run_folder_with_a_model_is_refused(
+    trained_run: Path, dataset: Path, capsys
+) -> None:
+    before = (trained_run / "best.pt").read_bytes()
+    assert main(["train", str(dataset), "-o", str(trained_run)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a trained model" in err and "--resume" in err and "--overwrite" in err
+    assert (trained_run / "best.pt").read_bytes() == before
+    check_run_dir(trained_run, resume=True)
+    check_run_dir(trained_run, overwrite=True)
 
 
 def _trainer(dataset: Path, out: Path, **over: object) -> Trainer:
@@ -142,6 +228,29 @@ def test_cross_validation_reports_mean_and_sd(dataset: Path, tmp_path: Path) -> 
     split = json.loads((tmp_path / "split.json").read_text())
     tested = [g for f in split["folds"] for g in f["test"]["groups"]]
     assert len(tested) == len(set(tested)) == 8  # every well tested exactly once
+    assert summary["scheme"] == "2-fold"
+    pooled = summary["pooled"]["image"]
+    assert pooled["n"] == 32 and pooled["bootstrap"]["n_groups"] == 8
+    assert pooled["intervals"]["balanced_accuracy"]["low"] is not None
+    assert "Pooled over folds" in report and "[95 % intervals: percentile bootstrap" in report
+
+
+def test_cross_validation_holds_out_one_experiment_per_fold(tmp_path: Path) -> None:
+    manifest = make_dataset(tmp_path / "data", n_experiments=2, wells_per_class=2, fields=1)
+    cfg = validate_mapping(
+        TrainerConfig,
+        tiny_config(manifest, tmp_path / "cv", optim__epochs=1, split__val_fraction=0.5),
+        "t",
+    )
+    summary = run_cross_validation(cfg)  # --cv without K
+    assert summary["scheme"] == "leave-one-experiment-out"
+    assert [f["split"] for f in summary["folds"]] == ["holdout-exp0", "holdout-exp1"]
+    for fold in summary["folds"]:
+        exp = fold["split"].removeprefix("holdout-")
+        assert {p["experiment"] for p in fold["test"]["predictions"]} == {exp}
+    assert (tmp_path / "cv" / "holdout-exp1" / "best.pt").is_file()
+    assert summary["pooled"]["image"]["n"] == 16
+    assert summary["pooled"]["warnings"]  # 4 wells per class: unstable, and it says so
 
 
 def test_unknown_architecture_names_field_and_registry(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.architectures import register
+from trainer.architectures.registry import register
 
 
 class _DenseLayer(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from trainer.architectures import register
+from trainer.architectures.registry import register
 
 # (out_channels, stride) of each depthwise-separable block after the stem.
 FASTNET_BLOCKS: tuple[tuple[int, int], ...] = (

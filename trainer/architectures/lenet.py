@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainer.architectures import register
 from trainer.architectures.layers import StaticAdaptiveAvgPool2d
+from trainer.architectures.registry import register
 
 
 class LeNet5(nn.Module):

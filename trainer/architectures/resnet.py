@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from trainer.architectures import register
+from trainer.architectures.registry import register
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:

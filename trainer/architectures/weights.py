@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from trainer.architectures import InitWeightsError
+from trainer.architectures.registry import InitWeightsError
 
 log = logging.getLogger(__name__)
 
