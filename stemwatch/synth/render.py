@@ -110,9 +110,10 @@ class Look:
     phase_blur_um: tuple[float, float] = (0.5, 0.9)
     """How much finer detail than this the phase image loses (partial coherence)."""
     debris_per_mm2: float = 80.0
-    debris_absorb_scale: float = 2.0
-    debris_height_scale: float = 1.0
-    dead_fraction: float = 0.015
+    debris_absorb_scale: float = 3.0
+    debris_height_scale: float = 3.0
+    """Debris is refractile: a strong phase bump gives sharp dark/bright rims."""
+    dead_fraction: float = 0.04
     """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
     cell_scale: float = 1.4
     """Scales the optical path of the cells' texture (not the colony's thickness)."""
@@ -365,7 +366,8 @@ def _cells(
         - _lerp(look.gap, 0.3, dl) * gap * mask
         + _lerp(0.08, 0.05, dl) * fine
     )
-    dead = (crand < _lerp(look.dead_fraction, 0.2 * look.dead_fraction, d)) & (f1 < 1.6 * ppu)
+    # dead and mitotic cells per area, not per cell: larger flat cells carry as many
+    dead = (crand < look.dead_fraction * min(8.0, (spacing / (6.5 * ppu)) ** 2)) & (f1 < 1.6 * ppu)
     glint = np.clip(fine - 1.6, 0.0, None) * (mask > 0.5) * (1.0 - dl)
     return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
 

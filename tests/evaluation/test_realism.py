@@ -35,7 +35,11 @@ def test_features_have_names_and_ignore_gain_and_offset(feature_set: str) -> Non
     assert len(feature_names("basic")) == 18 and len(feature_names("full")) == 68
     # intensity-normalised: exposure (gain) and offset do not change the features
     brighter = img.astype(np.float64) * 3.7 + 100.0
-    np.testing.assert_allclose(texture_features(brighter, feature_set), f, rtol=1e-4, atol=1e-4)
+    g = texture_features(brighter, feature_set)
+    counts = np.array([feature_family(n) == "blobs" for n in feature_names(feature_set)])
+    np.testing.assert_allclose(g[~counts], f[~counts], rtol=1e-4, atol=1e-4)
+    # blob counts per 10,000 px: float rounding may tip one extremum over the threshold
+    np.testing.assert_allclose(g[counts], f[counts], atol=1.01 * 10_000 / img.size)
     assert not np.allclose(texture_features(rng.normal(size=(256, 256)), feature_set), f)
     assert {feature_family(n) for n in feature_names(feature_set)} >= {"local sd", "ps", "grad"}
 
