@@ -670,3 +670,80 @@ def contact_sheet(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- before / after
+
+
+def load_summary(path: Path) -> dict[str, object]:
+    """The summary a gauge run wrote (``report.json``, or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        out: dict[str, object] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RealismError(
+            f"{path}: not a realism report ({exc}); run stemwatch synth realism -o FOLDER"
+        ) from None
+    for key in ("balanced_accuracy", "balanced_accuracy_ci95", "roc_auc", "roc_auc_ci95"):
+        if key not in out:
+            raise RealismError(f"{path}: the report has no {key!r}; run stemwatch synth realism")
+    return out
+
+
+def _figure(summary: dict[str, object], key: str) -> tuple[float, float, float]:
+    ci = summary[f"{key}_ci95"]
+    value = summary[key]
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not isinstance(value, (int, float)):
+        raise RealismError(f"{key}: expected a number and a 95 % interval, got {value}, {ci}")
+    return float(value), float(ci[0]), float(ci[1])
+
+
+def comparison_table(rows: Sequence[tuple[str, dict[str, object], dict[str, object]]]) -> str:
+    """A markdown table of (label, before, after) gauge summaries: balanced accuracy and
+    ROC-AUC with their 95 % intervals."""
+    out = [
+        "| real set, features | balanced accuracy before | after | ROC-AUC before | after |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, before, after in rows:
+        cells = [label]
+        for key in ("balanced_accuracy", "roc_auc"):
+            for s in (before, after):
+                v, lo, hi = _figure(s, key)
+                cells.append(f"{v:.2f} ({lo:.2f}-{hi:.2f})")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot_comparison(
+    path: Path, rows: Sequence[tuple[str, dict[str, object], dict[str, object]]]
+) -> Path:
+    """Bars of balanced accuracy (95 % interval as error bars) before and after per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise RealismError("nothing to plot: give at least one (label, before, after) row")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(rows), 4.0))
+    xs = np.arange(len(rows), dtype=float)
+    for shift, which, colour in ((-0.18, 1, "tab:grey"), (0.18, 2, "tab:green")):
+        vals = [_figure(r[which], "balanced_accuracy") for r in rows]  # type: ignore[arg-type]
+        v = np.array([a for a, _, _ in vals])
+        err = np.array([[a - lo for a, lo, _ in vals], [hi - a for a, _, hi in vals]])
+        ax.bar(xs + shift, v, 0.34, yerr=err, capsize=3, color=colour)
+        ax.bar(0, 0, color=colour, label=("before (main)", "after")[which - 1])
+    ax.axhline(0.75, color="tab:red", ls="--", lw=1, label="target 0.75")
+    ax.axhline(0.5, color="black", ls=":", lw=1, label="indistinguishable")
+    ax.set_xticks(xs, [r[0] for r in rows], fontsize=8)
+    ax.set_ylim(0.4, 1.02)
+    ax.set_ylabel("balanced accuracy, real vs synthetic\n(grouped CV, 95 % CI)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("realism gauge: lower is closer to real", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

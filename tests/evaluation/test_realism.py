@@ -15,8 +15,11 @@ from stemwatch.cli import main
 from stemwatch.evaluation.realism import (
     RealismError,
     bin_image,
+    comparison_table,
     cut_crops,
+    load_summary,
     ome_pixel_size_um,
+    plot_comparison,
     run_gauge,
     separability,
     synthetic_images,
@@ -164,3 +167,31 @@ def test_gauge_runs_on_the_real_hipsc_tiles(shared_real: Path) -> None:
     )
     assert report.n_real_images == 4 and report.n_real_crops == 24
     assert 0.0 <= report.separability.balanced_accuracy <= 1.0
+
+
+def _summary(ba: float, auc: float) -> dict[str, object]:
+    return {
+        "balanced_accuracy": ba,
+        "balanced_accuracy_ci95": [ba - 0.05, min(1.0, ba + 0.05)],
+        "roc_auc": auc,
+        "roc_auc_ci95": [auc - 0.03, min(1.0, auc + 0.03)],
+    }
+
+
+def test_before_after_table_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text(json.dumps(_summary(0.95, 0.99)))
+    before = load_summary(tmp_path / "run")
+    rows = [("colonies", before, _summary(0.7, 0.8))]
+    table = comparison_table(rows).splitlines()
+    assert len(table) == 3
+    cells = "0.95 (0.90-1.00) | 0.70 (0.65-0.75) | 0.99 (0.96-1.00) | 0.80 (0.77-0.83)"
+    assert table[2] == f"| colonies | {cells} |"
+    png = plot_comparison(tmp_path / "cmp.png", rows)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.json").write_text(json.dumps({"roc_auc": 0.5}))
+    with pytest.raises(RealismError, match="balanced_accuracy"):
+        load_summary(tmp_path / "bad.json")
+    with pytest.raises(RealismError, match="not a realism report"):
+        load_summary(tmp_path / "missing")
