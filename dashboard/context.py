@@ -1,8 +1,9 @@
 """What every view gets from the page shell, and the dashboard's few writes.
 
 The database is chosen on the command line (``stemwatch dashboard --db PATH|URL``), never by
-a visitor. The dashboard writes only when a person acknowledges an alert or resets a well's
-onset (and, later, labels a well), each on a short-lived writable connection.
+a visitor. The dashboard writes only when a person acknowledges an alert, resets a well's
+onset, labels a well, marks a false alarm or undoes a label, each on a short-lived writable
+connection.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Context:
     plates: tuple[store.PlateSummary, ...]
     plate: str | None
     run_every: float | None
+    model_hash: str | None = None  # the model the plate is shown through (None: the daemon's)
 
     @property
     def choices(self) -> dict[str, store.PlateSummary]:

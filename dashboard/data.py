@@ -107,35 +107,82 @@ def time_base(plate: store.PlateSummary | None) -> TimeBase:
     return TimeBase(first, "Time since first image (h)")
 
 
+def excluded_note(flags: store.WellFlags | None) -> str:
+    """What of a well stays out of its series, in words ("" when nothing does)."""
+    if flags is None or not flags.n_excluded:
+        return ""
+    parts = []
+    if flags.n_out_of_domain:
+        parts.append(f"{flags.n_out_of_domain} outside the model's training domain")
+    if flags.n_quality:
+        parts.append(f"{flags.n_quality} bad frame{'s' if flags.n_quality != 1 else ''}")
+    n = flags.n_excluded
+    return f"{n} image{'s' if n != 1 else ''} left out: " + ", ".join(parts)
+
+
+def latest_excluded(flags: store.WellFlags | None) -> tuple[str, str]:
+    """``(kind, status)`` of a well whose newest images all stay out of its series: kind
+    ``domain`` (outside the model's training domain) or ``quality`` (blank, saturated,
+    all-NaN), and the status line; ``("", "")`` otherwise."""
+    if flags is None or not flags.latest_excluded:
+        return "", ""
+    n = flags.n_latest
+    if flags.n_latest_out_of_domain:
+        score = (
+            "" if flags.latest_score is None else f"; domain score up to {flags.latest_score:.1f}"
+        )
+        return "domain", (
+            f"latest images outside the model's training domain "
+            f"({flags.n_latest_out_of_domain} of {n}{score})"
+        )
+    return "quality", f"latest frames not analysed ({flags.latest_quality or 'bad frames'})"
+
+
 def plate_grid(
-    wells: Sequence[store.WellSummary], tb: TimeBase
+    wells: Sequence[store.WellSummary],
+    tb: TimeBase,
+    flags: Iterable[store.WellFlags] = (),
 ) -> tuple[pd.DataFrame, PlateLayout]:
-    """One row per well of the plate's layout (imaged or not) for the heatmap."""
+    """One row per well of the plate's layout (imaged or not) for the heatmap.
+
+    A well whose newest images all stay out of its series (``flags``: outside the model's
+    training domain, bad frames) gets no ``probability`` (its colour would be an older time
+    point's, or a reading the model cannot make): ``excluded`` says why, ``last_counted`` keeps
+    the last value that counted."""
     layout = infer_layout(w.well for w in wells)
     by_well = {w.well: w for w in wells}
+    flagged = {f.well: f for f in flags}
     rows = []
     for name in layout.wells():
         r, c = parse_well(name)
         w = by_well.get(name)
         prob = None if w is None else w.last_probability
+        kind, why = latest_excluded(flagged.get(name))
         if w is None or w.n_images == 0:
             status = "not imaged"
+        elif kind:
+            status = why
         elif w.onset:
             status = f"onset at {tb.hours(w.onset_time_s) or 0:.1f} h"
         else:
             status = "no onset"
+        if kind and w is not None and w.onset:
+            status += f"; onset at {tb.hours(w.onset_time_s) or 0:.1f} h"
         rows.append(
             {
                 "well": name,
                 "row_label": row_label(r),
                 "col": c + 1,
-                "probability": np.nan if prob is None else float(prob),
+                "probability": np.nan if prob is None or kind else float(prob),
+                "last_counted": np.nan if prob is None else float(prob),
                 "sd": np.nan if w is None or w.last_sd is None else float(w.last_sd),
                 "n_images": 0 if w is None else w.n_images,
                 "last_h": np.nan if w is None else _nan(tb.hours(w.last_time_s)),
                 "onset": bool(w is not None and w.onset),
                 "onset_h": np.nan if w is None else _nan(tb.hours(w.onset_time_s)),
                 "status": status,
+                "excluded": kind,
+                "left_out": excluded_note(flagged.get(name)),
             }
         )
     return pd.DataFrame(rows), layout
@@ -163,8 +210,20 @@ def series_frame(points: Sequence[store.SeriesPoint], tb: TimeBase) -> pd.DataFr
     return pd.DataFrame(rows, columns=cols)
 
 
+def excluded_reason(image: store.ImageRecord) -> str:
+    """Why an image stays out of its well's series ("" when it counts): a bad frame's reason,
+    or that it lies outside the model's training domain (with its domain score)."""
+    if image.quality is not None:
+        return f"not analysed: {image.quality}"
+    if image.out_of_domain:
+        score = "" if image.domain_score is None else f" (domain score {image.domain_score:.1f})"
+        return f"outside the model's training domain{score}"
+    return ""
+
+
 def images_frame(images: Sequence[store.ImageRecord], tb: TimeBase) -> pd.DataFrame:
-    """The images behind one well, by time then field, with their latest prediction."""
+    """The images behind one well, by time then field, with their latest prediction;
+    ``excluded``: why one stays out of the series ("" when it counts)."""
     rows = [
         {
             "image_id": i.id,
@@ -178,6 +237,8 @@ def images_frame(images: Sequence[store.ImageRecord], tb: TimeBase) -> pd.DataFr
             "path": i.path,
             "mtime_ns": i.mtime_ns,
             "has_cam": i.has_cam,
+            "domain_score": np.nan if i.domain_score is None else i.domain_score,
+            "excluded": excluded_reason(i),
         }
         for i in images
     ]
@@ -193,8 +254,63 @@ def images_frame(images: Sequence[store.ImageRecord], tb: TimeBase) -> pd.DataFr
         "path",
         "mtime_ns",
         "has_cam",
+        "domain_score",
+        "excluded",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def excluded_points(images: pd.DataFrame) -> pd.DataFrame:
+    """The images a well's chart marks as left out (rows of :func:`images_frame` with a
+    time): ``kind`` ``domain`` (drawn at the probability the model gave, which did not count)
+    or ``quality`` (no probability: drawn at 0), with ``why``."""
+    out = images[(images["excluded"] != "") & images["time_h"].notna()]
+    kind = np.where(out["excluded"].str.startswith("not analysed"), "quality", "domain")
+    y = np.where(kind == "quality", 0.0, out["probability"].fillna(0.0))
+    return pd.DataFrame(
+        {
+            "time_h": out["time_h"].to_numpy(),
+            "y": y,
+            "field": out["field"].to_numpy(),
+            "kind": kind,
+            "why": out["excluded"].to_numpy(),
+        }
+    )
+
+
+def domain_frame(summaries: Sequence[store.DomainSummary], *, now: float) -> pd.DataFrame:
+    """One row per plate with images left out (outside the model's domain, bad frames)."""
+    rows = [
+        {
+            "Plate": d.plate,
+            "Images": d.n_images,
+            "Domain-scored": d.n_scored,
+            "Outside the domain": d.n_out_of_domain,
+            "Bad frames": d.n_quality,
+            "Last flagged": None
+            if d.last_flagged_at is None
+            else age_text(now - d.last_flagged_at),
+        }
+        for d in summaries
+    ]
+    cols = ["Plate", "Images", "Domain-scored", "Outside the domain", "Bad frames", "Last flagged"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def flagged_frame(images: Sequence[store.ImageRecord], *, now: float) -> pd.DataFrame:
+    """The newest images left out, with where they are and why."""
+    rows = [
+        {
+            "File": Path(i.path).name,
+            "Plate": i.plate,
+            "Well": i.well,
+            "Field": i.field,
+            "Why": excluded_reason(i),
+            "When": age_text(now - i.updated_at),
+        }
+        for i in images
+    ]
+    return pd.DataFrame(rows, columns=["File", "Plate", "Well", "Field", "Why", "When"])
 
 
 def band_caption(series: pd.DataFrame) -> str:

@@ -1,8 +1,10 @@
 """The plate view as a PNG file (for a lab notebook or a slide), drawn with Pillow.
 
 A pure function of the heatmap's rows (:func:`dashboard.data.plate_grid`): wells coloured by
-P(differentiated) on the viridis scale the dashboard uses, grey where not imaged, a red ring
-where an onset was detected, the value in each well up to 96 wells, a colour bar and a title.
+P(differentiated) on the viridis scale the dashboard uses, grey where not imaged, white with an
+orange frame and ``OOD`` or ``bad`` where the well's newest images stay out of its series
+(outside the model's training domain, bad frames), a red ring where an onset was detected, the
+value in each well up to 96 wells, a colour bar and a title.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from dashboard.plots import EXCLUDED_MARKS
 from stemwatch.core.wells import PlateLayout
 
 # viridis at 0, 1/8, ..., 1 (matplotlib's table): interpolated linearly in between
@@ -32,6 +35,7 @@ _VIRIDIS = np.array(
 )
 NO_DATA = (230, 230, 230)
 ONSET = (214, 39, 40)
+EXCLUDED = (230, 85, 13)
 
 
 def viridis(p: float) -> tuple[int, int, int]:
@@ -74,11 +78,20 @@ def plate_png(grid: pd.DataFrame, layout: PlateLayout, *, title: str = "") -> by
         y0 = margin_t + layout.row_labels().index(str(row.row_label)) * cell
         box = (x0 + pad, y0 + pad, x0 + cell - pad, y0 + cell - pad)
         p = row.probability
-        colour = NO_DATA if pd.isna(p) else viridis(float(p))
-        draw.ellipse(box, fill=colour)
+        mark = EXCLUDED_MARKS.get(str(getattr(row, "excluded", "")), "")
+        colour = "white" if mark else NO_DATA if pd.isna(p) else viridis(float(p))
+        draw.ellipse(box, fill=colour, outline=EXCLUDED if mark else None, width=max(2, cell // 16))
         if bool(row.onset):
             draw.ellipse(box, outline=ONSET, width=max(2, cell // 12))
-        if layout.n_wells <= 96 and not pd.isna(p):
+        if layout.n_wells <= 96 and mark:
+            draw.text(
+                ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
+                mark,
+                fill=EXCLUDED,
+                font=small,
+                anchor="mm",
+            )
+        elif layout.n_wells <= 96 and not pd.isna(p):
             ink = "white" if float(p) < 0.6 else "black"
             draw.text(
                 ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
@@ -100,6 +113,14 @@ def plate_png(grid: pd.DataFrame, layout: PlateLayout, *, title: str = "") -> by
         fill="black",
         font=label,
     )
+    if "excluded" in grid and (grid["excluded"] != "").any():
+        draw.text(
+            (bar_x0 + bar_w + 12, bar_y0 + 16),
+            "OOD: latest images outside the model's training domain; bad: latest frames "
+            "blank, saturated or NaN (not coloured as a probability)",
+            fill=EXCLUDED,
+            font=label,
+        )
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

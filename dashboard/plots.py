@@ -15,6 +15,8 @@ PROB_TITLE = "P(differentiated)"
 WELL_PICK = "well_pick"  # name of the click selection on the plate heatmap
 NO_DATA_COLOR = "#e6e6e6"
 ONSET_COLOR = "#d62728"
+EXCLUDED_COLOR = "#e6550d"  # left out of the series: outside the training domain, bad frames
+EXCLUDED_MARKS = {"domain": "OOD", "quality": "bad"}
 # cell side (px) per plate width: every layout from 6 to 384 wells fits the plate column of a
 # 1280 px laptop with the sidebar open (tests/dashboard/test_dashboard_layouts.py checks it)
 CELL_PX = {2: 72, 3: 72, 4: 64, 6: 56, 8: 44, 12: 34, 24: 26}
@@ -33,17 +35,27 @@ def plate_heatmap(
     cell: int = 0,
 ) -> alt.LayerChart:
     """Wells as a grid coloured by the latest P(differentiated); wells with an onset get a red
-    ring, the selected well a black frame; clicking a well selects it (``WELL_PICK``).
+    ring, the selected well a black frame; clicking a well selects it (``WELL_PICK``). A well
+    whose newest images all stay out of its series (``excluded``: ``domain``, ``quality``) is
+    not coloured as a probability: white with a dashed orange frame and ``OOD`` or ``bad``.
 
     ``grid`` has one row per well of the layout with columns ``well``, ``row_label``, ``col``,
-    ``probability`` (NaN where not imaged), ``n_images``, ``onset`` (bool), ``onset_h``,
-    ``last_h`` and ``status``.
+    ``probability`` (NaN where not imaged or excluded), ``n_images``, ``onset`` (bool),
+    ``onset_h``, ``last_h`` and ``status``; optionally ``excluded`` and ``left_out`` (images
+    left out of the series) and ``condition`` (from the plate map: in the tooltip, and under the
+    probability where the cells have room).
     """
     cell = cell or cell_px(layout)
+    if "excluded" not in grid:
+        grid = grid.assign(excluded="", left_out="")
+    marks = grid["excluded"].map(lambda k: EXCLUDED_MARKS.get(str(k), ""))
     df = grid.assign(
         selected=grid["well"] == selected,
-        label=grid["probability"].map(lambda p: "" if pd.isna(p) else f"{p:.2f}"),
+        label=grid["probability"]
+        .map(lambda p: "" if pd.isna(p) else f"{p:.2f}")
+        .where(marks == "", marks),
         dark=grid["probability"].fillna(1.0) < 0.6,
+        flagged=grid["excluded"] != "",
     )
     x = alt.X(
         "col:O",
@@ -64,7 +76,11 @@ def plate_heatmap(
         alt.Tooltip("n_images:Q", title="Images"),
         alt.Tooltip("last_h:Q", title="Last image (h)", format=".1f"),
         alt.Tooltip("status:N", title="Status"),
+        alt.Tooltip("left_out:N", title="Left out"),
     ]
+    conditions = "condition" in df.columns and bool(df["condition"].astype(bool).any())
+    if conditions:  # the plate map's (issue 10)
+        tooltip.insert(1, alt.Tooltip("condition:N", title="Condition"))
     pick = alt.selection_point(name=WELL_PICK, fields=["well"], on="click", clear=False)
     base = alt.Chart(df).encode(x=x, y=y)
     empty = base.mark_rect(cornerRadius=4, color=NO_DATA_COLOR).encode(tooltip=tooltip)
@@ -89,6 +105,18 @@ def plate_heatmap(
             tooltip=tooltip,
         )
     )
+    excluded = (
+        alt.Chart(df[df["flagged"]] if df["flagged"].any() else df.head(0))
+        .encode(x=x, y=y)
+        .mark_rect(
+            cornerRadius=4,
+            fill="white",
+            stroke=EXCLUDED_COLOR,
+            strokeWidth=3,
+            strokeDash=[4, 3],
+        )
+        .encode(tooltip=tooltip)
+    )
     ring = (
         base.transform_filter("datum.onset")
         .mark_point(
@@ -99,14 +127,32 @@ def plate_heatmap(
     frame = base.transform_filter("datum.selected").mark_rect(
         filled=False, stroke="black", strokeWidth=3, cornerRadius=4
     )
-    layers: list[alt.Chart] = [empty.add_params(pick), cells, ring, frame]
+    layers: list[alt.Chart] = [empty.add_params(pick), cells, excluded, ring, frame]
     if layout.n_wells <= 96:
-        text = base.mark_text(fontSize=10 if cell < 40 else 11).encode(
-            text="label:N",
-            color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
-            tooltip=tooltip,
+        font = 10 if cell < 40 else 11
+        text = (
+            base.transform_filter("!datum.flagged")
+            .mark_text(fontSize=font)
+            .encode(
+                text="label:N",
+                color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+                tooltip=tooltip,
+            )
         )
-        layers.append(text)
+        marked = (
+            base.transform_filter("datum.flagged")
+            .mark_text(fontSize=font, fontWeight="bold", color=EXCLUDED_COLOR)
+            .encode(text="label:N", tooltip=tooltip)
+        )
+        layers.extend([text, marked])
+    if conditions and cell >= 44:  # room for the condition under the probability
+        layers.append(
+            base.mark_text(fontSize=8, dy=cell * 0.3, limit=cell - 4).encode(
+                text="condition:N",
+                color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+                tooltip=tooltip,
+            )
+        )
     return alt.LayerChart(
         layer=layers,
         width=cell * layout.cols,
@@ -124,15 +170,26 @@ def well_series_chart(
     x_title: str = "Time (h)",
     title: str = "",
     show_smoothed: bool = True,
+    excluded: pd.DataFrame | None = None,
 ) -> alt.LayerChart:
     """P(differentiated) over time for one well: the mean line with its uncertainty band,
     the detector's smoothed series (dashed, with ``show_smoothed``), the per-field points, an
-    optional dotted decision threshold and a red rule at the onset.
+    optional dotted decision threshold and a red rule at the onset; images left out of the
+    series (``excluded``) as orange crosses at the probability that did not count (outside
+    the model's training domain) or orange triangles at 0 (bad frames), each saying why.
 
     ``series``: ``time_h``, ``mean``, ``lower``, ``upper``, ``smoothed``, ``n``;
-    ``fields``: ``time_h``, ``probability``, ``field``.
+    ``fields``: ``time_h``, ``probability``, ``field``;
+    ``excluded``: ``time_h``, ``y``, ``field``, ``kind``, ``why``
+    (:func:`dashboard.data.excluded_points`).
     """
-    times = [1.0, *series["time_h"].dropna(), *fields["time_h"].dropna()]
+    left_out = excluded if excluded is not None else pd.DataFrame()
+    times = [
+        1.0,
+        *series["time_h"].dropna(),
+        *fields["time_h"].dropna(),
+        *(left_out["time_h"].dropna() if not left_out.empty else []),
+    ]
     if onset_h is not None:
         times.append(onset_h)
     x_max = float(max(times))
@@ -183,6 +240,25 @@ def well_series_chart(
     layers: list[alt.Chart] = (
         [band, smooth, line, points] if show_smoothed else [band, line, points]
     )
+    if not left_out.empty:
+        layers.append(
+            alt.Chart(left_out)
+            .mark_point(filled=True, size=90, color=EXCLUDED_COLOR, opacity=0.9)
+            .encode(
+                x=x,
+                y=alt.Y("y:Q", scale=y_scale),
+                shape=alt.Shape(
+                    "kind:N",
+                    scale=alt.Scale(domain=["domain", "quality"], range=["cross", "triangle-up"]),
+                    legend=None,
+                ),
+                tooltip=[
+                    alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
+                    alt.Tooltip("field:N", title="Field"),
+                    alt.Tooltip("why:N", title="Left out"),
+                ],
+            )
+        )
     if threshold is not None:
         layers.append(
             alt.Chart(pd.DataFrame({"y": [threshold]}))

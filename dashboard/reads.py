@@ -20,6 +20,7 @@ import streamlit as st
 
 from dashboard import data
 from stemwatch import store
+from stemwatch.core.platemap import PlateMap
 
 Stamp = tuple[object, ...]
 
@@ -47,33 +48,41 @@ class PlateOverview:
     wells: list[store.WellSummary]
     onsets: list[store.OnsetRecord]  # not reset
     counts: store.Counts
+    flags: list[store.WellFlags]  # wells with images left out (out of domain, bad frames)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def plate_overview(db_path: str, version: Stamp, plate: str, instrument: str) -> PlateOverview:
+def plate_overview(
+    db_path: str, version: Stamp, plate: str, instrument: str, *, model_hash: str | None = None
+) -> PlateOverview:
+    """``model_hash``: the model the plate is shown through (None: the daemon's)."""
     with data.reading(db_path) as db:
+        m = model_hash
         return PlateOverview(
-            wells=store.well_summary(db, plate, instrument=instrument),
-            onsets=store.list_onsets(db, plate, include_reset=False, instrument=instrument),
+            wells=store.well_summary(db, plate, instrument=instrument, model_hash=m),
+            onsets=store.list_onsets(
+                db, plate, include_reset=False, instrument=instrument, model_hash=m
+            ),
             counts=store.counts(db, plate, instrument=instrument),
+            flags=store.well_flags(db, plate, instrument=instrument, model_hash=m),
         )
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def plate_series(
-    db_path: str, version: Stamp, plate: str, instrument: str
+    db_path: str, version: Stamp, plate: str, instrument: str, *, model_hash: str | None = None
 ) -> list[store.SeriesPoint]:
     with data.reading(db_path) as db:
-        return store.plate_series(db, plate, instrument=instrument)
+        return store.plate_series(db, plate, instrument=instrument, model_hash=model_hash)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def all_onsets(
-    db_path: str, version: Stamp, plate: str, instrument: str
+    db_path: str, version: Stamp, plate: str, instrument: str, *, model_hash: str | None = None
 ) -> list[store.OnsetRecord]:
     """Every onset of the plate, reset ones too (the replay and the CSV export)."""
     with data.reading(db_path) as db:
-        return store.list_onsets(db, plate, instrument=instrument)
+        return store.list_onsets(db, plate, instrument=instrument, model_hash=model_hash)
 
 
 @dataclass(frozen=True)
@@ -83,11 +92,54 @@ class WellDetail:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def well_detail(db_path: str, version: Stamp, plate: str, well: str, instrument: str) -> WellDetail:
+def well_detail(
+    db_path: str,
+    version: Stamp,
+    plate: str,
+    well: str,
+    instrument: str,
+    *,
+    model_hash: str | None = None,
+) -> WellDetail:
     with data.reading(db_path) as db:
         return WellDetail(
-            store.well_series(db, plate, well, instrument=instrument),
-            store.images_for_well(db, plate, well, instrument=instrument),
+            store.well_series(db, plate, well, instrument=instrument, model_hash=model_hash),
+            store.images_for_well(db, plate, well, instrument=instrument, model_hash=model_hash),
+        )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def plate_map(db_path: str, version: Stamp, plate: str, instrument: str) -> PlateMap | None:
+    """The plate's map (issue 10), None where none was imported."""
+    with data.reading(db_path) as db:
+        return store.plate_map(db, plate, instrument=instrument)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def plate_models(
+    db_path: str, version: Stamp, plate: str, instrument: str
+) -> list[store.PlateModel]:
+    """The models with a series on the plate, the daemon's first."""
+    with data.reading(db_path) as db:
+        return store.plate_models(db, plate, instrument=instrument)
+
+
+@dataclass(frozen=True)
+class DomainFlags:
+    """What the Instrument page says about images left out of the series."""
+
+    plates: list[store.DomainSummary]
+    newest: list[store.ImageRecord]  # the newest flagged images
+    alerts: list[store.AlertRecord]  # domain alerts, newest first
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def domain_flags(db_path: str, version: Stamp, instrument: str | None, limit: int) -> DomainFlags:
+    with data.reading(db_path) as db:
+        return DomainFlags(
+            plates=store.domain_summary(db, instrument=instrument),
+            newest=store.flagged_images(db, instrument=instrument, limit=limit),
+            alerts=store.list_alerts(db, kind="domain", instrument=instrument, limit=limit),
         )
 
 

@@ -2,10 +2,9 @@
 
 A view is a function ``render(ctx)`` of a :class:`dashboard.context.Context`: it reads through
 :mod:`dashboard.reads` (cached store reads), shapes with :mod:`dashboard.data`, draws with
-:mod:`dashboard.plots`. To add one (issue 10 will add ``labels``, for marking wells and false
-alarms, and ``models``, for two models side by side), write ``dashboard/views/NAME.py`` with a
+:mod:`dashboard.plots`. To add one write ``dashboard/views/NAME.py`` with a
 ``render`` and append a :class:`View` to :data:`VIEWS`; it gets a place in the sidebar and an
-address (``?view=NAME``).
+address (``?view=NAME``). Issue 10 added ``labels`` and ``models``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dashboard.context import Context
-from dashboard.views import alerts, compare, instrument, plate, plates, replay
+from dashboard.views import alerts, compare, instrument, labels, models, plate, plates, replay
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,17 @@ VIEWS: tuple[View, ...] = (
         "Instrument",
         instrument.render,
         needs_plate=False,
-        help="daemon, model, throughput, queue, failures",
+        help="daemon, model, throughput, queue, failures, domain flags",
     ),
     View("alerts", "Alerts", alerts.render, needs_plate=False, help="every alert, acknowledge"),
-    # issue 10: View("labels", ...), View("models", ...)
+    View(
+        "labels",
+        "Labels",
+        labels.render,
+        live=False,
+        help="label wells, false alarms, undo",
+    ),
+    View("models", "Models", models.render, live=False, help="two models side by side"),
 )
 
 

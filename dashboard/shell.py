@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import data, reads
 from dashboard.context import Context
 from dashboard.registry import VIEWS, View, by_key
-from dashboard.views import alerts
+from dashboard.views import alerts, models
 from stemwatch import store
 
 DB_ENV = "STEMWATCH_DB"
@@ -93,11 +93,14 @@ def main(argv: list[str]) -> None:
         return
 
     plate = _sidebar_plate(plates)
+    shown_model = models.choose_model(db_path, data.plate_choices(plates).get(plate or ""))
     with st.sidebar:
         st.fragment(run_every=run_every)(_daemon_panel)(db_path)
         if st.button("Refresh now", help="Re-read everything, including the plate list"):
             st.rerun()
-    ctx = Context(db_path=db_path, plates=plates, plate=plate, run_every=run_every)
+    ctx = Context(
+        db_path=db_path, plates=plates, plate=plate, run_every=run_every, model_hash=shown_model
+    )
     _sync_address(view, plate)
 
     if view.needs_plate and plate is None:
@@ -176,7 +179,9 @@ def _sync_address(view: View, plate: str | None) -> None:
     want = {"view": view.key}
     if plate:
         want["plate"] = plate
-    well = st.session_state.get("well")
+    # Until the plate view has chosen a well (it reads ``?well=`` when it does), keep the one the
+    # address asks for: rewriting it first would open the default well instead.
+    well = st.session_state.get("well") or st.query_params.get("well")
     if view.key == "plate" and well:
         want["well"] = str(well)
     if dict(st.query_params) != want:

@@ -7,7 +7,10 @@ channel's next message (or by :meth:`Alerter.flush` once the hour frees up), nev
 the database.
 
 One alert per well per onset episode; instrument conditions (stalled microscope, failures
-piling up, disk nearly full) alert once when they begin and again only after they cleared.
+piling up, disk nearly full, the watched folder missing, a plate's images outside the model's
+training domain) alert once when they begin and again only after they cleared. An alert that
+cannot be recorded (the database's disk is full) is still logged and delivered: the full disk
+must be heard of.
 """
 
 from __future__ import annotations
@@ -15,17 +18,22 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from monitor.domain_check import DomainCheckConfig, domain_alert
 from stemwatch import store
-from stemwatch.core.config import StrictModel
+from stemwatch.core.config import SECRET, StrictModel
+from stemwatch.core.errors import StemwatchError
 from stemwatch.core.times import describe_time
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HOUR_S = 3600.0
 
@@ -39,11 +47,13 @@ class AlertsConfig(StrictModel):
         "me: 'mailto://user:pass@example.org'}; see https://github.com/caronc/apprise/wiki.\n"
         "Alerts always go to the log and the database as well.\n"
         "URLs hold secrets: keep this file private. Test with `stemwatch alert-test`.",
+        json_schema_extra=SECRET,
     )
     urls: list[str] = Field(
         default_factory=list,
         description="Apprise URLs without a name (shown as scheme#n, e.g. slack#1); use\n"
-        "`channels` to name them.",
+        "`channels` to name them. One URL may be given as a plain string.",
+        json_schema_extra=SECRET,
     )
     rate_limit_per_hour: int = Field(
         10,
@@ -73,6 +83,24 @@ class AlertsConfig(StrictModel):
         le=100.0,
         description="Alert when the watched folder's or the database's disk has less free\n"
         "space than this percentage.",
+    )
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_url(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    folder_missing_alert_s: float = Field(
+        300.0,
+        gt=0,
+        description="Alert when the watched folder has been missing this long (a share not\n"
+        "mounted, a disconnected instrument PC); the daemon waits for it meanwhile.",
+    )
+    min_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="Gaps between images of one field shorter than this are not a time-lapse\n"
+        "interval (a bulk copy, a z-stack) and are left out when it is inferred.",
     )
 
 
@@ -159,14 +187,20 @@ class Alerter:
         db: store.Database,
         *,
         disk_paths: Sequence[str | Path] = (),
+        watched_folder: Path | None = None,
+        domain: DomainCheckConfig | None = None,
     ) -> None:
         self.config = config
+        self.domain_config = domain or DomainCheckConfig()
         self.db = db
         self.channels = all_channels(config)
         paths = [Path(p) for p in disk_paths]
         if db.local_path is not None:  # a SQLite file here (not a database server)
             paths.append(db.local_path.parent)
         self.disk_paths = list(dict.fromkeys(paths))
+        self.watched_folder = watched_folder
+        self._folder_missing_since: float | None = None
+        self._active: set[str] = set()  # conditions alerted, for when the database fails
 
     # -- alert sources ---------------------------------------------------------------------
 
@@ -196,30 +230,65 @@ class Alerter:
             now=now,
         )
 
+    def domain(
+        self, plate: str, model_hash: str, model_name: str, *, now: float | None = None
+    ) -> store.AlertRecord | None:
+        """Check whether ``plate``'s newest images lie outside ``model_hash``'s training
+        domain (:func:`monitor.domain_check.domain_alert`); one alert per episode."""
+        t = time.time() if now is None else now
+        cfg = self.domain_config
+        window = self._try(
+            f"domain check of plate {plate}",
+            store.domain_window,
+            self.db,
+            plate,
+            model_hash,
+            last=cfg.alert_window,
+        )
+        if window is None:
+            return None
+        message, recovered = domain_alert(window, cfg, plate=plate, model_name=model_name)
+        return self._condition(
+            f"domain:{plate}:{model_hash[:12]}", _Check(message, recovered), t, plate=plate
+        )
+
     def instrument_checks(self, now: float | None = None) -> list[store.AlertRecord]:
         """Check the instrument conditions; alert on those that just began. Also flushes."""
         t = time.time() if now is None else now
         raised: list[store.AlertRecord] = []
-        conditions: dict[str, _Check] = {
-            "stall": self._stall_check(t),
-            "failures": self._failures_check(t),
-        }
-        for path in self.disk_paths:
+        conditions: dict[str, _Check] = {}
+        for path in self.disk_paths:  # first: needs no database, must work when it is full
             conditions[f"disk:{path}"] = self._disk_check(path)
+        if self.watched_folder is not None:
+            conditions["folder"] = self._folder_check(self.watched_folder, t)
+        for key, check_fn in (("stall", self._stall_check), ("failures", self._failures_check)):
+            check = self._try(f"{key} check", check_fn, t)
+            if check is not None:
+                conditions[key] = check
         for key, check in conditions.items():
             alert = self._condition(key, check, t)
             if alert is not None:
                 raised.append(alert)
-        self.flush(now=t)
+        self._try("delivering held-back alerts", self.flush, t)
         return raised
+
+    def _try(self, what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T | None:
+        """``fn(*args, **kwargs)``, or None with a log line when the database fails."""
+        try:
+            return fn(*args, **kwargs)
+        except StemwatchError as exc:
+            log.error("alerts: %s failed (%s)", what, exc)
+            return None
 
     # -- conditions ------------------------------------------------------------------------
 
     def expected_interval_s(self) -> float | None:
-        """Configured interval, else the median gap between successive images of one field."""
+        """Configured interval, else the median gap between successive images of one field
+        (acquisition times only: never the mtimes of a bulk copy; gaps below
+        ``min_interval_s`` left out)."""
         if self.config.expected_interval_s is not None:
             return self.config.expected_interval_s
-        return store.typical_field_interval_s(self.db)
+        return store.typical_field_interval_s(self.db, min_gap_s=self.config.min_interval_s)
 
     def _stall_check(self, now: float) -> _Check:
         last = store.last_image_arrival(self.db)
@@ -263,24 +332,55 @@ class Alerter:
             f"({usage.free / 1e9:.1f} GB; alert below {self.config.min_free_percent}%)."
         )
 
-    def _condition(self, key: str, check: _Check, now: float) -> store.AlertRecord | None:
+    def _folder_check(self, folder: Path, now: float) -> _Check:
+        """The watched folder missing for ``folder_missing_alert_s``; recovered once it is
+        back."""
+        if folder.is_dir():
+            self._folder_missing_since = None
+            return _Check(None, recovered=True)
+        if self._folder_missing_since is None:
+            self._folder_missing_since = now
+        missing = now - self._folder_missing_since
+        if missing < self.config.folder_missing_alert_s:
+            return _Check(None, recovered=False)
+        return _Check(
+            f"The watched folder {folder} has been missing for {missing / 60:.0f} min: is the "
+            "share mounted and the instrument PC on? The daemon waits for it and goes on when "
+            "it is back."
+        )
+
+    def _condition(
+        self, key: str, check: _Check, now: float, *, plate: str | None = None
+    ) -> store.AlertRecord | None:
         """Track an instrument condition; alert once when it begins.
 
         The episode ends only when the check says ``recovered`` (hysteresis), so a value
-        hovering at the limit does not alert again and again.
+        hovering at the limit does not alert again and again. The episode is kept in the
+        database and, for when that fails, in memory.
         """
-        state = store.alert_condition(self.db, key)
-        was_active = state is not None and state.active
+        state = self._try(f"reading condition {key}", store.alert_condition, self.db, key)
+        was_active = (state is not None and state.active) or key in self._active
         if check.message is None:
             if was_active and check.recovered:
                 log.info("instrument condition cleared: %s", key)
-                store.end_condition(self.db, key)
+                self._active.discard(key)
+                self._try(f"ending condition {key}", store.end_condition, self.db, key)
             return None
         if was_active:
             return None
+        self._active.add(key)
         kind = key.split(":", 1)[0]
-        alert = self.raise_alert(kind, check.message, dedup_key=f"{key}@{now:.3f}", now=now)
-        store.begin_condition(self.db, key, since=now, alert_id=alert.id if alert else None)
+        alert = self.raise_alert(
+            kind, check.message, plate=plate, dedup_key=f"{key}@{now:.3f}", now=now
+        )
+        self._try(
+            f"recording condition {key}",
+            store.begin_condition,
+            self.db,
+            key,
+            since=now,
+            alert_id=alert.id if alert else None,
+        )
         return alert
 
     # -- recording and delivery ------------------------------------------------------------
@@ -297,15 +397,21 @@ class Alerter:
     ) -> store.AlertRecord | None:
         """Record an alert, log it and deliver it; None if ``dedup_key`` was seen before."""
         t = time.time() if now is None else now
-        alert_id = store.record_alert(
-            self.db, kind, message, plate=plate, well=well, dedup_key=dedup_key, now=t
-        )
+        try:
+            alert_id: int | None = store.record_alert(
+                self.db, kind, message, plate=plate, well=well, dedup_key=dedup_key, now=t
+            )
+        except StemwatchError as exc:
+            log.error("alerts: cannot record the alert (%s); delivering it anyway", exc)
+            alert_id = 0  # not recorded
         if alert_id is None:
             return None
         log.warning("ALERT [%s] %s", kind, message)
         title = f"{self.config.title_prefix}: {kind}" + (f" {plate} {well}" if well else "")
         results = {r.channel: r.text for r in self._deliver(alert_id, title, message, t)}
-        store.set_channel_results(self.db, alert_id, results)
+        if alert_id:
+            self._try("storing delivery results", store.set_channel_results, self.db, alert_id,
+                      results)  # fmt: skip
         return store.AlertRecord(
             id=alert_id,
             kind=kind,
@@ -317,29 +423,43 @@ class Alerter:
         )
 
     def _over_limit(self, channel: str, now: float) -> bool:
-        sent = store.deliveries_since(self.db, channel, now - HOUR_S)
-        return sent >= self.config.rate_limit_per_hour
+        sent = self._try("counting deliveries", store.deliveries_since, self.db, channel,
+                         now - HOUR_S)  # fmt: skip
+        return sent is not None and sent >= self.config.rate_limit_per_hour
 
     def _deliver(self, alert_id: int, title: str, message: str, now: float) -> list[ChannelResult]:
+        """Send to every channel; ``alert_id`` 0: the alert is not in the database."""
         results: list[ChannelResult] = []
         for name, url in self.channels.items():
             if self._over_limit(name, now):
                 log.info("channel %s over its rate limit; alert %s held back", name, alert_id)
                 results.append(ChannelResult(name, False, "rate-limited"))
-                store.record_delivery(self.db, alert_id, name, "rate-limited", now=now)
+                if alert_id:
+                    self._try(
+                        "recording a delivery",
+                        store.record_delivery,
+                        self.db,
+                        alert_id,
+                        name,
+                        "rate-limited",
+                        now=now,
+                    )
                 continue
-            held = store.held_back(self.db, name)
+            held = self._try("reading held-back alerts", store.held_back, self.db, name) or []
             result = send_to_channel(name, url, title, message + _summary(held))
             if not result.ok:
                 log.error("alert channel %s: %s", name, result.detail)
-            store.record_delivery(
-                self.db,
-                alert_id,
-                name,
-                result.text,
-                summarised=[h.delivery_id for h in held],
-                now=now,
-            )
+            if alert_id:
+                self._try(
+                    "recording a delivery",
+                    store.record_delivery,
+                    self.db,
+                    alert_id,
+                    name,
+                    result.text,
+                    summarised=[h.delivery_id for h in held],
+                    now=now,
+                )
             results.append(result)
         return results
 

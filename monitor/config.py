@@ -12,12 +12,22 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from monitor.alerts import AlertsConfig
+from monitor.domain_check import DomainCheckConfig
 from monitor.onset import OnsetConfig
 from stemwatch import store
 from stemwatch.core.config import StrictModel
+from stemwatch.core.filekinds import READABLE_SUFFIXES, UNSUPPORTED_SUFFIXES
 from stemwatch.core.platemeta import PlateMetaConfig
 
-DEFAULT_SUFFIXES = [".tif", ".tiff", ".png", ".jpg", ".jpeg"]
+# read, or recorded as an unsupported format; "" lets names without a suffix be sniffed
+DEFAULT_SUFFIXES = [*sorted(READABLE_SUFFIXES), *sorted(UNSUPPORTED_SUFFIXES), ""]
+
+# Peak bytes per decoded pixel of read + decode + prepare, measured with
+# tests/benchmarks/bench_decode_memory.py (docs/monitor-limits.md): 3.5 for uncompressed
+# 16-bit, 7.2 for deflate-compressed 16-bit, 5.3 for float32, 11 for 8-bit RGB. Two decode
+# workers at 250 MP of the worst case hold ~2 x 2.8 GB: within the 8 GB MemoryMax of
+# deploy/stemwatch-monitor.service on the 24 GB, 2-core reference machine.
+DEFAULT_MAX_MEGAPIXELS = 250.0
 
 
 class WatchConfig(StrictModel):
@@ -55,12 +65,21 @@ class WatchConfig(StrictModel):
         "(a re-mounted share re-arms the observer).",
     )
     max_file_mb: float = Field(
-        default=2048.0,
+        default=1024.0,
         gt=0,
         description=(
             "Files larger than this are recorded as failed without being read: each decode\n"
             "worker reads one whole file into memory (hash, structure check and decoding use\n"
-            "that one read)."
+            "that one read). 1 GB holds a 250 MP float32 plane."
+        ),
+    )
+    max_megapixels: float = Field(
+        default=DEFAULT_MAX_MEGAPIXELS,
+        gt=0,
+        description=(
+            "Planes declaring more pixels (width x height, in millions) are recorded as\n"
+            "failed before decoding: decoding takes 3.5-11 bytes per pixel at peak\n"
+            "(docs/monitor-limits.md). 250 MP is a 15800 x 15800 image."
         ),
     )
     remembered_files: int = Field(
@@ -74,13 +93,18 @@ class WatchConfig(StrictModel):
     )
     suffixes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SUFFIXES),
-        description="File suffixes treated as images (case-insensitive).",
+        description=(
+            'File suffixes looked at (case-insensitive); "" = names without a suffix, told\n'
+            "apart by their first bytes. Formats that are not read (.nd2, .czi, .h5 ...) are\n"
+            "recorded as unsupported; other files are ignored silently."
+        ),
     )
     ignore: list[str] = Field(
         default_factory=list,
         description=(
-            "Extra glob patterns of file names to ignore, on top of the built-in ones\n"
-            "(~$*, *.tmp, *.part, hidden files, *_thumb*, Thumbs.db, ...)."
+            "Extra glob patterns of file names to ignore silently, on top of the built-in\n"
+            "ones (~$*, *.tmp, *.part, hidden files, Thumbs.db, ...). Analysis outputs\n"
+            "(masks, thumbnails, correction images) are recorded as skipped anyway."
         ),
     )
 
@@ -126,6 +150,17 @@ class InferenceConfig(StrictModel):
         description="Decoded images waiting for inference at most; bounds memory with a backlog.",
     )
     warmup: bool = Field(default=True, description="Run one batch at startup.")
+    watch_model_file: bool = Field(
+        default=True,
+        description=(
+            "Take a new model when the model file is replaced (e.g. `mv new.onnx model.onnx`),\n"
+            "without a restart; SIGHUP does so too. The batch in flight finishes with the old\n"
+            "model; the switch is logged and stored."
+        ),
+    )
+    model_check_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between checks of the model file."
+    )
 
 
 class RetryConfig(StrictModel):
@@ -134,12 +169,24 @@ class RetryConfig(StrictModel):
     max_attempts: int = Field(
         default=5,
         ge=1,
-        description="Attempts before an unreadable file is recorded as failed with the reason.",
+        description=(
+            "Attempts before a file that cannot be read (denied, I/O error) or is cut off\n"
+            "is recorded as failed with the reason. Files above a limit fail at once."
+        ),
     )
     initial_backoff_s: float = Field(
         default=2.0, ge=0, description="Wait before the second attempt; doubles each time."
     )
     max_backoff_s: float = Field(default=60.0, ge=0, description="Longest wait between attempts.")
+    recheck_failed_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "A file that failed because it could not be read (permission denied, an I/O\n"
+            "error, a share gone) is read again this often, even unchanged, until it\n"
+            "succeeds, across restarts too. Corrupt files are read again when they change."
+        ),
+    )
 
 
 class PlateConfig(PlateMetaConfig):
@@ -197,6 +244,10 @@ class MonitorConfig(StrictModel):
     )
     onset: OnsetConfig = Field(default_factory=OnsetConfig, description="Per-well onset detection.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Notifications.")
+    domain: DomainCheckConfig = Field(
+        default_factory=DomainCheckConfig,
+        description="Bad frames and images outside the model's training domain.",
+    )
 
     @field_validator("database", mode="before")
     @classmethod

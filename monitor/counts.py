@@ -21,6 +21,7 @@ _OUTCOME_TOTAL = {
     "gone": "gone",
     "ignored": "ignored",
     "retry": "retries",
+    "moved": "moved",
 }
 
 
@@ -32,8 +33,9 @@ class RunSummary:
     failed: int = 0
     duplicates: int = 0
     gone: int = 0
-    ignored: int = 0
+    ignored: int = 0  # skipped on purpose: analysis outputs, formats not read, channels
     retries: int = 0
+    moved: int = 0  # moved or renamed after analysis: the record followed the file
     tiles: int = 0
     batches: int = 0
     infer_s: float = 0.0

@@ -1,7 +1,13 @@
-"""Which paths in the watched folder are not images to process.
+"""Which paths in the watched folder are not worth a look: temporary and hidden files, and
+files whose suffix is not an image's.
 
-Instruments and operating systems leave temporary files, thumbnails and metadata beside the
-images; none of them may reach the pipeline. :func:`ignore_reason` is pure (no file access).
+Instruments and operating systems leave temporary files, lock files and metadata beside the
+images; none of them reaches the pipeline (silently: they come and go). Analysis outputs
+(masks, thumbnails, correction images) and image formats that are not read *do* reach it:
+the pipeline records them as skipped with the reason
+(:mod:`stemwatch.core.filekinds`), so a user can see why they were not analysed.
+Files without a suffix are let through and told apart by their first bytes.
+:func:`ignore_reason` is pure (no file access).
 """
 
 from __future__ import annotations
@@ -26,17 +32,12 @@ BUILTIN_NAME_PATTERNS: tuple[str, ...] = (
     "*.swp",
     "*.lock",
     "*.!sync",
-    "*_thumb*",
-    "*-thumb*",
-    "*thumbnail*",
     "thumbs.db",
     "desktop.ini",
     "icon\r",
 )
 # Folders whose contents are never images to process (case-insensitive).
-BUILTIN_DIR_NAMES = frozenset(
-    {"thumbs", "thumbnails", "__macosx", "$recycle.bin", "system volume information", "@eadir"}
-)
+BUILTIN_DIR_NAMES = frozenset({"__macosx", "$recycle.bin", "system volume information", "@eadir"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ class IgnoreFilter:
 
     @classmethod
     def build(cls, suffixes: Iterable[str], extra_patterns: Sequence[str] = ()) -> IgnoreFilter:
-        normal = frozenset(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
+        """``suffixes``: accepted suffixes, with or without the dot; ``""`` accepts names
+        without a suffix."""
+        normal = frozenset(
+            s.lower() if s.startswith(".") or not s else f".{s.lower()}" for s in suffixes
+        )
         extra = tuple(p.lower() for p in extra_patterns)
         return cls(suffixes=normal, patterns=BUILTIN_NAME_PATTERNS + extra)
 

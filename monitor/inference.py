@@ -2,8 +2,12 @@
 
 The model's own metadata (:class:`stemwatch.core.modelmeta.ModelMetadata`) decides input size,
 tiling and normalisation; a file without it, or not ONNX at all, is refused at startup with a
-:class:`ModelMetadataError`. The CUDA execution provider is used when present, else the CPU;
-the provider actually in use is reported, and ``require_gpu`` turns the fallback into an error.
+:class:`ModelMetadataError`. A model that carries a description of its training domain also
+returns each tile's penultimate features, and :meth:`LoadedModel.domain_score` scores an
+image's features against that description (:mod:`stemwatch.core.domain`); a model without
+one runs unchecked (said once, when it is loaded). The CUDA execution provider is used when
+present, else the CPU; the provider actually in use is reported, and ``require_gpu`` turns the
+fallback into an error.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from stemwatch.core.domain import DomainDescription, DomainScore
 from stemwatch.core.errors import ModelMetadataError, StemwatchError
 from stemwatch.core.modelfile import file_sha256, open_model
 from stemwatch.core.modelmeta import ModelMetadata
@@ -39,6 +44,17 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return [CPU]
 
 
+class TileOutputs(NamedTuple):
+    """What the model says about a batch of tiles."""
+
+    probabilities: np.ndarray
+    """Positive-class probability of each tile (N,)."""
+    cams: np.ndarray | None
+    """Class activation maps (N, h, w), when the model has them and they were asked for."""
+    features: np.ndarray | None
+    """Penultimate features (N, D), when the model's domain description uses them."""
+
+
 @dataclass
 class LoadedModel:
     """An onnxruntime session with the metadata that says how to feed it."""
@@ -49,6 +65,8 @@ class LoadedModel:
     model_hash: str
     provider: str
     cam_output: str | None = None
+    domain: DomainDescription | None = None
+    """The training domain images are scored against (None: the model carries none)."""
 
     @property
     def tile_size(self) -> int:
@@ -60,16 +78,25 @@ class LoadedModel:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Positive-class probability of each tile of a (N, 1, S, S) float32 batch."""
-        return self.predict_with_cam(batch, cam=False)[0]
+        return self.infer(batch, cam=False, features=False).probabilities
 
     def predict_with_cam(
         self, batch: np.ndarray, *, cam: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N,) and, when the model has one and ``cam``, its CAM (N, h, w)."""
+        out = self.infer(batch, cam=cam, features=False)
+        return out.probabilities, out.cams
+
+    def infer(self, batch: np.ndarray, *, cam: bool = True, features: bool = True) -> TileOutputs:
+        """One onnxruntime call on a (N, C, S, S) float32 batch: probabilities, and the CAM
+        and the domain features when the model has them and they are asked for."""
         names = [self.metadata.output_name]
         want_cam = cam and self.cam_output is not None
         if want_cam:
             names.append(str(self.cam_output))
+        wanted = self.domain.output_name if features and self.domain is not None else None
+        if wanted is not None:
+            names.append(wanted)
         outs = self.session.run(
             names, {self.metadata.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
         )
@@ -82,7 +109,23 @@ class LoadedModel:
         cams = np.asarray(outs[1], dtype=np.float32) if want_cam else None
         if cams is not None and (cams.ndim != 3 or cams.shape[0] != batch.shape[0]):
             cams = None
-        return probs[:, self.metadata.positive_index], cams
+        feats = np.asarray(outs[-1], dtype=np.float32) if wanted is not None else None
+        gaussian = self.domain.features if self.domain is not None else None
+        if feats is not None and gaussian is not None and feats.shape != (len(batch), gaussian.dim):
+            raise ModelMetadataError(
+                f"{self.path}: output {wanted!r} has shape {feats.shape}, the domain "
+                f"description expects ({len(batch)}, {gaussian.dim}); re-export the model"
+            )
+        return TileOutputs(probs[:, self.metadata.positive_index], cams, feats)
+
+    def domain_score(
+        self, tiles: np.ndarray, features: np.ndarray | None = None
+    ) -> DomainScore | None:
+        """An image's domain score from its model-ready tiles (N, C, S, S) and their
+        features from :meth:`infer` (None: the model has no domain description)."""
+        if self.domain is None or not len(tiles):
+            return None
+        return self.domain.score_image(tiles, features)
 
     def warmup(self, batch_size: int = 1) -> None:
         s = self.tile_size
@@ -121,13 +164,32 @@ def load_model(
             f"(session runs on {opened.provider}); check the CUDA/cuDNN install"
         )
     meta = opened.metadata
+    outputs = {o.name for o in opened.session.get_outputs()}
     cam_output = meta.cam_output_name
-    if cam_output is not None and cam_output not in {o.name for o in opened.session.get_outputs()}:
+    if cam_output is not None and cam_output not in outputs:
         log.warning("%s: metadata names CAM output %r, graph lacks it; no maps", path, cam_output)
         cam_output = None
-    model = LoadedModel(path, opened.session, meta, file_sha256(path), opened.provider, cam_output)
+    domain = meta.domain
+    if domain is None:
+        log.warning(
+            "%s: the model carries no description of its training domain: images are not "
+            "checked against it (re-export it with `stemwatch export` to add one)",
+            path,
+        )
+    elif domain.output_name is not None and domain.output_name not in outputs:
+        log.warning(
+            "%s: the domain description names output %r, the graph lacks it: images are not "
+            "checked against the training domain (re-export the model)",
+            path,
+            domain.output_name,
+        )
+        domain = None
+    model = LoadedModel(
+        path, opened.session, meta, file_sha256(path), opened.provider, cam_output, domain
+    )
     log.info(
-        "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling x%d",
+        "model %s (%s, sha256 %s) on %s, %d intra-op thread(s); tiles %d px after downsampling "
+        "x%d; %s",
         path,
         meta.name,
         model.model_hash[:12],
@@ -135,6 +197,9 @@ def load_model(
         intra_op_threads,
         meta.tiling.tile_size,
         meta.tiling.downsample,
+        "no domain check"
+        if domain is None
+        else f"domain check: image distance above {domain.threshold:.3f} is out of its domain",
     )
     return model
 

@@ -227,9 +227,18 @@ def analyse_well(
     """Aggregate a well's scored images per time point and replay the detector (pure).
 
     ``state`` says which episode is current: detections before its re-arm point belong to
-    closed episodes and are ignored.
+    closed episodes and are ignored. Images outside the model's training domain (and frames
+    that were not analysed, which have no probability) are left out: their probability says
+    nothing about the cells.
     """
-    scored = [i for i in images if i.status == "done" and i.probability is not None]
+    scored = [
+        i
+        for i in images
+        if i.status == "done"
+        and i.probability is not None
+        and i.quality is None
+        and not i.out_of_domain
+    ]
     observations = [
         FieldObservation(
             field=i.field,
@@ -238,6 +247,8 @@ def analyse_well(
             n_tiles=i.n_tiles,
             timepoint=i.timepoint,
             time_s=i.time_s,
+            channel=i.channel,
+            z=i.z,
         )
         for i in scored
     ]
@@ -288,16 +299,18 @@ def update_well(
     config: OnsetConfig,
     *,
     model_hash: str,
+    instrument: str | None = None,
     now: float | None = None,
 ) -> store.OnsetRecord | None:
     """Recompute ``model_hash``'s series of ``plate``/``well`` from its predictions, run the
-    detector, store the series and a new onset if any.
+    detector, store the series and a new onset if any. ``instrument``: whose plate it is
+    (default: the handle's instrument, see :mod:`stemwatch.store.instruments`).
 
     Returns the new :class:`~stemwatch.store.OnsetRecord`, or None (no onset, or this
     episode's onset was already stored). Safe to call after every image of the well.
     """
-    state = store.well_state(db, plate, well)
-    images = store.images_for_well(db, plate, well, model_hash=model_hash)
+    state = store.well_state(db, plate, well, instrument=instrument)
+    images = store.images_for_well(db, plate, well, model_hash=model_hash, instrument=instrument)
     result = analyse_well(images, state, config.params_for(plate))
     event = store.save_well_analysis(
         db,
@@ -307,6 +320,7 @@ def update_well(
         series=result.series,
         onset=result.onset,
         episode=state.episode,
+        instrument=instrument,
         now=now,
     )
     if event is not None:

@@ -3,7 +3,7 @@
 Filesystem events are only hints: instruments create a file, write it in chunks (or under a
 temporary name and rename it into place), sometimes rewrite it. :class:`StabilityTracker` is
 pure logic (time is an argument): a path is *due* once it had no events for the quiet period,
-and *stable* once its size and mtime did not change across that period. Then the pipeline
+and *stable* once its size, mtime and ctime did not change across that period. Then the pipeline
 checks the file itself (:func:`stemwatch.core.imaging.check_file`: every page's structure lies
 inside the file and the page count matches the OME metadata) before decoding it.
 :class:`SettledFiles` remembers the versions recorded lately, so rescans skip them cheaply.
@@ -20,14 +20,21 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class FileStat:
-    """What the size-and-mtime stability test compares."""
+    """What the stability test compares: size, mtime and the inode change time.
+
+    The ctime changes on every write and cannot be set from user space, so a rewrite that
+    keeps the size and the mtime (a re-export preserving the acquisition time stamp) still
+    shows as a new version; a chmod or a rename changes it too (the file is then read again
+    and its content hash finds it unchanged).
+    """
 
     size: int
     mtime_ns: int
+    ctime_ns: int | None = None
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileStat:
-        return cls(int(st.st_size), int(st.st_mtime_ns))
+        return cls(int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns))
 
 
 def stat_file(path: Path) -> FileStat | None:

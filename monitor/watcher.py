@@ -9,6 +9,7 @@ soon"; deletions and moves away mean "forget it". inotify (``Observer``) is the 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ class HintHandler(FileSystemEventHandler):
         self.inbox = inbox
 
     def _put(self, kind: HintKind, path: str | bytes) -> None:
-        text = path.decode() if isinstance(path, bytes) else path
+        text = os.fsdecode(path)  # bytes that are not UTF-8 survive as surrogates
         self.inbox.put(Hint(kind, Path(text)))
 
     def on_any_event(self, event: FileSystemEvent) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from stemwatch import __version__
 from stemwatch.commands import COMMANDS
 from stemwatch.core.errors import StemwatchError
+from stemwatch.core.paths import printable
 
 log = logging.getLogger("stemwatch")
 
@@ -38,15 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OneLineFormatter(logging.Formatter):
+    """Each record on one line: control characters in the message (a file name holding a
+    newline, an escape sequence) are escaped, so no line of the log can be forged. A
+    traceback, which is the formatter's own text, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(level: str) -> None:
     # under torchrun every process logs to the same terminal: say which rank speaks
     rank = f" rank{os.environ['RANK']}" if "RANK" in os.environ else ""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format=f"%(asctime)s{rank} %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        OneLineFormatter(
+            f"%(asctime)s{rank} %(levelname)-7s %(name)s: %(message)s",
+            datefmt="%Y-%m-%d %H:%M:%S",
+        )
     )
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StemwatchError as exc:
-        print(f"stemwatch {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"stemwatch {args.command}: error: {printable(exc)}", file=sys.stderr)
+        # 2: fix the input and run again; some errors say otherwise (a database held by
+        # another daemon: 75, try again later; a daemon thread that died: 70)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -68,6 +68,63 @@ def test_check_command_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "model.architecture" in err and "resnet9000" in err
 
 
+def test_secrets_never_reach_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 #13: a bad alerts value printed the URL, password included."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        "alerts:\n  channels:\n    lab: [mailto://lab:s3cretpw@mail.example.org]\n"
+        "  urls: {x: 'slack://T000/B000/t0kenXYZ'}\n"
+    )
+    assert main(["config", "monitor", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "alerts.channels" in err and "alerts.urls" in err
+    assert "s3cretpw" not in err and "t0kenXYZ" not in err
+    assert "value not shown" in err
+
+
+def test_a_single_url_may_be_a_string(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text("alerts:\n  urls: 'json://127.0.0.1:9/'\n")
+    cfg = load_config(component_model("monitor"), path)
+    assert cfg.alerts.urls == ["json://127.0.0.1:9/"]  # type: ignore[attr-defined]
+
+
+def test_url_credentials_are_masked_in_any_message() -> None:
+    from stemwatch.core.config import redact
+
+    assert redact("got 'mailto://u:pw@host/x'") == "got 'mailto://u:***@host/x'"
+    assert redact("use postgresql://USER@HOST/DB") == "use postgresql://USER@HOST/DB"
+
+
+def test_an_empty_config_file_is_not_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 #13: an empty file passed as "valid"."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text("# nothing yet\n")
+    assert main(["config", "monitor", "--check", str(path)]) == 2
+    assert "the file is empty" in capsys.readouterr().err
+
+
+def test_try_name_shows_the_parse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        "plate:\n"
+        "  user_regex: '(?:^|/)(?P<plate>[^_/]+)_r(?P<row>\\d+)c(?P<col>\\d+)_t(?P<stamp>\\d{8})"
+        "\\.tif$'\n"
+        "  index_base: {row: 0, col: 0}\n"
+        "  time_formats: {stamp: '%Y%m%d'}\n"
+        "  presets: []\n"
+    )
+    rc = main(["config", "monitor", "--check", str(path), "--try-name", "PL1_r1c2_t20240301.tif",
+               "--try-name", "PL1_r1c2.tif"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "user_regex: plate=PL1, well=B03, time_s=2024-03-01 00:00:00 UTC" in out
+    assert "=> plate PL1, well B03, time 2024-03-01 00:00:00 UTC (from user_regex)" in out
+    assert "=> not placed: cannot tell the well" in out
+
+
 @pytest.mark.parametrize("component", sorted(COMPONENTS))
 def test_the_command_an_error_suggests_works(
     component: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -32,6 +32,7 @@ import numpy as np
 import tifffile
 import yaml
 
+from stemwatch.core.domain import FEATURES_OUTPUT
 from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import IMAGE_SUFFIXES, prepare, read_image
 from stemwatch.core.modelfile import file_sha256, read_metadata
@@ -141,6 +142,9 @@ def recipe(meta: ModelMetadata) -> dict[str, Any]:
 
 
 def _axes_for(name: str, shape: tuple[int, ...], meta: ModelMetadata) -> list[dict[str, Any]]:
+    if len(shape) == 2 and name == FEATURES_OUTPUT:  # (batch, feature)
+        names = [f"f{i}" for i in range(shape[1])]
+        return [{"type": "batch"}, {"type": "channel", "channel_names": names}]
     if len(shape) == 2:  # probabilities / logits: (batch, class)
         return [{"type": "batch"}, {"type": "channel", "channel_names": meta.class_names}]
     if len(shape) == 3:  # cam: (batch, y, x)
@@ -156,6 +160,8 @@ _OUTPUT_DESCRIPTIONS = {
     "probabilities": "calibrated class probabilities, softmax(logits / temperature)",
     "logits": "raw class logits",
     "cam": "class activation map of the positive class (calibrated log-odds per location)",
+    FEATURES_OUTPUT: "penultimate features, scored by stemwatch's domain check against the "
+    "training domain the metadata describes",
 }
 
 

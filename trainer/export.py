@@ -8,7 +8,11 @@ dynamic, side fixed) and returns:
 - ``cam`` (N, h, w), for architectures ending in global average pooling: the class activation
   map of the positive class against the others, divided by the temperature. Its spatial mean is
   ``(logit_pos - mean(other logits)) / T``; with two classes that is exactly the calibrated
-  log-odds, ``logit(probabilities[:, pos])``, so each pixel says where the evidence lies.
+  log-odds, ``logit(probabilities[:, pos])``, so each pixel says where the evidence lies;
+- ``features`` (N, D): the penultimate features (what the final linear layer reads), which the
+  monitor's domain check scores against the description of the training domain that the
+  export fits on the run's own images (:mod:`trainer.domain`, :mod:`stemwatch.core.domain`);
+  only in models that carry such a description.
 
 The legacy TorchScript exporter (``dynamo=False``) is used: one file, no external data, a pinned
 opset. The model's :class:`~stemwatch.core.modelmeta.ModelMetadata` goes into ``metadata_props``.
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stemwatch import __version__
+from stemwatch.core.domain import FEATURES_OUTPUT, MIN_STATISTICS_TILE, DomainDescription
 from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import (
     IMAGE_SUFFIXES,
@@ -44,7 +49,8 @@ from stemwatch.core.imaging import (
 from stemwatch.core.modelfile import file_sha256
 from stemwatch.core.modelmeta import METADATA_KEY, ModelMetadata
 from trainer.architectures import CamModel, get_info
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import Checkpoint, load_checkpoint
+from trainer.domain import TooFewImagesError, domain_images, fit_domain
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ INPUT_NAME = "image"
 PROBABILITIES = "probabilities"
 LOGITS = "logits"
 CAM = "cam"
+FEATURES = FEATURES_OUTPUT
 DEFAULT_OPSET = 17
 MAX_PARITY_TILES = 8
 
@@ -84,27 +91,47 @@ class ExportReport:
     parity_source: str
     parity: list[ParityResult] = field(default_factory=list)
     tolerance: float = 1e-4
+    domain_note: str = ""
+    """Why the model carries no domain description (empty when it carries one)."""
 
     def summary(self) -> str:
         worst = max((max(p.max_abs_diff.values()) for p in self.parity), default=float("nan"))
+        d = self.metadata.domain
+        if d is not None:
+            cal = d.calibration
+            domain = (
+                f"; domain described on {cal.get('n_fit_tiles')} tiles of "
+                f"{cal.get('n_fit_images')} training images, threshold {d.threshold:.3f} "
+                f"(the {100 * d.quantile:g}th percentile of {cal.get('n_calibration_images')} "
+                "held-out images)"
+            )
+        else:
+            domain = f"; no domain description ({self.domain_note or 'not asked for'})"
         return (
             f"{self.onnx_path} ({self.size_bytes / 1e6:.1f} MB, sha256 {self.model_hash[:12]}): "
             f"{self.metadata.architecture}, input {INPUT_NAME} (N, {self.metadata.in_channels}, "
             f"{self.metadata.input_size}, {self.metadata.input_size}), outputs "
             f"{', '.join(self.outputs)}, opset {self.opset}; parity at batch "
             f"{', '.join(str(p.batch_size) for p in self.parity)} on {self.parity_source}: "
-            f"max abs diff {worst:.2e} (tolerance {self.tolerance:g})"
+            f"max abs diff {worst:.2e} (tolerance {self.tolerance:g}){domain}"
         )
 
 
 class ExportModule(nn.Module):
-    """Wraps a classifier for deployment: calibrated probabilities, logits and (GAP nets) CAM."""
+    """Wraps a classifier for deployment: calibrated probabilities, logits, (GAP nets) CAM and,
+    given ``features_layer`` (the name of the final linear layer), the penultimate features."""
 
     cam_weight: Tensor
     cam_bias: Tensor
 
     def __init__(
-        self, model: nn.Module, *, temperature: float, positive_index: int, with_cam: bool = True
+        self,
+        model: nn.Module,
+        *,
+        temperature: float,
+        positive_index: int,
+        with_cam: bool = True,
+        features_layer: str | None = None,
     ) -> None:
         super().__init__()
         if not temperature > 0:
@@ -122,20 +149,52 @@ class ExportModule(nn.Module):
             b = bias[positive_index] - bias[others].mean(0)
             self.register_buffer("cam_weight", (w / self.temperature).view(1, -1, 1, 1).clone())
             self.register_buffer("cam_bias", (b / self.temperature).view(1).clone())
+        self.with_features = features_layer is not None
+        self._seen: list[Tensor] = []
+        if features_layer is not None:
+            try:
+                layer = model.get_submodule(features_layer)
+            except AttributeError:
+                raise ExportError(
+                    f"the model has no layer {features_layer!r} to take features from"
+                ) from None
+            layer.register_forward_pre_hook(self._keep_input)
+
+    def _keep_input(self, _module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        self._seen.append(args[0])
 
     @property
     def output_names(self) -> list[str]:
-        return [PROBABILITIES, LOGITS, CAM] if self.with_cam else [PROBABILITIES, LOGITS]
+        names = [PROBABILITIES, LOGITS, CAM] if self.with_cam else [PROBABILITIES, LOGITS]
+        return [*names, FEATURES] if self.with_features else names
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        self._seen.clear()
+        outputs: tuple[Tensor, ...]
         if self.with_cam:
             assert isinstance(self.model, CamModel)
             features = self.model.forward_features(image)
             logits = self.model.forward_head(features)
             cam = F.conv2d(features, self.cam_weight, self.cam_bias).squeeze(1)
-            return F.softmax(logits / self.temperature, dim=1), logits, cam
-        logits = self.model(image)
-        return F.softmax(logits / self.temperature, dim=1), logits
+            outputs = (F.softmax(logits / self.temperature, dim=1), logits, cam)
+        else:
+            logits = self.model(image)
+            outputs = (F.softmax(logits / self.temperature, dim=1), logits)
+        if self.with_features:
+            outputs = (*outputs, self._seen[-1].flatten(1))
+        self._seen.clear()
+        return outputs
+
+    def features(self, tiles: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """The penultimate features (N, D) of tiles (N, C, S, S), computed in torch."""
+        if not self.with_features:
+            raise ExportError("this export module was built without features_layer")
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(tiles), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(tiles[i : i + batch_size]))
+                out.append(self.eval()(x)[-1].numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def export_module(
@@ -297,18 +356,31 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     tolerance: float = 1e-4,
     name: str | None = None,
+    domain: bool = True,
+    domain_data: str | Path | None = None,
 ) -> ExportReport:
     """Export a checkpoint to ``out_path`` with metadata; torch/onnxruntime parity is checked
     (on tiles of ``parity_images`` when given, else on synthetic tiles); on failure nothing is
-    written and an existing ``out_path`` stays as it was."""
+    written and an existing ``out_path`` stays as it was.
+
+    With ``domain`` the model carries a description of its training domain, fitted on the
+    checkpoint's own training data and split (or on ``domain_data``; :mod:`trainer.domain`).
+    A checkpoint that names no training data is exported without one (said in the report).
+    """
     start = time.perf_counter()
     ckpt = load_checkpoint(checkpoint_path)
     out_path = Path(out_path)
     info = get_info(ckpt.architecture)
-    model = ckpt.build_model()
-    module = ExportModule(
-        model, temperature=ckpt.temperature, positive_index=ckpt.positive_index
-    ).eval()
+
+    def wrap(features: bool) -> ExportModule:
+        return ExportModule(
+            ckpt.build_model(),
+            temperature=ckpt.temperature,
+            positive_index=ckpt.positive_index,
+            features_layer=info.classifier if features else None,
+        ).eval()
+
+    module = wrap(features=True)
     size = ckpt.tiling.tile_size
     training: dict[str, Any] = {**ckpt.training, "epoch": ckpt.epoch}
     metadata = ModelMetadata(
@@ -339,6 +411,11 @@ def export_onnx(
         tiles = synthetic_tiles(MAX_PARITY_TILES, ckpt.in_channels, size)
         source = f"{len(tiles)} synthetic tiles"
         log.warning("no parity images given: checking torch/onnxruntime parity on %s", source)
+    description, domain_note = _describe_domain(ckpt, module, enabled=domain, data=domain_data)
+    if description is not None:
+        metadata = metadata.model_copy(update={"domain": description})
+    if description is None or description.features is None:
+        module = wrap(features=False)  # the graph outputs features only for the domain check
     # Checked under a temporary name: a failing export never replaces a previous good file.
     partial = out_path.with_name(f".{out_path.stem}.{os.getpid()}.partial.onnx")
     try:
@@ -365,6 +442,39 @@ def export_onnx(
         parity_source=source,
         parity=parity,
         tolerance=tolerance,
+        domain_note=domain_note,
     )
     log.info("exported %s", report.summary())
     return report
+
+
+def _describe_domain(
+    ckpt: Checkpoint, module: ExportModule, *, enabled: bool, data: str | Path | None
+) -> tuple[DomainDescription | None, str]:
+    """The training-domain description for the metadata, or None and why there is none."""
+    if not enabled:
+        return None, "--no-domain"
+    if ckpt.tiling.tile_size < MIN_STATISTICS_TILE:
+        note = (
+            f"tiles of {ckpt.tiling.tile_size} px; the description needs >= {MIN_STATISTICS_TILE}"
+        )
+        log.warning("no domain description: %s", note)
+        return None, note
+    images = domain_images(ckpt.path, ckpt.training, ckpt.class_names, data=data)
+    if images is None:
+        note = "the checkpoint names no training data; pass --domain-data"
+        log.warning("no domain description: %s", note)
+        return None, note
+    try:
+        description = fit_domain(
+            images,
+            module.features,
+            ckpt.tiling,
+            ckpt.normalisation,
+            in_channels=ckpt.in_channels,
+            output_name=FEATURES,
+        )
+    except TooFewImagesError as exc:
+        log.warning("no domain description: %s", exc)
+        return None, str(exc)
+    return description, ""

@@ -2,21 +2,23 @@
 
 A group is a name and a set of (plate, well) (:class:`dashboard.data.WellGroup`), the plate
 named as the sidebar names it (``instrument · plate`` where several instruments share the
-database). Until plate maps exist (issue 10) the groups are made by hand, or start from "wells
-with an onset against the rest"; a plate map's conditions will feed
-:func:`dashboard.data.groups_from_conditions`.
+database). Groups are made by hand, or start from "wells with an onset against the rest", or
+from the plate map (issue 10): one group per condition, treatment, role or attribute
+(:func:`dashboard.data.groups_from_conditions`).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, plots, reads
+from dashboard import data, lab, plots, reads
 from dashboard.context import Context
 from stemwatch import store
+from stemwatch.core.platemap import PlateMap
 
 MAX_GROUPS = 8
 PRESETS = ("wells with onset vs the rest", "by hand")
+BY_MAP = "plate map: "  # presets "plate map: condition", "plate map: treatment", ...
 
 
 def render(ctx: Context) -> None:
@@ -29,9 +31,12 @@ def render(ctx: Context) -> None:
     choices = ctx.choices  # plates by their sidebar name (with the instrument where several)
     names = list(choices)
     version = reads.stamp(ctx.db_path)
+    presets = [*(BY_MAP + k for k in lab.group_keys(_plate_map(ctx, version))), *PRESETS]
+    if st.session_state.get("cmp_preset") not in presets:
+        st.session_state["cmp_preset"] = presets[0]
     st.selectbox(
         "Start from",
-        PRESETS,
+        presets,
         key="cmp_preset",
         on_change=_apply_preset,
         args=(ctx, version),
@@ -88,13 +93,27 @@ def _imaged_wells(db_path: str, version: reads.Stamp, plate: store.PlateSummary)
     return [w.well for w in _wells_of(db_path, version, plate) if w.n_timepoints > 0]
 
 
+def _plate_map(ctx: Context, version: reads.Stamp) -> PlateMap | None:
+    """The map of the sidebar's plate (None: none imported)."""
+    summary = ctx.summary
+    if summary is None:
+        return None
+    return reads.plate_map(ctx.db_path, version, summary.plate, summary.instrument)
+
+
 def _apply_preset(ctx: Context, version: reads.Stamp) -> None:
     """Fill the groups' widgets from the chosen preset (a callback: before they are drawn)."""
-    preset = st.session_state.get("cmp_preset", PRESETS[0])
+    preset = str(st.session_state.get("cmp_preset", PRESETS[0]))
     choices = ctx.choices
     plate = ctx.plate if ctx.plate in choices else next(iter(choices), "")
     if preset == PRESETS[0] and plate:
         groups = data.onset_groups(plate, _wells_of(ctx.db_path, version, choices[plate]))
+    elif preset.startswith(BY_MAP) and plate:
+        imaged = set(_imaged_wells(ctx.db_path, version, choices[plate]))
+        by = lab.conditions(_plate_map(ctx, version), preset.removeprefix(BY_MAP))
+        groups = data.groups_from_conditions(plate, {w: c for w, c in by.items() if w in imaged})[
+            :MAX_GROUPS
+        ]
     else:
         groups = []
     groups = groups or [data.WellGroup("group 1", ())]

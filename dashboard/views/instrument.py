@@ -1,7 +1,8 @@
 """Instrument: the daemon's heartbeat, its model and card, the execution provider, throughput
 and queue over the last hours, failures with their reasons, the watched folders, and the
-place for domain flags. A facility's database holds several instruments: each has a line in an
-overview, and the chosen one is shown in full."""
+domain flags (domain alerts, images outside the model's training domain and bad frames). A
+facility's database holds several instruments: each has a line in an overview, and the chosen
+one is shown in full."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from stemwatch import store
 
 WINDOWS_H = {"6 h": 6, "24 h": 24, "3 days": 72, "7 days": 168}
 MAX_FAILURES = 200
+MAX_FLAGGED = 50
 
 
 def render(ctx: Context) -> None:
@@ -94,10 +96,57 @@ def render(ctx: Context) -> None:
         )
     else:
         st.caption("No image failed in this window.")
+    _domain_flags(ctx, who, now)
+
+
+def _domain_flags(ctx: Context, who: str | None, now: float) -> None:
+    """Images left out of the series: the domain alerts, per plate, and the newest ones."""
     st.subheader("Domain flags")
+    try:
+        flags = reads.domain_flags(ctx.db_path, reads.stamp(ctx.db_path), who, MAX_FLAGGED)
+    except store.StoreError as exc:
+        st.error(f"Cannot read the domain flags: {exc}")
+        return
+    open_alerts = [a for a in flags.alerts if a.acknowledged_at is None]
+    for a in open_alerts:
+        st.error(f"**Domain alert** ({data.age_text(now - a.created_at)}): {a.message}", icon="🚩")
+    seen = [a for a in flags.alerts if a.acknowledged_at is not None]
+    if seen:
+        st.caption(
+            f"{len(seen)} earlier domain alert{'s' if len(seen) != 1 else ''} acknowledged "
+            "(Alerts page)."
+        )
+    frame = data.domain_frame(flags.plates, now=now)
+    flagged = frame[(frame["Outside the domain"] > 0) | (frame["Bad frames"] > 0)]
+    unchecked = frame[(frame["Domain-scored"] == 0) & (frame["Images"] > frame["Bad frames"])]
+    if frame.empty:
+        st.caption("No plate has analysed images yet.")
+        return
+    if flagged.empty:
+        st.caption(
+            "No image is left out: every analysed image lies inside the model's training "
+            "domain and no frame was blank, saturated or NaN."
+        )
+    else:
+        out, bad = int(flagged["Outside the domain"].sum()), int(flagged["Bad frames"].sum())
+        st.markdown(
+            f"**{out}** image{'s' if out != 1 else ''} outside the model's training domain and "
+            f"**{bad}** bad frame{'s' if bad != 1 else ''} (blank, saturated or NaN) are kept "
+            "in the database but left out of the wells' series and of onset detection."
+        )
+        st.dataframe(flagged, hide_index=True)
+    if not unchecked.empty:
+        st.caption(
+            "Not checked against a training domain (the model carries no description of it): "
+            + ", ".join(str(p) for p in unchecked["Plate"])
+            + ". Export the model again with a domain description (docs/domain-check.md)."
+        )
+    if flags.newest:
+        st.markdown(f"**Newest images left out** (up to {MAX_FLAGGED})")
+        st.dataframe(data.flagged_frame(flags.newest, now=now), hide_index=True)
     st.caption(
-        "Images unlike the model's training data (another magnification, stain or modality) "
-        "will be flagged here once the daemon computes domain flags; none are recorded yet."
+        "What the domain check does, and how to train a model on your own images: "
+        "docs/domain-check.md."
     )
 
 

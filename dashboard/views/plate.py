@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, plots, reads
+from dashboard import data, export, lab, plots, reads
 from dashboard.context import Context
 from dashboard.views import alerts, well
 from stemwatch import store
@@ -26,8 +26,10 @@ def render(ctx: Context) -> None:
     tb = ctx.time_base()
     who = plate.instrument  # a plate belongs to the instrument that imaged it
     version = reads.stamp(ctx.db_path)
-    ov = reads.plate_overview(ctx.db_path, version, plate.plate, who)
-    grid, layout = data.plate_grid(ov.wells, tb)
+    ov = reads.plate_overview(ctx.db_path, version, plate.plate, who, model_hash=ctx.model_hash)
+    plate_map = reads.plate_map(ctx.db_path, version, plate.plate, who)
+    grid, layout = data.plate_grid(ov.wells, tb, ov.flags)
+    grid = lab.with_conditions(grid, plate_map)
     with data.reading(ctx.db_path) as db:
         daemon = data.daemon_status(store.last_heartbeat(db, instrument=who), now=time.time())
         several = len(store.list_instruments(db)) > 1
@@ -63,6 +65,9 @@ def render(ctx: Context) -> None:
         st.caption(
             "Colour: latest P(differentiated) of each well (grey: not imaged yet). "
             "Red ring: onset of differentiation detected. Click a well to inspect it."
+            + (f" {lab.map_caption(plate_map)}." if plate_map is not None else "")
+            + (" Shown: a re-analysis, not the daemon's model." if ctx.model_hash else "")
+            + excluded_caption(grid)
         )
         _exports(ctx, plate, grid, layout, tb)
     with right:
@@ -77,6 +82,23 @@ def render(ctx: Context) -> None:
         return
     st.selectbox("Well", imaged, key="well")
     well.render_well(ctx, plate, chosen, ov.onsets)
+
+
+def excluded_caption(grid: pd.DataFrame) -> str:
+    """The heatmap's words for wells whose newest images stay out of their series."""
+    kinds = set(grid["excluded"]) - {""}
+    if not kinds:
+        return ""
+    parts = []
+    if "domain" in kinds:
+        parts.append("**OOD**: its latest images lie outside the model's training domain")
+    if "quality" in kinds:
+        parts.append("**bad**: its latest frames are blank, saturated or NaN")
+    return (
+        " Orange dashed frame, not coloured as a probability: "
+        + "; ".join(parts)
+        + ". Such images are left out of the well's series and of onset detection."
+    )
 
 
 def _figures(plate: store.PlateSummary, ov: reads.PlateOverview, daemon: data.DaemonStatus) -> None:
@@ -97,6 +119,21 @@ def _figures(plate: store.PlateSummary, ov: reads.PlateOverview, daemon: data.Da
     )
     m[3].metric("Failed", c.failed)
     m[4].metric("Wells with onset", len({o.well for o in ov.onsets}))
+    out = sum(f.n_out_of_domain for f in ov.flags)
+    bad = sum(f.n_quality for f in ov.flags)
+    if out or bad:
+        what = []
+        if out:
+            what.append(f"{out} outside the model's training domain")
+        if bad:
+            what.append(f"{bad} bad frame{'s' if bad != 1 else ''} (blank, saturated or NaN)")
+        st.warning(
+            f"{out + bad} image{'s' if out + bad != 1 else ''} of this plate "
+            f"{'are' if out + bad != 1 else 'is'} left out of the wells' series and of onset "
+            f"detection: {', '.join(what)}. See the Instrument page and "
+            "docs/domain-check.md.",
+            icon="⚠️",
+        )
     if c.superseded:
         st.caption(
             f"{c.superseded} earlier version{'s' if c.superseded != 1 else ''} of images were "
@@ -123,11 +160,14 @@ def _exports(
         version = reads.stamp(db_path)
         with data.reading(db_path) as db:
             model = store.current_model(db, instrument=who)
-        points = reads.plate_series(db_path, version, name, who)
+        points = reads.plate_series(db_path, version, name, who, model_hash=ctx.model_hash)
         return data.courses_csv(points, tb, model_name=None if model is None else model.name)
 
     def onsets() -> str:
-        return data.onsets_csv(reads.all_onsets(db_path, reads.stamp(db_path), name, who), tb)
+        found = reads.all_onsets(
+            db_path, reads.stamp(db_path), name, who, model_hash=ctx.model_hash
+        )
+        return data.onsets_csv(found, tb)
 
     def png() -> bytes:
         return export.plate_png(grid, layout, title=title)

@@ -21,7 +21,9 @@ def render(ctx: Context) -> None:
         st.caption(f"Instrument **{plate.instrument}**")
     tb = ctx.time_base()
     version = reads.stamp(ctx.db_path)
-    points = reads.plate_series(ctx.db_path, version, plate.plate, plate.instrument)
+    points = reads.plate_series(
+        ctx.db_path, version, plate.plate, plate.instrument, model_hash=ctx.model_hash
+    )
     times = data.replay_times(points, tb)
     if not times:
         st.info("No analysed time point yet.")
@@ -40,7 +42,9 @@ def render(ctx: Context) -> None:
         help=f"steps through the time points, one every {STEP_S:g} s",
     )
     st.session_state["_replay_full_run"] = True  # this frame shows the time point as it is
-    onsets = reads.all_onsets(ctx.db_path, version, plate.plate, plate.instrument)
+    onsets = reads.all_onsets(
+        ctx.db_path, version, plate.plate, plate.instrument, model_hash=ctx.model_hash
+    )
     st.fragment(run_every=STEP_S if playing else None)(_frame)(ctx, times, points, onsets)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, data, plots, reads, thumbs
+from dashboard import context, data, lab, plots, reads, thumbs
 from dashboard.context import Context
 from stemwatch import store
 
@@ -29,30 +29,42 @@ def render_well(
     plate, who = summary.plate, summary.instrument
     tb = data.time_base(summary)
     version = reads.stamp(ctx.db_path)
-    detail = reads.well_detail(ctx.db_path, version, plate, well, who)
+    detail = reads.well_detail(ctx.db_path, version, plate, well, who, model_hash=ctx.model_hash)
     series = data.series_frame(detail.series, tb)
     images = data.images_frame(detail.images, tb)
     onset = data.active_onset(onsets, plate, well)
     onset_h = None if onset is None else tb.hours(onset.onset_time_s)
 
     st.subheader(f"Well {well}")
-    m = st.columns(3)
+    if mapped := lab.well_text(reads.plate_map(ctx.db_path, version, plate, who), well, tb):
+        st.caption(mapped)
+    m = st.columns(4)
     latest = series["mean"].iloc[-1] if not series.empty else None
     m[0].metric("Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}")
     m[1].metric("Onset", "none" if onset is None else f"at {onset_h or 0:.1f} h")
     m[2].metric("Images", len(images))
+    left_out = data.excluded_points(images)
+    m[3].metric(
+        "Left out",
+        int((images["excluded"] != "").sum()),
+        help="Images outside the model's training domain and bad frames (blank, saturated, "
+        "NaN): kept in the database, left out of the series and of onset detection.",
+    )
 
     smoothed = data.smoothing_visible(series)
-    fields = images.dropna(subset=["probability", "time_h"])
+    fields = images[images["excluded"] == ""].dropna(subset=["probability", "time_h"])
     chart = plots.well_series_chart(
         series,
         fields[["time_h", "probability", "field"]],
         onset_h=onset_h,
         x_title=tb.label,
         show_smoothed=smoothed,
+        excluded=left_out,
     )
     st.altair_chart(chart, key=f"series_{plate}_{well}")
-    st.caption(series_caption(series, smoothed=smoothed, onset=onset is not None))
+    st.caption(
+        series_caption(series, smoothed=smoothed, onset=onset is not None, excluded=left_out)
+    )
     if onset is not None:
         with st.popover(f"Reset onset of {well}"):
             st.markdown(
@@ -72,8 +84,14 @@ def render_well(
     _images_table(ctx.db_path, images, folders)
 
 
-def series_caption(series: pd.DataFrame, *, smoothed: bool, onset: bool) -> str:
-    """What the chart shows, as drawn (issue 13, item 6)."""
+def series_caption(
+    series: pd.DataFrame,
+    *,
+    smoothed: bool,
+    onset: bool,
+    excluded: pd.DataFrame | None = None,
+) -> str:
+    """What the chart shows, as drawn (issue 13, item 6), and what it leaves out."""
     parts = [
         "Line: the well's P(differentiated) (mean over its fields)",
         data.band_caption(series),
@@ -85,7 +103,18 @@ def series_caption(series: pd.DataFrame, *, smoothed: bool, onset: bool) -> str:
         parts.append("the detector's smoothed series coincides with the line here")
     if onset:
         parts.append("red rule: estimated onset")
-    return "; ".join(parts) + "."
+    kinds = set() if excluded is None else set(excluded["kind"])
+    if "domain" in kinds:
+        parts.append(
+            "orange ×: images outside the model's training domain, at the probability that "
+            "did not count"
+        )
+    if "quality" in kinds:
+        parts.append("orange ▲ at 0: frames not analysed (blank, saturated or NaN)")
+    text = "; ".join(parts) + "."
+    if kinds:
+        text += " Left-out images are not in the line, the band or onset detection."
+    return text
 
 
 def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) -> None:
@@ -125,6 +154,8 @@ def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) 
             notes.append("image file missing or unreadable")
         if r.status != "done":
             notes.append(str(r.status))
+        if r.excluded:
+            notes.append(f"left out of the series: {r.excluded}")
         row: dict[str, Any] = {
             "Time (h)": r.time_h,
             "Field": r.field,

@@ -34,15 +34,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--example", action="store_true", help="print the commented defaults")
     group.add_argument("--check", type=Path, metavar="FILE", help="validate FILE and exit")
+    p.add_argument(
+        "--try-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="(monitor) show how the file name NAME is read with this config: what each "
+        "preset and the user regex find, and where it lands; repeatable",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from stemwatch.core.errors import ConfigError
+
     model = component_model(args.component)
     if args.example:
         print(f"# stemwatch {args.component} configuration (all fields optional; defaults shown)")
         print(example_yaml(model()))
         return 0
-    load_config(model, args.check)
+    cfg = load_config(model, args.check)
     print(f"{args.check}: valid {args.component} configuration")
+    if args.try_name:
+        plate = getattr(cfg, "plate", None)
+        if plate is None:
+            raise ConfigError("--try-name: only the monitor configuration reads file names")
+        from stemwatch.core.platemeta import explain, with_config
+
+        for name in args.try_name:
+            print("\n".join(explain(name, **with_config(plate))))
     return 0

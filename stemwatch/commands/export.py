@@ -2,9 +2,12 @@
 
 ``stemwatch export RUN/best.pt -o model.onnx --parity-images some/tiffs/ [--bioimageio]``
 writes one ONNX file (fixed tile size, dynamic batch, calibrated probabilities, CAM where the
-architecture has one) after checking that onnxruntime agrees with torch on real tiles.
-``--bioimageio`` adds a bioimage.io package (its sample image: the first parity image, else
-a held-out image of the run) and tests it with bioimageio.core: exit 1 when it fails.
+architecture has one, penultimate features) after checking that onnxruntime agrees with torch
+on real tiles. The model carries a description of its training domain, fitted on the training
+run's own images (the checkpoint names them) so that the monitor can tell images unlike them;
+see docs/domain-check.md. ``--bioimageio`` adds a bioimage.io package (its sample image: the
+first parity image, else a held-out image of the run) and tests it with bioimageio.core: exit
+1 when it fails.
 """
 
 from __future__ import annotations
@@ -32,6 +35,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR_OR_FILE",
         help="real images (or folders of them) whose tiles torch and onnxruntime must agree "
         "on; without them synthetic tiles are used",
+    )
+    domain = p.add_mutually_exclusive_group()
+    domain.add_argument(
+        "--domain-data",
+        type=Path,
+        metavar="MANIFEST_OR_DIR",
+        help="training-domain images to describe the model's domain with (a manifest CSV or a "
+        "class-folder tree; default: the training data and split the checkpoint records)",
+    )
+    domain.add_argument(
+        "--no-domain",
+        action="store_true",
+        help="export without a domain description (the monitor then cannot tell images "
+        "unlike the training data)",
     )
     p.add_argument("--name", help="model name in the metadata (default: the file stem)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
@@ -64,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         tolerance=args.tolerance,
         name=args.name,
+        domain=not args.no_domain,
+        domain_data=args.domain_data,
     )
     print(report.summary())
     if args.bioimageio:

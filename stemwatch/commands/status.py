@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from stemwatch.commands.watch import DB_ENV, INSTRUMENT_ENV
 
 if TYPE_CHECKING:
-    from stemwatch.store import Heartbeat
+    from stemwatch.store import DomainSummary, Heartbeat, ImageRecord
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +68,10 @@ def _ago(t: float | None, now: float) -> str:
     return f"{s / 86400:.1f} days ago"
 
 
+def _when(t: float, now: float) -> str:
+    return "now" if t <= now else f"in {_ago(now - (t - now), now).removesuffix(' ago')}"
+
+
 def _daemon_line(hb: Heartbeat, now: float, stale_after_s: float | None, label: str) -> str:
     liveness = hb.liveness(now, stale_after_s=stale_after_s)
     verdict = {
@@ -79,6 +83,31 @@ def _daemon_line(hb: Heartbeat, now: float, stale_after_s: float | None, label: 
     return (
         f"{label}{verdict}{detail}; last heartbeat {_ago(hb.at, now)} (pid {hb.pid} on {hb.host})"
     )
+
+
+def domain_note(d: DomainSummary | None) -> str:
+    """What a plate line says about bad frames and images outside the model's domain."""
+    if d is None:
+        return ""
+    parts = []
+    if d.n_scored:
+        parts.append(f"{d.n_out_of_domain} of {d.n_scored} out of the model's domain")
+    if d.n_quality:
+        parts.append(f"{d.n_quality} bad frames (not analysed)")
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def image_result(img: ImageRecord) -> str:
+    """An image's outcome in one phrase: its probability, why it was not analysed, or that it
+    lies outside the model's training domain."""
+    if img.quality is not None:
+        return f"NOT ANALYSED ({img.quality})"
+    if img.status == "done" and img.probability is not None:
+        p = f"p={img.probability:.2f}"
+        if img.out_of_domain:
+            return f"OUT OF DOMAIN (domain score {img.domain_score:.1f}; {p} not used)"
+        return p
+    return img.status + (f": {img.error}" if img.error else "")
 
 
 def check(
@@ -150,14 +179,20 @@ def run(args: argparse.Namespace) -> int:
             f"images:   {c.done} done, {c.failed} failed{queued}"
             + (f" ({c.superseded} older versions superseded)" if c.superseded else "")
         )
+        skipped = store.skipped_counts(conn, limit=args.limit, instrument=only)
+        if skipped:
+            print(f"skipped:  {sum(k.count for k in skipped)} file(s) not analysed on purpose:")
+            for k in skipped:
+                print(f"  {k.count:>6} {k.kind}: {k.reason}")
         plates = store.list_plates(conn, instrument=only)
         basis = {(p.instrument, p.plate): p.time_basis for p in plates}
+        domain = {(d.instrument, d.plate): d for d in store.domain_summary(conn, instrument=only)}
         for p in plates:
             name = f"{p.instrument}/{p.plate}" if several else p.plate
             print(
                 f"plate:    {name}: {p.n_wells} wells, {p.n_images} images, "
                 f"up to {describe_time(p.last_time_s, p.time_basis)}, "
-                f"{p.n_onsets} wells with onset"
+                f"{p.n_onsets} wells with onset" + domain_note(domain.get((p.instrument, p.plate)))
             )
 
         recent = store.recent_images(conn, limit=args.limit, instrument=only)
@@ -169,13 +204,20 @@ def run(args: argparse.Namespace) -> int:
                 if img.well
                 else "(no plate/well)"
             )
-            result = (
-                f"p={img.probability:.2f}"
-                if img.status == "done" and img.probability is not None
-                else img.status + (f": {img.error}" if img.error else "")
-            )
+            result = image_result(img)
+            if img.status == "failed" and img.retry_at is not None:
+                result += f" (read again {_when(img.retry_at, now)})"
             who = f"{img.instrument}: " if several else ""
             print(f"  {_ago(img.updated_at, now):>12}  {who}{where:<32} {result}  {img.path}")
+
+        flagged = store.flagged_images(conn, limit=args.limit, instrument=only)
+        if flagged:
+            print(f"\nflagged images (newest {len(flagged)}; kept out of onset detection):")
+            for img in flagged:
+                who = f"{img.instrument}: " if several else ""
+                where = f"{img.plate} {img.well}" if img.well else "(no plate/well)"
+                print(f"  {_ago(img.updated_at, now):>12}  {who}{where:<12} {image_result(img)}")
+                print(f"{'':16}{img.path}")
 
         onsets = store.list_onsets(conn, include_reset=False, instrument=only)
         print(f"\nwells with onset ({len(onsets)}):")

@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Watch FOLDER (the microscope's output), run the model on every complete image once, "
             "store results (a SQLite file, or a facility's PostgreSQL database), detect per-well "
             "onset and alert. Runs in the foreground; SIGTERM/SIGINT finish the batch in flight, "
-            "flush and exit."
+            "flush and exit. SIGHUP (or replacing the model file, e.g. mv new.onnx model.onnx) "
+            "takes the new model without a restart: the batch in flight finishes with the old "
+            "one, the switch is stored. Exit status: 0 done; 1 with --once when an image "
+            "failed; 2 bad configuration; 70 a daemon thread died (systemd restarts it); 75 "
+            "another daemon uses the database as this instrument."
         ),
     )
     p.add_argument(
@@ -94,12 +98,24 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         daemon = Daemon(cfg, once=args.once, stop=stop)
+        if hasattr(signal, "SIGHUP"):  # not on Windows: there, replace the model file
+
+            def _reload(signum: int, frame: object) -> None:
+                daemon.request_model_reload("SIGHUP")
+
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _reload)
         summary = daemon.run()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     print(
         f"stemwatch watch: {summary.done} processed, {summary.failed} failed, "
-        f"{summary.duplicates} duplicates ({summary.provider})"
+        f"{summary.ignored} skipped, {summary.duplicates} duplicates, {summary.moved} moved "
+        f"({summary.provider})"
     )
+    if args.once and summary.failed:
+        print(
+            f"stemwatch watch: {summary.failed} image(s) failed; `stemwatch status` lists why",
+        )
+        return 1
     return 0

@@ -70,6 +70,8 @@ class FieldObservation:
     n_tiles: int | None = None
     timepoint: int | None = None
     time_s: float | None = None
+    channel: int | None = None
+    z: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,9 @@ def group_timepoints(
 
     Observations with a ``timepoint`` index group by it; those without group by ``time_s``
     (fields taken within ``time_tolerance_s`` of the group's first field belong together).
-    Observations with neither are dropped. When one field was imaged twice at the same
-    time point (a rewrite that was not superseded), the later record wins.
+    Observations with neither are dropped. When one field (of one channel and plane) was
+    imaged twice at the same time point (a rewrite that was not superseded), the later record
+    wins; images without a field number are all kept.
     """
     by_index: dict[int, list[FieldObservation]] = {}
     by_time: list[FieldObservation] = []
@@ -187,7 +190,10 @@ def _time_group(obs: list[FieldObservation]) -> TimepointGroup:
 
 
 def _one_per_field(obs: list[FieldObservation]) -> tuple[FieldObservation, ...]:
+    """One observation per (field, channel, plane), the later one winning; an image whose
+    field nobody stated is its own observation (never merged with another)."""
     seen: dict[object, FieldObservation] = {}
     for i, o in enumerate(obs):
-        seen[o.field if o.field is not None else ("anon", i)] = o
+        key = ("anon", i) if o.field is None else (o.field, o.channel, o.z)
+        seen[key] = o
     return tuple(seen.values())

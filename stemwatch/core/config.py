@@ -7,13 +7,14 @@ file, the field path and the bad value.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from stemwatch.core.errors import ConfigError
 
@@ -31,6 +32,37 @@ class StrictModel(BaseModel):
     config_component: ClassVar[str | None] = None
 
 
+# json_schema_extra of a field whose value must never be shown
+SECRET: dict[str, JsonValue] = {"secret": True}
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/@:\s]*):[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of any URL in it replaced (``mailto://user:***@host``)."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+def _is_secret(model_cls: type[BaseModel], loc: tuple[int | str, ...]) -> bool:
+    """Whether the value at ``loc`` is, or holds, a field marked :data:`SECRET`."""
+    current: type[BaseModel] | None = model_cls
+    for part in loc:
+        if current is None:
+            return False
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a list index, a dict key or a union's tag
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret"):
+            return True
+        current = _model_in(field.annotation)
+    if current is not None and len(loc) < 3:  # a whole section: does it hold a secret?
+        return any(
+            isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("secret")
+            for f in current.model_fields.values()
+        )
+    return False
+
+
 def example_command(model_cls: type[BaseModel] | None) -> str:
     """The command that prints ``model_cls``'s commented defaults (its component's)."""
     component = getattr(model_cls, "config_component", None)
@@ -42,7 +74,9 @@ def example_command(model_cls: type[BaseModel] | None) -> str:
 def format_validation_error(
     source: str, exc: ValidationError, model_cls: type[BaseModel] | None = None
 ) -> str:
-    """One line per problem: ``source: field.path: message (got value)``."""
+    """One line per problem: ``source: field.path: message (got value)``. The value of a
+    field marked :data:`SECRET` (alert URLs hold passwords and tokens) is never shown, and
+    URL credentials anywhere are masked: this text goes to stderr and the journal."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -50,8 +84,13 @@ def format_validation_error(
         if err["type"] == "extra_forbidden":
             msg = f"unknown field; check the spelling against {example_command(model_cls)}"
         got = err.get("input")
-        got_text = "" if err["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"{source}: {loc}: {msg}{got_text}")
+        if err["type"] == "missing":
+            got_text = ""
+        elif model_cls is not None and _is_secret(model_cls, tuple(err["loc"])):
+            got_text = " (value not shown: it may hold a password or token)"
+        else:
+            got_text = f" (got {redact(repr(got))})"
+        lines.append(f"{source}: {loc}: {redact(msg)}{got_text}")
     return "\n".join(lines)
 
 
@@ -85,6 +124,11 @@ def load_config(model_cls: type[M], path: str | Path | None) -> M:
         raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file; a config must be UTF-8 YAML") from None
+    if data is None:
+        raise ConfigError(
+            f"{p}: the file is empty (no settings at all); write one with `stemwatch config "
+            "<component> --example`, or leave --config out to run on the defaults"
+        )
     return validate_mapping(model_cls, data, str(p))
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,12 +41,15 @@ import numpy as np
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
-from stemwatch.core import tiff
+from stemwatch.core import dib, tiff
 from stemwatch.core.errors import ImageReadError
+from stemwatch.core.filekinds import READABLE_SUFFIXES, unsupported_format
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 OTHER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
-IMAGE_SUFFIXES = TIFF_SUFFIXES | OTHER_SUFFIXES
+IMAGE_SUFFIXES = TIFF_SUFFIXES | OTHER_SUFFIXES  # what a training folder holds
+DIB_SUFFIXES = frozenset({".dib", ".c01"})
+HEAD_BYTES = 16
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -140,32 +144,54 @@ def to_grayscale(arr: np.ndarray) -> np.ndarray:
     if arr.ndim == 2:
         return arr
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        rgb = arr[..., :3].astype(np.float32)
-        gray = rgb @ np.array(_LUMA, dtype=np.float32)
+        # channel by channel: 8 bytes per pixel of float32 at most, not a float copy of all
+        gray = np.multiply(arr[..., 0], np.float32(_LUMA[0]), dtype=np.float32)
+        part = np.empty_like(gray)
+        for i in (1, 2):
+            np.multiply(arr[..., i], np.float32(_LUMA[i]), out=part, dtype=np.float32)
+            gray += part
+        del part
         if np.issubdtype(arr.dtype, np.integer):
             info = np.iinfo(arr.dtype)
-            return np.clip(np.rint(gray), info.min, info.max).astype(arr.dtype)
+            np.rint(gray, out=gray)
+            np.clip(gray, info.min, info.max, out=gray)
+            return gray.astype(arr.dtype)
         return gray
     raise ValueError(f"cannot make a grayscale plane from an array of shape {arr.shape}")
 
 
-def _sniff(path: Path, head: bytes) -> Literal["tiff", "pil"]:
-    """The file kind from its first bytes, not its suffix."""
+Kind = Literal["tiff", "pil", "dib"]
+
+
+def sniff(path: str | Path, head: bytes) -> Kind:
+    """The file kind from its first bytes, not its suffix (a Cellomics .DIB/.C01, which has
+    no magic number, by its suffix). A file that is none raises :class:`ImageReadError`
+    (``incomplete``: a writer may not have written the header yet)."""
+    p = Path(path)
     if head[:4] in tiff.MAGICS:
         return "tiff"
     if head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC):
         return "pil"
+    if p.suffix.lower() in DIB_SUFFIXES:
+        return "dib"
     raise ImageReadError(
-        path, f"not a TIFF, PNG or JPEG file (starts with {head[:8]!r}); is it a different format?"
+        p, f"not a TIFF, PNG or JPEG file (starts with {head[:8]!r}); is it a different format?"
     )
+
+
+_sniff = sniff
 
 
 def _open_error(path: Path, exc: OSError, doing: str) -> ImageReadError:
     if isinstance(exc, FileNotFoundError):
         return ImageReadError(path, "file does not exist (deleted or moved before it was read)")
     if isinstance(exc, PermissionError):
-        return ImageReadError(path, "permission denied; make the file readable for this user")
-    return ImageReadError(path, f"cannot {doing} the file ({exc.strerror or exc})")
+        return ImageReadError(
+            path, "permission denied; make the file readable for this user", failure="transient"
+        )
+    return ImageReadError(
+        path, f"cannot {doing} the file ({exc.strerror or exc})", failure="transient"
+    )
 
 
 def _check_present(path: Path) -> int:
@@ -217,17 +243,46 @@ class ImageFile:
 
     path: Path
     data: bytes
-    kind: Literal["tiff", "pil"]
+    kind: Kind
     layout: tiff.TiffLayout | None = None
     expected_pages: int | None = None
+    dib: dib.DibLayout | None = None
+    size: tuple[int, int] | None = None  # (height, width) of a PNG/JPEG from its header
 
     @property
     def n_pages(self) -> int:
-        return self.layout.n_pages if self.layout is not None else 1
+        if self.layout is not None:
+            return self.layout.n_pages
+        return self.dib.planes if self.dib is not None else 1
+
+    def plane_shape(self, page: int = 0) -> tuple[int, int]:
+        """(height, width) of ``page`` as the file declares it, before decoding."""
+        if self.layout is not None:
+            info = self.layout.pages[page]
+            return info.height, info.width
+        if self.dib is not None:
+            return self.dib.height, self.dib.width
+        return self.size if self.size is not None else (0, 0)
 
     @property
     def ome_xml(self) -> str | None:
         return self.layout.ome_xml if self.layout is not None else None
+
+
+def read_head(path: str | Path, n: int = HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of the file (to tell its kind before reading all of it).
+
+    Raises :class:`ImageReadError` when it is missing, unreadable or empty.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb", buffering=0) as fh:
+            head = fh.read(n)
+    except OSError as exc:
+        raise _open_error(p, exc, "read") from None
+    if not head:
+        raise ImageReadError(p, "file is empty (0 bytes); still being written?")
+    return bytes(head)
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -246,22 +301,50 @@ def read_bytes(path: str | Path) -> bytes:
     return bytes(data)
 
 
-def check_file(path: str | Path, data: bytes) -> ImageFile:
+def check_suffix(path: str | Path) -> None:
+    """Raise :class:`ImageReadError` (permanent) for a suffix that is not an image's."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    why = unsupported_format(p)
+    if why is not None:
+        raise ImageReadError(p, why, failure="permanent")
+    if suffix and suffix not in READABLE_SUFFIXES:
+        raise ImageReadError(
+            p,
+            f"unsupported suffix {suffix!r}; use {', '.join(sorted(READABLE_SUFFIXES))}",
+            failure="permanent",
+        )
+
+
+def check_file(path: str | Path, data: bytes, *, max_pixels: int | None = None) -> ImageFile:
     """The cheap check that ``data`` (the bytes of ``path``) is a complete image file.
 
     Tells the kind from the first bytes; for a TIFF walks every page's structure
-    (:func:`stemwatch.core.tiff.parse`) and compares the page count with the OME-XML's. No
-    pixel is decoded. Raises :class:`ImageReadError` naming the file and the missing part.
+    (:func:`stemwatch.core.tiff.parse`) and compares the page count with the OME-XML's; for
+    a PNG or JPEG reads the header; for a Cellomics DIB/C01 checks its planes. No pixel is
+    decoded. Raises :class:`ImageReadError` naming the file and the missing part. With
+    ``max_pixels``, a Cellomics plane larger than that fails before a .C01 is inflated
+    (TIFF, PNG and JPEG are checked by :func:`decode`).
     """
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise ImageReadError(p, f"unsupported suffix {suffix!r}; use .tif, .tiff, .png or .jpg")
+    check_suffix(p)
     if not data:
         raise ImageReadError(p, "file is empty (0 bytes); still being written?")
-    kind = _sniff(p, data[:8])
-    if kind != "tiff":
-        return ImageFile(p, data, kind)
+    kind = sniff(p, data[:8])
+    if kind == "dib":
+        try:
+            cellomics = dib.parse(
+                data, compressed=p.suffix.lower() == ".c01", max_pixels=max_pixels
+            )
+        except dib.DibStructureError as exc:
+            if exc.reason.startswith("too large"):
+                raise ImageReadError(
+                    p, _too_large(exc.reason, max_pixels), failure="permanent"
+                ) from None
+            raise ImageReadError(p, exc.reason) from None
+        return ImageFile(p, data, kind, dib=cellomics)
+    if kind == "pil":
+        return ImageFile(p, data, kind, size=_pil_size(p, data))
     try:
         layout = tiff.parse(io.BytesIO(data), len(data))
     except tiff.TiffStructureError as exc:
@@ -274,16 +357,60 @@ def check_file(path: str | Path, data: bytes) -> ImageFile:
     return ImageFile(p, data, kind, layout, expected)
 
 
-def decode(image: ImageFile, *, page: int = 0) -> ImageData:
-    """Decode one grayscale plane (``page`` of a multi-page TIFF) of a checked file.
+def _too_large(what: str, max_pixels: int | None) -> str:
+    limit = "" if max_pixels is None else f" above the limit of {max_pixels / 1e6:g} MP"
+    return (
+        f"image is {what.removeprefix('too large: ')}{limit} (watch.max_megapixels; decoding "
+        "takes 3.5-8 bytes per pixel): raise the limit if images this large are expected"
+    )
 
-    Raises :class:`ImageReadError` naming the file when the pixels cannot be decoded.
+
+def _pil_size(path: Path, data: bytes) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"not a readable image ({exc})") from None
+    except Exception as exc:  # e.g. DecompressionBombError; never kill the caller
+        raise ImageReadError(
+            path, f"not a readable image ({type(exc).__name__}: {exc})", failure="permanent"
+        ) from None
+    return height, width
+
+
+def check_pixels(image: ImageFile, page: int, max_pixels: int | None) -> None:
+    """Raise :class:`ImageReadError` (permanent) when ``page`` declares more pixels than
+    ``max_pixels``: refused before a byte of it is decoded."""
+    if max_pixels is None:
+        return
+    height, width = image.plane_shape(page)
+    if width * height > max_pixels:
+        raise ImageReadError(
+            image.path,
+            _too_large(f"{width}x{height} px ({width * height / 1e6:.0f} MP)", max_pixels),
+            failure="permanent",
+        )
+
+
+def decode(image: ImageFile, *, page: int = 0, max_pixels: int | None = None) -> ImageData:
+    """Decode one grayscale plane (``page`` of a multi-page file) of a checked file.
+
+    With ``max_pixels``, a plane declaring more pixels fails before decoding. Raises
+    :class:`ImageReadError` naming the file when the pixels cannot be decoded.
     """
     if not 0 <= page < image.n_pages:
-        what = "file has" if image.kind == "tiff" else "PNG/JPEG files have"
+        what = "file has" if image.kind != "pil" else "PNG/JPEG files have"
         raise ImageReadError(image.path, f"page {page} requested, {what} {image.n_pages}")
+    check_pixels(image, page, max_pixels)
     if image.kind == "tiff":
         return _decode_tiff(image, page)
+    if image.kind == "dib":
+        assert image.dib is not None
+        arr = dib.plane(image.dib, page)
+        bits = _significant_bits(arr, image.dib.bits, None)
+        return ImageData(image.path, arr, image.n_pages, bits)
     return _decode_pil(image)
 
 
@@ -295,9 +422,7 @@ def read_image(path: str | Path, *, page: int = 0) -> ImageData:
     :class:`ImageReadError` naming ``path`` and the reason.
     """
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise ImageReadError(p, f"unsupported suffix {suffix!r}; use .tif, .tiff, .png or .jpg")
+    check_suffix(p)
     return decode(check_file(p, read_bytes(p)), page=page)
 
 
@@ -327,12 +452,15 @@ def _decode_tiff(image: ImageFile, page: int) -> ImageData:
     except ImageReadError:
         raise
     except MemoryError:
-        raise ImageReadError(path, "not enough memory to decode this image") from None
+        raise ImageReadError(
+            path, "not enough memory to decode this image now", failure="transient"
+        ) from None
     except Exception as exc:  # tifffile and imagecodecs raise many types on corrupt data
         raise ImageReadError(path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
     if photometric == 2 and planar == 2 and arr.ndim == 3 and arr.shape[0] in (3, 4):
         arr = np.moveaxis(arr, 0, -1)
-    arr = np.squeeze(arr)
+    while arr.ndim > 2 and arr.shape[0] == 1:  # leading singleton axes (not a 1-px image's)
+        arr = arr[0]
     if arr.ndim == 3 and photometric in (0, 1) and arr.shape[-1] in (2, 3, 4):
         arr = arr[..., 0]  # gray with extra samples (e.g. alpha): keep the gray sample
     elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
@@ -372,12 +500,13 @@ def _stored_as_is(data: bytes, tpage: Any, byteorder: str) -> np.ndarray | None:
 
 
 def _decode_pil(image: ImageFile) -> ImageData:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = image.path
     try:
-        with Image.open(io.BytesIO(image.data)) as im:
-            im.load()
+        with Image.open(io.BytesIO(image.data)) as raw:
+            raw.load()
+            im = ImageOps.exif_transpose(raw)  # a camera's EXIF orientation, as viewers show it
             mode = im.mode
             if mode in ("1", "LA", "L"):
                 arr = np.asarray(im.convert("L"))
@@ -396,7 +525,9 @@ def _decode_pil(image: ImageFile) -> ImageData:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(path, f"not a readable image ({exc})") from None
     except MemoryError:
-        raise ImageReadError(path, "not enough memory to decode this image") from None
+        raise ImageReadError(
+            path, "not enough memory to decode this image now", failure="transient"
+        ) from None
     except Exception as exc:  # e.g. DecompressionBombError; the daemon must not die on a file
         raise ImageReadError(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
     if arr.ndim != 2:
@@ -414,7 +545,7 @@ def read_ome_xml(path: str | Path) -> str | None:
     size = _check_present(p)
     try:
         with p.open("rb") as fh:
-            if _sniff(p, fh.read(8)) != "tiff":
+            if sniff(p, fh.read(8)) != "tiff":
                 return None
             layout = tiff.parse(fh, size, max_pages=1)
     except OSError as exc:
@@ -489,6 +620,98 @@ def expected_pages_from_ome(ome_xml: str, *, filename: str | None = None) -> int
     if saw_tiffdata:
         return needed or None
     return planes_total or None
+
+
+@dataclass(frozen=True)
+class PlaneChoice:
+    """The page of a multi-plane (OME-)TIFF to analyse, and what it is.
+
+    ``channel`` and ``z`` are 1-based; ``note`` says in words what the file holds and which
+    plane was taken (for the log and the record), None for a single-plane file.
+    """
+
+    page: int
+    channel: int | None = None
+    channel_name: str | None = None
+    z: int | None = None
+    note: str | None = None
+
+
+def choose_plane(
+    ome_xml: str | None,
+    *,
+    filename: str,
+    n_pages: int,
+    channels: Sequence[str] | None = None,
+    z_plane: Literal["first", "middle", "last"] = "first",
+) -> PlaneChoice:
+    """Which page of a file holding several channels, focal planes or time points to analyse.
+
+    Reads the OME ``Pixels`` of this file's ``Image`` (``DimensionOrder``, ``SizeZ/C/T``,
+    ``Channel`` names): the channel is the first entry of ``channels`` (a number, 1-based, or
+    a name) the file has, else the first; the focal plane by ``z_plane``; the first time
+    point. A file without OME-XML, or whose planes are spread over several files, gives page
+    0 (with a note when it holds several pages).
+    """
+    fallback = PlaneChoice(
+        0, note=None if n_pages <= 1 else f"page 1 of {n_pages} analysed (no OME plane map)"
+    )
+    pixels = _ome_pixels(ome_xml, filename) if ome_xml else None
+    if pixels is None:
+        return fallback
+    try:
+        sizes = {d: int(pixels.get(f"Size{d}", "1")) for d in "ZCT"}
+    except ValueError:
+        return fallback
+    order = pixels.get("DimensionOrder", "XYZCT").upper()
+    names = [c.get("Name") for c in pixels if _local(c.tag) == "Channel"]
+    if len(names) != sizes["C"]:
+        names = [None] * sizes["C"]
+    total = sizes["Z"] * sizes["C"] * sizes["T"]
+    if total <= 1:
+        return PlaneChoice(0, channel_name=names[0] if names else None)
+    if total > n_pages or len(order) != 5 or sorted(order[2:]) != ["C", "T", "Z"]:
+        return fallback
+    c = _pick_channel(names, channels)
+    z = {"first": 0, "middle": (sizes["Z"] - 1) // 2, "last": sizes["Z"] - 1}[z_plane]
+    coords = {"Z": z, "C": c, "T": 0}
+    page, stride = 0, 1
+    for dim in order[2:]:
+        page += coords[dim] * stride
+        stride *= sizes[dim]
+    words = (("C", "channel(s)"), ("Z", "plane(s)"), ("T", "time point(s)"))
+    held = ", ".join(f"{sizes[d]} {w}" for d, w in words if sizes[d] > 1)
+    label = f"channel {c + 1}" + (f" ({names[c]})" if names[c] else "")
+    note = f"the file holds {held}: analysed {label}, plane {z + 1}, time point 1"
+    return PlaneChoice(page, c + 1, names[c], z + 1 if sizes["Z"] > 1 else None, note)
+
+
+def _pick_channel(names: list[str | None], wanted: Sequence[str] | None) -> int:
+    for entry in wanted or ():
+        text = entry.strip()
+        if text.isdigit() and 1 <= int(text) <= len(names):
+            return int(text) - 1
+        for i, name in enumerate(names):
+            if name and name.lower() == text.lower():
+                return i
+    return 0
+
+
+def _ome_pixels(ome_xml: str, filename: str) -> ET.Element | None:
+    """The Pixels element of the Image stored in ``filename`` (else of the only Image)."""
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    images = [e for e in root.iter() if _local(e.tag) == "Image"]
+    chosen = images[0] if len(images) == 1 else None
+    for img in images:
+        for uuid in (e for e in img.iter() if _local(e.tag) == "UUID"):
+            if uuid.get("FileName") and Path(uuid.get("FileName", "")).name == filename:
+                chosen = img
+    if chosen is None:
+        return None
+    return next((e for e in chosen if _local(e.tag) == "Pixels"), None)
 
 
 def hash_bytes(data: bytes) -> str:

@@ -4,7 +4,9 @@ The trainer writes a :class:`ModelMetadata` as JSON under the ONNX ``metadata_pr
 :data:`METADATA_KEY`; the monitor reads it back (through onnxruntime, without the ``onnx``
 package) and refuses a model without it. Everything inference needs to reproduce training's
 preprocessing lives here: class names, positive class, tiling, normalisation recipe and the
-calibration temperature (already applied inside the graph's ``probabilities`` output).
+calibration temperature (already applied inside the graph's ``probabilities`` output); and,
+optionally, the description of the model's training domain the monitor scores images against
+(:mod:`stemwatch.core.domain`).
 
 Version policy (:meth:`ModelMetadata.from_props`), so that a deployed monitor keeps running
 models exported by a newer stemwatch whenever it can honour them:
@@ -26,11 +28,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stemwatch import __version__
+from stemwatch.core.domain import DomainDescription
 from stemwatch.core.errors import ModelMetadataError
 from stemwatch.core.imaging import NormalisationRecipe, TilingSpec
 
@@ -76,6 +79,11 @@ class ModelMetadata(BaseModel):
     temperature: float = Field(default=1.0, gt=0, description="Applied inside the graph.")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    domain: DomainDescription | None = Field(
+        default=None,
+        description="The training domain, for the monitor's domain check (optional: models "
+        "without it run unchecked).",
+    )
     stemwatch_version: str = ""
     created: str = ""
 
@@ -125,6 +133,7 @@ class ModelMetadata(BaseModel):
     def from_dict(cls, data: dict[str, Any], source: str | Path) -> ModelMetadata:
         """Apply the version policy (module docstring) to decoded metadata and validate it."""
         check_schema_version(data, source)
+        data = _usable_domain(data, source)
         known, ignored = _known_fields(cls, data)
         if ignored:
             log.debug(
@@ -164,6 +173,45 @@ def check_schema_version(data: dict[str, Any], source: str | Path) -> None:
         )
 
 
+def _usable_domain(data: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """``data`` without its domain description when this stemwatch cannot use it.
+
+    The description is an optional extra: a model whose description is broken or of a kind
+    this stemwatch does not know still classifies, so it runs without the domain check, with a
+    warning, instead of being refused.
+    """
+    raw = data.get("domain")
+    if raw is None:
+        return data
+    try:
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+        known, _ = _known_fields(DomainDescription, raw)
+        DomainDescription.model_validate(known)
+    except (ValueError, ValidationError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        why = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else str(exc)
+        log.warning(
+            "%s: metadata field domain cannot be used by stemwatch %s (%s); the model runs "
+            "without the domain check (re-export it with `stemwatch export` to restore it)",
+            source,
+            __version__,
+            why,
+        )
+        return {k: v for k, v in data.items() if k != "domain"}
+    return data
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model of a field typed ``Model`` or ``Model | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
+
+
 def _known_fields(
     model: type[BaseModel], data: dict[str, Any], prefix: str = ""
 ) -> tuple[dict[str, Any], list[str]]:
@@ -175,8 +223,8 @@ def _known_fields(
         if info is None:
             ignored.append(f"{prefix}{key}")
             continue
-        sub = info.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, dict):
+        sub = _nested_model(info.annotation)
+        if sub is not None and isinstance(value, dict):
             known[key], more = _known_fields(sub, value, f"{prefix}{key}.")
             ignored += more
         else:

@@ -1,6 +1,8 @@
-"""Resolving plate, well, field and time point for each image.
+"""Resolving plate, well, field, time point, channel and z for each image.
 
-Order of evidence (earlier evidence wins field by field; later evidence only fills gaps):
+Evidence, in this order (earlier evidence wins field by field, later evidence fills gaps, and
+evidence that *disagrees about the well* places the image nowhere: nothing is ever put in a
+wrong well):
 
 1. **OME-XML** (from the TIFF itself): the ``WellSample`` whose ``ImageRef`` names this file's
    ``Image`` gives the well (``Row``/``Column``, 0-based in OME, or the ``Well`` ``Name``) and
@@ -9,41 +11,52 @@ Order of evidence (earlier evidence wins field by field; later evidence only fil
    ``Index`` + 1. Time: ``AcquisitionDate`` (epoch seconds, UTC when no zone is given) plus
    the first ``Plane`` ``DeltaT`` (per the OME spec DeltaT counts from AcquisitionDate);
    ``DeltaT`` alone is elapsed time.
-2. **File-name presets** (:data:`PRESETS`, selectable by name): ``incucyte``,
-   ``incucyte-elapsed``, ``imagexpress``, ``operetta``, ``cellvoyager-cv7000``,
-   ``cellvoyager-cv1000``; see each preset's ``example``.
-3. **A user regular expression** with named groups ``plate``, ``well`` (or ``row`` + ``col``),
-   ``field``, ``timepoint``, ``channel`` and one of ``time_s``, ``time_min``, ``time_h``. It
-   is searched in the whole path written with forward slashes, so groups may capture folders;
-   anchor the file name with ``[^/]*$``.
+2. **File-name presets** (:mod:`stemwatch.core.presets`, one per instrument convention, with
+   real example names and their sources; docs/file-names.md). Every selected preset is tried;
+   two that read different wells make the name ambiguous.
+3. **A user regular expression** (:class:`PlateMetaConfig`), searched in the whole path with
+   forward slashes (so groups may capture folders), with index bases and date formats of its
+   own. docs/file-names.md explains the groups and how to anchor it.
 4. **The file's modification time**, for time only, once plate and well are known.
 
 Plate falls back to ``default_plate``, then to the nearest parent folder whose name is not a
-generic instrument folder (``Images``, ``TimePoint_N``, ``ZStep_N``). Field falls back to 1
-(one field per well). ``field``, ``timepoint`` and ``channel`` are the instrument's 1-based
-numbers. Wells are normalised (``A1`` == ``A01``; rows A–Z and AA–AF, columns 1–48, so 6- to
-1536-well plates). A file without a well raises :class:`PlateMetadataError` naming the file and
-every source tried; nothing is guessed silently. Instrument thumbnails raise
-:class:`IgnoredImageError` (a subclass) so a caller can skip them quietly.
+generic instrument folder (``Images``, ``data``, ``TimePoint_N``, ``ZStep_N``, Leica's
+``field--``/``chamber--``/``slide--``). ``field``, ``timepoint``, ``z`` and ``channel`` are
+1-based numbers whatever base the instrument writes; a field nobody states stays ``None``
+(each such image is its own field, never merged with another). Wells are normalised (``A1``
+== ``A01``; rows A–Z and AA–AF, columns 1–48). A file without a well raises
+:class:`UnresolvedImageError` naming the file and every source tried. Analysis outputs
+(masks, thumbnails, correction images: :func:`stemwatch.core.filekinds.non_image_output`)
+raise :class:`IgnoredImageError` (a subclass).
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stemwatch.core.config import StrictModel
 from stemwatch.core.errors import ConfigError, PlateMetadataError
-from stemwatch.core.wells import MAX_COLS, normalise_well, row_index, well_from_index
+from stemwatch.core.filekinds import non_image_output
+from stemwatch.core.paths import printable
+from stemwatch.core.presets import (
+    GROUPS,
+    NUMBERED,
+    PRESET_LIST,
+    PRESETS,
+    GroupError,
+    Preset,
+    read_groups,
+)
+from stemwatch.core.wells import MAX_COLS, normalise_well, well_from_index
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +72,28 @@ class ImageLocation:
     OME-XML or in the name, or the file's mtime); ``time_basis`` says which. Within one plate
     the basis is normally the same for every image, so differences of ``time_s`` are hours of
     culture either way. ``timepoint`` is the instrument's acquisition index where known.
+    ``field`` is None when nothing states it. ``channel`` is the channel's number,
+    ``channel_name`` its name, ``z`` the focal plane, each where the evidence says.
     ``source`` says which evidence was used, e.g. ``"ome"`` or ``"preset:incucyte+mtime"``.
     """
 
     plate: str
     well: str
-    field: int
+    field: int | None
     timepoint: int | None
     time_s: float | None
     source: str
     time_basis: TimeBasis | None = None
     channel: int | None = None
+    channel_name: str | None = None
+    z: int | None = None
 
 
 class UnresolvedImageError(PlateMetadataError):
     """Where an image was taken cannot be told from any evidence; names the file and sources."""
 
     def __init__(self, path: object, reason: str, tried: Sequence[str] = ()) -> None:
-        self.path = str(path)
+        self.path = printable(path)
         self.reason = reason
         self.tried = list(tried)
         tried_text = "; tried: " + ", ".join(self.tried) if self.tried else ""
@@ -84,7 +101,7 @@ class UnresolvedImageError(PlateMetadataError):
 
 
 class IgnoredImageError(UnresolvedImageError):
-    """The file is an instrument by-product (a thumbnail) and must not be analysed."""
+    """The file is an analysis output or instrument by-product and must not be analysed."""
 
 
 # --------------------------------------------------------------------------- OME-XML
@@ -206,167 +223,6 @@ def _ome_time(image: ET.Element) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- presets
 
-Parser = Callable[[re.Match[str], Path], dict[str, Any]]
-_IMG_EXT = r"\.(?:tiff?|png|jpe?g)"
-_WELL_TOKEN = r"[A-Za-z]{1,2}\d{1,2}"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A file-name convention of one instrument: a regex on the file name and a parser."""
-
-    name: str
-    pattern: re.Pattern[str]
-    parse: Parser
-    example: str
-    description: str
-
-    def match(self, path: Path) -> dict[str, Any] | None:
-        m = self.pattern.fullmatch(path.name)
-        return None if m is None else self.parse(m, path)
-
-
-def _epoch(year: str, month: str, day: str, hour: str, minute: str) -> float:
-    return float(
-        calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), 0, 0, 0, 0))
-    )
-
-
-def _parse_incucyte(m: re.Match[str], path: Path) -> dict[str, Any]:
-    return {
-        "plate": m["plate"],
-        "well": m["well"],
-        "field": int(m["field"]),
-        "time_s": _epoch(m["y"], m["mo"], m["d"], m["h"], m["mi"]),
-        "time_basis": "epoch",
-    }
-
-
-def _parse_incucyte_elapsed(m: re.Match[str], path: Path) -> dict[str, Any]:
-    secs = int(m["d"]) * 86400 + int(m["h"]) * 3600 + int(m["mi"]) * 60
-    return {
-        "plate": m["plate"],
-        "well": m["well"],
-        "field": int(m["field"]),
-        "time_s": float(secs),
-        "time_basis": "elapsed",
-    }
-
-
-_TIMEPOINT_DIR = re.compile(r"^TimePoint_(\d+)$", re.IGNORECASE)
-
-
-def _parse_imagexpress(m: re.Match[str], path: Path) -> dict[str, Any]:
-    if m["thumb"]:
-        raise IgnoredImageError(path, "MetaXpress thumbnail (_thumb), not an acquired image")
-    out: dict[str, Any] = {"plate": m["plate"], "well": m["well"]}
-    if m["field"]:
-        out["field"] = int(m["field"])
-    if m["channel"]:
-        out["channel"] = int(m["channel"])
-    for parent in path.parents:
-        tp = _TIMEPOINT_DIR.match(parent.name)
-        if tp:
-            out["timepoint"] = int(tp.group(1))
-            break
-    return out
-
-
-def _parse_operetta(m: re.Match[str], path: Path) -> dict[str, Any]:
-    row, col = int(m["row"]), int(m["col"])
-    if row < 1 or col < 1:
-        raise UnresolvedImageError(path, f"Operetta row/column must start at 1, got r{row} c{col}")
-    return {
-        "well": well_from_index(row - 1, col - 1),
-        "field": int(m["field"]),
-        "channel": int(m["channel"]),
-        "timepoint": int(m["timepoint"]),
-    }
-
-
-def _parse_cv7000(m: re.Match[str], path: Path) -> dict[str, Any]:
-    return {
-        "plate": m["plate"],
-        "well": m["well"],
-        "field": int(m["field"]),
-        "timepoint": int(m["timepoint"]),
-        "channel": int(m["channel"]),
-    }
-
-
-def _parse_cv1000(m: re.Match[str], path: Path) -> dict[str, Any]:
-    # The CV1000 numbers wells (points) linearly; "well_columns" is applied in resolve().
-    return {
-        "well_index": int(m["well_index"]),
-        "field": int(m["field"]),
-        "timepoint": int(m["timepoint"]),
-        "channel": int(m["channel"]),
-    }
-
-
-def _preset(name: str, regex: str, parse: Parser, example: str, description: str) -> Preset:
-    return Preset(name, re.compile(regex, re.IGNORECASE), parse, example, description)
-
-
-PRESETS: Mapping[str, Preset] = {
-    p.name: p
-    for p in (
-        _preset(
-            "incucyte",
-            rf"(?P<plate>.+?)_(?P<well>{_WELL_TOKEN})_(?P<field>\d+)_"
-            rf"(?P<y>\d{{4}})y(?P<mo>\d{{2}})m(?P<d>\d{{2}})d_(?P<h>\d{{2}})h(?P<mi>\d{{2}})m"
-            rf"{_IMG_EXT}",
-            _parse_incucyte,
-            "VID123_A1_1_2023y05m12d_14h30m.tif",
-            "Incucyte export: vessel_well_image_YYYYyMMmDDd_HHhMMm (date taken as UTC)",
-        ),
-        _preset(
-            "incucyte-elapsed",
-            rf"(?P<plate>.+?)_(?P<well>{_WELL_TOKEN})_(?P<field>\d+)_"
-            rf"(?P<d>\d{{1,3}})d(?P<h>\d{{1,2}})h(?P<mi>\d{{1,2}})m{_IMG_EXT}",
-            _parse_incucyte_elapsed,
-            "VID123_B3_2_01d06h30m.tif",
-            "Incucyte export with elapsed time: vessel_well_image_DDdHHhMMm",
-        ),
-        _preset(
-            "imagexpress",
-            r"(?P<plate>.+?)_(?P<well>[A-Za-z]{1,2}\d{2})(?:_s(?P<field>\d+))?"
-            r"(?:_w(?P<channel>\d))?(?P<thumb>_thumb)?(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f-]{27})?"
-            r"\.tiff?",
-            _parse_imagexpress,
-            "TimePoint_3/Plate1_A01_s2_w1.TIF",
-            "ImageXpress/MetaXpress: plate_well_sN_wN[GUID].tif in TimePoint_N folders;"
-            " _thumb files are ignored",
-        ),
-        _preset(
-            "operetta",
-            r"r(?P<row>\d{2})c(?P<col>\d{2})f(?P<field>\d{2,})p(?P<plane>\d{2,})"
-            r"-ch(?P<channel>\d+)sk(?P<timepoint>\d+)fk\d+fl\d+\.tiff?",
-            _parse_operetta,
-            "r02c05f03p01-ch1sk4fk1fl1.tiff",
-            "Operetta / Opera Phenix (Harmony export): rRRcCCfFFpPP-chNskTfkNflN;"
-            " plate from the folder above Images/",
-        ),
-        _preset(
-            "cellvoyager-cv7000",
-            r"(?P<plate>.+?)_(?P<well>[A-Za-z]{1,2}\d{2})_T(?P<timepoint>\d{4})"
-            r"F(?P<field>\d{3})L\d{2}A\d{2}Z\d{2}C(?P<channel>\d{2})\.tiff?",
-            _parse_cv7000,
-            "Plate1_B03_T0001F001L01A01Z01C01.tif",
-            "Yokogawa CellVoyager CV7000/CV8000: plate_well_TtttFfffLllAaaZzzCcc",
-        ),
-        _preset(
-            "cellvoyager-cv1000",
-            r"W(?P<well_index>\d{4})F(?P<field>\d{4})T(?P<timepoint>\d{4})Z\d{3}"
-            r"C(?P<channel>\d)\.tiff?",
-            _parse_cv1000,
-            "W0001F0002T0003Z001C1.tif",
-            "Yokogawa CellVoyager CV1000: WwwwwFffffTttttZzzzCc; wells numbered row-major"
-            " with `well_columns` columns (default 12, a 96-well plate)",
-        ),
-    )
-}
-
 
 def preset_names() -> list[str]:
     """Names of every file-name preset, in the order they are tried."""
@@ -376,7 +232,7 @@ def preset_names() -> list[str]:
 def select_presets(names: Iterable[str] | None) -> list[Preset]:
     """Presets by name (``None`` means all); unknown names raise :class:`ConfigError`."""
     if names is None:
-        return list(PRESETS.values())
+        return list(PRESET_LIST)
     chosen = []
     for n in names:
         if n not in PRESETS:
@@ -389,11 +245,33 @@ def select_presets(names: Iterable[str] | None) -> list[Preset]:
 
 # --------------------------------------------------------------------------- user regex
 
-_USER_GROUPS = {"plate", "well", "row", "col", "field", "timepoint", "channel"}
-_TIME_GROUPS = {"time_s": 1.0, "time_min": 60.0, "time_h": 3600.0}
+
+@dataclass(frozen=True)
+class UserRegex:
+    """A user's file-name regex with the index bases and date formats of its groups."""
+
+    pattern: re.Pattern[str]
+    bases: Mapping[str, int] = field(default_factory=dict)
+    time_formats: Mapping[str, str] = field(default_factory=dict)
+
+    def match(self, path: PurePath, *, well_columns: int | None = None) -> dict[str, Any] | None:
+        m = self.pattern.search(path.as_posix())
+        if m is None:
+            return None
+        return read_groups(
+            m.groupdict(),
+            bases=self.bases,
+            time_formats=self.time_formats,
+            well_columns=well_columns,
+        )
 
 
-def compile_user_regex(pattern: str) -> re.Pattern[str]:
+def compile_user_regex(
+    pattern: str,
+    *,
+    index_base: Mapping[str, int] | None = None,
+    time_formats: Mapping[str, str] | None = None,
+) -> UserRegex:
     """Compile and check a user file-name regex; problems raise :class:`ConfigError`."""
     try:
         rx = re.compile(pattern)
@@ -401,82 +279,92 @@ def compile_user_regex(pattern: str) -> re.Pattern[str]:
         raise ConfigError(
             f"user_regex: {pattern!r} is not a valid regular expression ({exc})"
         ) from None
+    formats = dict(time_formats or {})
     groups = set(rx.groupindex)
-    unknown = groups - _USER_GROUPS - set(_TIME_GROUPS)
+    unknown = {g for g in groups - GROUPS - set(formats) if not g.startswith("_")}
     if unknown:
         raise ConfigError(
-            f"user_regex: unknown named group(s) {sorted(unknown)}; use "
-            f"{sorted(_USER_GROUPS | set(_TIME_GROUPS))}"
+            f"user_regex: unknown named group(s) {sorted(unknown)}; use {sorted(GROUPS)}, a "
+            "group named in time_formats, or a name starting with _ for a group to ignore"
         )
-    if "well" not in groups and not {"row", "col"} <= groups:
+    if "well" not in groups and not {"row", "col"} <= groups and "well_index" not in groups:
         raise ConfigError(
-            f"user_regex: {pattern!r} needs a (?P<well>...) group or both (?P<row>...) and "
-            "(?P<col>...) groups"
+            f"user_regex: {pattern!r} needs a (?P<well>...) group, both (?P<row>...) and "
+            "(?P<col>...), or (?P<well_index>...)"
         )
-    return rx
-
-
-def _user_evidence(rx: re.Pattern[str], path: Path) -> dict[str, Any] | None:
-    m = rx.search(path.as_posix())
-    if m is None:
-        return None
-    g = {k: v for k, v in m.groupdict().items() if v not in (None, "")}
-    out: dict[str, Any] = {}
-    if "plate" in g:
-        out["plate"] = g["plate"]
-    if "well" in g:
-        out["well"] = g["well"]
-    elif "row" in g and "col" in g:
-        row_text = g["row"]
-        row = int(row_text) - 1 if row_text.isdigit() else row_index(row_text)
-        if row is None or row < 0 or not g["col"].isdigit():
-            raise UnresolvedImageError(
-                path, f"user_regex matched row={row_text!r} col={g['col']!r}, not a plate position"
+    missing = sorted(set(formats) - groups)
+    if missing:
+        raise ConfigError(
+            f"time_formats: group(s) {missing} are not in user_regex {pattern!r}; name the "
+            "date/time groups of the regex, e.g. (?P<stamp>\\d{8}_\\d{6}) with "
+            "time_formats: {stamp: '%Y%m%d_%H%M%S'}"
+        )
+    for name, fmt in formats.items():
+        if "%" not in fmt:
+            raise ConfigError(
+                f"time_formats.{name}: {fmt!r} has no % directive; use strftime codes such as "
+                "'%Y-%m-%d_%H%M'"
             )
-        out["well"] = well_from_index(row, int(g["col"]) - 1)
-    for key in ("field", "timepoint", "channel"):
-        if key in g:
-            if not g[key].isdigit():
-                raise UnresolvedImageError(
-                    path, f"user_regex group {key!r} matched {g[key]!r}, expected digits"
-                )
-            out[key] = int(g[key])
-    for key, scale in _TIME_GROUPS.items():
-        if key in g:
-            try:
-                out["time_s"] = float(g[key]) * scale
-            except ValueError:
-                raise UnresolvedImageError(
-                    path, f"user_regex group {key!r} matched {g[key]!r}, expected a number"
-                ) from None
-            out["time_basis"] = "elapsed"
-            break
-    return out
+    bases = dict(index_base or {})
+    for name, base in bases.items():
+        if name not in NUMBERED:
+            raise ConfigError(
+                f"index_base: {name!r} is not a numbered group; use {', '.join(NUMBERED)}"
+            )
+        if base not in (0, 1):
+            raise ConfigError(f"index_base.{name}: {base!r} must be 0 or 1")
+    return UserRegex(rx, bases, formats)
 
 
 # --------------------------------------------------------------------------- resolve
 
-_GENERIC_DIRS = re.compile(r"^(images?|timepoint_\d+|zstep_\d+)$", re.IGNORECASE)
+_GENERIC_DIRS = re.compile(
+    r"^(images?|data|timepoint_\d+|zstep_\d+|field--.*|chamber--.*|slide--.*|"
+    r"[a-z]{1,2}\d{1,3}-site_\d+)$",
+    re.IGNORECASE,
+)
 
 
-def _plate_from_folders(path: Path) -> str | None:
+def _plate_from_folders(path: PurePath) -> str | None:
     for parent in path.parents:
         if parent.name and not _GENERIC_DIRS.match(parent.name):
             return parent.name
     return None
 
 
+_CHANNEL_ENTRY = re.compile(r"^\s*(\d+)\s*$")
+
+
 class PlateMetaConfig(StrictModel):
-    """How file names and metadata map to plate, well, field and time point."""
+    """How file names and metadata map to plate, well, field, time, channel and z."""
 
     presets: list[str] | None = Field(
         default=None,
-        description="File-name presets to try, in order (None = all): " + ", ".join(PRESETS),
+        description="File-name presets to try (None = all; docs/file-names.md lists them):\n"
+        + ", ".join(PRESETS),
+    )
+    index_base: dict[str, Literal[0, 1]] = Field(
+        default_factory=dict,
+        description="Index base of the user regex's numbers when not 1, e.g. {field: 0, col: 0}.",
+    )
+    time_formats: dict[str, str] = Field(
+        default_factory=dict,
+        description="strftime format of each date/time group of the user regex, e.g.\n"
+        "{stamp: '%Y%m%d_%H%M%S'} (naive times are read as UTC).",
     )
     user_regex: str | None = Field(
         default=None,
-        description="Regex with named groups plate, well (or row+col), field, timepoint, "
-        "channel, time_s/time_min/time_h, searched in the full path (forward slashes).",
+        description=(
+            "Regex with named groups plate, well (or row + col, or well_index), field,\n"
+            "timepoint, z, channel, channel_name, time_d/time_h/time_min/time_s/time_ms, and\n"
+            "date groups named in time_formats. Searched in the full path with forward\n"
+            "slashes: anchor the file name with (?:^|/) ... $ (docs/file-names.md)."
+        ),
+    )
+    examples: list[str] = Field(
+        default_factory=list,
+        description="Example file names (paths relative to the watched folder) that must\n"
+        "resolve to a well; checked at startup (`stemwatch config monitor --check`).",
     )
     default_plate: str | None = Field(
         default=None, description="Plate name when no evidence names one (else the folder name)."
@@ -484,12 +372,32 @@ class PlateMetaConfig(StrictModel):
     use_mtime: bool = Field(
         default=True, description="Use the file modification time when nothing gives a time."
     )
-    well_columns: int = Field(
-        default=12,
+    well_columns: int | None = Field(
+        default=None,
         ge=1,
         le=MAX_COLS,
-        description="Columns of the plate, for instruments that number wells linearly (CV1000).",
+        description="Columns of the plate (12 for 96 wells, 24 for 384), for instruments that\n"
+        "number wells row by row (CV1000/CQ1, a user regex's well_index); without it such\n"
+        "images stay unplaced rather than risk a wrong well.",
     )
+    channels: list[str] | None = Field(
+        default=None,
+        description="Channels to analyse, by number or name (e.g. [1] or ['Bright Field',\n"
+        "'Ph']); images of other channels are recorded as ignored. None = every image.",
+    )
+    z_plane: Literal["first", "middle", "last"] = Field(
+        default="first",
+        description="The focal plane analysed in a file that holds a z-stack (OME-TIFF).",
+    )
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels_as_text(cls, v: object) -> object:
+        if isinstance(v, (str, int)):
+            v = [v]
+        if isinstance(v, list):
+            return [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v]
+        return v
 
     @field_validator("presets")
     @classmethod
@@ -502,13 +410,56 @@ class PlateMetaConfig(StrictModel):
 
     @field_validator("user_regex")
     @classmethod
-    def _valid_regex(cls, v: str | None) -> str | None:
+    def _valid_regex(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
             try:
-                compile_user_regex(v)
+                compile_user_regex(
+                    v,
+                    index_base=info.data.get("index_base"),
+                    time_formats=info.data.get("time_formats"),
+                )
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _valid_examples(self) -> PlateMetaConfig:
+        if self.user_regex is None and (self.index_base or self.time_formats):
+            raise ValueError("index_base and time_formats apply to user_regex, which is not set")
+        problems = []
+        for name in self.examples:
+            try:
+                kwargs = {**with_config(self), "use_mtime": False}
+                kwargs["default_plate"] = kwargs["default_plate"] or "(plate)"
+                resolve(name, **kwargs)
+            except PlateMetadataError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("example name(s) do not resolve to a well: " + " | ".join(problems))
+        return self
+
+
+def channel_excluded(location: ImageLocation, channels: Sequence[str] | None) -> str | None:
+    """Why an image of ``location`` is not analysed under ``plate.channels``, or None.
+
+    An entry that is a number matches the channel number, any other the channel name
+    (case-insensitive). An image whose channel nobody states is analysed.
+    """
+    if not channels or (location.channel is None and location.channel_name is None):
+        return None
+    for entry in channels:
+        m = _CHANNEL_ENTRY.match(entry)
+        if m is not None and location.channel == int(m.group(1)):
+            return None
+        if location.channel_name and entry.strip().lower() == location.channel_name.lower():
+            return None
+    which = " ".join(
+        x for x in (
+            f"{location.channel}" if location.channel is not None else "",
+            f"({location.channel_name})" if location.channel_name else "",
+        ) if x
+    )  # fmt: skip
+    return f"channel {which} is not among plate.channels {list(channels)}"
 
 
 def _same_well(a: object, b: object) -> bool | None:
@@ -524,11 +475,15 @@ class _Evidence:
     sources: list[str] = field(default_factory=list)
     tried: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # sources that fit but read nonsense
 
     def add(self, source: str, found: Mapping[str, Any]) -> None:
         known, other = self.values.get("well"), found.get("well")
         if known is not None and other is not None and _same_well(known, other) is False:
-            self.conflicts.append(f"{source} says well {other}, {self.sources[0]} says {known}")
+            first = next(s for s in self.sources if s != "folder")
+            self.conflicts.append(f"{source} says well {other}, {first} says {known}")
+            self.tried.append(f"{source} (well {other})")
+            return
         new = {k: v for k, v in found.items() if k not in self.values and v is not None}
         if "time_s" in new and "time_basis" not in new:
             new.pop("time_s")
@@ -537,25 +492,33 @@ class _Evidence:
         if new:
             self.values.update(new)
             self.sources.append(source)
+        else:
+            self.tried.append(f"{source} (agrees, adds nothing)")
 
 
 def resolve(
     path: str | Path,
     *,
     ome_xml: str | None = None,
-    user_regex: str | re.Pattern[str] | None = None,
+    user_regex: str | UserRegex | None = None,
+    index_base: Mapping[str, int] | None = None,
+    time_formats: Mapping[str, str] | None = None,
     default_plate: str | None = None,
     presets: Iterable[str] | None = None,
     use_mtime: bool = True,
-    well_columns: int = 12,
+    well_columns: int | None = None,
 ) -> ImageLocation:
     """Resolve where and when ``path`` was imaged; raise :class:`PlateMetadataError` if not.
 
     ``ome_xml`` is the OME-XML of the file (``ImageData.ome_xml``); ``presets`` names the
     file-name presets to try (``None``: all, ``[]``: none). Raises
-    :class:`IgnoredImageError` (a PlateMetadataError) for instrument thumbnails.
+    :class:`IgnoredImageError` (a PlateMetadataError) for analysis outputs and thumbnails,
+    :class:`UnresolvedImageError` when no evidence gives a well or the evidence disagrees.
     """
     p = Path(path)
+    ignored = non_image_output(p)
+    if ignored is not None:
+        raise IgnoredImageError(p, ignored)
     ev = _Evidence()
 
     if ome_xml:
@@ -568,41 +531,58 @@ def resolve(
     chosen = select_presets(presets)
     matched = False
     for preset in chosen:
-        found_p = preset.match(p)
+        try:
+            found_p = preset.match(p, well_columns=well_columns)
+        except GroupError as exc:
+            ev.errors.append(f"preset {preset.name}: {exc}")
+            ev.tried.append(f"preset:{preset.name} (fits, but {exc})")
+            matched = True
+            continue
         if found_p is None:
             continue
-        if "well_index" in found_p:
-            idx = found_p.pop("well_index")
-            if idx < 1:
-                raise UnresolvedImageError(p, f"well index W{idx:04d} must start at 1")
-            found_p["well"] = well_from_index((idx - 1) // well_columns, (idx - 1) % well_columns)
         ev.add(f"preset:{preset.name}", found_p)
         matched = True
-        break
     if not matched:
         names = ", ".join(pr.name for pr in chosen) or "none selected"
         ev.tried.append(f"file-name presets ({names}: no match)")
 
     if user_regex is not None:
-        rx = user_regex if isinstance(user_regex, re.Pattern) else compile_user_regex(user_regex)
-        found_u = _user_evidence(rx, p)
-        if found_u is None:
-            ev.tried.append(f"user_regex {rx.pattern!r} (no match in {p.as_posix()!r})")
+        rx = (
+            user_regex
+            if isinstance(user_regex, UserRegex)
+            else compile_user_regex(user_regex, index_base=index_base, time_formats=time_formats)
+        )
+        try:
+            found_u = rx.match(p, well_columns=well_columns)
+        except GroupError as exc:
+            ev.errors.append(f"user_regex: {exc}")
+            ev.tried.append(f"user_regex (fits, but {exc})")
         else:
-            ev.add("user_regex", found_u)
+            if found_u is None:
+                ev.tried.append(
+                    f"user_regex {rx.pattern.pattern!r} (no match in {printable(p.as_posix())!r})"
+                )
+            else:
+                ev.add("user_regex", found_u)
     else:
         ev.tried.append("user_regex (not configured)")
 
+    if ev.conflicts:
+        raise UnresolvedImageError(
+            p,
+            "conflicting well evidence, so the image is placed in no well: "
+            + "; ".join(ev.conflicts)
+            + " (choose the right source with plate.presets or plate.user_regex)",
+            ev.tried,
+        )
     well_raw = ev.values.get("well")
     if well_raw is None:
-        raise UnresolvedImageError(p, "cannot tell the well of this image", ev.tried)
+        reason = ev.errors[0] if ev.errors else "cannot tell the well of this image"
+        raise UnresolvedImageError(p, reason, ev.tried)
     try:
         well = normalise_well(str(well_raw))
     except ValueError as exc:
         raise UnresolvedImageError(p, f"bad well: {exc}", ev.tried) from None
-
-    for conflict in ev.conflicts:
-        log.warning("%s: conflicting well evidence, the first wins: %s", p, conflict)
 
     plate = ev.values.get("plate") or default_plate
     if not plate:
@@ -627,15 +607,80 @@ def resolve(
             time_s = None
 
     return ImageLocation(
-        plate=str(plate),
+        plate=str(printable(plate)),
         well=well,
-        field=int(ev.values.get("field", 1)),
+        field=ev.values.get("field"),
         timepoint=ev.values.get("timepoint"),
         time_s=None if time_s is None else float(time_s),
         source="+".join(ev.sources),
         time_basis=basis,
         channel=ev.values.get("channel"),
+        channel_name=ev.values.get("channel_name"),
+        z=ev.values.get("z"),
     )
+
+
+def explain(path: str | Path, **kwargs: Any) -> list[str]:
+    """What each source reads from ``path`` and the result, one line each (``--try-name``).
+
+    Takes :func:`resolve`'s keywords; never raises for a file that does not resolve.
+    """
+    p = Path(path)
+    lines = [f"name: {printable(p.as_posix())}"]
+    well_columns = kwargs.get("well_columns")
+    for preset in select_presets(kwargs.get("presets")):
+        try:
+            found = preset.match(p, well_columns=well_columns)
+        except GroupError as exc:
+            lines.append(f"  preset {preset.name}: matches but {exc}")
+            continue
+        if found is not None:
+            lines.append(f"  preset {preset.name}: {_fields(found)}")
+    rx = kwargs.get("user_regex")
+    if rx is not None:
+        try:
+            compiled = (
+                rx
+                if isinstance(rx, UserRegex)
+                else compile_user_regex(
+                    rx, index_base=kwargs.get("index_base"), time_formats=kwargs.get("time_formats")
+                )
+            )
+            found_u = compiled.match(p, well_columns=well_columns)
+            lines.append("  user_regex: " + ("no match" if found_u is None else _fields(found_u)))
+        except (GroupError, ConfigError) as exc:
+            lines.append(f"  user_regex: {exc}")
+    try:
+        loc = resolve(p, **{**kwargs, "use_mtime": False})
+    except PlateMetadataError as exc:
+        reason = getattr(exc, "reason", str(exc))
+        lines.append(f"  => not placed: {reason}")
+        return lines
+    parts = [f"plate {loc.plate}", f"well {loc.well}"]
+    for key in ("field", "timepoint", "z", "channel", "channel_name"):
+        value = getattr(loc, key)
+        if value is not None:
+            parts.append(f"{key} {value}")
+    if loc.time_s is not None:
+        parts.append(f"time {_time_text(loc.time_s, loc.time_basis)}")
+    lines.append(f"  => {', '.join(parts)} (from {loc.source})")
+    return lines
+
+
+def _time_text(t: float, basis: str | None) -> str:
+    if basis == "elapsed":
+        return f"{t / 3600:.2f} h elapsed"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fields(found: Mapping[str, Any]) -> str:
+    shown = []
+    for key, value in found.items():
+        if key == "time_basis":
+            continue
+        text = _time_text(value, found.get("time_basis")) if key == "time_s" else value
+        shown.append(f"{key}={text}")
+    return ", ".join(shown) or "(nothing)"
 
 
 def resolve_many(
@@ -646,7 +691,7 @@ def resolve_many(
     default_plate: str | None = None,
     presets: Iterable[str] | None = None,
     use_mtime: bool = True,
-    well_columns: int = 12,
+    well_columns: int | None = None,
 ) -> tuple[dict[Path, ImageLocation], dict[Path, PlateMetadataError]]:
     """Resolve every path; returns ``(resolved, errors)`` so a caller can report all failures.
 
@@ -688,6 +733,8 @@ def with_config(config: PlateMetaConfig) -> dict[str, Any]:
     """Keyword arguments of :func:`resolve` from a :class:`PlateMetaConfig`."""
     return {
         "user_regex": config.user_regex,
+        "index_base": dict(config.index_base),
+        "time_formats": dict(config.time_formats),
         "default_plate": config.default_plate,
         "presets": config.presets,
         "use_mtime": config.use_mtime,
@@ -702,7 +749,10 @@ __all__ = [
     "PlateMetaConfig",
     "Preset",
     "UnresolvedImageError",
+    "UserRegex",
+    "channel_excluded",
     "compile_user_regex",
+    "explain",
     "preset_names",
     "resolve",
     "resolve_many",

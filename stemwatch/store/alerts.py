@@ -85,13 +85,17 @@ def list_alerts(
     limit: int = 100,
     unacknowledged_only: bool = False,
     instrument: str | None = None,
+    kind: str | None = None,
 ) -> list[AlertRecord]:
-    """Alerts of every instrument (or of ``instrument``), newest first."""
+    """Alerts of every instrument (or of ``instrument``), of every kind (or of ``kind``),
+    newest first."""
     sql, params = "SELECT * FROM alerts WHERE 1 = 1", []
     if unacknowledged_only:
         sql += " AND acknowledged_at IS NULL"
     if instrument is not None:
         sql, params = sql + " AND instrument = ?", [instrument]
+    if kind is not None:
+        sql, params = sql + " AND kind = ?", [*params, kind]
     sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
     return [_alert(r) for r in db.rows(sql, (*params, int(limit)))]
 

@@ -13,8 +13,9 @@ import socket
 import time
 from typing import Any
 
-from stemwatch.store.connection import Database, write
+from stemwatch.store.connection import Database, snapshot, write
 from stemwatch.store.instruments import own
+from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import Heartbeat, HeartbeatSample, ModelRecord, WatchedFolder
 
 HEARTBEAT_LOG_DAYS = 8.0  # how long the heartbeat log (queue over time) is kept
@@ -66,15 +67,26 @@ def _where(instrument: str | None) -> tuple[str, tuple[str, ...]]:
 
 
 def current_model(db: Database, *, instrument: str | None = None) -> ModelRecord | None:
-    """The instrument's most recently seen model: its daemon's current one (``instrument``,
-    else the handle's; a facility handle: the most recently seen of any instrument)."""
-    where, params = _where(own(db, instrument))
-    r = db.row(f"SELECT * FROM models{where} ORDER BY last_seen DESC LIMIT 1", params)
+    """The instrument's daemon's current model: the model of its latest switch
+    (:func:`stemwatch.store.models.daemon_model_hash`; ``instrument``, else the handle's; a
+    facility handle: the latest switch of any instrument)."""
+    who = own(db, instrument)
+    with snapshot(db):
+        h = daemon_model_hash(db, instrument=who)
+        if h is None:
+            return None
+        where, params = _where(who)
+        where = f"{where} AND" if where else " WHERE"
+        r = db.row(
+            f"SELECT * FROM models{where} model_hash = ? ORDER BY last_seen DESC LIMIT 1",
+            (*params, h),
+        )
     return _model(r) if r else None
 
 
 def list_models(db: Database, *, instrument: str | None = None) -> list[ModelRecord]:
-    """Every model the daemons (or ``instrument``'s) have used, first seen first."""
+    """Every model the daemons (or ``instrument``'s) have used and re-analyses registered,
+    first seen first."""
     where, params = _where(instrument)
     return [
         _model(r)

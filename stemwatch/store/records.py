@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from stemwatch.core.labels import Label
 from stemwatch.core.platemeta import TimeBasis
 
 # -- liveness: the one rule for "is the daemon alive" -----------------------------------------
@@ -30,13 +31,45 @@ class FileVersion:
     """One version of an image file: its path and what tells versions apart.
 
     Two versions are the same when both content hashes are known and equal, else when size
-    and modification time are equal.
+    and modification time are equal (and the inode change time, when both know it).
     """
 
     path: str
     size: int | None
     mtime_ns: int | None
     content_hash: str | None = None
+    ctime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordedVersion:
+    """A file version that needs no processing now, and why: ``done``, ``failed`` (with the
+    time a transient failure is due again, ``retry_at``) or ``skipped`` (``skip_kind``)."""
+
+    image_id: int | None
+    status: str
+    retry_at: float | None = None
+    skip_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class MovedImage:
+    """A current record with the same content as a file found at another path."""
+
+    image_id: int
+    path: str
+    plate: str | None
+    well: str | None
+
+
+@dataclass(frozen=True)
+class SkippedCount:
+    """How many files were skipped on purpose for one reason, and one of them."""
+
+    kind: str
+    reason: str
+    count: int
+    example_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +82,8 @@ class Prediction:
     tile_sd: float | None = None
     n_tiles: int | None = None
     cam_png: bytes | None = None  # activation-map thumbnail
+    domain_score: float | None = None  # distance from the training domain / threshold
+    out_of_domain: bool | None = None  # None: the model carries no domain description
 
 
 @dataclass(frozen=True)
@@ -229,7 +264,76 @@ class ImageRecord:
     has_cam: bool = False
     time_basis: TimeBasis | None = None
     instrument: str = ""
+    channel: int | None = None
+    channel_name: str | None = None
+    z: int | None = None
+    retry_at: float | None = None  # a transient failure is read again after this time
     unplaced_reason: str | None = None  # why it has no plate or well (when it has none)
+    quality: str | None = None
+    """Why the frame was not analysed (blank, saturated, all-NaN); None when it was."""
+    domain_score: float | None = None
+    """The prediction's distance from its model's training domain over the model's threshold
+    (above 1: out of the domain); None when the model has no domain description."""
+    out_of_domain: bool | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Marked: a bad frame, or out of its model's training domain (never in a series)."""
+        return self.quality is not None or bool(self.out_of_domain)
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """A plate's frames that were not analysed or lay outside the model's training domain
+    (each current image counted once, through its latest prediction)."""
+
+    plate: str
+    n_images: int
+    n_scored: int  # with a domain score (the model carries a domain description)
+    n_out_of_domain: int
+    n_quality: int  # blank, saturated or all-NaN frames
+    last_flagged_at: float | None
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class WellFlags:
+    """A well's images that stay out of its series (bad frames, out of the model's training
+    domain), in all and among its newest time point's images."""
+
+    well: str
+    n_latest: int  # analysed images at the well's newest time point
+    n_latest_out_of_domain: int
+    n_latest_quality: int
+    n_out_of_domain: int  # all current images of the well
+    n_quality: int
+    latest_quality: str | None = None  # a bad-frame reason at the newest time point
+    latest_score: float | None = None  # the highest domain score at the newest time point
+    instrument: str = ""
+
+    @property
+    def n_excluded(self) -> int:
+        return self.n_out_of_domain + self.n_quality
+
+    @property
+    def latest_excluded(self) -> bool:
+        """Every image of the newest time point stays out of the series: the well's latest
+        state is unknown (its colour would be an older time point's)."""
+        flagged = self.n_latest_out_of_domain + self.n_latest_quality
+        return self.n_latest > 0 and flagged >= self.n_latest
+
+
+@dataclass(frozen=True)
+class DomainWindow:
+    """The newest domain-scored images of a plate under one model: how many lay outside."""
+
+    n_scored: int
+    n_out_of_domain: int
+    last_score: float | None = None
+
+    @property
+    def fraction_out(self) -> float:
+        return self.n_out_of_domain / self.n_scored if self.n_scored else 0.0
 
 
 @dataclass(frozen=True)
@@ -320,3 +424,167 @@ class ModelRecord:
     first_seen: float
     last_seen: float
     instrument: str = ""  # the instrument that used it (providers differ per machine)
+
+
+@dataclass(frozen=True)
+class ModelSwitch:
+    """The daemon took ``model_hash`` into use (at start, on SIGHUP, file replaced)."""
+
+    id: int
+    at: float
+    model_hash: str
+    previous_hash: str | None
+    reason: str
+    detail: str = ""
+    instrument: str = ""  # whose daemon switched
+
+
+# -- plate maps and labels (a lab's own model) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlateMapImport:
+    """One import of a plate's map (the latest is the plate's map)."""
+
+    id: int
+    plate: str
+    source: str | None
+    imported_by: str
+    imported_at: float
+    n_wells: int
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class NewLabel:
+    """A label to record: what ``plate``/``well`` was from ``from_time_s`` to ``to_time_s``
+    (None: open on that side), in the well's time basis."""
+
+    plate: str
+    well: str
+    label: Label
+    source: str  # dashboard, false-alarm, endpoint, cli
+    from_time_s: float | None = None
+    to_time_s: float | None = None
+    time_basis: TimeBasis | None = None
+    note: str | None = None
+    marker: str | None = None
+    stained_fraction: float | None = None
+    alert_id: int | None = None
+    onset_id: int | None = None
+    instrument: str | None = None  # None: the instrument that imaged the plate
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A stored label: who said what about a well, when, and whether it still stands."""
+
+    id: int
+    plate: str
+    well: str
+    label: Label
+    source: str
+    from_time_s: float | None
+    to_time_s: float | None
+    time_basis: TimeBasis | None
+    created_by: str
+    created_at: float
+    note: str | None = None
+    marker: str | None = None
+    stained_fraction: float | None = None
+    alert_id: int | None = None
+    onset_id: int | None = None
+    superseded_by: int | None = None
+    undone_by: str | None = None
+    undone_at: float | None = None
+    instrument: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Not undone (a superseded label is active but a later one covers it)."""
+        return self.undone_at is None
+
+    def covers(self, time_s: float | None) -> bool:
+        """Whether an image at ``time_s`` lies in this label's window (an image without a
+        time only in a window open on both sides)."""
+        if time_s is None:
+            return self.from_time_s is None and self.to_time_s is None
+        if self.from_time_s is not None and time_s < self.from_time_s:
+            return False
+        return self.to_time_s is None or time_s <= self.to_time_s
+
+    def contains(self, other: LabelRecord) -> bool:
+        """Whether this label's window contains ``other``'s whole window."""
+        lo = self.from_time_s is None or (
+            other.from_time_s is not None and self.from_time_s <= other.from_time_s
+        )
+        hi = self.to_time_s is None or (
+            other.to_time_s is not None and self.to_time_s >= other.to_time_s
+        )
+        return lo and hi
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """A current analysed image with the label that applies to it (for training sets)."""
+
+    image_id: int
+    path: str
+    content_hash: str | None
+    size: int | None
+    plate: str
+    well: str
+    field: int | None
+    timepoint: int | None
+    time_s: float | None
+    time_basis: TimeBasis | None
+    label: Label
+    label_id: int
+    instrument: str = ""
+
+
+# -- re-analysis and comparison ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageToScore:
+    """A recorded image a model has not scored yet: what a re-analysis worker needs."""
+
+    image_id: int
+    path: str
+    content_hash: str | None
+    size: int | None
+    plate: str | None
+    well: str | None
+    instrument: str = ""
+    channel: int | None = None  # the plane the daemon analysed (1-based), when it chose one
+    z: int | None = None
+
+
+@dataclass(frozen=True)
+class PlateModel:
+    """A model with a series on a plate (the daemon's, or a re-analysis)."""
+
+    model_hash: str
+    name: str | None
+    n_wells: int
+    daemon: bool  # the current model of the plate's instrument's daemon
+
+
+@dataclass(frozen=True)
+class Reanalysis:
+    """One ``stemwatch reanalyse`` run: its model, scope, who and when, and how far it got."""
+
+    id: int
+    model_hash: str
+    name: str | None
+    metadata_json: str | None
+    plates: str | None  # comma-separated; None: every plate
+    instrument: str | None  # None: every instrument
+    started_by: str
+    started_at: float
+    finished_at: float | None = None
+    planned: int | None = None
+    scored: int | None = None
+    unscorable: int | None = None
+    interrupted: bool | None = None

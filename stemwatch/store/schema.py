@@ -691,6 +691,287 @@ CREATE INDEX predictions_created ON predictions(created_at);
 """
 
 
+# v6 (ingest hardening, issue 11):
+# - images.ctime_ns: the inode change time of the version recorded. A rewrite that keeps the
+#   size and the mtime (a re-export that preserves the acquisition time stamp) still changes
+#   the ctime, so the file is read again and its content hash decides. NULL for rows written
+#   before v6: size and mtime decide for those, as before.
+# - images.retry_at: a failed version whose failure was transient (unreadable for a while) is
+#   read again after this wall-clock time, even unchanged; NULL: retried only once it changes.
+# - images.channel / channel_name / z: where in the acquisition the image is, besides the
+#   well, field and time point (frames of two channels no longer share one location).
+# - images_hash: finds the record of a file that was moved or renamed after analysis.
+# - skipped_files: files deliberately not analysed (analysis outputs such as masks, formats
+#   that are not read, channels not selected), one row per instrument and path with the
+#   reason, so a restart does not reconsider them and a user can see why.
+_V6 = """
+ALTER TABLE images ADD COLUMN ctime_ns INTEGER;
+ALTER TABLE images ADD COLUMN retry_at REAL;
+ALTER TABLE images ADD COLUMN channel INTEGER;
+ALTER TABLE images ADD COLUMN channel_name TEXT;
+ALTER TABLE images ADD COLUMN z INTEGER;
+CREATE INDEX images_hash ON images(instrument, content_hash);
+
+CREATE TABLE skipped_files (
+    instrument    TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    size          INTEGER,
+    mtime_ns      INTEGER,
+    ctime_ns      INTEGER,
+    kind          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    plate         TEXT,
+    well          TEXT,
+    field         INTEGER,
+    timepoint     INTEGER,
+    channel       INTEGER,
+    channel_name  TEXT,
+    z             INTEGER,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (instrument, path)
+);
+CREATE INDEX skipped_files_kind ON skipped_files(instrument, kind, updated_at);
+"""
+
+_PG_V6 = """
+ALTER TABLE images ADD COLUMN ctime_ns BIGINT, ADD COLUMN retry_at DOUBLE PRECISION,
+    ADD COLUMN channel BIGINT, ADD COLUMN channel_name TEXT, ADD COLUMN z BIGINT;
+CREATE INDEX images_hash ON images(instrument, content_hash);
+
+CREATE TABLE skipped_files (
+    instrument    TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    size          BIGINT,
+    mtime_ns      BIGINT,
+    ctime_ns      BIGINT,
+    kind          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    plate         TEXT,
+    well          TEXT,
+    field         BIGINT,
+    timepoint     BIGINT,
+    channel       BIGINT,
+    channel_name  TEXT,
+    z             BIGINT,
+    created_at    DOUBLE PRECISION NOT NULL,
+    updated_at    DOUBLE PRECISION NOT NULL,
+    CONSTRAINT skipped_files_pkey PRIMARY KEY (instrument, path)
+);
+CREATE INDEX skipped_files_kind ON skipped_files(instrument, kind, updated_at);
+"""
+
+
+# v7 (a lab's own model, issue 10), self-contained:
+# - plate maps, append-only: each import of a plate's map is a row of plate_map_imports with
+#   its wells in plate_map_wells; a plate's map is its latest import.
+# - labels from the lab, append-only: a label never changes except for its markers
+#   (superseded_by: a later active label covers its whole window; undone_at/undone_by: the
+#   user took it back). A label covers the well's images with from_time_s <= time_s <=
+#   to_time_s (NULL: open on that side) on the well's clock.
+# - model_switches: when each instrument's daemon took which model into use and why (start,
+#   SIGHUP, the model file replaced). An instrument's current model is its latest switch, so
+#   a model that only re-analysed plates never becomes the default view. Each instrument's
+#   model seen last before v7 becomes its first switch.
+# - reanalyses: each `stemwatch reanalyse` run: its model (name and metadata, so the model is
+#   known without being a daemon's: `models` stays the daemons' models), scope, who, when,
+#   and how far it got.
+# - predictions by model, for re-analysis ("which images has this model not scored yet?")
+#   and comparison.
+_MIGRATED_SWITCHES = """
+INSERT INTO model_switches (instrument, at, model_hash, previous_hash, reason, detail)
+SELECT m.instrument, m.last_seen, m.model_hash, NULL, 'migrated',
+    'the model in use before schema v7'
+FROM models m
+WHERE m.last_seen = (SELECT max(n.last_seen) FROM models n WHERE n.instrument = m.instrument);
+"""
+_V7 = (
+    """
+CREATE TABLE plate_map_imports (
+    id           INTEGER PRIMARY KEY,
+    instrument   TEXT NOT NULL,
+    plate        TEXT NOT NULL,
+    source       TEXT,
+    imported_by  TEXT NOT NULL,
+    imported_at  REAL NOT NULL
+);
+CREATE INDEX plate_map_imports_plate ON plate_map_imports(instrument, plate, id);
+
+CREATE TABLE plate_map_wells (
+    import_id        INTEGER NOT NULL REFERENCES plate_map_imports(id),
+    well             TEXT NOT NULL,
+    condition        TEXT,
+    treatment        TEXT,
+    induction_s      REAL,
+    induction_basis  TEXT,
+    role             TEXT,
+    notes            TEXT,
+    attributes_json  TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (import_id, well)
+);
+
+CREATE TABLE labels (
+    id                INTEGER PRIMARY KEY,
+    instrument        TEXT NOT NULL,
+    plate             TEXT NOT NULL,
+    well              TEXT NOT NULL,
+    label             TEXT NOT NULL
+                      CHECK (label IN ('differentiated', 'undifferentiated', 'excluded')),
+    from_time_s       REAL,
+    to_time_s         REAL,
+    time_basis        TEXT,
+    source            TEXT NOT NULL,
+    alert_id          INTEGER REFERENCES alerts(id),
+    onset_id          INTEGER,
+    marker            TEXT,
+    stained_fraction  REAL,
+    note              TEXT,
+    created_by        TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    superseded_by     INTEGER REFERENCES labels(id),
+    undone_by         TEXT,
+    undone_at         REAL
+);
+CREATE INDEX labels_well ON labels(instrument, plate, well);
+CREATE INDEX labels_alert ON labels(alert_id);
+
+CREATE TABLE model_switches (
+    id             INTEGER PRIMARY KEY,
+    instrument     TEXT NOT NULL,
+    at             REAL NOT NULL,
+    model_hash     TEXT NOT NULL,
+    previous_hash  TEXT,
+    reason         TEXT NOT NULL,
+    detail         TEXT
+);
+CREATE INDEX model_switches_instrument ON model_switches(instrument, at);
+
+CREATE TABLE reanalyses (
+    id             INTEGER PRIMARY KEY,
+    model_hash     TEXT NOT NULL,
+    name           TEXT,
+    metadata_json  TEXT,
+    plates         TEXT,
+    instrument     TEXT,
+    started_by     TEXT NOT NULL,
+    started_at     REAL NOT NULL,
+    finished_at    REAL,
+    planned        INTEGER,
+    scored         INTEGER,
+    unscorable     INTEGER,
+    interrupted    INTEGER
+);
+CREATE INDEX reanalyses_model ON reanalyses(model_hash, started_at);
+"""
+    + _MIGRATED_SWITCHES
+    + """
+CREATE INDEX predictions_model ON predictions(model_hash, image_id);
+"""
+)
+
+_PG_V7 = (
+    """
+CREATE TABLE plate_map_imports (
+    id           BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    instrument   TEXT NOT NULL,
+    plate        TEXT NOT NULL,
+    source       TEXT,
+    imported_by  TEXT NOT NULL,
+    imported_at  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX plate_map_imports_plate ON plate_map_imports(instrument, plate, id);
+
+CREATE TABLE plate_map_wells (
+    import_id        BIGINT NOT NULL REFERENCES plate_map_imports(id),
+    well             TEXT NOT NULL,
+    condition        TEXT,
+    treatment        TEXT,
+    induction_s      DOUBLE PRECISION,
+    induction_basis  TEXT,
+    role             TEXT,
+    notes            TEXT,
+    attributes_json  TEXT NOT NULL DEFAULT '{}',
+    CONSTRAINT plate_map_wells_pkey PRIMARY KEY (import_id, well)
+);
+
+CREATE TABLE labels (
+    id                BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    instrument        TEXT NOT NULL,
+    plate             TEXT NOT NULL,
+    well              TEXT NOT NULL,
+    label             TEXT NOT NULL
+                      CHECK (label IN ('differentiated', 'undifferentiated', 'excluded')),
+    from_time_s       DOUBLE PRECISION,
+    to_time_s         DOUBLE PRECISION,
+    time_basis        TEXT,
+    source            TEXT NOT NULL,
+    alert_id          BIGINT REFERENCES alerts(id),
+    onset_id          BIGINT,
+    marker            TEXT,
+    stained_fraction  DOUBLE PRECISION,
+    note              TEXT,
+    created_by        TEXT NOT NULL,
+    created_at        DOUBLE PRECISION NOT NULL,
+    superseded_by     BIGINT REFERENCES labels(id),
+    undone_by         TEXT,
+    undone_at         DOUBLE PRECISION
+);
+CREATE INDEX labels_well ON labels(instrument, plate, well);
+CREATE INDEX labels_alert ON labels(alert_id);
+
+CREATE TABLE model_switches (
+    id             BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    instrument     TEXT NOT NULL,
+    at             DOUBLE PRECISION NOT NULL,
+    model_hash     TEXT NOT NULL,
+    previous_hash  TEXT,
+    reason         TEXT NOT NULL,
+    detail         TEXT
+);
+CREATE INDEX model_switches_instrument ON model_switches(instrument, at);
+
+CREATE TABLE reanalyses (
+    id             BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    model_hash     TEXT NOT NULL,
+    name           TEXT,
+    metadata_json  TEXT,
+    plates         TEXT,
+    instrument     TEXT,
+    started_by     TEXT NOT NULL,
+    started_at     DOUBLE PRECISION NOT NULL,
+    finished_at    DOUBLE PRECISION,
+    planned        BIGINT,
+    scored         BIGINT,
+    unscorable     BIGINT,
+    interrupted    BIGINT
+);
+CREATE INDEX reanalyses_model ON reanalyses(model_hash, started_at);
+"""
+    + _MIGRATED_SWITCHES
+    + """
+CREATE INDEX predictions_model ON predictions(model_hash, image_id);
+"""
+)
+
+
+# v8 (the domain check, issue 9): images.quality says why a frame was not analysed (blank,
+# saturated, all-NaN: never scored as cells, no prediction); predictions carry the image's
+# domain score (distance from the model's training domain over its threshold: above 1 is out
+# of the domain) and whether it was out of the domain (NULL: the model has no domain
+# description). Out-of-domain predictions stay stored but do not enter the well's series.
+# Nothing to backfill: rows written before v8 were never checked (all NULL).
+_V8 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score REAL;
+ALTER TABLE predictions ADD COLUMN out_of_domain INTEGER;
+"""
+
+_PG_V8 = """
+ALTER TABLE images ADD COLUMN quality TEXT;
+ALTER TABLE predictions ADD COLUMN domain_score DOUBLE PRECISION,
+    ADD COLUMN out_of_domain BIGINT;
+"""
+
 # Ordered: MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a
 # released entry; append a new one (with both engines' DDL: the PostgreSQL-parametrised store
 # tests run every entry on a real server).
@@ -700,6 +981,9 @@ MIGRATIONS: list[Migration] = [
     Migration(sqlite=_V3, postgres=_PG_V3),
     Migration(sqlite=_V4, postgres=_PG_V4),
     Migration(sqlite=_V5, postgres=_PG_V5),
+    Migration(sqlite=_V6, postgres=_PG_V6),
+    Migration(sqlite=_V7, postgres=_PG_V7),
+    Migration(sqlite=_V8, postgres=_PG_V8),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

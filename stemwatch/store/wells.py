@@ -22,6 +22,7 @@ from typing import Any
 
 from stemwatch.store.connection import Database, snapshot, write
 from stemwatch.store.instruments import plate_instrument
+from stemwatch.store.models import daemon_model_hash
 from stemwatch.store.records import (
     NewOnset,
     OnsetRecord,
@@ -39,20 +40,12 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def _current_model_hash(db: Database, instrument: str) -> str | None:
-    h = db.scalar(
-        "SELECT model_hash FROM models WHERE instrument = ? ORDER BY last_seen DESC LIMIT 1",
-        (instrument,),
-    )
-    return None if h is None else str(h)
-
-
 def plate_model(db: Database, plate: str, *, instrument: str | None = None) -> str | None:
     """The model a plate is shown through by default: its instrument's current model if it
     has a series on the plate, else the model whose series on the plate changed last (None:
     the plate has no series yet)."""
     who = plate_instrument(db, plate, instrument)
-    current = _current_model_hash(db, who)
+    current = daemon_model_hash(db, instrument=who)
     if current is not None and db.row(
         "SELECT 1 FROM well_series WHERE instrument = ? AND model_hash = ? AND plate = ? LIMIT 1",
         (who, current, plate),

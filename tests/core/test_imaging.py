@@ -15,6 +15,7 @@ from stemwatch.core.imaging import (
     IMAGE_SUFFIXES,
     NormalisationRecipe,
     TilingSpec,
+    check_file,
     content_hash,
     downsample,
     expected_pages_from_ome,
@@ -357,7 +358,7 @@ def test_empty_missing_and_unsupported(tmp_path):
         read_image(tmp_path / "gone.tif")
     other = tmp_path / "x.bmp"
     other.write_bytes(b"BM")
-    with pytest.raises(ImageReadError, match="unsupported suffix"):
+    with pytest.raises(ImageReadError, match="unsupported format: BMP"):
         read_image(other)
 
 
@@ -506,3 +507,85 @@ def test_prepare_end_to_end_from_file(tmp_path):
     assert tiles.data.shape[1:] == (1, 128, 128)
     assert tiles.grid_shape == (1, 1)
     assert tiles.data.min() >= 0.0 and tiles.data.max() <= 1.0
+
+
+# -- issue 11: orientation, Cellomics files, the pixel limit, planes ------------------------------
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    img = Image.fromarray(np.arange(40 * 60, dtype=np.uint32).reshape(40, 60).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: rotate 90 degrees clockwise to view
+    path = tmp_path / "turned.jpg"
+    img.save(path, exif=exif, quality=95)
+    assert read_image(path).pixels.shape == (60, 40)
+
+
+def test_cellomics_dib_and_c01_are_read_and_checked(tmp_path):
+    from stemwatch.core import dib
+
+    pixels = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64)
+    for name, compressed in (("A01f00d0.DIB", False), ("A01f00d0.C01", True)):
+        path = tmp_path / name
+        path.write_bytes(dib.encode(pixels, compressed=compressed))
+        got = read_image(path)
+        assert got.pixels.shape == (48, 64) and np.array_equal(got.pixels, pixels)
+    data = dib.encode(pixels)
+    cut = tmp_path / "cut.DIB"
+    cut.write_bytes(data[:-100])
+    with pytest.raises(ImageReadError, match=r"cut\.DIB: truncated: 1 plane\(s\) of 64x48"):
+        read_image(cut)
+    with pytest.raises(ImageReadError, match=r"above the limit of 0\.001 MP") as info:
+        check_file(tmp_path / "A01f00d0.C01", (tmp_path / "A01f00d0.C01").read_bytes(),
+                   max_pixels=1000)  # fmt: skip
+    assert info.value.failure == "permanent"
+
+
+def test_planes_above_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    from PIL import Image
+
+    from stemwatch.core.imaging import decode
+
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, np.zeros((2048, 2048), np.uint16), compression="zlib", tile=(256, 256))
+    f = check_file(path, path.read_bytes())
+    with pytest.raises(ImageReadError, match=r"2048x2048 px \(4 MP\) above the limit of 1 MP"):
+        decode(f, max_pixels=1_000_000)
+    assert decode(f, max_pixels=5_000_000).pixels.shape == (2048, 2048)
+    png = tmp_path / "big.png"
+    Image.fromarray(np.zeros((1500, 1000), np.uint8)).save(png)
+    g = check_file(png, png.read_bytes())
+    assert g.plane_shape() == (1500, 1000)
+    with pytest.raises(ImageReadError, match="1000x1500 px"):
+        decode(g, max_pixels=1_000_000)
+
+
+def test_one_pixel_tiff_is_a_2d_plane(tmp_path):
+    path = tmp_path / "one.tif"
+    tifffile.imwrite(path, np.full((1, 1), 7, np.uint16))
+    assert read_image(path).pixels.shape == (1, 1)
+
+
+def test_planes_of_a_5d_ome_tiff_are_chosen_not_taken_blindly(tmp_path):
+    from stemwatch.core.imaging import choose_plane, decode
+
+    stack = np.zeros((2, 3, 4, 8, 8), np.uint16)  # T, C, Z
+    for t, c, z in np.ndindex(2, 3, 4):
+        stack[t, c, z] = 100 * t + 10 * c + z
+    path = tmp_path / "tczyx.ome.tif"
+    names = {"Name": ["BF", "GFP", "RFP"]}
+    tifffile.imwrite(path, stack, ome=True, metadata={"axes": "TCZYX", "Channel": names})
+    f = check_file(path, path.read_bytes())
+    plain = choose_plane(f.ome_xml, filename=path.name, n_pages=f.n_pages)
+    assert (plain.page, plain.channel, plain.channel_name, plain.z) == (0, 1, "BF", 1)
+    assert "3 channel(s), 4 plane(s), 2 time point(s)" in (plain.note or "")
+    gfp = choose_plane(f.ome_xml, filename=path.name, n_pages=f.n_pages, channels=["gfp"],
+                       z_plane="middle")  # fmt: skip
+    assert int(decode(f, page=gfp.page).pixels[0, 0]) == 11  # t0, channel GFP, plane 2
+    third = choose_plane(f.ome_xml, filename=path.name, n_pages=f.n_pages, channels=["3"],
+                         z_plane="last")  # fmt: skip
+    assert int(decode(f, page=third.page).pixels[0, 0]) == 23
+    single = choose_plane(None, filename="x.tif", n_pages=1)
+    assert single.page == 0 and single.note is None

@@ -57,7 +57,7 @@ PRESET_CASES = [
 
 @pytest.mark.parametrize(("preset", "name", "want"), PRESET_CASES)
 def test_presets(tmp_path, preset, name, want):
-    loc = resolve(tmp_path / name, use_mtime=False)
+    loc = resolve(tmp_path / name, use_mtime=False, well_columns=12)
     assert loc.source.startswith(f"preset:{preset}")
     for key, value in want.items():
         assert getattr(loc, key) == value, key
@@ -65,7 +65,9 @@ def test_presets(tmp_path, preset, name, want):
 
 def test_every_preset_example_resolves_with_only_that_preset(tmp_path):
     for name, preset in PRESETS.items():
-        loc = resolve(tmp_path / "plateX" / preset.example, presets=[name], use_mtime=False)
+        loc = resolve(
+            tmp_path / "plateX" / preset.example, presets=[name], use_mtime=False, well_columns=12
+        )
         assert loc.source.startswith(f"preset:{name}")
         assert re.fullmatch(r"[A-P]\d\d", loc.well)
     assert preset_names() == list(PRESETS)
@@ -82,6 +84,10 @@ def test_imagexpress_thumbnails_are_ignored(tmp_path):
 def test_cv1000_well_columns(tmp_path):
     loc = resolve(tmp_path / "W0025F0001T0001Z001C1.tif", well_columns=24, use_mtime=False)
     assert loc.well == "B01"
+    # without the plate's width the well number means C01 on a 96-well plate, B01 on a
+    # 384-well one: the image is placed nowhere rather than maybe in the wrong well
+    with pytest.raises(UnresolvedImageError, match=r"set plate\.well_columns"):
+        resolve(tmp_path / "W0025F0001T0001Z001C1.tif", use_mtime=False)
 
 
 def test_select_presets_unknown_name():
@@ -193,14 +199,21 @@ def test_ome_picks_the_image_of_this_file_and_its_field(tmp_path):
     assert resolve(tmp_path / "f0.tif", ome_xml=xml, use_mtime=False).well == "A01"
 
 
-def test_ome_wins_and_file_name_fills_gaps(tmp_path, caplog):
-    name = "Plate1_H12_T0007F003L01A01Z01C01.tif"  # the name disagrees on the well
+def test_ome_wins_and_file_name_fills_gaps(tmp_path):
+    name = "Plate1_A02_T0007F003L01A01Z01C01.tif"
     xml = _plate_ome(wells=[(0, 1, ["Image:0"])], images=[("Image:0", name)], delta_t="3600")
     loc = resolve(tmp_path / name, ome_xml=xml)
     assert (loc.plate, loc.well, loc.time_s) == ("PlateOME", "A02", 3600.0)
     assert loc.timepoint == 7 and loc.channel == 1  # only the name knows these
     assert loc.source == "ome+preset:cellvoyager-cv7000"
-    assert "preset:cellvoyager-cv7000 says well H12, ome says A02" in caplog.text
+
+
+def test_ome_and_name_disagreeing_on_the_well_place_the_image_nowhere(tmp_path):
+    name = "Plate1_H12_T0007F003L01A01Z01C01.tif"
+    xml = _plate_ome(wells=[(0, 1, ["Image:0"])], images=[("Image:0", name)], delta_t="3600")
+    with pytest.raises(UnresolvedImageError, match="preset:cellvoyager-cv7000 says well H12, "
+                       "ome says A02"):  # fmt: skip
+        resolve(tmp_path / name, ome_xml=xml)
 
 
 def test_ome_plate_without_name_uses_the_folder(tmp_path):
@@ -239,7 +252,8 @@ def test_user_regex_with_row_col_and_folder_plate(tmp_path):
     path = tmp_path / "MyPlate" / "img_R3_C11_T5.png"
     loc = resolve(path, user_regex=r"_R(?P<row>\d+)_C(?P<col>\d+)_T(?P<timepoint>\d+)",
                   use_mtime=False)  # fmt: skip
-    assert (loc.plate, loc.well, loc.timepoint, loc.field) == ("MyPlate", "C11", 5, 1)
+    # no field in the name: the field is unknown (None), never a made-up field 1
+    assert (loc.plate, loc.well, loc.timepoint, loc.field) == ("MyPlate", "C11", 5, None)
     assert loc.source == "user_regex+folder"
 
 

@@ -104,12 +104,16 @@ def test_expected_pages_from_a_real_files_ome_xml() -> None:
 
 def test_png_and_jpeg_are_not_parsed_as_tiff(tmp_path: Path) -> None:
     path = tmp_path / "x.png"
-    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(path)
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
     data = path.read_bytes()
-    f = check_file(path, data[: len(data) // 2])  # the structure check is the decoding here
+    f = check_file(path, data[: len(data) // 2])  # the header is read, the pixels decoded later
     assert f.kind == "pil" and f.layout is None and f.n_pages == 1
+    assert f.plane_shape() == (64, 64)
     with pytest.raises(ImageReadError, match=r"x\.png: not a readable image"):
         decode(f)
+    with pytest.raises(ImageReadError, match=r"x\.png: not a readable image"):
+        check_file(path, data[:20])  # the header itself cut off
 
 
 def test_read_bytes_names_the_problem(tmp_path: Path) -> None:

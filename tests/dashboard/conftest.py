@@ -1,4 +1,4 @@
-"""Fixtures of the dashboard tests: a filled and an empty results database."""
+"""Fixtures of the dashboard tests: a filled, a flagged and an empty results database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dashboard_db import FilledDb, fill_database
+from dashboard_db import FilledDb, add_left_out_images, fill_database
 
 from stemwatch import store
 
@@ -14,6 +14,13 @@ from stemwatch import store
 @pytest.fixture
 def filled_db(tmp_path: Path) -> FilledDb:
     return fill_database(tmp_path / "results.db", tmp_path / "images")
+
+
+@pytest.fixture
+def flagged_db(filled_db: FilledDb) -> FilledDb:
+    """The filled database plus wells with images left out of their series (issue 9)."""
+    add_left_out_images(filled_db.path, filled_db.image_dir)
+    return filled_db
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import tifffile
 from PIL import Image
 
 from monitor.alerts import Alerter, AlertsConfig
+from monitor.domain_check import DomainCheckConfig
 from monitor.onset import OnsetConfig, update_well
 from stemwatch import store
 from stemwatch.core.platemeta import ImageLocation
@@ -186,3 +188,68 @@ def fill_layouts(db: Path, *, with_series: bool = True) -> list[str]:
     store.beat(conn, state="watching", detail="idle", queued=0, interval_s=60.0)
     conn.close()
     return names
+
+
+# -- images left out of the series (issue 9): outside the training domain, bad frames -------
+
+DOMAIN_MODEL = "ab12cd34ef56" * 4  # fill_database's model
+OUTSIDE = "A04"  # both fields of its newest time point outside the training domain
+BLANK = "B04"  # both fields of its newest time point blank
+ONE_FIELD = "C04"  # one field of its newest time point outside, the other fine
+
+
+def _flag_image(
+    conn: store.Database,
+    folder: Path,
+    well: str,
+    tp: int,
+    field: int,
+    *,
+    p: float = 0.1,
+    score: float | None = None,
+    blank: bool = False,
+) -> None:
+    path = folder / f"{PLATE}_{well}_f{field}_t{tp:02d}.tif"
+    pixels = np.zeros((32, 32), np.uint16) if blank else np.full((32, 32), 900, np.uint16)
+    tifffile.imwrite(path, pixels)
+    st = path.stat()
+    version = store.FileVersion(str(path), st.st_size, st.st_mtime_ns, f"{well}{tp}{field}")
+    t = tp * INTERVAL_H * HOUR
+    loc = ImageLocation(PLATE, well, field, tp, t, "test", time_basis="elapsed")
+    if blank:
+        store.record_quality_issue(conn, version, loc, reason="blank: every pixel is 0")
+        return
+    prediction = store.Prediction(
+        DOMAIN_MODEL,
+        p,
+        tile_mean=p,
+        tile_sd=0.02,
+        n_tiles=4,
+        domain_score=score,
+        out_of_domain=None if score is None else score > 1.0,
+    )
+    store.record_result(conn, version, loc, prediction)
+
+
+def add_left_out_images(db: Path, image_dir: Path) -> None:
+    """Three more wells of plate P1 with images left out of their series, run through onset
+    detection, and the domain alert the daemon's Alerter raises for the plate: ``OUTSIDE``
+    (its last two time points outside the domain, at probabilities that would fire onset),
+    ``BLANK`` (blank frames at its last time point), ``ONE_FIELD`` (one of two fields outside
+    at its last time point)."""
+    with closing(store.open_db(db)) as conn:
+        for well in (OUTSIDE, BLANK, ONE_FIELD):
+            for tp in (0, 1, 2):
+                for field in (1, 2):
+                    _flag_image(conn, image_dir, well, tp, field, score=0.4)
+        for field in (1, 2):
+            _flag_image(conn, image_dir, OUTSIDE, 3, field, p=0.9, score=3.2)
+            _flag_image(conn, image_dir, OUTSIDE, 4, field, p=0.95, score=2.8)
+            _flag_image(conn, image_dir, BLANK, 3, field, blank=True)
+        _flag_image(conn, image_dir, ONE_FIELD, 3, 1, p=0.9, score=5.0)
+        _flag_image(conn, image_dir, ONE_FIELD, 3, 2, score=0.5)
+        for well in (OUTSIDE, BLANK, ONE_FIELD):
+            assert update_well(conn, PLATE, well, OnsetConfig(), model_hash=DOMAIN_MODEL) is None
+        config = DomainCheckConfig(alert_window=6, alert_min_images=3, alert_fraction=0.5)
+        alerter = Alerter(AlertsConfig(), conn, domain=config)
+        assert alerter.domain(PLATE, DOMAIN_MODEL, "resnet-tiny-v1") is not None

@@ -2,6 +2,9 @@
 
 Run by hand (not by the test suite): ``python tests/dashboard/make_screenshot.py [OUT.png]
 [--wells 96] [--size 1280x800]`` (docs/dashboard.png; docs/dashboard-96.png with ``--wells 96``).
+``--db DB --view models --plate P`` screenshots another view of an existing database
+(docs/lab-compare.png: the Models view on the database of
+``tests/benchmarks/eval_lab_loop.py``).
 
 The images are the synthetic microscope's 24-well plate (real OME-TIFFs, resolved with
 :func:`stemwatch.core.platemeta.resolve`); the model scores are *simulated* from the plate's ground
@@ -122,6 +125,8 @@ def main(
     wells: int = 24,
     width: int = 1280,
     height: int = 800,
+    view: str = "plate",
+    plate_name: str | None = None,
 ) -> int:
     """Screenshot the dashboard's page (``width`` x ``height`` CSS px) on ``existing_db`` (e.g.
     a `stemwatch demo` database), else on a synthetic plate of ``wells`` with simulated
@@ -133,7 +138,7 @@ def main(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         db = existing_db or build_database(work, wells)
-        plate = first_plate(db) if existing_db else PLATE
+        plate = plate_name or (first_plate(db) if existing_db else PLATE)
         server = DashboardServer(db, free_port(), work / "server.log")
         try:
             server.wait_ready()
@@ -143,9 +148,13 @@ def main(
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
             )
             try:
-                driver.get(server.url)
-                wait_text(driver, f"Plate {plate}")
-                wait_for_charts(driver, 2)
+                if view == "plate":
+                    driver.get(server.url)
+                    wait_text(driver, f"Plate {plate}")
+                    wait_for_charts(driver, 2)
+                else:
+                    driver.get(f"{server.url}/?view={view}&plate={plate}")
+                    wait_text(driver, f"{view.capitalize()} · plate {plate}")
                 time.sleep(2.0)  # let the thumbnails and fonts settle
                 driver.save_screenshot(str(out))
             finally:
@@ -162,6 +171,18 @@ if __name__ == "__main__":
     parser.add_argument("--db", type=Path, help="an existing database (default: simulated)")
     parser.add_argument("--wells", type=int, default=24, help="simulated plate (24)")
     parser.add_argument("--size", default="1280x800", help="page size in CSS px (1280x800)")
+    parser.add_argument("--view", default="plate", help="the view to show (plate)")
+    parser.add_argument("--plate", help="the plate to show (default: the first)")
     cli = parser.parse_args()
     w, h = (int(v) for v in cli.size.split("x"))
-    raise SystemExit(main(cli.out, cli.db, wells=cli.wells, width=w, height=h))
+    raise SystemExit(
+        main(
+            cli.out,
+            cli.db,
+            wells=cli.wells,
+            width=w,
+            height=h,
+            view=cli.view,
+            plate_name=cli.plate,
+        )
+    )

@@ -17,7 +17,7 @@ from dashboard_browser import (
     wait_for_charts,
     wait_for_text,
 )
-from dashboard_db import PLATE, FilledDb, fill_database
+from dashboard_db import BLANK, OUTSIDE, PLATE, FilledDb, fill_database
 
 from monitor.alerts import Alerter, AlertsConfig
 from stemwatch import store
@@ -119,4 +119,31 @@ def test_page_opened_before_the_daemon_comes_alive_by_itself(
     fill_database(db, tmp_path / "images")  # the daemon starts and analyses a plate
     wait_for_text(driver, f"Plate {PLATE}", timeout_s=40)  # auto-refresh, no reload
     wait_for_charts(driver, 2)
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+
+
+def test_left_out_wells_and_points_draw_in_the_browser(
+    flagged_db: FilledDb, serve: Callable[[Path], DashboardServer], driver: Any
+) -> None:
+    """The plate with wells whose latest images are left out (issue 9), and such a well's
+    curve with its left-out points, draw in Chromium (AppTest does not run Vega)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    server = serve(flagged_db.path)
+    driver.get(server.url)
+    wait_for_text(driver, f"Plate {PLATE}")
+    plate_chart = wait_for_charts(driver, 2)[0]
+    for well, mark in ((OUTSIDE, "OOD"), (BLANK, "bad")):
+        assert plate_chart.find_elements(By.CSS_SELECTOR, f"path[aria-label*='Well: {well};']")
+        assert plate_chart.find_elements(By.XPATH, f".//*[text()='{mark}']"), mark
+    cell = plate_chart.find_element(By.CSS_SELECTOR, f"path[aria-label*='Well: {OUTSIDE};']")
+    ActionChains(driver).move_to_element(cell).click().perform()
+    wait_for_text(driver, f"Well {OUTSIDE}", timeout_s=30)
+    wait_for_text(driver, "orange ×", timeout_s=30)
+    series_chart = wait_for_charts(driver, 2)[1]
+    crosses = series_chart.find_elements(
+        By.CSS_SELECTOR, "path[aria-label*='Left out: outside the model']"
+    )
+    assert len(crosses) == 4
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")

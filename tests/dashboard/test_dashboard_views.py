@@ -347,6 +347,20 @@ def test_the_address_opens_a_view_and_a_plate(
     assert at.title[0].value == f"Replay · plate {OTHER_PLATE}"
 
 
+def test_the_address_opens_the_well_it_names(
+    filled_db: FilledDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``?well=C03`` opens C03, not the well with the newest onset (B02): the address is not
+    rewritten before the plate view has read it."""
+    monkeypatch.setenv("STEMWATCH_DB", str(filled_db.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard/app.py"))
+    at.query_params.update({"view": "plate", "plate": PLATE, "well": "C03"})
+    at.run(timeout=30)
+    assert not at.exception, at.exception
+    assert at.selectbox(key="well").value == "C03"
+    assert at.query_params["well"] == "C03"
+
+
 # -- a facility's database: several instruments (issue 14) -----------------------------------
 
 

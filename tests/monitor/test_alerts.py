@@ -250,3 +250,74 @@ def test_send_test_and_alert_test_command(
     empty.write_text("alerts: {}\n")
     assert main(["alert-test", "--config", str(empty)]) == 2
     assert "alerts.channels and alerts.urls are empty" in capsys.readouterr().err
+
+
+def test_bulk_copy_mtimes_never_make_a_stall_interval(conn: store.Database, hook: Hook) -> None:
+    """Issue 11 #7: a stall alert fired a minute after a bulk copy ("14240 x the expected
+    interval of 0 min"): the interval came from mtimes milliseconds apart."""
+    from stemwatch.core.platemeta import ImageLocation
+
+    for i in range(40):  # one field, 40 time points copied within 0.4 s
+        t = 1_700_000_000.0 + 0.01 * i
+        store.record_result(
+            conn,
+            store.FileVersion(f"/i/copy_{i}.tif", 1, i),
+            ImageLocation("P1", "A01", 1, None, t, "preset:x+mtime", time_basis="mtime"),
+            store.Prediction("m", 0.1),
+            now=t,
+        )
+    alerter = Alerter(AlertsConfig(channels={"lab": hook.url}), conn)
+    assert alerter.expected_interval_s() is None
+    assert alerter.instrument_checks(now=1_700_000_000.0 + 120) == []
+    assert hook.payloads == []
+
+
+def test_second_scale_gaps_are_not_a_time_lapse_interval(conn: store.Database) -> None:
+    from stemwatch.core.platemeta import ImageLocation
+
+    for i in range(10):  # acquisition times, but a z-stack 2 s apart: not an interval
+        t = 1000.0 + 2.0 * i
+        store.record_result(
+            conn,
+            store.FileVersion(f"/i/z_{i}.tif", 1, i),
+            ImageLocation("P1", "A01", 1, None, t, "ome", time_basis="elapsed"),
+            store.Prediction("m", 0.1),
+            now=t,
+        )
+    assert Alerter(AlertsConfig(), conn).expected_interval_s() is None
+
+
+def test_alerts_are_delivered_when_the_database_cannot_record_them(
+    tmp_path: Path, hook: Hook
+) -> None:
+    """Issue 11 #4: with the database's disk full nothing was said about the full disk."""
+    db = store.open_db(tmp_path / "s.db")
+    try:
+        db.execute("PRAGMA query_only = ON")  # every write fails, as on a full disk
+        alerter = Alerter(
+            AlertsConfig(channels={"lab": hook.url}, min_free_percent=100.0), db,
+            disk_paths=[tmp_path],
+        )  # fmt: skip
+        alerter.instrument_checks(now=1000.0)
+        assert [p["title"] for p in hook.payloads] == ["stemwatch: disk"]
+        alerter.instrument_checks(now=1060.0)  # the same episode: not again
+        assert len(hook.payloads) == 1
+    finally:
+        db.close()
+
+
+def test_missing_watched_folder_alerts_after_a_while(
+    conn: store.Database, hook: Hook, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    alerter = Alerter(
+        AlertsConfig(channels={"lab": hook.url}, folder_missing_alert_s=300),
+        conn,
+        watched_folder=share,
+    )
+    assert alerter.instrument_checks(now=1000.0) == []  # missing, but not for long
+    (alert,) = alerter.instrument_checks(now=1301.0)
+    assert alert.kind == "folder" and str(share) in alert.message
+    share.mkdir()
+    assert alerter.instrument_checks(now=1400.0) == []  # back: the episode ends
+    assert [p["title"] for p in hook.payloads] == ["stemwatch: folder"]

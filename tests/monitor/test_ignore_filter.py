@@ -1,4 +1,5 @@
-"""Temporary names, hidden files, thumbnails and non-images never reach the pipeline."""
+"""Temporary names, hidden files and non-image suffixes never reach the pipeline; analysis
+outputs (thumbnails, masks), unread formats and names without a suffix do (to be recorded)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ F = IgnoreFilter.build(DEFAULT_SUFFIXES, ["*_overview.tif"])
         "well.png",
         "x.jpeg",
         "sub/folder/P1_B02_2.tif",
+        "001001000.flex",
+        "AS_09125_050116030001_D03f00d0.DIB",
+        "A01f00d0.C01",
+        "WellA01_ChannelDAPI_Seq0001.nd2",  # recorded as an unsupported format
+        "plate.h5",
+        "P1_A01_thumb.tif",  # recorded as an analysis output by the pipeline
+        "thumbnails/P1_A01.tif",
+        "noext",  # told apart by its first bytes
     ],
 )
 def test_images_are_accepted(name: str) -> None:
@@ -39,13 +48,11 @@ def test_images_are_accepted(name: str) -> None:
         (".P1_A01.tif", "hidden"),
         (".DS_Store", "hidden"),
         ("Thumbs.db", "temporary"),
-        ("P1_A01_thumb.tif", "temporary"),
-        ("P1_A01_Thumbnail.tif", "temporary"),
         ("P1_A01.tif~", "temporary"),
         ("notes.txt", "not an image"),
         ("P1_A01.xml", "not an image"),
-        ("noext", "not an image"),
-        ("thumbnails/P1_A01.tif", "folder"),
+        ("MeasurementData.mlf", "not an image"),
+        ("__MACOSX/P1_A01.tif", "folder"),
         (".sync/P1_A01.tif", "hidden folder"),
         ("P1_overview.tif", "temporary"),  # the extra pattern from the config
     ],
@@ -68,7 +75,7 @@ def test_suffixes_are_configurable() -> None:
 
 
 def test_scan_lists_only_accepted_files(tmp_path: Path) -> None:
-    for name in ["a.tif", "sub/b.tif", "c.tif.part", ".d.tif", "thumbs/e.tif", "f.txt"]:
+    for name in ["a.tif", "sub/b.tif", "c.tif.part", ".d.tif", "@eaDir/e.tif", "f.txt"]:
         p = tmp_path / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")

@@ -126,3 +126,29 @@ def test_status_of_a_fresh_database(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["status", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "never ran on this database" in out and "none registered yet" in out
+
+
+def test_status_lists_skipped_files_and_when_a_failure_is_read_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.db"
+    build_db(db, beat_at=time.time())
+    conn = store.open_db(db)
+    for name in ("a_mask.tif", "b_mask.tif"):
+        store.record_skipped(
+            conn, store.FileVersion(f"/scope/{name}", 1, 1), kind="ignored",
+            reason="not an image of cells: the name says 'mask'",
+        )  # fmt: skip
+    store.record_failure(
+        conn,
+        store.FileVersion("/scope/locked.tif", 1, 1),
+        reason="permission denied; make the file readable for this user",
+        attempts=5,
+        retry_at=time.time() + 600,
+    )
+    conn.close()
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped:  2 file(s) not analysed on purpose" in out
+    assert "2 ignored: not an image of cells: the name says 'mask'" in out
+    assert "failed: permission denied" in out and "(read again in 10 min)" in out

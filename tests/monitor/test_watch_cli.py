@@ -158,3 +158,103 @@ def test_startup_errors_are_one_line_and_exit_2(
     error_lines = [ln for ln in r.stderr.splitlines() if "error:" in ln]
     assert len(error_lines) == 1 and message in error_lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_file_name_cannot_forge_a_log_line(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    """Issue 11 #12: a newline in a file name split the log line (a forged entry)."""
+    forged = "P1_A05_1_2026y01m05d_09h00m\n2026-01-01 00:00:00 ERROR   stemwatch: forged.tif"
+    write_tiff(plate / forged, 30)
+    old = time.time() - 60
+    os.utime(plate / forged, (old, old))
+    r = watch(plate, "--db", tmp_path / "s.db", "--model", tiny_model_path, "--once")
+    assert r.returncode == 0, r.stderr
+    assert "4 processed" in r.stdout
+    assert not [ln for ln in r.stderr.splitlines() if ln.startswith("2026-01-01 00:00:00")]
+    assert "09h00m\\n2026-01-01 00:00:00 ERROR" in r.stderr  # the name, escaped on one line
+
+
+def test_once_exits_1_when_an_image_failed(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    """Issue 11 #14: `watch --once` exited 0 although images had failed."""
+    tiny = write_tiff(plate / image_name("D04"), 7, size=64)  # smaller than one tile
+    old = time.time() - 60
+    os.utime(tiny, (old, old))
+    r = watch(plate, "--db", tmp_path / "s.db", "--model", tiny_model_path, "--once")
+    assert r.returncode == 1, r.stderr
+    assert "3 processed, 1 failed" in r.stdout and "`stemwatch status`" in r.stdout
+
+
+INJECT_FAULT = """
+import sys
+from stemwatch import store
+def boom(*args, **kwargs):
+    raise RuntimeError("injected fault")
+store.record_result = store.record_failure = boom
+from stemwatch.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_a_dead_thread_exits_70_for_systemd_to_restart(
+    tmp_path: Path, plate: Path, tiny_model_path: Path
+) -> None:
+    """Issue 11 #1: a dead writer thread left the process running (and storing nothing)."""
+    r = subprocess.run(
+        [sys.executable, "-c", INJECT_FAULT, "watch", str(plate), "--db", str(tmp_path / "s.db"),
+         "--model", str(tiny_model_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert r.returncode == 70, r.stderr
+    assert "thread stemwatch-writer died" in r.stderr and "injected fault" in r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if "error:" in ln]
+    assert "exit status 70" in line
+
+
+def test_folder_missing_at_start_is_waited_for_by_the_service(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """Issue 11 #8: a share not mounted at boot made the daemon exit 2 for good."""
+    folder = tmp_path / "share"
+    db = tmp_path / "s.db"
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("watch:\n  quiet_period_s: 0.2\n  folder_check_interval_s: 0.2\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stemwatch", "watch", str(folder), "--config", str(cfg),
+         "--db", str(db), "--model", str(tiny_model_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+
+        def waiting() -> bool:
+            if proc.poll() is not None:
+                return True  # it exited: the assertions below say why
+            try:
+                conn = store.open_db(db, readonly=True)
+            except store.StoreError:
+                return False
+            try:
+                hb = store.last_heartbeat(conn)
+            finally:
+                conn.close()
+            return hb is not None and "waiting for the watched folder" in (hb.detail or "")
+
+        wait_for(waiting, 30)
+        assert proc.poll() is None, proc.communicate()[1]
+        write_tiff(folder / image_name("A01"), 1)  # the share appears
+        wait_for(lambda: by_name(db, image_name("A01")), 30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "watched folder does not exist (a share not mounted yet?); waiting for it" in err

@@ -643,6 +643,111 @@ def test_alerts_deliveries_and_conditions(target: str) -> None:
     assert cond is not None and not cond.active
 
 
+# -- issue 11: retries, skipped files, moves, ctime, the daemon lock ----------------------------
+
+
+def test_transient_failure_is_due_again_and_never_forgotten(target: str) -> None:
+    db = store.open_db(target, instrument="scope-1")
+    v = version("/img/locked.tif")
+    image_id = store.record_failure(
+        db, v, reason="permission denied", attempts=5, retry_at=1000.0, now=900.0
+    )
+    found = store.recorded_version(db, v, now=999.0)
+    assert found == store.RecordedVersion(image_id, "failed", 1000.0)
+    assert store.recorded_version(db, v, now=1000.0) is None  # due: read it again
+    corrupt = version("/img/corrupt.tif")
+    store.record_failure(db, corrupt, reason="truncated", attempts=5, now=900.0)
+    assert store.recorded_version(db, corrupt, now=1e12) is not None  # until it changes
+    assert store.recorded_version(db, version("/img/corrupt.tif", size=101), now=1e12) is None
+
+
+def test_ctime_tells_a_same_size_same_mtime_rewrite(target: str) -> None:
+    db = store.open_db(target, instrument="scope-1")
+    v = store.FileVersion("/img/a.tif", 100, 5, "h1", ctime_ns=7)
+    add_scored_version = store.record_result(db, v, loc(), prediction(0.4))
+    assert store.already_recorded(db, v) == add_scored_version
+    rewritten = store.FileVersion("/img/a.tif", 100, 5, None, ctime_ns=8)
+    assert store.already_recorded(db, rewritten) is None  # read it, the hash decides
+    legacy = store.FileVersion("/img/a.tif", 100, 5)  # rows and callers without a ctime
+    assert store.already_recorded(db, legacy) == add_scored_version
+    store.refresh_version(db, add_scored_version, store.FileVersion("/img/a.tif", 100, 5,
+                                                                    ctime_ns=8))  # fmt: skip
+    assert store.already_recorded(db, rewritten) == add_scored_version
+
+
+def test_skipped_files_are_recorded_with_the_reason(target: str) -> None:
+    db = store.open_db(target, instrument="scope-1")
+    v = version("/img/P1_A01_mask.tif")
+    store.record_skipped(db, v, kind="ignored", reason="not an image of cells: 'mask'")
+    found = store.recorded_version(db, v)
+    assert found is not None and (found.status, found.skip_kind) == ("skipped", "ignored")
+    assert store.already_recorded(db, v) is None  # not an image record
+    assert store.recorded_version(db, version("/img/P1_A01_mask.tif", size=5)) is None
+    store.record_skipped(db, version("/img/x.nd2"), kind="unsupported", reason="Nikon ND2")
+    store.record_skipped(db, version("/img/y.nd2"), kind="unsupported", reason="Nikon ND2")
+    top = store.skipped_counts(db)
+    assert (top[0].kind, top[0].count) == ("unsupported", 2)
+
+
+def test_a_moved_file_keeps_its_record_and_prediction(target: str) -> None:
+    db = store.open_db(target, instrument="scope-1")
+    image_id = store.record_result(db, version("/a/old.tif", h="hh"), loc("A01"), prediction(0.7))
+    (cand,) = store.moved_from(db, "hh", "/b/new.tif")
+    assert (cand.image_id, cand.path, cand.well) == (image_id, "/a/old.tif", "A01")
+    store.record_move(db, image_id, version("/b/new.tif", h="hh"), loc("B02"))
+    (img,) = store.recent_images(db)
+    assert (img.id, img.path, img.well, img.probability) == (image_id, "/b/new.tif", "B02", 0.7)
+    assert store.moved_from(db, "hh", "/b/new.tif") == []
+
+
+def test_names_that_are_not_utf8_are_stored_escaped(target: str) -> None:
+    db = store.open_db(target, instrument="scope-1")
+    raw = os.fsdecode(b"/img/P9_\xe4\xf6\xfc.tif")
+    image_id = store.record_failure(db, version(raw), reason=f"{raw}: odd", attempts=1)
+    assert store.already_recorded(db, version(raw)) == image_id
+    (img,) = store.recent_images(db)
+    assert (
+        img.path == "/img/P9_\\xe4\\xf6\\xfc.tif"
+        and img.error == "/img/P9_\\xe4\\xf6\\xfc.tif: odd"
+    )
+
+
+def test_daemon_lock_is_exclusive_and_freed_when_the_owner_dies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom stemwatch import store\n"
+         f"lock = store.claim_daemon({str(db)!r}, instrument='scope-1', watching='/scope')\n"
+         "print('held', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(store.StoreLockedError, match=f"pid {holder.pid} on .* /scope"):
+            store.claim_daemon(db, instrument="scope-1", watching="/other")
+        with store.claim_daemon(db, instrument="scope-2", watching="/other") as other:
+            assert other.held  # another instrument shares the database freely
+    finally:
+        holder.kill()  # a crash: the kernel frees the lock
+        holder.wait()
+    with store.claim_daemon(db, instrument="scope-1", watching="/other") as lock:
+        assert lock.held
+    assert not lock.held
+
+
+def test_daemon_lock_on_either_engine_is_per_instrument(target: str) -> None:
+    first = store.claim_daemon(target, instrument="scope-1", watching="/a")
+    try:
+        with pytest.raises(store.StoreLockedError, match="as instrument 'scope-1'"):
+            store.claim_daemon(target, instrument="scope-1", watching="/b")
+        store.claim_daemon(target, instrument="scope-2", watching="/b").release()
+    finally:
+        first.release()
+    store.claim_daemon(target, instrument="scope-1", watching="/b").release()
+
+
 # -- what the dashboard reads (issue 13) --------------------------------------------------------
 
 

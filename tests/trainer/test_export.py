@@ -184,6 +184,7 @@ def test_export_metadata_round_trip_through_onnxruntime(exported, tiny_checkpoin
     assert inp.name == meta.input_name and inp.shape[1:] == [1, 64, 64]
     assert isinstance(inp.shape[0], str)
     assert [o.name for o in sess.get_outputs()] == ["probabilities", "logits", "cam"]
+    assert meta.domain is None  # the untrained checkpoint names no training data
     assert report.model_hash == file_sha256(report.onnx_path) and len(report.model_hash) == 64
 
 
@@ -223,6 +224,7 @@ def test_onnx_outputs_are_calibrated_model_outputs(exported, tiny_checkpoint: Pa
     np.testing.assert_allclose(logits, ref.numpy(), atol=1e-5)
     np.testing.assert_allclose(probs, torch.softmax(ref / 1.5, 1).numpy(), atol=1e-6)
     assert cam.shape == (len(tiles), 4, 4)  # fastnet: side / 16
+
     # for two classes the mean of the CAM is the calibrated log-odds of the positive class
     log_odds = np.log(probs[:, 1]) - np.log(probs[:, 0])
     np.testing.assert_allclose(cam.mean(axis=(1, 2)), log_odds, atol=1e-5)
@@ -313,6 +315,15 @@ def test_model_without_gap_exports_without_cam(tmp_path: Path):
     assert module.output_names == ["probabilities", "logits"]
     path = export_module(module, tmp_path / "lenet.onnx", input_size=32)
     assert [o.name for o in session(path).get_outputs()] == ["probabilities", "logits"]
+    # its penultimate features: what the last of its three linear layers reads
+    module = ExportModule(model, temperature=1.0, positive_index=1, features_layer="classifier.4")
+    path = export_module(module, tmp_path / "lenet-f.onnx", input_size=32)
+    x = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
+    _, _, features = session(path).run(None, {"image": x})
+    assert features.shape == (3, 84)
+    np.testing.assert_allclose(features, module.features(x), atol=1e-5)
+    with pytest.raises(ExportError, match="no layer 'head'"):
+        ExportModule(model, temperature=1.0, positive_index=1, features_layer="head")
 
 
 # --- command line -----------------------------------------------------------------------------
