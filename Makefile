@@ -12,7 +12,7 @@ install:
 # bioimageio.core 0.11.0 pins bioimageio.spec 0.5.12.0, which breaks on current pydantic;
 # spec 0.5.14.3 validates and tests our ONNX packages offline, so it replaces the pin.
 install-dev:
-	$(PY) -m pip install --quiet -e '.[cpu,train,dev,bioimageio,postgres]'
+	$(PY) -m pip install --quiet -e '.[cpu,train,dev,bioimageio,postgres,cluster]'
 	$(PY) -m pip install --quiet --no-deps 'bioimageio.spec==0.5.14.3'
 	bash scripts/ensure-browser.sh
 	bash scripts/ensure-postgres.sh

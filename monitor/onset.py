@@ -57,7 +57,11 @@ class OnsetParams(StrictModel):
         "below this (hysteresis); also bounds the walk back to the onset time estimate.",
     )
     k: int = Field(
-        2, ge=1, description="Consecutive time points at or above on_threshold to flag onset."
+        3,
+        ge=1,
+        description="Consecutive time points at or above on_threshold to flag onset (3: a\n"
+        "false alarm needs three bad visits in a row; 2 is one interval sooner and noisier,\n"
+        "see docs/onset-detection.md).",
     )
     alpha: float = Field(
         1.0,

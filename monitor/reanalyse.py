@@ -19,23 +19,27 @@ the middle one on its workers while one writer records:
    interrupted before a well's series was written catches up). It never raises alerts: a
    re-analysis looks at the past.
 
-:func:`reanalyse` runs the three locally: decode threads feed batched inference in the
-calling thread, which hands results to the recorder. The daemon's own model stays the default
-view: a re-analysis records its run and its model (``store.start_reanalysis``) apart from the
-daemons' models, and never switches a daemon to it.
+:func:`reanalyse` plans, hands the plan to an **engine** that scores it and feeds the recorder,
+then finishes. :class:`LocalEngine` (:func:`run_local`) scores in this process: decode threads
+feed batched inference in the calling thread. :class:`monitor.cluster.DaskEngine` scores on a
+Dask cluster's workers (local worker processes, or a cluster at a scheduler address) while
+this process records. The daemon's own model stays the default view: a re-analysis records
+its run and its model (``store.start_reanalysis``) apart from the daemons' models, and never
+switches a daemon to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -43,7 +47,7 @@ from monitor.inference import LoadedModel, load_model
 from monitor.onset import OnsetConfig, update_well
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
-from stemwatch.core.errors import ImageReadError, StemwatchError
+from stemwatch.core.errors import ConfigError, ImageReadError, StemwatchError
 from stemwatch.core.imaging import (
     ImageFile,
     Tiles,
@@ -104,6 +108,30 @@ class _Prepared:
 # --------------------------------------------------------------------------------------------
 # 1. plan
 # --------------------------------------------------------------------------------------------
+
+
+def map_path(path: str, path_map: Sequence[tuple[str, str]]) -> str:
+    """``path`` with the first matching folder prefix ``(daemon's, this machine's)`` replaced:
+    the daemon recorded ``/data/incoming/...``, the archive is ``/archive/incoming/...`` here."""
+    for old, new in path_map:
+        prefix = old.rstrip("/")
+        if path == prefix or path.startswith(prefix + "/"):
+            return new.rstrip("/") + path[len(prefix) :]
+    return path
+
+
+def parse_path_map(items: Sequence[str]) -> list[tuple[str, str]]:
+    """``FROM=TO`` pairs of the command line; an item without both sides is refused."""
+    out: list[tuple[str, str]] = []
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ConfigError(
+                f"--path-map {item!r}: expected FROM=TO (the folder the daemon recorded, then "
+                "where it is seen here), e.g. --path-map /data/incoming=/archive/incoming"
+            )
+        out.append((old.strip(), new.strip()))
+    return out
 
 
 def plan(
@@ -288,6 +316,7 @@ class ReanalysisSummary:
     onsets: int = 0
     interrupted: bool = False
     seconds: float = 0.0
+    engine: str = ""  # where it was scored
 
     @property
     def remaining(self) -> int:
@@ -390,6 +419,64 @@ def _ahead(
         yield queue.popleft().result()
 
 
+class Engine(Protocol):
+    """What scores a plan: every task's result goes to ``recorder`` (in any order, in
+    batches); ``progress`` gets the number of results recorded; ``stop`` ends the run after
+    what is in flight."""
+
+    def __call__(
+        self,
+        model: LoadedModel,
+        tasks: Sequence[store.ImageToScore],
+        recorder: Recorder,
+        *,
+        batch_tiles: int,
+        progress: Callable[[int], None] | None,
+        stop: threading.Event | None,
+    ) -> None: ...
+
+    def for_plan(self, n_images: int) -> Engine:
+        """The engine that scores a plan of ``n_images`` (itself, or one it chooses)."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass
+class LocalEngine:
+    """Scores in this process: ``decode_workers`` threads decode, this thread infers."""
+
+    decode_workers: int = 2
+    commit_images: int = 64
+
+    def __call__(
+        self,
+        model: LoadedModel,
+        tasks: Sequence[store.ImageToScore],
+        recorder: Recorder,
+        *,
+        batch_tiles: int = 64,
+        progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        run_local(
+            model,
+            tasks,
+            recorder,
+            decode_workers=self.decode_workers,
+            batch_tiles=batch_tiles,
+            commit_images=self.commit_images,
+            progress=progress,
+            stop=stop,
+        )
+
+    def for_plan(self, n_images: int) -> LocalEngine:
+        return self
+
+    def describe(self) -> str:
+        return f"this process ({self.decode_workers} decode thread(s))"
+
+
 def run_local(
     model: LoadedModel,
     tasks: Sequence[store.ImageToScore],
@@ -431,16 +518,20 @@ def reanalyse(
     instrument: str | None = None,
     onset: OnsetConfig | None = None,
     by: str = "stemwatch reanalyse",
+    engine: Engine | None = None,
     decode_workers: int = 2,
-    batch_tiles: int = 64,
     commit_images: int = 64,
+    batch_tiles: int = 64,
+    path_map: Sequence[tuple[str, str]] = (),
     on_plan: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> ReanalysisSummary:
     """Re-score with ``model`` every current image of ``plates`` (else every plate) of
     ``instrument`` (else every instrument) it has not scored; record its predictions, series
-    and onsets beside every other model's."""
+    and onsets beside every other model's. ``engine`` scores (default: this process, with
+    ``decode_workers`` threads, recording every ``commit_images``); ``path_map`` rewrites the
+    recorded files' folder prefixes."""
     t0 = time.perf_counter()
     run_id = store.start_reanalysis(
         db,
@@ -452,27 +543,37 @@ def reanalyse(
         instrument=instrument,
     )
     tasks = plan(db, model.model_hash, plates, instrument=instrument)
+    if path_map:
+        tasks = [replace(t, path=map_path(t.path, path_map)) for t in tasks]
+    engine = (engine or LocalEngine(decode_workers, commit_images)).for_plan(len(tasks))
     if on_plan is not None:
         on_plan(len(tasks))
     log.info(
-        "re-analysis with %s (%s): %d image(s) to score%s",
+        "re-analysis with %s (%s): %d image(s) to score%s, in %s",
         model.metadata.name,
         model.model_hash[:12],
         len(tasks),
         "" if plates is None else f" on plate(s) {', '.join(plates)}",
+        engine.describe(),
     )
     recorder = Recorder(db, model.model_hash, onset or OnsetConfig(), tasks)
-    run_local(
-        model,
-        tasks,
-        recorder,
-        decode_workers=decode_workers,
-        batch_tiles=batch_tiles,
-        commit_images=commit_images,
-        progress=progress,
-        stop=stop,
-    )
+    try:
+        if tasks:
+            engine(model, tasks, recorder, batch_tiles=batch_tiles, progress=progress, stop=stop)
+    except BaseException:  # the run's record says how far it got; what is recorded stays
+        done = recorder.summary
+        with contextlib.suppress(StemwatchError):
+            store.finish_reanalysis(
+                db,
+                run_id,
+                planned=done.planned,
+                scored=done.scored,
+                unscorable=len(done.unscorable),
+                interrupted=True,
+            )
+        raise
     summary = recorder.finish(plates, instrument=instrument)
+    summary.engine = engine.describe()
     summary.interrupted = bool(stop is not None and stop.is_set() and summary.remaining > 0)
     summary.seconds = time.perf_counter() - t0
     store.finish_reanalysis(

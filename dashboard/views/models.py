@@ -104,7 +104,8 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
     m[1].metric(
         "Wells with the same onset call",
         "–" if c.well_agreement.value is None else f"{c.well_agreement.value:.2f}",
-        help=f"95 % interval over wells: {c.well_agreement.text('.2f')}",
+        help=f"of {c.well_agreement.n_groups} wells both scored; 95 % interval (exact "
+        f"binomial over wells): {c.well_agreement.text('.2f')}",
     )
     m[2].metric("Wells whose onset differs", len(c.onset_differences))
     m[3].metric(
@@ -115,7 +116,7 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
         f"A: {c.a.name} · B: {c.b.name} · {c.n_both} images scored by both, {c.n_only_a} "
         f"only by A, {c.n_only_b} only by B. Images on the same side "
         f"{c.image_agreement.text('.2f')}, same onset call {c.well_agreement.text('.2f')} "
-        "(95 % intervals, bootstrap over wells)."
+        "(95 % intervals over wells: a bootstrap for images, exact binomial for wells)."
     )
     left, right = st.columns(2, gap="large")
     with left:

@@ -5,12 +5,22 @@ database (or of plate P) that NEW has not scored yet, from the files the daemon 
 and stores NEW's predictions, well series and onsets beside every other model's; the daemon's
 own model stays the default view. Ctrl-C finishes the batch in flight and stops; running the
 command again resumes where it stopped. See :mod:`monitor.reanalyse`.
+
+Where it scores: ``--scheduler tcp://host:8786`` on that Dask cluster; ``--workers N`` on a
+local Dask cluster of N worker processes; ``--workers 0`` in this process (decode threads,
+no Dask). By default, a local cluster of one worker per core for 500 images or more on 4
+cores or more when Dask is installed (the ``cluster`` extra), else this process. This process
+always plans and is the one writer (:mod:`monitor.cluster`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.reanalyse import Engine
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Re-score stored images with another model (resumable)",
         description=(
             "Re-score the database's images with another model: predictions, well series and "
-            "onsets are kept per model; the daemon's model stays the default view. Ctrl-C "
-            "stops after the batch in flight; run again to resume."
+            "onsets are kept per model; the daemon's model stays the default view. Scores on "
+            "a Dask cluster (--scheduler), on local worker processes (--workers N) or in this "
+            "process (--workers 0); this process is the one writer. Ctrl-C stops after the "
+            "batch in flight; run again to resume."
         ),
     )
     p.add_argument(
@@ -40,7 +52,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)"
     )
-    p.add_argument("--workers", type=int, default=2, help="decode threads (default: 2)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="score on the Dask cluster at ADDRESS (tcp://host:8786; dask-jobqueue on Slurm): "
+        "its workers must see the images and the model at the same paths (see --path-map)",
+    )
+    p.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N",
+        help="local Dask worker processes; 0: score in this process, no Dask (default: auto, "
+        "one per core for 500 images or more on 4+ cores when Dask is installed, else 0)",
+    )
+    p.add_argument(
+        "--decode-threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="decode threads when scoring in this process (default: 2)",
+    )
+    p.add_argument(
+        "--path-map",
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="read files recorded under folder FROM from folder TO instead (the archive's "
+        "mount here or on the workers); repeatable",
+    )
     p.add_argument(
         "--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)"
     )
@@ -57,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
 
     from monitor.config import MonitorConfig
     from monitor.inference import load_model
-    from monitor.reanalyse import reanalyse
+    from monitor.reanalyse import parse_path_map, reanalyse
     from stemwatch import store
     from stemwatch.core.config import load_config
 
     onset = (load_config(MonitorConfig, args.config) if args.config else MonitorConfig()).onset
+    path_map = parse_path_map(args.path_map)
+    engine = choose_engine(args)
     model = load_model(args.model, device=args.device, intra_op_threads=args.threads)
     stop = threading.Event()
 
@@ -87,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
                 instrument=args.instrument,
                 onset=onset,
                 by=getpass.getuser(),
-                decode_workers=args.workers,
+                engine=engine,
                 batch_tiles=args.batch_tiles,
+                path_map=path_map,
                 on_plan=_planned,
                 progress=bar.update,
                 stop=stop,
@@ -100,8 +142,9 @@ def run(args: argparse.Namespace) -> int:
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     print(
         f"model {model.metadata.name} ({model.model_hash[:12]}): {summary.scored} of "
-        f"{summary.planned} image(s) scored in {summary.seconds:.1f} s ({rate:.1f} img/s), "
-        f"{summary.wells_updated} well series updated, {summary.onsets} new onset(s)"
+        f"{summary.planned} image(s) scored in {summary.seconds:.1f} s ({rate:.1f} img/s) in "
+        f"{summary.engine}, {summary.wells_updated} well series updated, {summary.onsets} new "
+        "onset(s)"
     )
     if summary.unscorable:
         print(f"{len(summary.unscorable)} image(s) not scored (they are tried again next run):")
@@ -111,3 +154,46 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted: {summary.remaining} image(s) left; run the same command to resume")
         return 130
     return 0
+
+
+def choose_engine(args: argparse.Namespace) -> Engine:
+    """The engine the options ask for; a Dask engine without Dask installed is refused here,
+    before the model is loaded."""
+    import os
+
+    from monitor.cluster import INSTALL_HINT, AutoEngine, ClusterSpec, DaskEngine, dask_available
+    from monitor.reanalyse import LocalEngine
+    from stemwatch.core.errors import ConfigError
+
+    local = LocalEngine(args.decode_threads)
+    device = args.device  # each worker chooses (auto: CUDA where it has one) and reports
+    if args.workers == "auto":
+        workers = None
+    else:
+        try:
+            workers = int(args.workers)
+        except ValueError:
+            workers = -1
+        if workers < 0:
+            raise ConfigError(
+                f"--workers {args.workers!r}: expected a number of worker processes (0: this "
+                "process, no Dask) or 'auto'"
+            )
+    if args.scheduler is not None:
+        if workers:
+            raise ConfigError(
+                f"--workers {workers} and --scheduler {args.scheduler}: the cluster at the "
+                "scheduler has its own workers; give one or the other"
+            )
+        if not dask_available():
+            raise ConfigError(f"--scheduler needs Dask: {INSTALL_HINT}")
+        spec = ClusterSpec(scheduler=args.scheduler, device=device, intra_op_threads=args.threads)
+        return DaskEngine(spec)
+    if workers == 0:
+        return local
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if workers is None:
+        return AutoEngine(local, workers=cores or 1, device=device, intra_op_threads=args.threads)
+    if not dask_available():
+        raise ConfigError(f"--workers {workers} starts a local Dask cluster: {INSTALL_HINT}")
+    return DaskEngine(ClusterSpec(workers=workers, device=device, intra_op_threads=args.threads))

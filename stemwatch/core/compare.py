@@ -16,6 +16,10 @@ with :func:`stemwatch.store.comparison_input`) and returns a :class:`ModelCompar
   the wells left out, and why, are reported;
 - **onset figures by the plate map** (when plates are mapped): induced wells detected and the
   median delay from induction, false alarms per 100 maintenance wells, with intervals.
+
+A yes/no per well (same onset call, detected, a false alarm) gets an exact binomial interval
+over wells (:func:`~stemwatch.core.intervals.binomial`): a bootstrap would report [1, 1] for
+12 wells of 12 detected, as if 12 wells settled it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 from stemwatch.core.intervals import (
     Interval,
     balanced_accuracy,
+    binomial,
     bootstrap_sums,
     bootstrap_values,
     ratio,
@@ -258,10 +263,18 @@ def _accuracy(
     )
 
 
+def _per_100(fraction: Interval) -> Interval:
+    def scaled(v: float | None) -> float | None:
+        return None if v is None else 100.0 * v
+
+    f = fraction
+    return Interval(scaled(f.value), scaled(f.low), scaled(f.high), f.n_groups, f.level)
+
+
 def _onset_figures(side: ModelSide, inp: ComparisonInput, seed: int) -> OnsetFigures | None:
-    detected: list[tuple[WellKey, list[float]]] = []
+    detected: list[bool] = []
     delays: list[float] = []
-    alarms: list[tuple[WellKey, list[float]]] = []
+    alarms: list[bool] = []
     for plate, m in inp.plate_maps.items():
         clock = inp.clock.get(plate, False)
         start = inp.plate_starts.get(plate)
@@ -271,21 +284,19 @@ def _onset_figures(side: ModelSide, inp: ComparisonInput, seed: int) -> OnsetFig
                 continue
             onset = side.onsets.get(key)
             if layout.role == "induced":
-                detected.append((key, [1.0 if onset else 0.0, 1.0]))
+                detected.append(onset is not None)
                 induced_at = induction_time_s(layout, clock, start)
                 if onset and onset.detected_time_s is not None and induced_at is not None:
                     delays.append((onset.detected_time_s - induced_at) / 3600.0)
             elif layout.role == "maintenance":
-                alarms.append((key, [100.0 if onset else 0.0, 1.0]))
+                alarms.append(onset is not None)
     if not detected and not alarms:
         return None
-    _, det_rows = _well_rows(detected)
-    _, fa_rows = _well_rows(alarms)
-    empty = Interval(None, None, None, 0)
+    fa = binomial(sum(alarms), len(alarms))
     return OnsetFigures(
-        induced_detected=bootstrap_sums(det_rows, ratio, seed=seed) if detected else empty,
+        induced_detected=binomial(sum(detected), len(detected)),
         median_delay_h=bootstrap_values(delays, seed=seed),
-        false_alarms_per_100=bootstrap_sums(fa_rows, ratio, seed=seed) if alarms else empty,
+        false_alarms_per_100=_per_100(fa),
         n_induced=len(detected),
         n_maintenance=len(alarms),
     )
@@ -317,11 +328,8 @@ def compare_models(
 
     # onsets, over wells both models scored
     common = sorted(inp.a.scored_wells & inp.b.scored_wells)
-    well_rows = [(k, [float((k in inp.a.onsets) == (k in inp.b.onsets)), 1.0]) for k in common]
-    _, wr = _well_rows(well_rows)
-    well_agreement = (
-        bootstrap_sums(wr, ratio, seed=seed) if common else Interval(None, None, None, 0)
-    )
+    same_call = sum((k in inp.a.onsets) == (k in inp.b.onsets) for k in common)
+    well_agreement = binomial(same_call, len(common))
     differences: list[OnsetDifference] = []
     for k in common:
         oa, ob = inp.a.onsets.get(k), inp.b.onsets.get(k)

@@ -13,6 +13,9 @@ the same data give the same interval). Three forms:
   evaluation: ROC-AUC, ECE, F1...), each a function of per-item weights; a resample weighs
   every image by how often its well was drawn.
 
+A yes/no per well (detected, a false alarm) is a binomial count over wells: :func:`binomial`
+gives its exact interval, which does not collapse when every well agrees.
+
 All return an :class:`Interval` (point estimate from the data as it is, percentile bounds),
 with ``None`` bounds when there are fewer than two groups.
 """
@@ -109,6 +112,23 @@ def bootstrap_values(
     samples = np.array([statistic(v[i]) for i in idx], dtype=float)
     lo, hi = _bounds(samples, level)
     return Interval(_finite(point), lo, hi, len(v), level)
+
+
+def binomial(successes: int, n: int, *, level: float = 0.95) -> Interval:
+    """A fraction of ``n`` independent groups (wells) with an exact (Clopper-Pearson)
+    interval: for a yes/no per well (detected? false alarm? same call?). The bootstrap
+    collapses to a zero-width interval when every well says the same (12 of 12 detected gives
+    [1, 1]); the exact interval does not (12 of 12: [0.74, 1])."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return Interval(None, None, None, 0, level)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in 0..{n}, got {successes}")
+    tail = (1.0 - level) / 2.0
+    lo = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1.0 - tail, successes + 1, n - successes))
+    return Interval(successes / n, lo, hi, n, level)
 
 
 def _finite(x: float) -> float | None:

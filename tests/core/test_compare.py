@@ -128,6 +128,11 @@ def test_comparison_figures() -> None:
     assert c.onsets_a.induced_detected.value == 1.0
     assert c.onsets_a.median_delay_h.value == pytest.approx(9.0)  # 12 h and 6 h after induction
     assert c.onsets_a.false_alarms_per_100.value == 0.0
+    # every well alike is still an uncertain figure: the exact interval over 2 wells
+    detected = c.onsets_a.induced_detected
+    assert detected.low == pytest.approx(0.158, abs=1e-3) and detected.high == 1.0
+    alarms = c.onsets_a.false_alarms_per_100
+    assert alarms.low == 0.0 and alarms.high == pytest.approx(84.2, abs=0.1)
     assert c.onsets_b.induced_detected.value == 0.5
     assert c.onsets_b.false_alarms_per_100.value == 50.0  # A03 of 2 maintenance wells
 

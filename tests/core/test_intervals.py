@@ -75,3 +75,21 @@ def test_too_few_groups_give_no_bounds_and_nan_resamples_are_left_out() -> None:
     recall = lambda w: (w @ (labels == 1)) / (w @ (labels == 1))  # noqa: E731
     iv = bootstrap_items(["a", "b", "c", "c"], {"r": recall})["r"]
     assert iv.value == 1.0 and iv.low == 1.0 and iv.high == 1.0
+
+
+def test_binomial_over_wells_is_exact_and_never_collapses() -> None:
+    from stemwatch.core.intervals import binomial
+
+    all_detected = binomial(12, 12)
+    assert all_detected.value == 1.0 and all_detected.high == 1.0
+    assert all_detected.low == pytest.approx(0.025 ** (1 / 12))  # Clopper-Pearson at n/n
+    none = binomial(0, 12)
+    assert (none.value, none.low) == (0.0, 0.0)
+    assert none.high == pytest.approx(1 - 0.025 ** (1 / 12))
+    half = binomial(6, 12)
+    assert half.low == pytest.approx(0.2109, abs=1e-4) and half.high == pytest.approx(
+        0.7891, abs=1e-4
+    )
+    assert binomial(0, 0).value is None
+    with pytest.raises(ValueError, match=r"in 0\.\.3"):
+        binomial(4, 3)

@@ -38,6 +38,7 @@ from stemwatch.synth.spec import PlateSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "iPSC-042"
+VIEW_READY = {"models": "Accuracy on labelled wells"}  # text shown once a view is complete
 
 
 def simulated_score(true_onset_h: float | None, t_h: float, rng: np.random.Generator) -> float:
@@ -155,6 +156,8 @@ def main(
                 else:
                     driver.get(f"{server.url}/?view={view}&plate={plate}")
                     wait_text(driver, f"{view.capitalize()} · plate {plate}")
+                    if view in VIEW_READY:  # the view's figures, computed after its title
+                        wait_text(driver, VIEW_READY[view])
                 time.sleep(2.0)  # let the thumbnails and fonts settle
                 driver.save_screenshot(str(out))
             finally:

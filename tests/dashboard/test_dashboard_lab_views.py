@@ -141,7 +141,7 @@ def test_models_view_and_the_model_shown(
     same = next(m for m in at.metric if m.label == "Images on the same side")
     assert 0.0 <= float(same.value) <= 1.0
     assert "Wells where the onset differs" in page_text(at)
-    assert "95 % intervals, bootstrap over wells" in page_text(at)
+    assert "95 % intervals over wells" in page_text(at)
     # on a well: both models' curves and their onsets
     at.selectbox(key="mdl_well").select("B02").run()
     layers = chart_using(at, "model")
