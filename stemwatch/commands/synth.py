@@ -9,6 +9,21 @@ from stemwatch.core.errors import StemwatchError
 from stemwatch.synth.spec import PlateSpec
 
 
+def _optics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--modality",
+        default="brightfield",
+        choices=["brightfield", "phase"],
+        help="brightfield or phase contrast (brightfield)",
+    )
+    p.add_argument(
+        "--pixel-size-um",
+        type=float,
+        default=1.0,
+        help="pixel size in µm, 0.5-2 (1.0; cells are 5-8 µm, colonies 50-500 µm)",
+    )
+
+
 def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int, workers: bool = True) -> None:
     p.add_argument("out", type=Path, help="output folder (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
@@ -54,6 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     d = ss.add_parser("dataset", help="labelled images (class folders + manifest.csv)")
     _common(d, size=512, bit_depth=8)
+    _optics(d)
     d.add_argument("--experiments", type=int, default=2, help="experiments/plates (2)")
     d.add_argument("--wells-per-class", type=int, default=4, help="wells per class (4)")
     d.add_argument("--fields", type=int, default=2, help="fields per well (2)")
@@ -88,10 +104,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     pl = ss.add_parser("plate", help="a plate time-lapse as OME-TIFF + ground_truth.csv")
     _common(pl, size=512, bit_depth=16)
+    _optics(pl)
     _plate_args(pl)
 
     a = ss.add_parser("acquire", help="write a plate time-lapse live, like an instrument")
     _common(a, size=512, bit_depth=16, workers=False)
+    _optics(a)
     _plate_args(a, wells="24")
     a.add_argument("--speedup", type=float, default=3600.0, help="time compression factor (3600)")
     a.add_argument(
@@ -110,6 +128,68 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--difficulty", default="default", choices=["easy", "default", "hard"], help="(default)"
     )
     sh.add_argument("--real", type=Path, default=None, help="a real image to show beside them")
+    _optics(sh)
+
+    r = ss.add_parser(
+        "realism",
+        help="how well a texture classifier tells real images from synthetic ones",
+        description="Cut crops at native resolution from the real images in REAL_DIR and from "
+        "synthetic fields at the same pixel size, compute intensity-normalised texture "
+        "statistics and report how well a random forest separates them (balanced accuracy and "
+        "ROC-AUC, cross-validated with folds grouped by source image, 95 % intervals from a "
+        "bootstrap over images), the features that separate most, and plots. 0.5 means "
+        "indistinguishable. Needs the 'train' extra (scikit-learn, matplotlib).",
+    )
+    r.add_argument("real_dir", type=Path, help="folder of real images (searched recursively)")
+    r.add_argument(
+        "--pixel-size-um",
+        type=float,
+        default=None,
+        help="pixel size of the real images in µm (default: their OME PhysicalSizeX; "
+        "required when they do not state it)",
+    )
+    r.add_argument(
+        "--modality",
+        default="brightfield",
+        choices=["brightfield", "phase"],
+        help="how the synthetic fields are imaged (brightfield)",
+    )
+    r.add_argument("--crop", type=int, default=256, help="crop side in pixels (256)")
+    r.add_argument(
+        "--features",
+        default="full",
+        choices=["basic", "full"],
+        help="basic: 18 (local sd, gradients, power spectrum); full: 68 (+ LBP, GLCM, blobs, "
+        "distribution shape...) (full)",
+    )
+    r.add_argument(
+        "--condition",
+        default="maintenance",
+        choices=["maintenance", "induced"],
+        help="synthetic wells to compare: undifferentiated (maintenance) or induced",
+    )
+    r.add_argument("--hours", default="0,24,48", help="synthetic time points, hours (0,24,48)")
+    r.add_argument(
+        "--difficulty", default="default", choices=["easy", "default", "hard"], help="(default)"
+    )
+    r.add_argument(
+        "--synthetic-images",
+        type=int,
+        default=None,
+        help="synthetic fields to render (default: enough for as many crops as the real set)",
+    )
+    r.add_argument(
+        "--synthetic-size", type=int, default=1024, help="synthetic field side, px (1024)"
+    )
+    r.add_argument(
+        "--max-crops-per-image", type=int, default=64, help="crops per image at most (64)"
+    )
+    r.add_argument("--folds", type=int, default=4, help="cross-validation folds (4)")
+    r.add_argument("--repeats", type=int, default=5, help="repetitions of the folds (5)")
+    r.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    r.add_argument(
+        "-o", "--out", type=Path, default=None, help="folder for report.json, CSV and plots"
+    )
     p.set_defaults(func=run)
 
 
@@ -119,16 +199,61 @@ def _wells(text: str) -> int | list[str]:
     return [w.strip() for w in text.split(",") if w.strip()]
 
 
+def _hours(text: str, option: str) -> tuple[float, ...]:
+    try:
+        hours = tuple(float(h) for h in text.split(","))
+    except ValueError:
+        raise StemwatchError(
+            f"{option} {text!r}: give comma-separated numbers like 0,6,12,24,48"
+        ) from None
+    if any(h < 0 for h in hours):
+        raise StemwatchError(f"{option} {text!r}: hours must be >= 0")
+    return hours
+
+
+def _realism(args: argparse.Namespace) -> int:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise StemwatchError(
+            "the realism gauge needs scikit-learn: pip install 'stemwatch[train]'"
+        ) from None
+    from stemwatch.evaluation.realism import run_gauge
+
+    if args.crop < 32:
+        raise StemwatchError(f"--crop {args.crop}: use at least 32 pixels")
+    if args.synthetic_size < args.crop:
+        raise StemwatchError(
+            f"--synthetic-size {args.synthetic_size} is smaller than --crop {args.crop}"
+        )
+    report = run_gauge(
+        args.real_dir,
+        pixel_size_um=args.pixel_size_um,
+        modality=args.modality,
+        crop=args.crop,
+        feature_set=args.features,
+        condition=args.condition,
+        hours=_hours(args.hours, "--hours"),
+        difficulty=args.difficulty,
+        synthetic_size=args.synthetic_size,
+        max_crops_per_image=args.max_crops_per_image,
+        n_synthetic=args.synthetic_images,
+        folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        out_dir=args.out,
+    )
+    print(report.text())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.synth_command == "realism":
+        return _realism(args)
     if args.synth_command == "dataset":
         from stemwatch.synth.dataset import generate_dataset
 
-        try:
-            hours = tuple(float(h) for h in args.hours.split(","))
-        except ValueError:
-            raise StemwatchError(
-                f"--hours {args.hours!r}: give comma-separated numbers like 0,6,12,24,48"
-            ) from None
+        hours = _hours(args.hours, "--hours")
         fluorescence = None
         if args.fluorescence:
             from stemwatch.synth.fluorescence import FluorescenceSpec
@@ -150,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
             compression=args.compression,
             workers=args.workers,
             fluorescence=fluorescence,
+            pixel_size_um=args.pixel_size_um,
+            modality=args.modality,
         )
         n = sum(1 for _ in manifest.open()) - 1
         print(f"wrote {n} images; manifest: {manifest}")
@@ -170,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             difficulty=args.difficulty,
             real_image=args.real,
+            pixel_size_um=args.pixel_size_um,
+            modality=args.modality,
         )
         print(f"wrote {out}")
         return 0
@@ -200,4 +329,6 @@ def plate_spec(args: argparse.Namespace) -> PlateSpec:
         plate_name=args.plate_name,
         difficulty=args.difficulty,
         compression=args.compression,
+        pixel_size_um=args.pixel_size_um,
+        modality=args.modality,
     )

@@ -28,6 +28,8 @@ def make_contact_sheet(
     seed: int = 0,
     difficulty: str = "default",
     real_image: Path | None = None,
+    pixel_size_um: float = 1.0,
+    modality: str = "brightfield",
 ) -> Path:
     """Write a PNG: maintenance and induced fields (rows) at ``hours`` after induction
     (columns), then ``crop``-pixel crops at native resolution; ``real_image`` (any format
@@ -48,6 +50,8 @@ def make_contact_sheet(
             difficulty=difficulty,
             induced=["A02"],
             induction_h=0.0,
+            pixel_size_um=pixel_size_um,
+            modality=modality,
         )
     )
     fields = {w: [plan.render(w, 0, t) for t in range(len(hours))] for w in ("A01", "A02")}
@@ -88,7 +92,7 @@ def make_contact_sheet(
         axes[2, -1].imshow(_stretch(real[cy : cy + crop, cx : cx + crop]), cmap="gray")
         axes[2, -1].set_title("real hiPSC, 1:1", fontsize=9)
     fig.suptitle(
-        f"stemwatch synthetic brightfield (seed {seed}, {difficulty}, {size}² fields at "
+        f"stemwatch synthetic {modality} (seed {seed}, {difficulty}, {size}² fields at "
         f"{plan.pixel_size_um:g} µm/px)",
         fontsize=11,
     )

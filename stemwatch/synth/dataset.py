@@ -109,6 +109,7 @@ def generate_dataset(
     compression: str | None = None,
     workers: int = 1,
     fluorescence: FluorescenceSpec | None = None,
+    modality: str = "brightfield",
 ) -> Path:
     """Write a labelled image set and return the path of its ``manifest.csv`` (with
     ``fluorescence``, the paired fluorescence images too: module docstring)."""
@@ -149,6 +150,7 @@ def generate_dataset(
                 induced=induced,
                 induction_h=0.0,
                 pixel_size_um=pixel_size_um,
+                modality=modality,
             )
         )
         if fluorescence is not None:

@@ -107,6 +107,7 @@ class PlatePlan:
     start: datetime
     drift_um: np.ndarray
     field_origins_um: dict[int, tuple[float, float]] = field(default_factory=dict)
+    modality: str = "brightfield"
 
     @property
     def well_names(self) -> list[str]:
@@ -149,6 +150,7 @@ class PlatePlan:
             self.difficulty,
             bit_depth=self.bit_depth,
             pixel_size_um=self.pixel_size_um,
+            modality=self.modality,
         )
 
     def ome_xml(self, well: str, fld: int, t: int) -> str:
@@ -301,6 +303,7 @@ def plan_plate(spec: PlateSpec) -> PlatePlan:
         start=spec.start,
         drift_um=drift,
         field_origins_um=origins,
+        modality=spec.modality,
     )
 
 

@@ -1,20 +1,32 @@
-"""Rendering colonies into a brightfield / phase-contrast-like image.
+"""Rendering colonies into a brightfield or phase-contrast image.
 
-Two stages:
+Living cells are nearly transparent: a transmitted-light microscope sees them through the
+optical path length they add (phase) and, much less, through what they absorb or scatter.
+The renderer follows that in three stages:
 
-1. :func:`render_optical` draws the specimen as a float32 modulation around 0 (background):
-   every colony is a jittered lattice of cells (Worley / Voronoi cells computed in the colony's
-   bounding box only) inside a radial shape; cell borders are thin bright lines, nuclei darker
-   blobs with dark nucleoli, a thin dark line runs just inside the colony border and a bright
-   phase halo just outside it. The differentiation state ``d`` of each colony makes cells
-   larger and flatter (less contrast), the border irregular with protrusions, the halo weaker,
-   and spindle-shaped cells migrate out.
-2. :func:`expose` turns the modulation into counts: uneven illumination and vignetting, out of
-   focus smudges, debris, bubbles, defocus, Poisson-Gaussian noise, random gain and offset,
-   8-bit or 12-bit-in-16-bit output.
+1. :func:`render_specimen` draws the specimen as two float32 maps: **phase** (optical path,
+   1 = a compact colony's plateau) and **absorption** (dead cells, debris, a slight darkening
+   of colonies). A colony is a thickness profile that rises over a few micrometres inside its
+   ragged border (compact colonies are thick and steep-edged, differentiated ones flat and
+   thin) times a cobblestone of cells: a jittered lattice (Worley / Voronoi distances from
+   cached periodic tiles) of domed cells with a nucleus and nucleoli. Under everything lies
+   the coating's faint fibrous and mottled texture; on top, debris of many sizes, some out
+   of focus, and dead cells on the colonies.
+2. :func:`form_image` turns the maps into an intensity modulation around 1. **Brightfield**:
+   a slightly defocused bright field shows a phase object through the Laplacian of its
+   optical path (transport of intensity equation), so cell borders are thin bright lines,
+   domes darker, and a colony's edge gets a thin bright halo outside and a dark rim inside
+   where its thickness bends; a small oblique-illumination relief term (the gradient along a
+   random direction) makes debris bright on one side. **Phase contrast**: the phase ring
+   shows the optical path high-passed at the ring's scale (thick = dark, with the bright halo
+   that comes with it) plus some of the Laplacian. Absorption darkens in both.
+3. :func:`expose` images that modulation: uneven illumination and vignetting, out-of-focus
+   smudges, a random monotone tone curve, Poisson-Gaussian noise, a mild camera blur (real
+   camera noise is not white), random offset, quantisation to 8 bits or 12 bits in 16.
 
-All work is vectorised numpy / scipy.ndimage over bounding boxes or the whole plane; the only
-Python loops are over objects (colonies, spindle cells, bubbles).
+Geometry is in micrometres scaled by the pixel size (0.5-2 µm/px); camera effects are per
+pixel. All work is vectorised numpy over bounding boxes or the whole plane; Python loops
+run over objects (colonies, spindle cells, debris particles).
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -30,14 +42,21 @@ from scipy import ndimage as ndi
 from stemwatch.synth.biology import ColonyView
 from stemwatch.synth.difficulty import Difficulty, SynthError
 
+Modality = Literal["brightfield", "phase"]
+MODALITIES: tuple[str, ...] = ("brightfield", "phase")
+PIXEL_SIZE_RANGE_UM = (0.5, 2.0)
+"""Pixel sizes the renderer is made for (cells of 5-8 µm stay resolved)."""
+
 N_THETA = 1024
 """Angular resolution of the radial shape table of a colony."""
 TILE = 256
 """Side (px) of the periodic cell-lattice tiles that colonies sample their cells from."""
 TILE_BITS = 8
 NOISE_TILE = 512
-"""Side (px) of the periodic band-pass noise tiles (granularity, fragmented borders)."""
+"""Side (px) of the periodic band-pass noise tiles (granularity, ragged borders)."""
 NOISE_BITS = 9
+BG_TILE = 1024
+"""Side (px) of the periodic band-pass noise tiles of the background texture."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,93 @@ class Exposure:
     defocus_px: float
     read_noise_dn: float
     dn_per_electron: float
+
+
+@dataclass
+class Specimen:
+    """What the light passes through: optical path (``phase``) and ``absorb`` maps, and
+    ``glint``: refractile granules and gap corners in compact colonies, too small for the
+    phase image's resolution, that show as bright points."""
+
+    phase: np.ndarray
+    absorb: np.ndarray
+    glint: np.ndarray
+    cover: np.ndarray
+    """Colony thickness profile (0 outside, 1 inside a colony's rim)."""
+
+
+@dataclass(frozen=True)
+class Look:
+    """Appearance constants of the synthetic microscope, tuned with the realism gauge
+    (``stemwatch synth realism``) against real hiPSC brightfield colonies at ~1 µm/px.
+    Pairs are (low, high) of a uniform draw per image; ``*_scale`` multiply the drawn
+    amplitudes."""
+
+    bf_gain: float = 0.12
+    """Brightfield contrast per unit Laplacian of the optical path (per µm²)."""
+    pc_gain: float = 0.5
+    """Phase-contrast darkening per unit optical path (high-passed at the ring's scale)."""
+    bf_contrast: float = 0.032
+    """Median standard deviation of the modulation inside a brightfield field's colonies
+    (relative to the mean intensity); each image draws its own around it
+    (``Difficulty.contrast_jitter``)."""
+    pc_contrast: float = 0.12
+    """The same for phase contrast."""
+    colony_contrast: bool = False
+    """Normalise the contrast inside colonies (else over the whole field)."""
+    relief: tuple[float, float] = (1.0, 3.0)
+    """Oblique-illumination relief (gradient term) relative to the Laplacian."""
+    full_well_e: tuple[float, float] = (3500.0, 7000.0)
+    """Camera full well (electrons; log-uniform): sets the shot noise."""
+    camera_blur_px: tuple[float, float] = (0.5, 0.6)
+    phase_blur_um: tuple[float, float] = (0.5, 0.9)
+    """How much finer detail than this the phase image loses (partial coherence)."""
+    debris_per_mm2: float = 80.0
+    debris_absorb_scale: float = 3.0
+    debris_height_scale: float = 3.0
+    """Debris is refractile: a strong phase bump gives sharp dark/bright rims."""
+    dead_fraction: float = 0.04
+    """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
+    cell_scale: float = 1.4
+    """Scales the optical path of the cells' texture (not the colony's thickness)."""
+    gap: float = 0.8
+    """Depth of the gaps between compact cells."""
+    fibres: tuple[float, float] = (0.01, 0.03)
+    mottle: tuple[float, float] = (0.0006, 0.0018)
+    specks_per_mm2: float = 2000.0
+    colony_absorb: float = 0.003
+    edge_ramp_um: float = 4.0
+    """A compact colony's thickness rises over this distance inside its border."""
+    ragged_um: float = 1.5
+    """Amplitude of a compact colony's ragged border (differentiated: 3.5 µm)."""
+    plateau: float = 2.0
+    """Optical path of a compact colony's sheet (differentiated: 0.4)."""
+    glint: float = 0.1
+    """Brightness of the refractile points in compact colonies."""
+    illumination: float = 0.005
+    """Sd of the illumination gradient across the field."""
+
+
+LOOK = Look()
+"""The default look; :func:`render_field` takes another one for experiments."""
+
+
+def check_pixel_size(pixel_size_um: float) -> None:
+    """Raise :class:`SynthError` for a pixel size outside :data:`PIXEL_SIZE_RANGE_UM`."""
+    lo, hi = PIXEL_SIZE_RANGE_UM
+    if not lo <= pixel_size_um <= hi:
+        raise SynthError(
+            f"pixel_size_um={pixel_size_um:g} is outside {lo:g}-{hi:g} µm/px, the range the "
+            "synthetic microscope renders; for coarser images render finer and bin down"
+        )
+
+
+def check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise SynthError(f"modality {modality!r} is unknown; use one of {', '.join(MODALITIES)}")
+
+
+# --------------------------------------------------------------------------- cached tiles
 
 
 @lru_cache(maxsize=24)
@@ -95,12 +201,10 @@ def _cell_tile(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out
 
 
-@lru_cache(maxsize=8)
-def _noise_tile(sigma_lo: float, sigma_hi: float) -> np.ndarray:
-    """Periodic band-pass Gaussian noise (unit sd, flat float32) keeping scales between
-    ``sigma_lo`` and ``sigma_hi`` pixels."""
-    n = NOISE_TILE
-    rng = np.random.default_rng(int(sigma_lo * 1000 + sigma_hi * 10))
+def _band_noise(n: int, sigma_lo: float, sigma_hi: float, seed: int) -> np.ndarray:
+    """Periodic band-pass Gaussian noise on an ``n`` x ``n`` square (unit sd, float32)
+    keeping scales between ``sigma_lo`` and ``sigma_hi`` pixels."""
+    rng = np.random.default_rng(seed)
     spec = np.fft.rfft2(rng.standard_normal((n, n)))
     fy = np.fft.fftfreq(n)[:, None]
     fx = np.fft.rfftfreq(n)[None, :]
@@ -108,7 +212,21 @@ def _noise_tile(sigma_lo: float, sigma_hi: float) -> np.ndarray:
     k = 2 * math.pi**2
     band = np.exp(-k * sigma_lo**2 * f2) - np.exp(-k * sigma_hi**2 * f2)
     x = np.fft.irfft2(spec * band, s=(n, n))
-    x = (x / x.std()).astype(np.float32).ravel()
+    return (x / x.std()).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _noise_tile(sigma_lo: float, sigma_hi: float) -> np.ndarray:
+    """Flat :data:`NOISE_TILE`² band-pass noise (see :func:`_band_noise`)."""
+    x = _band_noise(NOISE_TILE, sigma_lo, sigma_hi, int(sigma_lo * 1000 + sigma_hi * 10)).ravel()
+    x.flags.writeable = False
+    return x
+
+
+@lru_cache(maxsize=8)
+def _bg_tile(sigma_lo: float, sigma_hi: float) -> np.ndarray:
+    """:data:`BG_TILE`² band-pass noise for the background (2-D)."""
+    x = _band_noise(BG_TILE, sigma_lo, sigma_hi, 77 + int(sigma_lo * 100 + sigma_hi))
     x.flags.writeable = False
     return x
 
@@ -119,10 +237,21 @@ def _noise_at(
     """Band-pass noise (``band`` = sigma_lo, sigma_hi) at pixels (ys, xs), tile shifted by
     ``offset``."""
     oy, ox = offset
-    sigma_lo, sigma_hi = band
-    tile = _noise_tile(sigma_lo, sigma_hi)
+    tile = _noise_tile(round(band[0], 3), round(band[1], 3))
     m = NOISE_TILE - 1
     return tile[(((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m)]
+
+
+def _noise_frame(size: int, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
+    """A ``size``² window of background noise at a random offset of its periodic tile."""
+    tile = _bg_tile(round(band[0], 3), round(band[1], 3))
+    oy, ox = (int(v) for v in rng.integers(0, BG_TILE, 2))
+    rows = (np.arange(size) + oy) % BG_TILE
+    cols = (np.arange(size) + ox) % BG_TILE
+    return tile.take(rows, axis=0).take(cols, axis=1)
+
+
+# --------------------------------------------------------------------------- colonies
 
 
 @lru_cache(maxsize=1)
@@ -137,33 +266,32 @@ def _radial_table(view: ColonyView, rng: np.random.Generator, px_per_um: float) 
     colonies), fine roughness and protrusions, all growing with the state ``d``."""
     _theta, cos_k, sin_k = _theta_basis()
     d = view.d
-    amp = np.asarray(view.shape_amp) * (0.22 + 0.2 * d)
+    amp = np.asarray(view.shape_amp) * (0.26 + 0.2 * d)
     ph = np.asarray(view.shape_phase)
     nk = amp.size
     coef_c = np.zeros(cos_k.shape[1])
     coef_s = np.zeros(cos_k.shape[1])
     coef_c[:nk] = amp * np.cos(ph)
     coef_s[:nk] = -amp * np.sin(ph)
-    # fine roughness: small for compact colonies, ragged for differentiating ones
     kk = np.arange(2, 2 + cos_k.shape[1])
-    rough = rng.normal(0, 1, (2, kk.size)) / kk**0.9 * (0.012 + 0.05 * d) * (kk >= 8)
+    rough = rng.normal(0, 1, (2, kk.size)) / kk**0.9 * (0.02 + 0.05 * d) * (kk >= 8)
     coef_c += rough[0]
     coef_s += rough[1]
     rel = 1.0 + cos_k @ coef_c + sin_k @ coef_s
     r = view.radius
     table = r * np.maximum(rel, 0.35)
     # protrusions: short spikes on every colony, long lamellipodia as cells spread
-    n_spikes = int(rng.poisson(2 * math.pi * r / (35.0 * px_per_um) * (0.4 + 1.6 * d)))
+    n_spikes = int(rng.poisson(2 * math.pi * r / (30.0 * px_per_um) * (0.5 + 1.5 * d)))
     if n_spikes:
         centres = rng.uniform(0, N_THETA, n_spikes)
-        widths = rng.uniform(1.0, 4.0, n_spikes) * px_per_um / max(r, 1.0) * N_THETA / (2 * math.pi)
+        widths = rng.uniform(1.0, 3.5, n_spikes) * px_per_um / max(r, 1.0) * N_THETA / (2 * math.pi)
         lengths = (
-            rng.uniform(2.0, 7.0, n_spikes) + rng.uniform(0, 40.0, n_spikes) * d**1.5
+            rng.exponential(3.5, n_spikes) + rng.uniform(0, 40.0, n_spikes) * d**1.5
         ) * px_per_um
         half = int(min(N_THETA // 2 - 1, math.ceil(3 * widths.max())))
         offs = np.arange(-half, half + 1)
         pos = np.floor(centres)[:, None] + offs[None, :]
-        bumps = lengths[:, None] * np.exp(-(((pos - centres[:, None]) / widths[:, None]) ** 2))
+        bumps = lengths[:, None] * np.exp(-np.abs((pos - centres[:, None]) / widths[:, None]))
         np.add.at(table, (pos.astype(np.int64) % N_THETA).ravel(), bumps.ravel())
     return table.astype(np.float32)
 
@@ -172,171 +300,177 @@ def _lerp(undiff: float, diff: float, d: Any) -> Any:
     return undiff + (diff - undiff) * d
 
 
-def _draw_cells(
-    out: np.ndarray,
-    dots: np.ndarray,
+def _cells(
     view: ColonyView,
     *,
     ys: np.ndarray,
     xs: np.ndarray,
     depth: np.ndarray,
     rmean: float,
-    px_per_um: float,
+    ppu: float,
     rng: np.random.Generator,
-) -> None:
-    """The cells of a colony at absolute pixels (``ys``, ``xs``), ``depth`` px inside its
-    border. Compact colonies: small tightly packed cells, fragmented bright borders, dark
-    nuclei, much granularity. Differentiated: large flat cells, thin continuous outlines, pale
-    nuclei with dark nucleoli, little granularity."""
+    look: Look,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optical path of the cells of a colony at absolute pixels (``ys``, ``xs``), ``depth`` px
+    inside its border, and where dead cells sit (a boolean mask over those pixels).
+
+    Compact, undifferentiated cells (Thomson et al. 1998): small (~6.5 µm), tightly packed,
+    domed, a large nucleus (high nucleus-to-cytoplasm ratio) with prominent nucleoli.
+    Differentiating cells (``d`` -> 1): enlarged (~16 µm), flattened (less relief) with spread
+    cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
     d = float(np.clip(view.d, 0.0, 1.0))
-    compaction = 1.0 - 0.12 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = _lerp(7.5, 17.0, d) * compaction * px_per_um
+    compaction = 1.0 - 0.1 * min(1.0, view.age_h / 48.0) * (1.0 - d)
+    spacing = _lerp(6.5, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
     f1_t, edge_t, crand_t = _cell_tile(n)
     ang = float(rng.uniform(0, math.pi))
-    stretch = 1.0 + 0.6 * d * float(rng.uniform(0.5, 1.0))
+    stretch = float(rng.uniform(1.0, 1.3)) + 0.5 * d * float(rng.uniform(0.5, 1.0))
     c, s = math.cos(ang), math.sin(ang)
     oy, ox = (int(v) for v in rng.integers(0, TILE, 2))
     xf = xs.astype(np.float32)
     yf = ys.astype(np.float32)
-    iu = ((xf * c + yf * s) / stretch).astype(np.int64) + ox
-    iv = (yf * c - xf * s).astype(np.int64) + oy
+    # a slow warp of the lattice coordinates: cells are not on a grid
+    ny, nx = (int(v) for v in rng.integers(0, NOISE_TILE, 2))
+    warp = _noise_at(ys, xs, (ny, nx), (4.0 * ppu, 12.0 * ppu)) * np.float32(0.2 * spacing)
+    iu = ((xf * c + yf * s + warp) / stretch).astype(np.int64) + ox
+    iv = (yf * c - xf * s - warp).astype(np.int64) + oy
     flat = ((iv & (TILE - 1)) << TILE_BITS) | (iu & (TILE - 1))
     f1 = f1_t[flat]
     edge = edge_t[flat]
     crand = crand_t[flat]
-    ny, nx = (int(v) for v in rng.integers(0, NOISE_TILE, 2))
-    fine = _noise_at(ys, xs, (ny, nx), (0.7, 2.5))
-    med = _noise_at(ys, xs, (nx, ny), (2.0, 7.0))
-    dome = np.sqrt(np.clip(depth / (0.35 * rmean), 0.0, 1.0))
+    fine = _noise_at(ys, xs, (nx, ny), (1.2 * ppu, 3.0 * ppu))
     # the periphery differentiates first: local state is higher near the border
-    dl = np.clip(d * (1.45 - 0.7 * dome), 0.0, 1.0)
-    contrast = _lerp(1.0, 0.8, dl) * (0.65 + 0.35 * dome)
-    line_w = _lerp(1.0, 0.95, dl) * px_per_um
-    border = np.exp(-((edge / line_w) ** 2))
-    frag = np.clip(_lerp(0.75, 0.85, dl) + _lerp(0.45, 0.3, dl) * med, 0.0, 1.0)
-    nucleus = np.exp(-((f1 / (_lerp(0.24, 0.2, d) * spacing)) ** 2))
-    nucleolus = np.exp(-((f1 / (_lerp(0.9, 1.4, d) * px_per_um)) ** 2))
-    sig = contrast * (
-        _lerp(0.09, 0.075, dl) * border * frag
-        + _lerp(0.025, 0.012, dl) * fine
-        - _lerp(0.05, 0.04, dl) * nucleus * (0.5 + crand)
-        - _lerp(0.03, 0.08, dl) * nucleolus * (crand > 0.25)
-        + _lerp(-0.015, 0.004, dl) * dome
-        + _lerp(0.012, 0.006, dl) * med
+    inner = np.clip(depth / (0.35 * rmean), 0.0, 1.0)
+    dl = np.clip(d * (1.45 - 0.7 * np.sqrt(inner)), 0.0, 1.0)
+    # a cell: a smooth body (domed in compact colonies, flat when differentiated), the
+    # nucleus a bump (large in compact cells: high nucleus-to-cytoplasm ratio), nucleoli
+    # small dense dots, and between cells narrow gaps, fragmented in compact colonies
+    # (where neighbours press together there is no gap) and continuous in flat epithelia
+    size_var = 0.75 + 0.5 * crand
+    body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
+    rn = _lerp(0.36, 0.2, dl) * spacing
+    nucleus = np.exp(-((f1 / rn) ** 2))
+    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2)) * (crand > 0.3)
+    gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
+    mask = np.clip(
+        _lerp(0.3, 0.9, dl) + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
+        0.0,
+        1.0,
     )
-    # flattened cells: a faint dark line beside each bright outline
-    if d > 0.05:
-        sig -= 0.03 * dl * np.exp(-(((edge - 1.4 * px_per_um) / (0.8 * px_per_um)) ** 2))
-    # dark rim just inside the border
-    sig -= _lerp(0.05, 0.012, dl) * np.exp(-depth / (1.5 * px_per_um))
-    out[ys, xs] = sig
-    # dead / mitotic cells: dark dots, many in compact colonies, most near the edge
-    p_dead = _lerp(0.015, 0.004, d)
-    sel = (crand < p_dead) & (f1 < 1.8 * px_per_um)
-    if sel.any():
-        dots[ys[sel], xs[sel]] -= 0.5 + 0.5 * (depth[sel] < 0.25 * rmean)
+    path = (
+        _lerp(0.6, 0.2, dl) * body * size_var
+        + _lerp(0.5, 0.35, dl) * nucleus * size_var
+        + _lerp(0.3, 0.3, dl) * nucleolus
+        - _lerp(look.gap, 0.3, dl) * gap * mask
+        + _lerp(0.08, 0.05, dl) * fine
+    )
+    # dead and mitotic cells per area, not per cell: larger flat cells carry as many
+    dead = (crand < look.dead_fraction * min(8.0, (spacing / (6.5 * ppu)) ** 2)) & (f1 < 1.6 * ppu)
+    glint = np.clip(fine - 1.6, 0.0, None) * (mask > 0.5) * (1.0 - dl)
+    return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
+
+
+@dataclass
+class _Colonies:
+    """The colony layer while it is drawn: thickness (the maximum over overlapping colonies,
+    so touching colonies merge into one sheet), the optical path of the cells of the colony
+    that owns each pixel (the top one) and which pixels are owned."""
+
+    thick: np.ndarray
+    body: np.ndarray
+    glint: np.ndarray
+    owner: np.ndarray
 
 
 def _draw_colony(
-    out: np.ndarray,
-    halo: np.ndarray,
-    fg: np.ndarray,
-    dots: np.ndarray,
+    layer: _Colonies,
     view: ColonyView,
     *,
-    px_per_um: float,
-) -> list[tuple[float, float, float]]:
-    """Paint one colony into ``out`` where no colony drawn before it lies (callers draw the
-    top colony first); returns where its spindle cells are."""
+    ppu: float,
+    look: Look,
+) -> tuple[list[tuple[float, float, float]], tuple[np.ndarray, np.ndarray]]:
+    """Draw one colony's thickness everywhere it reaches and its cells where no colony drawn
+    before it lies (callers draw the top colony first); returns where its spindle cells and
+    its dead cells are."""
     rng = np.random.default_rng(view.seed)
-    h, w = out.shape
+    h, w = layer.owner.shape
     d = float(np.clip(view.d, 0.0, 1.0))
-    table = _radial_table(view, rng, px_per_um)
+    table = _radial_table(view, rng, ppu)
     rmax = float(table.max())
-    halo_w = 2.5 * px_per_um
+    rag = _lerp(look.ragged_um, 3.5, d) * ppu  # ragged border, px
+    w_edge = _lerp(look.edge_ramp_um, 12.0, d) * ppu  # the thickness rises over this, px
+    plateau = _lerp(look.plateau, 0.4, d)
     sq = math.sqrt(view.aspect)
-    reach = rmax * sq + 5 * halo_w
+    reach = rmax * sq + 3 * rag + 2
     y0 = max(0, int(view.cy - reach))
     y1 = min(h, int(view.cy + reach) + 1)
     x0 = max(0, int(view.cx - reach))
     x1 = min(w, int(view.cx + reach) + 1)
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if y0 >= y1 or x0 >= x1:
-        return []
+        return [], none
     ca, sa = math.cos(view.angle), math.sin(view.angle)
     rmean = max(float(table.mean()), 1.0)
-    # colonies are drawn top first: pixels already covered by a colony stay as they are (its
-    # halo there would be hidden too), so the geometry is computed for free pixels only
-    free = ~fg[y0:y1, x0:x1]
-    if free.all():
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(view.cy)
-        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(view.cx)
-        yy, xx = np.broadcast_arrays(yy, xx)
-        ly, lx = np.nonzero(free)
-        yy = yy.ravel()
-        xx = xx.ravel()
-    else:
-        ly, lx = np.nonzero(free)
-        yy = ly.astype(np.float32) + np.float32(y0 - view.cy)
-        xx = lx.astype(np.float32) + np.float32(x0 - view.cx)
-    if ly.size:
-        u = (xx * ca + yy * sa) / sq
-        v = (yy * ca - xx * sa) * sq
-        rho = np.hypot(u, v)
-        theta = np.arctan2(v, u)
-        idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) % N_THETA
-        s = table[idx] - rho  # ~ signed distance to the border, positive inside
-        inside = s > 0
-        if inside.any():
-            ys = ly[inside] + y0
-            xs = lx[inside] + x0
-            _draw_cells(
-                out,
-                dots,
-                view,
-                ys=ys,
-                xs=xs,
-                depth=s[inside],
-                rmean=rmean,
-                px_per_um=px_per_um,
-                rng=rng,
-            )
-            fg[ys, xs] = True
-        # bright phase halo just outside the border, strong for compact dome-shaped colonies
-        band = (~inside) & (s > -5 * halo_w)
-        if band.any():
-            hy = ly[band]
-            hx = lx[band]
-            hval = _lerp(0.11, 0.02, d) * np.exp(s[band] / halo_w)
-            hval *= 0.75 + 0.25 * _noise_at(hy, hx, (int(view.seed % 97), 5), (2.0, 7.0))
-            hy += y0
-            hx += x0
-            halo[hy, hx] = np.maximum(halo[hy, hx], hval)
-    # spindle-shaped cells migrating out of differentiating colonies
     pts: list[tuple[float, float, float]] = []
+    dead_y: np.ndarray = none[0]
+    dead_x: np.ndarray = none[1]
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(view.cy)
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(view.cx)
+    u = (xx * ca + yy * sa) / sq
+    v = (yy * ca - xx * sa) * sq
+    rho = np.hypot(u, v)
+    theta = np.arctan2(v, u)
+    idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) % N_THETA
+    s = table[idx] - rho  # ~ signed distance to the border, positive inside
+    ly, lx = np.nonzero(s > -3 * rag)
+    s = s[ly, lx]
+    ys = ly + y0
+    xs = lx + x0
+    off = (int(view.seed % 509), int(view.seed % 503))
+    s = s + np.float32(rag) * _noise_at(ys, xs, off, (3.0 * ppu, 10.0 * ppu))
+    inside = s > 0
+    ys, xs, s = ys[inside], xs[inside], s[inside]
+    if ys.size:
+        # thickness: rises over w_edge (varying along the border: an uneven halo)
+        wl = w_edge * (0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu))))
+        t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
+        thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
+        cur = layer.thick[ys, xs]
+        layer.thick[ys, xs] = np.maximum(cur, thick)
+        free = ~layer.owner[ys, xs]
+        ys, xs, s = ys[free], xs[free], s[free]
+        if ys.size:
+            cells, dead, glint = _cells(
+                view, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, rng=rng, look=look
+            )
+            layer.body[ys, xs] = plateau + cells
+            layer.glint[ys, xs] = glint
+            layer.owner[ys, xs] = True
+            dead_y, dead_x = ys[dead], xs[dead]
+    # spindle-shaped cells migrating out of differentiating colonies
     if d > 0.15:
-        n_sp = int(rng.poisson(d**2 * 2 * math.pi * rmean / (90.0 * px_per_um)))
+        n_sp = int(rng.poisson(d**2 * 2 * math.pi * rmean / (90.0 * ppu)))
         for _ in range(n_sp):
             th = float(rng.uniform(-math.pi, math.pi))
             rr = float(table[int((th + math.pi) * N_THETA / (2 * math.pi)) % N_THETA])
-            dist = rr + float(rng.uniform(-0.1, 1.0)) * 50.0 * px_per_um * d
+            dist = rr + float(rng.uniform(-0.1, 1.0)) * 50.0 * ppu * d
             uu0, vv0 = dist * math.cos(th) * sq, dist * math.sin(th) / sq
             px = view.cx + uu0 * ca - vv0 * sa
             py = view.cy + uu0 * sa + vv0 * ca
             orient = math.atan2(py - view.cy, px - view.cx) + float(rng.normal(0, 0.5))
             pts.append((px, py, orient))
-    return pts
+    return pts, (dead_y, dead_x)
 
 
 def _draw_spindle(
-    out: np.ndarray, at: tuple[float, float, float], rng: np.random.Generator, ppu: float
+    phase: np.ndarray, at: tuple[float, float, float], rng: np.random.Generator, ppu: float
 ) -> None:
-    """An elongated, flat, migrating cell at ``at`` = (x, y, orientation): slightly dark
-    body and nucleus, faint bright rim, tapering ends."""
+    """An elongated, flat, migrating cell at ``at`` = (x, y, orientation): a thin body that
+    tapers at both ends and a nucleus."""
     px, py, orient = at
-    h, w = out.shape
+    h, w = phase.shape
     length = float(rng.uniform(20.0, 45.0)) * ppu
     width = float(rng.uniform(2.5, 5.0)) * ppu
     reach = length + 4
@@ -351,52 +485,239 @@ def _draw_spindle(
     b = (yy * c - xx * s) / width
     taper = np.clip(1.0 - np.abs(a) ** 1.5, 0.01, 1.0) ** 2
     q = np.sqrt(a * a + (b * b) / taper)
-    body = np.exp(-(q**2) * 2.5)
-    rim = np.exp(-(((q - 0.95) / 0.2) ** 2)) * (np.abs(a) < 1.0)
+    body = np.clip(1.0 - q * q, 0.0, 1.0) ** 0.7
     nucleus = np.exp(-((a * 3.0) ** 2 + (b * 1.3) ** 2))
-    out[y0:y1, x0:x1] += -0.035 * body - 0.035 * nucleus + 0.018 * rim
+    phase[y0:y1, x0:x1] += 0.35 * body + 0.25 * nucleus
 
 
-def _draw_debris(out: np.ndarray, rng: np.random.Generator, n: int, ppu: float) -> None:
-    """Larger particles and floating dead cells: dark discs with a bright ring."""
-    h, w = out.shape
-    for _ in range(n):
-        r = float(rng.uniform(1.5, 5.0)) * ppu
-        cy, cx = float(rng.uniform(0, h)), float(rng.uniform(0, w))
-        reach = r * 3 + 2
-        y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 1)
-        x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 1)
+def _particles(
+    spec: Specimen,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    *,
+    radii: np.ndarray,
+    absorb: np.ndarray,
+    height: np.ndarray,
+    soft: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Roundish particles (elongated up to 1.8:1): absorbing and refractile (a phase bump),
+    ``soft`` ones out of focus (Gaussian, wide) instead of sharp-edged."""
+    h, w = spec.phase.shape
+    n = len(ys)
+    aspects = rng.uniform(1.0, 1.8, n)
+    angles = rng.uniform(0.0, math.pi, n)
+    for y, x, r, a, hgt, sft, asp, ang in zip(
+        ys, xs, radii, absorb, height, soft, aspects, angles, strict=True
+    ):
+        reach = r * asp * (3.5 if sft else 1.8) + 2
+        y0, y1 = max(0, int(y - reach)), min(h, int(y + reach) + 1)
+        x0, x1 = max(0, int(x - reach)), min(w, int(x + reach) + 1)
         if y0 >= y1 or x0 >= x1:
             continue
-        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
-        rr = np.hypot(yy, xx) / r
-        dark = float(rng.uniform(0.15, 0.5))
-        out[y0:y1, x0:x1] += -dark * np.exp(-(rr**4)) + 0.08 * np.exp(-(((rr - 1.4) / 0.35) ** 2))
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(y)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(x)
+        c, s = np.float32(math.cos(ang)), np.float32(math.sin(ang))
+        u = (xx * c + yy * s) / np.float32(asp)
+        v = yy * c - xx * s
+        q = (u * u + v * v) / np.float32(r * r)
+        prof = np.exp(-q) if sft else np.exp(-(q * q))
+        spec.absorb[y0:y1, x0:x1] += np.float32(a) * prof
+        spec.phase[y0:y1, x0:x1] += np.float32(hgt) * prof
 
 
-def render_optical(
+def _debris(
+    spec: Specimen, rng: np.random.Generator, ppu: float, amount: float, look: Look
+) -> None:
+    """Floating debris and dead cells over the whole field: sizes from below a micrometre to
+    ~10 µm (log-normal), some in clusters, a quarter out of focus (faint, wide)."""
+    h, w = spec.phase.shape
+    area_um2 = h * w / (ppu * ppu)
+    n = int(rng.poisson(area_um2 * 1e-6 * look.debris_per_mm2 * amount * rng.uniform(0.3, 2.5)))
+    if n == 0:
+        return
+    ys = rng.uniform(0, h, n)
+    xs = rng.uniform(0, w, n)
+    # clusters: some particles get companions next to them
+    k = int(rng.binomial(n, 0.4))
+    if k:
+        parent = rng.integers(0, n, k)
+        ys = np.concatenate([ys, ys[parent] + rng.normal(0, 3.0 * ppu, k)])
+        xs = np.concatenate([xs, xs[parent] + rng.normal(0, 3.0 * ppu, k)])
+    m = ys.size
+    radii = np.clip(rng.lognormal(math.log(1.3), 0.5, m), 0.4, 6.0) * ppu
+    soft = rng.random(m) < 0.05
+    radii = np.where(soft, radii * rng.uniform(2.0, 5.0, m), radii)
+    absorb = rng.uniform(0.05, 0.3, m) * np.where(soft, 0.12, 1.0) * look.debris_absorb_scale
+    height = rng.uniform(0.6, 2.0, m) * np.where(soft, 0.2, 1.0) * look.debris_height_scale
+    _particles(
+        spec, ys, xs, radii=np.maximum(radii, 0.5), absorb=absorb, height=height, soft=soft, rng=rng
+    )
+
+
+def _background(
+    spec: Specimen, rng: np.random.Generator, ppu: float, amount: float, look: Look
+) -> None:
+    """The coating's texture under everything: faint thin fibres (the zero crossings of
+    band-pass noise), a fine mottle and tiny dark specks."""
+    size = spec.phase.shape[0]
+    lo = round(3.0 * ppu, 1)
+    fib = _noise_frame(size, rng, (lo, round(lo * 4.0, 1)))
+    fibres = np.exp(-((fib / np.float32(0.12)) ** 2))
+    mottle = _noise_frame(size, rng, (round(2.0 * ppu, 1), round(8.0 * ppu, 1)))
+    a_f = float(rng.uniform(*look.fibres)) * amount
+    a_m = float(rng.uniform(*look.mottle)) * amount
+    spec.phase += np.float32(0.3 * a_f) * fibres
+    spec.absorb += np.float32(a_f) * fibres + np.float32(a_m) * mottle
+    n = int(rng.poisson(size * size / (ppu * ppu) * 1e-6 * look.specks_per_mm2 * amount))
+    if n:
+        ys = rng.integers(0, size, n)
+        xs = rng.integers(0, size, n)
+        # short squiggles, not points: a random walk of 2-6 steps each
+        steps = rng.integers(2, 7, n)
+        amp = rng.exponential(0.06, n).astype(np.float32)
+        for k in range(int(steps.max())):
+            live = steps > k
+            np.add.at(spec.absorb, (ys[live] % size, xs[live] % size), amp[live])
+            ys = ys + rng.integers(-1, 2, n)
+            xs = xs + rng.integers(-1, 2, n)
+
+
+def render_specimen(
     views: list[ColonyView],
     size: int,
     rng: np.random.Generator,
     *,
     pixel_size_um: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The specimen as modulation around 0 (float32, ``size`` x ``size``) and a dot-impulse
-    plane (dark dead cells / debris, shaped by the defocus blur in :func:`expose`)."""
+    noise: float = 1.0,
+    look: Look = LOOK,
+) -> Specimen:
+    """The specimen of one field: optical path and absorption maps (float32, ``size``²)."""
     ppu = 1.0 / pixel_size_um
-    out = np.zeros((size, size), np.float32)
-    halo = np.zeros((size, size), np.float32)
-    dots = np.zeros((size, size), np.float32)
-    fg = np.zeros((size, size), bool)
+    spec = Specimen(*(np.zeros((size, size), np.float32) for _ in range(4)))
+    _background(spec, rng, ppu, 1.0, look)
+    layer = _Colonies(
+        np.zeros((size, size), np.float32),
+        np.zeros((size, size), np.float32),
+        np.zeros((size, size), np.float32),
+        np.zeros((size, size), bool),
+    )
     spindles: list[tuple[float, float, float]] = []
+    dead_y: list[np.ndarray] = []
+    dead_x: list[np.ndarray] = []
     for view in reversed(views):
-        spindles += _draw_colony(out, halo, fg, dots, view, px_per_um=ppu)
-    halo[fg] = 0.0
-    out += halo
+        pts, (dy, dx) = _draw_colony(layer, view, ppu=ppu, look=look)
+        spindles += pts
+        dead_y.append(dy)
+        dead_x.append(dx)
+    spec.phase += layer.thick * layer.body
+    spec.cover += layer.thick
+    spec.glint += layer.thick * layer.glint
+    spec.absorb += np.float32(look.colony_absorb) * layer.thick
     for at in spindles:
-        _draw_spindle(out, at, rng, ppu)
-    return out, dots
+        _draw_spindle(spec.phase, at, rng, ppu)
+    # dead cells on the colonies: dark, refractile, a few micrometres, often in clumps
+    if dead_y:
+        cy = np.concatenate(dead_y).astype(np.float64)
+        cx = np.concatenate(dead_x).astype(np.float64)
+        if cy.size:
+            # one particle per dead cell (its pixels are many): thin them to one per cell
+            keep = rng.random(cy.size) < 1.0 / max(1.0, 3.0 * ppu * ppu)
+            cy, cx = cy[keep], cx[keep]
+            m = cy.size
+            radii = np.clip(rng.lognormal(math.log(1.6), 0.35, m), 0.8, 4.0) * ppu
+            _particles(
+                spec,
+                cy,
+                cx,
+                radii=radii,
+                absorb=rng.uniform(0.05, 0.25, m) * look.debris_absorb_scale,
+                height=rng.uniform(0.6, 2.0, m) * look.debris_height_scale,
+                soft=np.zeros(m, bool),
+                rng=rng,
+            )
+    _debris(spec, rng, ppu, noise, look)
+    return spec
+
+
+# --------------------------------------------------------------------------- optics
+
+
+def _laplacian(a: np.ndarray) -> np.ndarray:
+    """5-point Laplacian with reflecting edges."""
+    p = np.pad(a, 1, mode="edge")
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * a
+
+
+def _lowpass(a: np.ndarray, sigma: float) -> np.ndarray:
+    """A wide Gaussian low-pass, cheaply: block-mean by ``k``, Gaussian on the small
+    plane, bilinear back up."""
+    k = max(1, int(sigma / 3))
+    h, w = a.shape
+    hk, wk = h // k, w // k
+    small = a[: hk * k, : wk * k].reshape(hk, k, wk, k).mean(axis=(1, 3))
+    small = ndi.gaussian_filter(small, sigma / k, mode="reflect")
+    if k == 1:
+        return small
+    zoom = (h / hk, w / wk)
+    return ndi.zoom(small, zoom, order=1, mode="nearest", grid_mode=True)[:h, :w]
+
+
+def form_image(
+    spec: Specimen,
+    rng: np.random.Generator,
+    difficulty: Difficulty,
+    *,
+    modality: str = "brightfield",
+    pixel_size_um: float = 1.0,
+    look: Look = LOOK,
+) -> tuple[np.ndarray, float, float]:
+    """The intensity modulation around 0 (``spec`` is used as scratch): returns it, the
+    defocus blur (px) and the contrast gain drawn."""
+    check_modality(modality)
+    ppu = 1.0 / pixel_size_um
+    nz = difficulty.noise
+    defocus = float(0.45 + abs(rng.normal(0.0, 0.15 * nz)))
+    gain = float(math.exp(rng.normal(0.0, difficulty.contrast_jitter)))
+    # partial coherence: the condenser's aperture damps the phase contrast of the finest
+    # detail (the transfer of a defocused bright field falls off beyond ~1 µm)
+    path = _blur(spec.phase, math.hypot(defocus, float(rng.uniform(*look.phase_blur_um)) * ppu))
+    absorb = _blur(spec.absorb, defocus)
+    glint = _blur(spec.glint, defocus)
+    # oblique illumination: a little relief along a random direction
+    ang = float(rng.uniform(0, 2 * math.pi))
+    relief = float(rng.uniform(*look.relief))
+    gy, gx = np.gradient(path)
+    grad = gx * np.float32(math.cos(ang)) + gy * np.float32(math.sin(ang))
+    lap = _laplacian(path)
+    if modality == "brightfield":
+        k = look.bf_gain * ppu * ppu  # the Laplacian is per px²: the same contrast per µm
+        mod = np.float32(k) * (lap + np.float32(relief) * grad)
+        target = look.bf_contrast
+    else:
+        # the ring passes the path high-passed at its scale (halo and shade-off); a finite
+        # ring leaves part of the large scales (a colony's interior stays darker)
+        ring = float(rng.uniform(5.0, 12.0)) * ppu
+        keep = float(rng.uniform(0.25, 0.5))
+        mod = np.float32(-look.pc_gain) * (path - np.float32(1.0 - keep) * _lowpass(path, ring))
+        mod += np.float32(0.04) * (lap + np.float32(relief) * grad)
+        target = look.pc_contrast
+    mod -= absorb
+    mod += np.float32(look.glint) * glint
+    # exposure and condenser setting: the contrast of the colonies is scaled to a random
+    # target drawn independently of what they are, so contrast carries no label (fields
+    # almost without colonies keep the contrast their optics give)
+    inside = spec.cover[::4, ::4] > 0.5
+    if not look.colony_contrast:
+        inside[:] = True
+    if inside.mean() > 0.02:
+        sd = float(mod[::4, ::4][inside].std())
+        mod *= np.float32(np.clip(target * gain / max(sd, 1e-6), 0.3, 4.0))
+    else:
+        mod *= np.float32(gain)
+    if rng.random() < 0.05 * nz:
+        _draw_bubble(mod, rng)
+    return mod, defocus, gain
 
 
 def _smooth_field(
@@ -415,13 +736,13 @@ def _smooth_field(
     k = int(rng.poisson(n_blobs))
     if k:
         imp[rng.integers(0, n, k), rng.integers(0, n, k)] = rng.uniform(-1.0, -0.3, k)
-        field += ndi.gaussian_filter(imp, float(rng.uniform(1.0, 2.5))) * 0.08
+        field += ndi.gaussian_filter(imp, float(rng.uniform(1.0, 2.5))) * 0.04
     return field.astype(np.float32)
 
 
 def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur (reflecting edges) by shifted multiply-adds in float32: for
-    the small defocus kernels here ~4x faster than ndimage.gaussian_filter."""
+    the small kernels here ~4x faster than ndimage.gaussian_filter."""
     r = max(1, math.ceil(3.0 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     k = (k / k.sum()).astype(np.float32)
@@ -474,55 +795,40 @@ def _draw_bubble(out: np.ndarray, rng: np.random.Generator) -> None:
     out[y0:y1, x0:x1] += ring + 0.04 * (rr < 0)
 
 
+# --------------------------------------------------------------------------- camera
+
+
 def expose(
-    optical: np.ndarray,
-    dots: np.ndarray,
+    modulation: np.ndarray,
     rng: np.random.Generator,
     difficulty: Difficulty,
     *,
     bit_depth: int = 16,
+    defocus_px: float = 0.0,
+    contrast: float = 1.0,
+    look: Look = LOOK,
+    colony_fraction: float = 0.5,
 ) -> tuple[np.ndarray, Exposure]:
-    """Image the specimen: debris, defocus, contrast, illumination, tone curve, noise,
-    gain/offset, quantisation. ``optical`` and ``dots`` are used as scratch (changed)."""
+    """Image an intensity modulation (around 0; used as scratch): illumination, tone curve,
+    noise, camera blur, gain/offset, quantisation."""
     if bit_depth not in (8, 16):
         raise SynthError(f"bit_depth {bit_depth} is not supported; use 8 or 16")
-    size = optical.shape[0]
+    size = modulation.shape[0]
     nz = difficulty.noise
     full = 255.0 if bit_depth == 8 else 4095.0
-    # exposure / condenser setting: the specimen's contrast is scaled to a random target
-    # drawn independently of what is in the field, so whole-image contrast carries no label
-    target = 0.035 * math.exp(rng.normal(0.0, difficulty.contrast_jitter))
-    spec = optical  # modified in place: the caller's planes are scratch
-    ppu = 1.0  # debris sizes are in pixels
-    # debris: faint small specks everywhere, a few larger particles and floating dead cells
-    n_specks = int(rng.poisson(size * size / 2500.0 * nz * rng.uniform(0.2, 3.0)))
-    if n_specks:
-        ys = rng.integers(0, size, n_specks)
-        xs = rng.integers(0, size, n_specks)
-        amp = -rng.exponential(0.35, n_specks).astype(np.float32)
-        np.add.at(dots, (ys, xs), amp)
-    dots *= np.float32(1.6)
-    spec += dots
-    _draw_debris(spec, rng, int(rng.poisson(size * size / 40000.0 * nz)), ppu)
-    if rng.random() < 0.05 * nz:
-        _draw_bubble(spec, rng)
-    defocus = float(0.6 + abs(rng.normal(0.0, 0.25 * nz)))
-    spec = _blur(spec, defocus)
-    sd = float(spec[::4, ::4].std())
-    contrast = float(np.clip(target / max(sd, 1e-4), 0.3, 6.0))
-    spec *= np.float32(contrast)
-    illum_small = _smooth_field(size, rng, 32, 0.015, 2 * nz)
-    level = float(rng.uniform(0.35, 0.6)) * full
-    # auto-exposure: the image mean (not the background) lands at ``level``
-    spec += np.float32(1.0)
-    shaded = _illuminate(spec, illum_small)
+    signal = modulation
+    signal += np.float32(1.0)
+    np.maximum(signal, np.float32(0.02), out=signal)
+    illum_small = _smooth_field(size, rng, 32, look.illumination, 2 * nz)
+    level = float(rng.uniform(0.45, 0.6)) * full
+    signal = _illuminate(signal, illum_small)
     if difficulty.tone_match > 0:
-        shaded = _tone_match(shaded, rng, difficulty.tone_match)
-    level /= max(float(shaded[::4, ::4].mean()), 0.1)
-    signal = shaded
-    signal *= np.float32(level)
+        signal = _tone_match(signal, rng, difficulty.tone_match, colony_fraction)
+    # auto-exposure: the image mean (not the background) lands at ``level``
+    signal *= np.float32(level / max(float(signal[::4, ::4].mean()), 0.05))
     # Poisson-Gaussian noise (Gaussian approximation of the shot noise: counts are high)
-    dn_per_e = full / float(math.exp(rng.uniform(math.log(15000.0), math.log(40000.0))))
+    lo_e, hi_e = look.full_well_e
+    dn_per_e = full / float(math.exp(rng.uniform(math.log(lo_e), math.log(hi_e))))
     read = float(rng.uniform(0.5, 2.0)) * full / 4095.0 * 4.0 * nz
     sd_noise = np.maximum(signal, np.float32(0.0))
     sd_noise *= np.float32(dn_per_e * nz * nz)
@@ -530,15 +836,19 @@ def expose(
     np.sqrt(sd_noise, out=sd_noise)
     sd_noise *= rng.standard_normal(signal.shape, dtype=np.float32)
     signal += sd_noise
+    # the camera's own blur (optics' MTF, demosaicing, resampling): noise is not white
+    signal = _blur(signal, float(rng.uniform(*look.camera_blur_px)))
     offset = float(rng.uniform(0.0, 0.04)) * full
     signal += np.float32(offset + 0.5)
     np.clip(signal, 0.0, full + 0.49, out=signal)
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     img = signal.astype(dtype)  # floor of x + 0.5: rounding
-    return img, Exposure(level, contrast, defocus, read, dn_per_e)
+    return img, Exposure(level, contrast, defocus_px, read, dn_per_e)
 
 
-def _tone_match(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+def _tone_match(
+    img: np.ndarray, rng: np.random.Generator, strength: float, colony_fraction: float = 0.5
+) -> np.ndarray:
     """A random monotone tone curve (camera response plus export auto-levels) that maps the
     image's intensity histogram towards a random reference histogram drawn independently of
     the specimen; keeps every spatial structure, removes whole-image intensity statistics as
@@ -546,17 +856,19 @@ def _tone_match(img: np.ndarray, rng: np.random.Generator, strength: float) -> n
     sub = img[::4, ::4].ravel()
     qs = np.linspace(0.0, 1.0, 129)
     src = np.quantile(sub, qs)
-    # reference: a narrow background peak mixed with a wide colony component (as in real
-    # brightfield, background texture ~5x weaker than colony texture), random proportions
+    # reference: what real brightfield fields of colonies look like, with random
+    # proportions: a narrow background peak, a wider, heavy-tailed and slightly darker
+    # colony component (2-4x the background's spread), a dark tail of debris and dead
+    # cells and a faint bright tail of halos
     n = 8192
-    k = int(n * float(rng.uniform(0.2, 0.8)))
-    ref = np.concatenate(
-        [
-            rng.normal(0.0, float(rng.uniform(0.15, 0.4)), n - k),
-            rng.normal(float(rng.normal(-0.1, 0.1)), float(rng.uniform(0.9, 1.6)), k),
-        ]
-    )
-    ref += float(rng.normal(0.0, 0.08)) * ref**2  # random skew
+    k = int(n * float(np.clip(colony_fraction + rng.normal(0.0, 0.1), 0.05, 0.95)))
+    colony = rng.standard_t(float(rng.uniform(3.0, 8.0)), k)
+    colony *= float(rng.uniform(3.0, 5.0)) / max(float(colony.std()), 1e-6)
+    ref = np.concatenate([rng.normal(0.0, 1.0, n - k), colony + float(rng.uniform(-1.5, 0.2))])
+    n_dark = int(rng.binomial(n, float(rng.uniform(0.002, 0.015))))
+    ref[:n_dark] = -2.0 - rng.exponential(float(rng.uniform(4.0, 10.0)), n_dark)
+    n_bright = int(rng.binomial(n, float(rng.uniform(0.0005, 0.005))))
+    ref[n_dark : n_dark + n_bright] = rng.exponential(float(rng.uniform(2.0, 5.0)), n_bright)
     tgt = np.quantile(ref, qs)
     tgt = (tgt - ref.mean()) / max(float(ref.std()), 1e-6)
     src_scale = max(float(sub.std()), 1e-6)
@@ -586,8 +898,28 @@ def render_field(
     *,
     bit_depth: int = 16,
     pixel_size_um: float = 1.0,
+    modality: str = "brightfield",
+    look: Look | None = None,
 ) -> np.ndarray:
     """One field of view as an integer image (uint8, or 12-bit data in uint16)."""
-    optical, dots = render_optical(views, size, rng, pixel_size_um=pixel_size_um)
-    img, _ = expose(optical, dots, rng, difficulty, bit_depth=bit_depth)
+    check_pixel_size(pixel_size_um)
+    check_modality(modality)
+    look = LOOK if look is None else look
+    spec = render_specimen(
+        views, size, rng, pixel_size_um=pixel_size_um, noise=difficulty.noise, look=look
+    )
+    colony_fraction = float((spec.cover[::4, ::4] > 0.5).mean())
+    mod, defocus, gain = form_image(
+        spec, rng, difficulty, modality=modality, pixel_size_um=pixel_size_um, look=look
+    )
+    img, _ = expose(
+        mod,
+        rng,
+        difficulty,
+        bit_depth=bit_depth,
+        defocus_px=defocus,
+        contrast=gain,
+        look=look,
+        colony_fraction=colony_fraction,
+    )
     return img

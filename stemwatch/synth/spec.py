@@ -15,6 +15,7 @@ from typing import Any
 
 from stemwatch.core.wells import PLATE_FORMATS, normalise_well
 from stemwatch.synth.difficulty import Difficulty, SynthError
+from stemwatch.synth.render import check_modality, check_pixel_size
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0)
 
@@ -23,13 +24,15 @@ DEFAULT_START = datetime(2026, 1, 5, 9, 0)
 class PlateSpec:
     """A plate time-lapse: layout, conditions, time line, optics and file format.
 
-    ``wells`` is a plate format (6, 12, 24, 48, 96, 384, 1536) or a list of well names.
-    ``induced`` lists the induced wells; by default every other column of a plate format is
-    induced (A01 maintenance, A02 induced, ...), for an explicit list every other well.
-    ``induction_h`` is the induction time of every induced well, else each draws a multiple of
-    ``interval_h`` in the first third of the run. The time points are ``times_h`` when given,
-    else ``n_timepoints`` every ``interval_h`` hours from 0. Invalid values raise
-    :class:`SynthError` naming the field, when the spec is made.
+        ``wells`` is a plate format (6, 12, 24, 48, 96, 384, 1536) or a list of well names.
+        ``induced`` lists the induced wells; by default every other column of a plate format is
+        induced (A01 maintenance, A02 induced, ...), for an explicit list every other well.
+        ``induction_h`` is the induction time of every induced well, else each draws a multiple of
+        ``interval_h`` in the first third of the run. The time points are ``times_h`` when given,
+        else ``n_timepoints`` every ``interval_h`` hours from 0. ``pixel_size_um`` is 0.5-2 (the
+    range the renderer draws cells at their size; render finer and bin down for coarser images).
+    Invalid values raise
+        :class:`SynthError` naming the field, when the spec is made.
     """
 
     wells: int | Sequence[str] = 96
@@ -49,6 +52,8 @@ class PlateSpec:
     drift_um: float = 4.0
     compression: str | None = None
     """TIFF compression of the written files (tifffile's names: zlib, lzw, zstd, ...)."""
+    modality: str = "brightfield"
+    """How the fields are imaged: ``brightfield`` or ``phase`` (contrast)."""
 
     def __post_init__(self) -> None:
         # sequences become tuples, so a spec is immutable and hashable
@@ -84,8 +89,8 @@ class PlateSpec:
             raise SynthError(f"n_timepoints={self.n_timepoints}; use at least 1")
         if self.interval_h <= 0:
             raise SynthError(f"interval_h={self.interval_h}; use a positive number of hours")
-        if self.pixel_size_um <= 0:
-            raise SynthError(f"pixel_size_um={self.pixel_size_um}; use a positive size")
+        check_pixel_size(self.pixel_size_um)
+        check_modality(self.modality)
 
     @property
     def timeline_h(self) -> tuple[float, ...]:
