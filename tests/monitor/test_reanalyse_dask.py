@@ -199,7 +199,13 @@ def test_local_cluster_workers_ignore_the_terminals_ctrl_c() -> None:
 
     from monitor.cluster import connect
 
-    with connect(ClusterSpec(workers=1)) as client:
-        dispositions = client.run(signal.getsignal, signal.SIGINT)
-    assert list(dispositions.values()) == [signal.SIG_IGN]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours is back
+    # A test run started in the background (nohup, `make &`) inherits an ignored SIGINT:
+    # install the interactive handler so that "ours is back" can fail.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with connect(ClusterSpec(workers=1)) as client:
+            dispositions = client.run(signal.getsignal, signal.SIGINT)
+        assert list(dispositions.values()) == [signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours is back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
