@@ -34,6 +34,8 @@ class FrameResult:
     by: str  # what flagged it: quality, statistics, features, or ""
     probability: float | None
     seconds: float  # domain scoring only (statistics and distances)
+    tiles_above: int = 0  # tiles whose probability is above 0.5
+    n_tiles: int = 0
 
     @property
     def flagged(self) -> bool:
@@ -52,12 +54,13 @@ def score_frame(model: LoadedModel, frame: Frame) -> FrameResult:
     score = model.domain_score(tiles.data, out.features)
     seconds = time.perf_counter() - t0
     probability = float(np.mean(out.probabilities))
+    above = (int(np.sum(out.probabilities > 0.5)), len(out.probabilities))
     if score is None or model.domain is None:
-        return FrameResult(frame.name, frame.group, None, None, "", probability, seconds)
+        return FrameResult(frame.name, frame.group, None, None, "", probability, seconds, *above)
     parts = model.domain.distances(tiles.data, out.features)
     names = ("statistics", "features")
     by = "+".join(n for n, d in zip(names, parts, strict=False) if d > model.domain.threshold)
-    return FrameResult(frame.name, frame.group, None, score.score, by, probability, seconds)
+    return FrameResult(frame.name, frame.group, None, score.score, by, probability, seconds, *above)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -20,10 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.inference import load_model
-from stemwatch.core.aggregate import score_image
-from stemwatch.core.imaging import prepare
-from stemwatch.core.quality import check_quality
-from stemwatch.evaluation.domain_eval import wilson
+from stemwatch.evaluation.domain_eval import score_frame, wilson
 from stemwatch.evaluation.domain_sets import from_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +34,6 @@ def main() -> None:
     if not args.real.is_dir():
         raise SystemExit(f"{args.real}: no such folder (the real images live in ../shared/real)")
     model = load_model(args.model)
-    meta = model.metadata
     print(
         f"model {args.model.name} ({model.model_hash[:12]}), domain description: "
         f"{'yes' if model.domain is not None else 'none (no domain scores)'}"
@@ -52,23 +48,12 @@ def main() -> None:
         frames = from_folder(folder)
         if not frames:
             continue
-        probs: list[float] = []
-        tiles_above = tiles_all = 0
-        flagged = 0
-        scores: list[float] = []
-        for frame in frames:
-            if check_quality(frame.pixels, bit_depth=frame.bit_depth) is not None:
-                flagged += 1
-                continue
-            tiles = prepare(frame.pixels, meta.normalisation, meta.tiling)
-            out = model.infer(tiles.data, cam=False)
-            probs.append(score_image(out.probabilities).probability)
-            tiles_above += int(np.sum(out.probabilities > 0.5))
-            tiles_all += len(out.probabilities)
-            score = model.domain_score(tiles.data, out.features)
-            if score is not None:
-                scores.append(score.score)
-                flagged += int(score.score > 1.0)
+        results = [score_frame(model, frame) for frame in frames]
+        probs = [r.probability for r in results if r.probability is not None]
+        scores = [r.score for r in results if r.score is not None]
+        tiles_above = sum(r.tiles_above for r in results)
+        tiles_all = sum(r.n_tiles for r in results)
+        flagged = sum(r.flagged for r in results)
         n = len(frames)
         above = sum(p > 0.5 for p in probs)
         lo, hi = wilson(above, n)
