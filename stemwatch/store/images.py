@@ -873,10 +873,11 @@ def domain_window(
         "ORDER BY p.id DESC LIMIT ?",
         (who, plate, model_hash, int(last)),
     )
+    outside = sorted(float(r[1]) for r in rows if r[0])
     return DomainWindow(
         n_scored=len(rows),
-        n_out_of_domain=sum(1 for r in rows if r[0]),
-        last_score=float(rows[0][1]) if rows else None,
+        n_out_of_domain=len(outside),
+        median_out_score=float(statistics.median(outside)) if outside else None,
     )
 
 
