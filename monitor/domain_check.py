@@ -78,7 +78,8 @@ def domain_alert(
         typical = (
             ""
             if window.median_out_score is None
-            else f"; their median domain score is {window.median_out_score:.1f}, where 1 is the edge"
+            else f"; their median domain score is {window.median_out_score:.1f}, where 1 is the "
+            "edge"
         )
         return (
             f"Images from plate {plate} do not look like model {model_name}'s training data "
