@@ -20,7 +20,7 @@ from stemwatch.core.errors import StemwatchError
 def test_streamlit_command_line_is_headless_and_private(tmp_path: Path) -> None:
     db = tmp_path / "results.db"
     argv = command.streamlit_argv(db, port=8642, address="127.0.0.1")
-    assert argv[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert argv[:4] == [sys.executable, "-m", "dashboard.serve", "run"]
     assert Path(argv[4]) == Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
     assert Path(argv[4]).is_file()
     for option in (
