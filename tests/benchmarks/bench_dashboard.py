@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if db.exists():
             from stemwatch import store
 
+            store.open_db(db).close()  # built by an older stemwatch: migrated, as the daemon would
             with store.open_db(db, readonly=True) as conn:
                 well = store.list_onsets(conn, PLATE)[0].well
         else:
