@@ -86,7 +86,8 @@ def plate_heatmap(
     # one rect per well (a 384-well plate draws 384 marks, not a grey one under each coloured
     # one: the browser's drawing of the page is most of its first render, issue 13)
     cells = (
-        base.mark_rect(cornerRadius=4, stroke="white", strokeWidth=1)
+        # invalid=None: a well without a probability is drawn (grey), not filtered out
+        base.mark_rect(cornerRadius=4, stroke="white", strokeWidth=1, invalid=None)
         .encode(
             color=alt.condition(
                 "!isValid(datum.probability) || !isFinite(datum.probability)",
