@@ -149,6 +149,9 @@ def check_args(db: Path | None, port: int, address: str) -> None:
     if not 1 <= port <= 65535:
         raise StemwatchError(f"--port {port}: not a TCP port; use a number from 1024 to 65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the server binds: a port whose last server just stopped (its connections in
+        # TIME_WAIT) is free, one a server listens on is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((address, port))
         except OSError as exc:
