@@ -35,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -255,6 +256,22 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
+def restart_on(port: int, start: Any) -> Any:
+    """A server started by ``start()`` on the port another one just left, once it is ready
+    (an older stemwatch refuses a port in TIME_WAIT for up to a minute: retried)."""
+    deadline = time.monotonic() + 120
+    while True:
+        server = start()
+        try:
+            server.wait_ready(timeout_s=300)
+            return server
+        except RuntimeError as exc:
+            server.stop()
+            if "already in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def browser_first_render(db: Path, work: Path, well: str) -> BrowserRun:
     from dashboard_browser import DashboardServer, chrome, find_browser, free_port
     from selenium.webdriver.support.ui import WebDriverWait
@@ -287,9 +304,8 @@ def browser_first_render(db: Path, work: Path, well: str) -> BrowserRun:
         finally:
             server.stop()
         driver.get("about:blank")
-        server = DashboardServer(db, port, work / "server2.log")
+        server = restart_on(port, lambda: DashboardServer(db, port, work / "server2.log"))
         try:
-            server.wait_ready(timeout_s=300)
             known = render(server)
         finally:
             server.stop()
