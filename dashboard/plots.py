@@ -83,27 +83,31 @@ def plate_heatmap(
         tooltip.insert(1, alt.Tooltip("condition:N", title="Condition"))
     pick = alt.selection_point(name=WELL_PICK, fields=["well"], on="click", clear=False)
     base = alt.Chart(df).encode(x=x, y=y)
-    empty = base.mark_rect(cornerRadius=4, color=NO_DATA_COLOR).encode(tooltip=tooltip)
-    imaged = df["probability"].notna()
+    # one rect per well (a 384-well plate draws 384 marks, not a grey one under each coloured
+    # one: the browser's drawing of the page is most of its first render, issue 13)
     cells = (
-        alt.Chart(df[imaged] if imaged.any() else df.head(0))
-        .encode(x=x, y=y)
-        .mark_rect(cornerRadius=4, stroke="white", strokeWidth=1)
+        # invalid=None: a well without a probability is drawn (grey), not filtered out
+        base.mark_rect(cornerRadius=4, stroke="white", strokeWidth=1, invalid=None)
         .encode(
-            color=alt.Color(
-                "probability:Q",
-                title=PROB_TITLE,
-                scale=alt.Scale(scheme="viridis", domain=[0, 1]),
-                legend=alt.Legend(
-                    orient="bottom",
-                    direction="horizontal",
-                    gradientLength=min(260, cell * layout.cols),
-                    titleFontSize=12,
-                    labelFontSize=11,
+            color=alt.condition(
+                "!isValid(datum.probability) || !isFinite(datum.probability)",
+                alt.value(NO_DATA_COLOR),
+                alt.Color(
+                    "probability:Q",
+                    title=PROB_TITLE,
+                    scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+                    legend=alt.Legend(
+                        orient="bottom",
+                        direction="horizontal",
+                        gradientLength=min(260, cell * layout.cols),
+                        titleFontSize=12,
+                        labelFontSize=11,
+                    ),
                 ),
             ),
             tooltip=tooltip,
         )
+        .add_params(pick)
     )
     excluded = (
         alt.Chart(df[df["flagged"]] if df["flagged"].any() else df.head(0))
@@ -127,7 +131,7 @@ def plate_heatmap(
     frame = base.transform_filter("datum.selected").mark_rect(
         filled=False, stroke="black", strokeWidth=3, cornerRadius=4
     )
-    layers: list[alt.Chart] = [empty.add_params(pick), cells, excluded, ring, frame]
+    layers: list[alt.Chart] = [cells, excluded, ring, frame]
     if layout.n_wells <= 96:
         font = 10 if cell < 40 else 11
         text = (

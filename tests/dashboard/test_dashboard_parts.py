@@ -155,6 +155,12 @@ def test_plate_heatmap_spec() -> None:
     assert any(
         c.get("title") == "P(differentiated)" and c["scale"]["domain"] == [0, 1] for c in colour
     )
+    # one rect per well: wells without a probability are grey in the coloured layer itself
+    rects = [lyr for lyr in spec["layer"] if lyr["mark"]["type"] == "rect"]
+    grey = rects[0]["encoding"]["color"]["condition"]
+    assert grey["value"] == plots.NO_DATA_COLOR and "isValid(datum.probability)" in grey["test"]
+    assert [r["well"] for r in spec["datasets"][rects[0]["data"]["name"]]] == ["A01", "A02"]
+    assert len([r for r in rects if "transform" not in r]) == 2  # the wells, the left-out frames
     filters = [t["filter"] for lyr in spec["layer"] for t in lyr.get("transform", [])]
     assert "datum.onset" in filters and "datum.selected" in filters
     assert spec["autosize"]["type"] == "pad"
