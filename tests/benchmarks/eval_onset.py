@@ -31,8 +31,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monitor.onset import OnsetParams
 from stemwatch.core.intervals import Interval
 from stemwatch.core.modelfile import bundled_model_path, file_sha256
@@ -335,8 +333,13 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
     import matplotlib.pyplot as plt
 
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), sharey=True)
-    axes = np.atleast_1d(axes)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.2 * rows), squeeze=False)
+    axes = grid.ravel()
+    spare = axes[n:]
+    axes = axes[:n]
+    ymin, ymax = 0.0, 1.0
     colours = {1.0: "tab:orange", NAIVE_SMOOTHING: "tab:green"}
     for ax, panel in zip(axes, panels, strict=True):
 
@@ -380,8 +383,17 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
         ax.set_title(panel.name, fontsize=10)
         ax.set_xlabel("false alarms per 100 maintenance wells")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("median delay after true onset (imaging intervals)")
-    axes[0].legend(fontsize=7, loc="upper right")
+        ymin, ymax = min(ymin, ax.get_ylim()[0]), max(ymax, ax.get_ylim()[1])
+    for ax in axes:  # one delay scale for all panels
+        ax.set_ylim(ymin, ymax)
+        ax.set_ylabel("median delay after true onset (intervals)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(spare):
+        for ax in spare:
+            ax.axis("off")
+        spare[0].legend(handles, labels, fontsize=8, loc="center")
+    else:
+        axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Onset detection: delay vs false alarms, 95 % intervals over wells", fontsize=11)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
