@@ -73,6 +73,13 @@ def main() -> None:
     ap.add_argument("--tuning-plates", type=int, default=2, help="hard plates to tune on")
     ap.add_argument("--size", type=int, default=384, help="image side (px, 1 um/px)")
     ap.add_argument("--fields", type=int, default=2, help="fields per well")
+    ap.add_argument(
+        "--easy-fields",
+        type=int,
+        default=None,
+        help="fields per well of the in-distribution plates (default: --fields; fewer when the "
+        "rendering budget is short: the target is judged on the hard ones)",
+    )
     ap.add_argument("--hours", type=float, default=72.0, help="imaging time per plate")
     ap.add_argument("--workers", type=int, default=2, help="scoring processes")
     ap.add_argument("--max-false-alarms", type=float, default=1.0, help="tuning budget /100")
@@ -82,7 +89,9 @@ def main() -> None:
     model = str(Path(args.model) if args.model else bundled_model_path())
     base = PlateSpec(wells=96, n_fields=args.fields, size=args.size, seed=1)
     n6 = int(args.hours / 6) + 1
-    default_6h = base.replace(interval_h=6.0, n_timepoints=n6)
+    default_6h = base.replace(
+        interval_h=6.0, n_timepoints=n6, n_fields=args.easy_fields or args.fields
+    )
     hard_6h = base.replace(interval_h=6.0, n_timepoints=n6, difficulty="hard")
     tuning = hard_6h.replace(seed=100)
     cache = Path(args.cache)
@@ -95,15 +104,19 @@ def main() -> None:
     d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
     print(f"scores ready in {time.perf_counter() - t0:.0f} s")
 
+    def fields(w: ScoredPlates) -> str:
+        n = int(w.probs.shape[2])
+        return f"{n} field{'s' if n > 1 else ''}"
+
     conditions: dict[str, ScoredPlates] = {
-        "in distribution (6 h)": d6[0],
-        "hard (6 h)": hard,
+        f"in distribution (6 h, {fields(d6[0])})": d6[0],
+        f"hard (6 h, {fields(hard)})": hard,
     }
     if args.other_model:
-        conditions["other-seed model (6 h)"] = d6[1]
-    conditions["imaging every 12 h"] = d6[0].every(2)
+        conditions[f"other-seed model (6 h, {fields(d6[1])})"] = d6[1]
+    conditions[f"imaging every 12 h ({fields(d6[0])})"] = d6[0].every(2)
     if args.fields > 1:
-        conditions["hard, 1 field per well"] = hard.first_fields(1)
+        conditions["hard (6 h, 1 field)"] = hard.first_fields(1)
 
     grid = [detector_rule(on, k, a) for k in GRID_K for a in GRID_ALPHA for on in GRID_ON]
     current = Rule("detector (monitor defaults)", "current", OnsetParams())
