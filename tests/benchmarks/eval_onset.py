@@ -11,8 +11,10 @@ Conditions: in distribution (default difficulty, 6-hourly), ``--difficulty hard`
 trained on another seed (``--other-model``), imaging every 12 h (the in-distribution wells,
 every other time point); and the hard wells seen through one field only (a smaller set-up).
 Each well has ``--fields`` fields (default 2, combined by the monitor's median, as the monitor
-is used). Defaults are chosen on separate hard plates (seed 100) and judged on the others
-(seed 1).
+is used; 1 when the rendering budget is short). Defaults are chosen on separate hard plates
+(seed 100) and judged on the others (seed 1). The tuning plates are rendered with at least 2
+fields: tuning uses as many as the judged plates have, and the tables of the tuning plates
+seen through 1 and through 2 fields show what a second field changes on the same wells.
 
     nice -n 10 python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
         --other-model build/other-seed/other-seed.onnx        # scripts/eval-onset.sh does all
@@ -72,14 +74,7 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=9, help="96-well plates per condition")
     ap.add_argument("--tuning-plates", type=int, default=2, help="hard plates to tune on")
     ap.add_argument("--size", type=int, default=384, help="image side (px, 1 um/px)")
-    ap.add_argument("--fields", type=int, default=2, help="fields per well")
-    ap.add_argument(
-        "--easy-fields",
-        type=int,
-        default=None,
-        help="fields per well of the in-distribution plates (default: --fields; fewer when the "
-        "rendering budget is short: the target is judged on the hard ones)",
-    )
+    ap.add_argument("--fields", type=int, default=1, help="fields per well")
     ap.add_argument("--hours", type=float, default=72.0, help="imaging time per plate")
     ap.add_argument("--workers", type=int, default=2, help="scoring processes")
     ap.add_argument("--max-false-alarms", type=float, default=1.0, help="tuning budget /100")
@@ -89,17 +84,16 @@ def main() -> None:
     model = str(Path(args.model) if args.model else bundled_model_path())
     base = PlateSpec(wells=96, n_fields=args.fields, size=args.size, seed=1)
     n6 = int(args.hours / 6) + 1
-    default_6h = base.replace(
-        interval_h=6.0, n_timepoints=n6, n_fields=args.easy_fields or args.fields
-    )
+    default_6h = base.replace(interval_h=6.0, n_timepoints=n6)
     hard_6h = base.replace(interval_h=6.0, n_timepoints=n6, difficulty="hard")
-    tuning = hard_6h.replace(seed=100)
+    tuning = hard_6h.replace(seed=100, n_fields=max(2, args.fields))
     cache = Path(args.cache)
     t0 = time.perf_counter()
     models = [model] + ([args.other_model] if args.other_model else [])
     opts = {"rescore": args.rescore, "workers": args.workers}
     # the hard preset first: the target is judged there, and a cut-short run keeps it
-    tune = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
+    tune_all = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
+    tune = tune_all.first_fields(args.fields)
     hard = scored(cache / "hard-6h", hard_6h, args.plates, [model], **opts)[0]
     d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
     print(f"scores ready in {time.perf_counter() - t0:.0f} s")
@@ -130,6 +124,10 @@ def main() -> None:
         panels.append(panel)
         report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
         print(f"({name}: {time.perf_counter() - t1:.0f} s)")
+    for n in sorted({1, 2, args.fields}):
+        name = f"tuning plates (hard, seed 100), {n} field{'s' if n > 1 else ''}"
+        panel = evaluate_condition(name, Evaluation(tune_all.first_fields(n)), grid, current, tuned)
+        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
     if args.png:
         draw(panels, Path(args.png), tuned)
         print(f"curve: {args.png}")
