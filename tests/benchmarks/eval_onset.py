@@ -383,10 +383,11 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
                     xytext=(3, 3),
                     textcoords="offset points",
                 )
-        errbar(
-            ax, panel.tuned, "tab:blue", "*", size=12, label="detector tuned on other hard plates"
-        )
-        errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
+        same = panel.tuned.rule.params == panel.current.rule.params
+        tuned_label = "detector tuned on other hard plates" + (" = monitor's" if same else "")
+        errbar(ax, panel.tuned, "tab:blue", "*", size=12, label=tuned_label)
+        if not same:
+            errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-0.2, 100)
         ax.axvline(1.0, color="grey", lw=0.5, ls="--")
