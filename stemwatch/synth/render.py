@@ -506,6 +506,7 @@ def _stamp(
     spec: Specimen,
     ys: np.ndarray,
     xs: np.ndarray,
+    *,
     radii: np.ndarray,
     absorb: np.ndarray,
     height: np.ndarray,
@@ -555,7 +556,16 @@ def _particles(
     small = ~soft & (reach <= STAMP_HALF)
     # the many small sharp ones (dead cells, most debris) in one vectorised stamp
     if small.any():
-        _stamp(spec, *(a[small] for a in (ys, xs, radii, absorb, height, aspects, angles)))
+        _stamp(
+            spec,
+            ys[small],
+            xs[small],
+            radii=radii[small],
+            absorb=absorb[small],
+            height=height[small],
+            aspects=aspects[small],
+            angles=angles[small],
+        )
     big = ~small
     for y, x, r, a, hgt, sft, asp, ang in zip(
         ys[big],
