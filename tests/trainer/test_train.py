@@ -75,6 +75,17 @@ def test_trained_model_separates_the_classes(trained_run: Path) -> None:
     assert "val_ece_after" in best.metrics
 
 
+def test_train_prints_each_hour_and_the_balanced_accuracy_from_it_on(trained_run: Path) -> None:
+    from stemwatch.commands.train import held_out_figures
+
+    summary = json.loads((trained_run / "summary.json").read_text())
+    figures = held_out_figures(summary["test"]["image"])
+    by_hours = figures["hours_since_induction"]
+    assert list(by_hours) == ["0 h", "24 h"]
+    assert "balanced accuracy from 24 h on" in by_hours["24 h"]
+    assert by_hours["0 h"].endswith(figures["balanced_accuracy"])  # from 0 h on: every image
+
+
 def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None:
     """The checkpoint on its own held-out split and the exported model on the run's
     test_manifest.csv score the same images the same way, with the training's figures."""
@@ -99,8 +110,14 @@ def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None
     assert {Path(p["path"]).name for p in pt["predictions"]} == {
         Path(p["path"]).name for p in ox["predictions"]
     }
-    assert set(pt["image"]["accuracy_by_hours"]) == {"0", "24"}
+    by_hours = pt["image"]["accuracy_by_hours"]
+    assert set(by_hours) == {"0", "24"}
+    # "from 0 h on" is every image: the overall balanced accuracy, with its interval
+    assert by_hours["0"]["balanced_accuracy_from"] == pytest.approx(
+        pt["image"]["intervals"]["balanced_accuracy"]
+    )
     report = (tmp_path / "pt" / "report.md").read_text()
+    assert "balanced accuracy from this hour on" in report
     assert report.startswith("# Evaluation of best.pt")
     assert "balanced accuracy" in report and (tmp_path / "pt" / "confusion.png").stat().st_size > 0
     assert "percentile bootstrap over the 2 wells" in report
