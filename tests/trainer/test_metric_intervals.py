@@ -67,7 +67,7 @@ def test_intervals_of_figures_and_hours() -> None:
 
 
 def test_balanced_accuracy_from_each_hour_on() -> None:
-    """"From 12 h on" is the balanced accuracy of the images at 12 h or later, with an
+    """Balanced accuracy "from 12 h on" is that of the images at 12 h or later, with an
     interval over the same groups; at the first hour it is the overall figure."""
     from sklearn.metrics import balanced_accuracy_score
 
