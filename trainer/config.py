@@ -214,6 +214,15 @@ class OptimSection(StrictModel):
             "sampling) or 'none'."
         ),
     )
+    tiles_per_image: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Train each epoch on at most this many tiles of each image, drawn afresh every "
+            "epoch (None: all). Large images then cost what small ones do per epoch, while "
+            "validation, test and the monitor still average all of an image's tiles."
+        ),
+    )
     max_minutes: float | None = Field(
         default=None,
         gt=0,

@@ -27,6 +27,7 @@ from trainer.train import (
     amp_enabled,
     build_model,
     check_run_dir,
+    draw_tiles,
     prepare_data,
     resolve_device,
     run_cross_validation,
@@ -228,6 +229,24 @@ def test_resume_gives_the_uninterrupted_result(dataset: Path, tmp_path: Path) ->
 
 def test_balanced_sampler_trains(dataset: Path, tmp_path: Path) -> None:
     result = _trainer(dataset, tmp_path, optim__balance="sampler", optim__epochs=1).fit()
+    assert result.epochs_run == 1 and (tmp_path / "best.pt").is_file()
+
+
+def test_draw_tiles_takes_at_most_k_of_each_image_afresh_each_epoch() -> None:
+    image = np.repeat(np.arange(5), [1, 3, 16, 16, 2])
+    assert np.array_equal(draw_tiles(image, None, torch.Generator()), np.arange(len(image)))
+    gen = torch.Generator().manual_seed(0)
+    draws = [draw_tiles(image, 4, gen) for _ in range(2)]
+    for d in draws:
+        assert np.bincount(image[d]).tolist() == [1, 3, 4, 4, 2]
+        assert len(set(d.tolist())) == len(d) and np.all(np.diff(d) > 0)
+    assert not np.array_equal(*draws)  # another draw next epoch
+
+
+def test_training_on_a_few_tiles_per_image(dataset: Path, tmp_path: Path) -> None:
+    trainer = _trainer(dataset, tmp_path, optim__tiles_per_image=1, optim__epochs=1)
+    assert len(set(trainer.train_set.image.tolist())) < len(trainer.train_set)  # several each
+    result = trainer.fit()
     assert result.epochs_run == 1 and (tmp_path / "best.pt").is_file()
 
 
