@@ -58,12 +58,12 @@ DEFAULT_EXPERIMENTS = 4
 DEFAULT_WELLS_PER_CLASS = 10
 DEFAULT_FIELDS = 2
 DEFAULT_HOURS = (0.0, 6.0, 12.0, 24.0, 48.0)
-DEFAULT_SIZE = 512
+DEFAULT_SIZE = 1024
 """The default set (``stemwatch synth dataset OUT``): 4 plates x 10 wells per class x 2
-fields x 0/6/12/24/48 h = 800 images of 512² px. Enough wells that the trainer's default
-split (``split.test_fraction`` 0.25) holds out 10 wells per class, the fewest that give a
-stable figure, and small enough images that the trainer's defaults fit 10 minutes on 2 cores
-(docs/training.md, "The README's path, measured")."""
+fields x 0/6/12/24/48 h = 800 images of 1024² px (1 µm pixels, as a camera gives them).
+Enough wells that the trainer's default split (``split.test_fraction`` 0.25) holds out 10
+wells per class, the fewest that give a stable figure; images large enough that each is
+judged on 16 tiles (docs/training.md, "The README's path, measured")."""
 
 FLUORESCENCE_DIR = "fluorescence"
 FLUORESCENCE_TRUTH_COLUMNS = (
