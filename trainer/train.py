@@ -195,6 +195,20 @@ def epoch_order(labels: np.ndarray, balance: str, gen: torch.Generator) -> np.nd
     return torch.randperm(n, generator=gen).numpy()
 
 
+def draw_tiles(image: np.ndarray, per_image: int | None, gen: torch.Generator) -> np.ndarray:
+    """Indices of at most ``per_image`` tiles of each image (``image``: the image index of
+    every tile), drawn at random; all tiles, in order, when ``per_image`` is None."""
+    n = len(image)
+    if per_image is None or n == 0:
+        return np.arange(n)
+    perm = torch.randperm(n, generator=gen).numpy()
+    by_image = perm[np.argsort(image[perm], kind="stable")]
+    ids = image[by_image]
+    first = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
+    rank = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+    return np.sort(by_image[rank < per_image])
+
+
 def shard(order: np.ndarray, dist: DistContext, epoch: int) -> np.ndarray:
     """This rank's share of the epoch order (DistributedSampler pads to equal length)."""
     if not dist.active:
@@ -392,7 +406,10 @@ class Trainer:
         seed = cfg.runtime.seed
         torch.manual_seed(seed * 7919 + epoch)  # dropout and other in-model randomness
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = shard(epoch_order(self.train_set.y, cfg.optim.balance, gen), self.dist, epoch)
+        pool = draw_tiles(self.train_set.image, cfg.optim.tiles_per_image, gen)
+        order = pool[
+            shard(epoch_order(self.train_set.y[pool], cfg.optim.balance, gen), self.dist, epoch)
+        ]
         bs = cfg.optim.batch_size
         starts = list(range(0, len(order), bs))
         model.train()
