@@ -31,6 +31,7 @@ REFRESH_CHOICES: dict[str, float | None] = {
     "1 min": 60.0,
 }
 TITLE = "Stem cell differentiation monitor"
+PAGE_ICON = "🔬"
 # less empty space above the title, a smaller title: more plate on a 1280 x 800 laptop
 COMPACT_CSS = """
 .block-container, [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
@@ -68,7 +69,7 @@ def _shown(db_path: str) -> str:
 
 def main(argv: list[str]) -> None:
     """The whole page."""
-    st.set_page_config(page_title="stemwatch", page_icon="🔬", layout="wide")
+    st.set_page_config(page_title="stemwatch", page_icon=PAGE_ICON, layout="wide")
     st.html(f"<style>{COMPACT_CSS}{figures.CSS}</style>")
     db_path = database_argument(argv)
     shown = _shown(db_path)
