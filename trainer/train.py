@@ -49,6 +49,7 @@ from trainer.evaluate import (
 )
 from trainer.optics import resolve_optics
 from trainer.predict import autocast, predict_logits
+from trainer.report import write_cv_report, write_report
 from trainer.splits import (
     Split,
     experiments_of,
@@ -992,8 +993,6 @@ def run_cross_validation(
 
 
 def _write_summary(out_dir: Path, summary: dict[str, Any], cfg: TrainerConfig) -> None:
-    from trainer.report import write_cv_report, write_report
-
     if "folds" in summary:
         write_cv_report(summary, out_dir, title=f"{cfg.model.architecture} cross-validation")
     elif "test" in summary:
