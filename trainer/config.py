@@ -220,7 +220,7 @@ class OptimSection(StrictModel):
         ),
     )
     tiles_per_image: int | None = Field(
-        default=4,
+        default=8,
         ge=1,
         description=(
             "Train each epoch on at most this many tiles of each image, drawn afresh every "
