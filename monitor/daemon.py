@@ -48,8 +48,9 @@ from monitor.scanner import scan_folder
 from monitor.stability import FileStat, SettledFiles, StabilityTracker, Verdict, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.watcher import Hint, start_observer, stop_observer
-from monitor.workers import plan_workers, usable_cores
+from monitor.workers import plan_workers
 from stemwatch import store
+from stemwatch.core.cores import usable_cores
 from stemwatch.core.errors import ConfigError, StemwatchError
 from stemwatch.core.paths import printable
 

@@ -65,9 +65,10 @@ from monitor.inference import CUDA, LoadedModel, cam_mosaic, cam_png
 from monitor.stability import FileStat, backoff_delay, stat_file
 from monitor.supervise import Failure, Supervisor
 from monitor.wellseries import WellSeries
-from monitor.workers import WorkerPlan, plan_workers, usable_cores
+from monitor.workers import WorkerPlan, plan_workers
 from stemwatch import store
 from stemwatch.core.aggregate import score_image
+from stemwatch.core.cores import usable_cores
 from stemwatch.core.domain import DomainScore
 from stemwatch.core.errors import ImageReadError, PlateMetadataError, StemwatchError
 from stemwatch.core.filekinds import non_image_output, unsupported_format

@@ -18,37 +18,11 @@ plan is logged and reported (``stemwatch bench`` prints it beside the CPU-bound 
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from monitor.config import InferenceConfig
 
-__all__ = ["WorkerPlan", "intra_op_threads", "plan_workers", "usable_cores"]
-
-_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cores(cpu_max: Path = _CPU_MAX) -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    quota = _cgroup_quota(cpu_max)
-    if quota is not None:
-        cores = min(cores, max(1, math.ceil(quota)))
-    return max(1, cores)
-
-
-def _cgroup_quota(cpu_max: Path) -> float | None:
-    """Cores allowed by a cgroup v2 ``cpu.max`` ("quota period" or "max period")."""
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        return None
+__all__ = ["WorkerPlan", "intra_op_threads", "plan_workers"]
 
 
 @dataclass(frozen=True)

@@ -159,10 +159,9 @@ def run(args: argparse.Namespace) -> int:
 def choose_engine(args: argparse.Namespace) -> Engine:
     """The engine the options ask for; a Dask engine without Dask installed is refused here,
     before the model is loaded."""
-    import os
-
     from monitor.cluster import INSTALL_HINT, AutoEngine, ClusterSpec, DaskEngine, dask_available
     from monitor.reanalyse import LocalEngine
+    from stemwatch.core.cores import usable_cores
     from stemwatch.core.errors import ConfigError
 
     local = LocalEngine(args.decode_threads)
@@ -191,9 +190,9 @@ def choose_engine(args: argparse.Namespace) -> Engine:
         return DaskEngine(spec)
     if workers == 0:
         return local
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     if workers is None:
-        return AutoEngine(local, workers=cores or 1, device=device, intra_op_threads=args.threads)
+        return AutoEngine(local, workers=cores, device=device, intra_op_threads=args.threads)
     if not dask_available():
         raise ConfigError(f"--workers {workers} starts a local Dask cluster: {INSTALL_HINT}")
     return DaskEngine(ClusterSpec(workers=workers, device=device, intra_op_threads=args.threads))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stemwatch.core.cores import usable_cores
 from stemwatch.core.errors import StemwatchError
 from stemwatch.synth import dataset as ds
 from stemwatch.synth.spec import PlateSpec
@@ -45,7 +46,13 @@ def _common(p: argparse.ArgumentParser, *, size: int, bit_depth: int, workers: b
         help="TIFF compression (none)",
     )
     if workers:
-        p.add_argument("--workers", type=int, default=1, help="rendering processes (1)")
+        cores = usable_cores()
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=cores,
+            help=f"rendering processes (one per usable core: {cores}); same seed, same bytes",
+        )
 
 
 def _plate_args(p: argparse.ArgumentParser, *, wells: str = "96") -> None:

@@ -541,7 +541,8 @@ def run_bench(
     from monitor.config import InferenceConfig
     from monitor.inference import CUDA, load_model
     from monitor.workers import intra_op_threads as session_threads
-    from monitor.workers import plan_workers, usable_cores
+    from monitor.workers import plan_workers
+    from stemwatch.core.cores import usable_cores
 
     threads = InferenceConfig.model_validate(
         {

@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from monitor.workers import usable_cores
+from stemwatch.core.cores import usable_cores
 from stemwatch.evaluation.monitor_bench import bench_backlog, pick_model
 
 SETTINGS = {  # name: (inference_workers, intra_op_threads, decode_workers)

@@ -15,8 +15,9 @@ from monitor.config import InferenceConfig, MonitorConfig
 from monitor.inference import load_model
 from monitor.pipeline import Candidate, Outcome, Pipeline
 from monitor.stability import stat_file
-from monitor.workers import intra_op_threads, plan_workers, usable_cores
+from monitor.workers import intra_op_threads, plan_workers
 from stemwatch import store
+from stemwatch.core.cores import usable_cores
 
 
 def test_auto_gives_the_model_every_core_on_the_cpu_and_the_decoders_every_core() -> None:
