@@ -37,7 +37,7 @@ from stemwatch.core.errors import StemwatchError
 from stemwatch.core.imaging import IMAGE_SUFFIXES, prepare, read_image
 from stemwatch.core.modelfile import file_sha256, read_metadata
 from stemwatch.core.modelmeta import ModelMetadata
-from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
+from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_table, interval_text
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +213,7 @@ def _test_section(meta: ModelMetadata) -> list[str]:
             lines.append(f"| {name} | {interval_text(test['figures'][key])} |")
     by_hours = test.get("accuracy_by_hours") or {}
     if by_hours:
-        lines += [
-            "",
-            "| hours since induction | accuracy [95 % interval] | images |",
-            "|---|---|---|",
-        ]
-        for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-            lines.append(f"| {h} | {hours_interval_text(v)} | {v.get('n')} |")
+        lines += ["", *hours_table(by_hours, unit)]
     for warning in test.get("warnings") or []:
         lines += ["", f"**Warning:** {warning}"]
     return lines

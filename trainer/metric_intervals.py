@@ -271,3 +271,18 @@ def small_test_set_warning(
         f"understates the uncertainty. Hold out more {plural} (split.test_fraction) or "
         "evaluate on a separate, larger test set."
     )
+
+
+def hours_table(by_hours: dict[str, Any], unit: str) -> list[str]:
+    """Markdown table of ``accuracy_by_hours``: per hour the accuracy, its images and groups,
+    and the balanced accuracy from that hour on, each with its 95 % interval."""
+    units = UNIT_PLURAL.get(unit, f"{unit} groups")
+    lines = [
+        f"| hours | accuracy [95 % CI] | images | {units} | balanced accuracy from this hour "
+        "on [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
+        cell, since = hours_interval_text(v), from_hours_text(v)
+        lines.append(f"| {h} | {cell} | {v.get('n', '')} | {v.get('n_groups', '')} | {since} |")
+    return lines

@@ -14,8 +14,7 @@ from typing import Any
 from trainer.metric_intervals import (
     FIGURES,
     UNIT_PLURAL,
-    from_hours_text,
-    hours_interval_text,
+    hours_table,
     interval_text,
 )
 
@@ -173,19 +172,6 @@ def _metrics_table(levels: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _hours_table(by_hours: dict[str, Any], unit: str) -> list[str]:
-    units = UNIT_PLURAL.get(unit, f"{unit} groups")
-    lines = [
-        f"| hours | accuracy [95 % CI] | images | {units} | balanced accuracy from this hour "
-        "on [95 % CI] |",
-        "|---|---|---|---|---|",
-    ]
-    for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-        cell, since = hours_interval_text(v), from_hours_text(v)
-        lines.append(f"| {h} | {cell} | {v.get('n', '')} | {v.get('n_groups', '')} | {since} |")
-    return lines
-
-
 def write_report(
     result: dict[str, Any], out_dir: Path, *, title: str = "Evaluation"
 ) -> tuple[Path, Path]:
@@ -240,7 +226,7 @@ def write_report(
         plot_hours(by_hours, out_dir / "accuracy_by_hours.png")
         unit = (image.get("bootstrap") or {}).get("unit", "group")
         lines += ["## Accuracy per hours since induction (image level)", ""]
-        lines += _hours_table(by_hours, unit)
+        lines += hours_table(by_hours, unit)
         lines += ["", "![accuracy by hours](accuracy_by_hours.png)", ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(lines), encoding="utf-8")
@@ -315,7 +301,7 @@ def write_cv_report(
     pooled_hours = pooled_image.get("accuracy_by_hours") or {}
     if pooled_hours:
         lines += ["", "## Accuracy per hours since induction (pooled, 95 % intervals)", ""]
-        lines += _hours_table(pooled_hours, unit)
+        lines += hours_table(pooled_hours, unit)
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return json_path, md_path

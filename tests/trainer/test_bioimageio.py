@@ -152,6 +152,7 @@ def test_a_freshly_exported_package_of_a_small_run_passes_test_model(
     test_metrics = meta.metrics["test"]  # held-out figures, not validation-epoch ones
     ba = test_metrics["figures"]["balanced_accuracy"]
     assert f"| balanced accuracy | {ba['value']:.3f} [{ba['low']:.3f}, {ba['high']:.3f}] |" in card
+    assert "balanced accuracy from this hour on [95 % CI]" in card  # as `stemwatch evaluate`
     assert "## Validation (early stopping and calibration: not an accuracy estimate)" in card
     assert "cannot express" in card
     summary = bioimageio_core.test_model(pkg / "rdf.yaml")
