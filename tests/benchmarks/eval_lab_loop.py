@@ -8,9 +8,10 @@ here read from the generator's ground truth: maintenance wells without spontaneo
 differentiation undifferentiated throughout (wells with spontaneous colonies excluded), induced
 wells undifferentiated up to their induction and differentiated from 12 h after the true onset
 (the hours between are left unlabelled: a lab would not know). A model is trained on plate 1's
-labels only (`dataset from-db --plate`), re-analyses both plates, and `stemwatch compare` judges
-both models on plate 2, whose wells neither model has seen. OUT_DIR keeps the database (the
-README's screenshot is taken from it) and every command's output.
+labels only (`dataset from-db --plate`; the trainer's defaults: architecture, tiling from the
+images' pixel size), re-analyses both plates, and `stemwatch compare` judges both models
+on plate 2, whose wells neither model has seen. OUT_DIR keeps the database (the README's
+screenshot is taken from it) and every command's output.
 """
 
 from __future__ import annotations
@@ -31,10 +32,8 @@ from stemwatch.synth.spec import PlateSpec
 TRAIN_YAML = """
 data:
   manifest: {manifest}
-  tiling: {{downsample: 4, tile_size: 64, max_tiles: 16}}
 split: {{group_by: well, test_fraction: 0.2, val_fraction: 0.2, seed: 0}}
-model: {{architecture: fastnet}}
-optim: {{epochs: 15, batch_size: 32, patience: 4, max_minutes: 6}}
+optim: {{max_minutes: 6}}
 runtime: {{out_dir: {out}, threads: 2, progress: false, seed: 0}}
 """
 
