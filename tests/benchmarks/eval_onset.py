@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ from stemwatch.evaluation.onset_curve import (
     format_interval,
     naive_rule,
     pareto_front,
+    plate_specs,
     score_plates,
 )
 from stemwatch.synth.spec import PlateSpec
@@ -65,6 +67,28 @@ PREVIOUS = Rule(
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
 
 
+CONDITIONS = ("in-distribution", "hard", "other-seed", "every-12h")
+"""What ``--conditions`` may name; ``hard:2`` asks for that condition with 2 fields per well."""
+
+
+def parse_conditions(text: str, fields: int) -> list[tuple[str, int]]:
+    """``hard:2,in-distribution`` -> [("hard", 2), ("in-distribution", fields)] (pure)."""
+    out: list[tuple[str, int]] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, n = item.partition(":")
+        if name not in CONDITIONS:
+            raise SystemExit(
+                f"--conditions: unknown condition {name!r}; use {', '.join(CONDITIONS)}"
+            )
+        if n and not (n.isdigit() and int(n) >= 1):
+            raise SystemExit(f"--conditions: {item!r}: the field count after ':' must be 1 or more")
+        if (name, int(n or fields)) not in out:
+            out.append((name, int(n or fields)))
+    if not out:
+        raise SystemExit("--conditions: name at least one condition")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
@@ -74,43 +98,84 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=9, help="96-well plates per condition")
     ap.add_argument("--tuning-plates", type=int, default=2, help="hard plates to tune on")
     ap.add_argument("--size", type=int, default=384, help="image side (px, 1 um/px)")
-    ap.add_argument("--fields", type=int, default=1, help="fields per well")
+    ap.add_argument(
+        "--fields", type=int, default=1, help="fields per well (default of a condition)"
+    )
+    ap.add_argument(
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help="which conditions, comma-separated, each optionally with its field count "
+        f"(e.g. hard:2,in-distribution); of {', '.join(CONDITIONS)}",
+    )
+    ap.add_argument(
+        "--tuning-fields",
+        type=int,
+        default=None,
+        help="fields to tune on (default: the hard condition's, else --fields)",
+    )
     ap.add_argument("--hours", type=float, default=72.0, help="imaging time per plate")
     ap.add_argument("--workers", type=int, default=2, help="scoring processes")
+    ap.add_argument("--score-only", action="store_true", help="score and cache, evaluate nothing")
     ap.add_argument("--max-false-alarms", type=float, default=1.0, help="tuning budget /100")
     ap.add_argument("--png", default="docs/onset-curve.png", help="curve figure ('' = none)")
     ap.add_argument("--json", default=None, help="also write every figure here")
     args = ap.parse_args()
+    wanted = parse_conditions(args.conditions, args.fields)
+    if any(c == "other-seed" for c, _ in wanted) and not args.other_model:
+        raise SystemExit("--conditions other-seed needs --other-model")
     model = str(Path(args.model) if args.model else bundled_model_path())
-    base = PlateSpec(wells=96, n_fields=args.fields, size=args.size, seed=1)
+    base = PlateSpec(wells=96, size=args.size, seed=1)
     n6 = int(args.hours / 6) + 1
     default_6h = base.replace(interval_h=6.0, n_timepoints=n6)
     hard_6h = base.replace(interval_h=6.0, n_timepoints=n6, difficulty="hard")
-    tuning = hard_6h.replace(seed=100, n_fields=max(2, args.fields))
+    hard_fields = [n for c, n in wanted if c == "hard"]
+    tune_fields = args.tuning_fields or (hard_fields[0] if hard_fields else args.fields)
+    tuning = hard_6h.replace(seed=100, n_fields=max(2, tune_fields))
     cache = Path(args.cache)
     t0 = time.perf_counter()
-    models = [model] + ([args.other_model] if args.other_model else [])
     opts = {"rescore": args.rescore, "workers": args.workers}
-    # the hard preset first: the target is judged there, and a cut-short run keeps it
-    tune_all = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
-    tune = tune_all.first_fields(args.fields)
-    hard = scored(cache / "hard-6h", hard_6h, args.plates, [model], **opts)[0]
-    d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
-    print(f"scores ready in {time.perf_counter() - t0:.0f} s")
 
-    def fields(w: ScoredPlates) -> str:
-        n = int(w.probs.shape[2])
+    def stem(name: str, spec: PlateSpec) -> Path:
+        # the field count is in the name: 1-field and 2-field scores never share a file
+        return cache / f"{name}-{spec.n_fields}f"
+
+    # the hard preset first: the target is judged there, and a cut-short run keeps it
+    tune_spec = tuning
+    tune_all = scored(
+        stem("tuning-hard-6h", tune_spec), tune_spec, args.tuning_plates, [model], **opts
+    )[0]
+    hard: dict[int, ScoredPlates] = {}
+    for n in hard_fields:
+        spec = hard_6h.replace(n_fields=n)
+        hard[n] = scored(stem("hard-6h", spec), spec, args.plates, [model], **opts)[0]
+    d6: dict[int, list[ScoredPlates]] = {}
+    for c, n in wanted:
+        if c in ("in-distribution", "other-seed", "every-12h") and n not in d6:
+            spec = default_6h.replace(n_fields=n)
+            models = [model] + ([args.other_model] if args.other_model else [])
+            d6[n] = scored(stem("default-6h", spec), spec, args.plates, models, **opts)
+    print(f"scores ready in {time.perf_counter() - t0:.0f} s")
+    if args.score_only:
+        return
+    tune = tune_all.first_fields(tune_fields)
+
+    def fields(n: int) -> str:
         return f"{n} field{'s' if n > 1 else ''}"
 
-    conditions: dict[str, ScoredPlates] = {
-        f"in distribution (6 h, {fields(d6[0])})": d6[0],
-        f"hard (6 h, {fields(hard)})": hard,
-    }
-    if args.other_model:
-        conditions[f"other-seed model (6 h, {fields(d6[1])})"] = d6[1]
-    conditions[f"imaging every 12 h ({fields(d6[0])})"] = d6[0].every(2)
-    if args.fields > 1:
-        conditions["hard (6 h, 1 field)"] = hard.first_fields(1)
+    conditions: dict[str, ScoredPlates] = {}
+    for c, n in wanted:
+        if c == "in-distribution":
+            conditions[f"in distribution (6 h, {fields(n)})"] = d6[n][0]
+        elif c == "hard":
+            conditions[f"hard (6 h, {fields(n)})"] = hard[n]
+        elif c == "other-seed":
+            conditions[f"other-seed model (6 h, {fields(n)})"] = d6[n][1]
+        else:
+            conditions[f"imaging every 12 h ({fields(n)})"] = d6[n][0].every(2)
+    for n in hard_fields:
+        if n > 1:
+            name = f"hard (6 h, first field of the {fields(n)} plates)"
+            conditions[name] = hard[n].first_fields(1)
 
     grid = [detector_rule(on, k, a) for k in GRID_K for a in GRID_ALPHA for on in GRID_ON]
     current = Rule("detector (monitor defaults)", "current", OnsetParams())
@@ -124,7 +189,7 @@ def main() -> None:
         panels.append(panel)
         report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
         print(f"({name}: {time.perf_counter() - t1:.0f} s)")
-    for n in sorted({1, 2, args.fields}):
+    for n in sorted({1, 2, tune_fields}):
         name = f"tuning plates (hard, seed 100), {n} field{'s' if n > 1 else ''}"
         panel = evaluate_condition(name, Evaluation(tune_all.first_fields(n)), grid, current, tuned)
         report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
@@ -145,8 +210,8 @@ def scored(
     workers: int,
 ) -> list[ScoredPlates]:
     """Scores of ``n_plates`` plates like ``spec`` by each model, from the cache when it was
-    made from the same plates and the same model file, else scored now and cached."""
-    want = {"plates": n_plates, "spec": repr(spec)}
+    made from the same plates and the same model file, else scored now and cached. A cache of
+    fewer plates of the same series is extended: only the missing plates are scored."""
     out: list[ScoredPlates | None] = []
     paths = []
     for m in models:
@@ -156,16 +221,22 @@ def scored(
         hit = None
         if path.exists() and not rescore:
             hit = ScoredPlates.load(path)
-            if any(hit.meta.get(k) != v for k, v in want.items()):
+            if hit.meta.get("spec") != repr(spec):
                 print(f"{path}: made from other plates, scoring again")
                 hit = None
+            elif int(hit.meta["plates"]) > n_plates:
+                names = [p.plate_name for p in plate_specs(spec, n_plates)]
+                hit = hit.plates(names, meta={"plates": n_plates})
         out.append(hit)
-    todo = [m for m, hit in zip(models, out, strict=True) if hit is None]
-    if todo:
+    have = [0 if hit is None else int(hit.meta["plates"]) for hit in out]
+    while min(have) < n_plates:
+        first = min(have)
         t0 = time.perf_counter()
+        todo = [m for m, h in zip(models, have, strict=True) if h == first]
         print(
-            f"scoring {stem.name}: {n_plates} plates x 96 wells x {spec.n_fields} field(s) x "
-            f"{len(spec.timeline_h)} time points at {spec.size} px with {len(todo)} model(s)"
+            f"scoring {stem.name}: plates {first + 1}-{n_plates} x 96 wells x {spec.n_fields} "
+            f"field(s) x {len(spec.timeline_h)} time points at {spec.size} px with "
+            f"{len(todo)} model(s)"
         )
         fresh = score_plates(
             spec,
@@ -173,21 +244,30 @@ def scored(
             todo,
             workers=workers,
             parts=4 if workers > 1 else 1,
-            progress=lambda i, n: print(
-                f"  part {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True
-            ),
+            first=first,
+            progress=functools.partial(say_progress, t0),
         )
-        n_img = n_plates * 96 * spec.n_fields * len(spec.timeline_h)
+        n_img = (n_plates - first) * 96 * spec.n_fields * len(spec.timeline_h)
         dt = time.perf_counter() - t0
         print(f"  {n_img} images in {dt:.0f} s ({1000 * dt / n_img:.1f} ms per image)")
         it = iter(fresh)
-        for i, hit in enumerate(out):
-            if hit is None:
-                done = next(it)
-                done = dataclasses.replace(done, meta={**done.meta, **want, "model": models[i]})
-                done.save(paths[i])
-                out[i] = done
+        for i, h in enumerate(have):
+            if h != first:
+                continue
+            done = next(it)
+            prev = out[i]
+            if prev is not None:
+                done = prev.concat(done)
+            meta = {**done.meta, "plates": n_plates, "spec": repr(spec), "model": models[i]}
+            done = dataclasses.replace(done, meta=meta)
+            done.save(paths[i])
+            out[i] = done
+            have[i] = n_plates
     return [o for o in out if o is not None]
+
+
+def say_progress(t0: float, i: int, n: int) -> None:
+    print(f"  part {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 def tune_defaults(ev: Evaluation, grid: Sequence[Rule], max_fa: float) -> Rule:
