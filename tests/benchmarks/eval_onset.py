@@ -64,9 +64,9 @@ condensation, debris over every field) must never fire alone. The rendered plate
 such visits, so the grid's k = 1 settings look better there than they would in a lab."""
 GRID_ALPHA = (1.0, 0.7, 0.5)
 PREVIOUS = Rule(
-    "detector (previous defaults, tuned for the previous model)",
+    "detector (previous defaults, tuned on 1 field)",
     "previous",
-    OnsetParams(on_threshold=0.55, off_threshold=0.35, k=3, alpha=1.0, aggregate="median"),
+    OnsetParams(on_threshold=0.75, off_threshold=0.35, k=2, alpha=0.7, aggregate="median"),
 )
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
 
@@ -166,7 +166,7 @@ def main() -> None:
     def fields(n: int) -> str:
         return f"{n} field{'s' if n > 1 else ''}"
 
-    conditions: dict[str, ScoredPlates] = {}
+    conditions: dict[str, ScoredPlates] = {}  # the judged conditions, each a panel of the curve
     for c, n in wanted:
         if c == "in-distribution":
             conditions[f"in distribution (6 h, {fields(n)})"] = d6[n][0]
@@ -176,27 +176,32 @@ def main() -> None:
             conditions[f"other-seed model (6 h, {fields(n)})"] = d6[n][1]
         else:
             conditions[f"imaging every 12 h ({fields(n)})"] = d6[n][0].every(2)
+    tables = dict(conditions)  # and views that only get a table
     for n in hard_fields:
-        if n > 1:
-            name = f"hard (6 h, first field of the {fields(n)} plates)"
-            conditions[name] = hard[n].first_fields(1)
+        if n > 1:  # the same wells through one field: what the second field changes
+            tables[f"hard (6 h, first field of the {fields(n)} plates)"] = hard[n].first_fields(1)
 
     grid = [detector_rule(on, k, a) for k in GRID_K for a in GRID_ALPHA for on in GRID_ON]
     current = Rule("detector (monitor defaults)", "current", OnsetParams())
     tuned = tune_defaults(Evaluation(tune), grid, args.max_false_alarms)
+    extra = [PREVIOUS]
+    if tune_fields > 1:  # what a one-field set-up would take: the same rule on one field
+        one = tune_defaults(Evaluation(tune_all.first_fields(1)), grid, args.max_false_alarms)
+        extra.append(Rule("detector (tuned on 1 field)", "tuned-1", one.params))
     report: dict[str, object] = {"model": model, "model_sha256": file_sha256(Path(model))}
     panels = []
-    for name, wells in conditions.items():
+    for name, wells in tables.items():
         t1 = time.perf_counter()
-        ev = Evaluation(wells)
-        panel = evaluate_condition(name, ev, grid, current, tuned)
-        panels.append(panel)
-        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
+        panel = evaluate_condition(name, Evaluation(wells), grid, current, tuned, extra=extra)
+        if name in conditions:
+            panels.append(panel)
+        report[name] = [figures_json(p) for p in panel.rows]
         print(f"({name}: {time.perf_counter() - t1:.0f} s)")
     for n in sorted({1, 2, tune_fields}):
         name = f"tuning plates (hard, seed 100), {n} field{'s' if n > 1 else ''}"
-        panel = evaluate_condition(name, Evaluation(tune_all.first_fields(n)), grid, current, tuned)
-        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
+        ev = Evaluation(tune_all.first_fields(n))
+        panel = evaluate_condition(name, ev, grid, current, tuned, extra=extra)
+        report[name] = [figures_json(p) for p in panel.rows]
     if args.png:
         draw(panels, Path(args.png), tuned)
         print(f"curve: {args.png}")
@@ -284,7 +289,7 @@ def tune_defaults(ev: Evaluation, grid: Sequence[Rule], max_fa: float) -> Rule:
     w = ev.wells
     print(
         f"\ntuning plates (hard, seed 100, {int((~w.induced).sum())} maintenance / "
-        f"{int(w.induced.sum())} induced wells), target <= {max_fa:g} false alarms per 100 "
+        f"{int(w.induced.sum())} induced wells, {w.probs.shape[2]} field(s)), target <= {max_fa:g} false alarms per 100 "
         f"at <= 2 imaging intervals, k >= {TUNING_MIN_K}; chosen by '{why}': {best.rule.name}: "
         f"{best.false_alarms:.1f} false alarms per 100, median delay "
         f"{format_delay(best.median_delay_h, best.interval_h)}"
@@ -310,11 +315,20 @@ class Panel:
     current: RuleFigures
     family: list[RuleFigures]
     front: list[RuleFigures]
+    rows: list[RuleFigures]
+    """Every rule of the table, in its order."""
 
 
 def evaluate_condition(
-    name: str, ev: Evaluation, grid: Sequence[Rule], current: Rule, tuned: Rule
+    name: str,
+    ev: Evaluation,
+    grid: Sequence[Rule],
+    current: Rule,
+    tuned: Rule,
+    *,
+    extra: Sequence[Rule] = (),
 ) -> Panel:
+    """One condition's table (printed) and curve; ``extra``: more rules for the table."""
     w = ev.wells
     interval = w.interval_h
     grid_points = [ev.figures(r) for r in grid]
@@ -327,7 +341,14 @@ def evaluate_condition(
         for t in NAIVE_MARKS
     ]
     mine = [ev.figures(tuned, intervals=True), ev.figures(current, intervals=True)]
-    previous = ev.figures(PREVIOUS, intervals=True)
+    same = mine[0].rule.params == mine[1].rule.params  # the monitor runs the tuned rule
+    shown = [r.rule.params for r in mine]
+    others = []
+    for r in extra:
+        if r.params not in shown:
+            shown.append(r.params)
+            others.append(ev.figures(r, intervals=True))
+    rows = [*(mine[:1] if same else mine), *others, *marked]
     family = [
         ev.figures(detector_rule(on, tuned.params.k, tuned.params.alpha)) for on in SWEEP[::2]
     ]
@@ -342,8 +363,7 @@ def evaluate_condition(
         "| induced wells flagged |"
     )
     print("|---|---|---|---|")
-    same = mine[0].rule.params == mine[1].rule.params  # the monitor runs the tuned rule
-    for p in [*(mine[:1] if same else mine), previous, *marked]:
+    for p in rows:
         print(row(p))
     print()
     for p in mine[:1] if same else mine:
@@ -377,12 +397,12 @@ def evaluate_condition(
             for q in front[:6]
         )
     )
-    return Panel(name, sweeps, marked, mine[0], mine[1], family, front)
+    return Panel(name, sweeps, marked, mine[0], mine[1], family, front, rows)
 
 
 def row(p: RuleFigures) -> str:
     name = p.rule.name
-    if p.rule.family in ("tuned", "current", "previous"):
+    if p.rule.family in ("tuned", "current", "previous", "tuned-1"):
         q = p.rule.params
         name = f"**{name}**: on {q.on_threshold:g}, k {q.k}, EWMA {q.alpha:g}"
     return (
