@@ -7,17 +7,21 @@ smoothed well probability) and prints, per condition, false alarms per 100 maint
 and the median delay after the true onset with 95 % intervals over wells (markdown tables for
 docs/onset-detection.md), and draws the curve (``--png``).
 
-Conditions: in distribution (default difficulty, 6-hourly), ``--difficulty hard``, a model
-trained on another seed (``--other-model``), imaging every 12 h (the in-distribution wells,
-every other time point); and the hard wells seen through one field only (a smaller set-up).
-Each well has ``--fields`` fields (default 2, combined by the monitor's median, as the monitor
-is used; 1 when the rendering budget is short). Defaults are chosen on separate hard plates
-(seed 100) and judged on the others (seed 1). The tuning plates are rendered with at least 2
-fields: tuning uses as many as the judged plates have, and the tables of the tuning plates
-seen through 1 and through 2 fields show what a second field changes on the same wells.
+Conditions (``--conditions``, each optionally with its field count, e.g. ``hard:2``): in
+distribution (default difficulty, 6-hourly), ``hard`` (``--difficulty hard``), ``other-seed``
+(a model trained on another seed, ``--other-model``), ``every-12h`` (the in-distribution
+wells, every other time point); a hard condition with 2 or more fields also gets a table of
+the same wells through their first field. A well's fields are combined by the monitor's own
+code (:func:`stemwatch.core.aggregate.aggregate_fields`, median: the mean of 2). Defaults are
+chosen on separate hard plates (seed 100, ``--tuning-plates``, rendered with at least 2
+fields, tuned with as many as the first hard condition has) and judged on the others (seed 1);
+the tables of the tuning plates seen through 1 and through 2 fields show what a second field
+changes on the same wells. Caches are named by condition, field count and model, so 1-field and
+2-field scores never mix; a cached series of plates is extended, not scored again.
 
-    nice -n 10 python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
-        --other-model build/other-seed/other-seed.onnx        # scripts/eval-onset.sh does all
+    python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
+        --other-model build/other-seed/other-seed.onnx \
+        --conditions hard:2,hard:1,in-distribution,other-seed,every-12h   # scripts/eval-onset.sh
 
 A second run reuses the cache (seconds); ``--rescore`` scores again. The older noise-model
 simulation (no pixels, many more wells) is ``eval_onset_simulated.py``.
@@ -68,6 +72,11 @@ PREVIOUS = Rule(
     "previous",
     OnsetParams(on_threshold=0.75, off_threshold=0.35, k=2, alpha=0.7, aggregate="median"),
 )
+OTHER_MARKS = {
+    "previous": ("black", "s", "previous defaults"),
+    "tuned-1": ("tab:purple", "D", "tuned on 1 field"),
+}
+"""How the curve marks the table's other detector rows: colour, marker, legend."""
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
 
 
@@ -289,7 +298,8 @@ def tune_defaults(ev: Evaluation, grid: Sequence[Rule], max_fa: float) -> Rule:
     w = ev.wells
     print(
         f"\ntuning plates (hard, seed 100, {int((~w.induced).sum())} maintenance / "
-        f"{int(w.induced.sum())} induced wells, {w.probs.shape[2]} field(s)), target <= {max_fa:g} false alarms per 100 "
+        f"{int(w.induced.sum())} induced wells, {w.probs.shape[2]} field(s)), "
+        f"target <= {max_fa:g} false alarms per 100 "
         f"at <= 2 imaging intervals, k >= {TUNING_MIN_K}; chosen by '{why}': {best.rule.name}: "
         f"{best.false_alarms:.1f} false alarms per 100, median delay "
         f"{format_delay(best.median_delay_h, best.interval_h)}"
@@ -377,15 +387,15 @@ def evaluate_condition(
                 )
             else:
                 verdict = (
-                    "slower"
+                    "slower than"
                     if eq.median_delay_h > p.median_delay_h
-                    else ("as fast" if eq.median_delay_h == p.median_delay_h else "FASTER")
+                    else ("AS FAST as" if eq.median_delay_h == p.median_delay_h else "FASTER than")
                 )
                 print(
                     f"- at the same false-alarm rate (<= {p.false_alarms:.1f} per 100) the "
                     f"fastest {label} threshold is {eq.rule.params.on_threshold:.2f}: "
                     f"{eq.false_alarms:.1f} per 100, median delay "
-                    f"{format_delay(eq.median_delay_h, interval)} ({verdict} than "
+                    f"{format_delay(eq.median_delay_h, interval)} ({verdict} "
                     f"the {p.rule.name.removeprefix('detector ')})"
                 )
     front = pareto_front(grid_points)
@@ -493,6 +503,12 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
         errbar(ax, panel.tuned, "tab:blue", "*", size=12, label=tuned_label)
         if not same:
             errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
+        for p in panel.rows:
+            if p.rule.family in OTHER_MARKS:
+                colour, marker, label = OTHER_MARKS[p.rule.family]
+                q = p.rule.params
+                label = f"{label}: on {q.on_threshold:g}, k {q.k}, EWMA {q.alpha:g}"
+                errbar(ax, p, colour, marker, size=6, label=label)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-0.2, 100)
         ax.axvline(1.0, color="grey", lw=0.5, ls="--")
