@@ -43,11 +43,13 @@ class OnsetParams(StrictModel):
     """Detector parameters (also the shape of a per-plate override)."""
 
     on_threshold: float = Field(
-        0.75,
+        0.70,
         ge=0.0,
         le=1.0,
-        description="Smoothed well probability at or above which a time point counts as "
-        "differentiated.",
+        description="Smoothed well probability at or above which a time point counts as\n"
+        "differentiated (0.70 with k 2 and no smoothing: chosen for wells of 2 or more\n"
+        "fields; with 1 field per well 0.70 and alpha 0.7 is quieter, see\n"
+        "docs/onset-detection.md).",
     )
     off_threshold: float = Field(
         0.35,
@@ -64,11 +66,12 @@ class OnsetParams(StrictModel):
         "see docs/onset-detection.md).",
     )
     alpha: float = Field(
-        0.7,
+        1.0,
         gt=0.0,
         le=1.0,
         description="EWMA weight of the newest time point (1 = no smoothing; lower is\n"
-        "quieter and later; 0.7 damps one bad visit, see docs/onset-detection.md).",
+        "quieter and later; k already keeps one bad visit from firing, see\n"
+        "docs/onset-detection.md).",
     )
     aggregate: Literal["mean", "median"] = Field(
         "median",

@@ -3,8 +3,10 @@
 # the tables of docs/onset-detection.md section 3.
 #   scripts/eval-onset.sh [MODEL.onnx]     (default: the bundled model)
 # Trains the other-seed model once (build/other-seed/, synth seed 29, the bundled model's
-# recipe with a 7-minute cap), then renders and scores 2 + 9 + 9 plates (cached under
-# build/onset-eval/: a second run with the same models only replays the rules, in minutes).
+# recipe with a 7-minute cap), then renders and scores 6 tuning plates (hard, 2 fields), the
+# hard preset on 9 plates with 2 fields and on 9 with 1, and 9 in-distribution plates with 1
+# field (cached under build/onset-eval/, one file per condition, model and field count: a
+# second run with the same models only replays the rules, in minutes).
 # Extra arguments after MODEL go to tests/benchmarks/eval_onset.py (e.g. --rescore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,5 @@ if [[ ! -f "$other/other-seed.onnx" ]]; then
   stemwatch export "$other/run/best.pt" -o "$other/other-seed.onnx" --name stemwatch-seed29
 fi
 python tests/benchmarks/eval_onset.py --model "$model" --other-model "$other/other-seed.onnx" \
+  --conditions hard:2,hard:1,in-distribution,other-seed,every-12h \
   --json build/onset-eval/figures.json "$@"

@@ -98,6 +98,21 @@ class ScoredPlates:
             {**self.meta, "fields": n},
         )
 
+    def plates(self, names: Sequence[str], meta: dict[str, Any] | None = None) -> ScoredPlates:
+        """The wells of the plates named ``names`` only (in their order here); ``meta``
+        updates the metadata."""
+        keep = np.isin(self.plate, list(names))
+        return ScoredPlates(
+            self.probs[keep],
+            self.times_h,
+            self.plate[keep],
+            self.well[keep],
+            self.induced[keep],
+            self.induction_h[keep],
+            self.true_onset_h[keep],
+            {**self.meta, **(meta or {})},
+        )
+
     def concat(self, other: ScoredPlates) -> ScoredPlates:
         if not np.array_equal(self.times_h, other.times_h):
             raise ValueError("plates with different time points cannot be pooled")
@@ -147,9 +162,10 @@ class ScoredPlates:
 # -- scoring: the real path, plate by plate ---------------------------------------------------
 
 
-def plate_specs(plate: PlateSpec, n_plates: int) -> list[PlateSpec]:
-    """``n_plates`` plates like ``plate``: seeds ``plate.seed * 1000 + k``, names ``SIM<seed>``."""
-    seeds = [plate.seed * 1000 + k for k in range(n_plates)]
+def plate_specs(plate: PlateSpec, n_plates: int, *, first: int = 0) -> list[PlateSpec]:
+    """Plates ``first`` ... ``n_plates - 1`` of a series like ``plate``: seeds
+    ``plate.seed * 1000 + k``, names ``SIM<seed>`` (so a series can be extended later)."""
+    seeds = [plate.seed * 1000 + k for k in range(first, n_plates)]
     return [plate.replace(seed=s, plate_name=f"SIM{s:04d}") for s in seeds]
 
 
@@ -215,14 +231,15 @@ def score_plates(
     *,
     workers: int = 1,
     parts: int = 1,
+    first: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[ScoredPlates]:
-    """:func:`score_plate` over :func:`plate_specs`, pooled per model (``workers`` processes,
-    each plate cut into ``parts`` runs of wells so the processes stay busy to the end; the
-    result depends on neither)."""
+    """:func:`score_plate` over :func:`plate_specs` (plates ``first`` ... ``n_plates - 1``),
+    pooled per model (``workers`` processes, each plate cut into ``parts`` runs of wells so
+    the processes stay busy to the end; the result depends on neither)."""
     jobs = [
         (spec, tuple(model_paths), (i, parts))
-        for spec in plate_specs(plate, n_plates)
+        for spec in plate_specs(plate, n_plates, first=first)
         for i in range(parts)
     ]
     results: list[list[ScoredPlates]] = []

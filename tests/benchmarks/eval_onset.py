@@ -7,17 +7,21 @@ smoothed well probability) and prints, per condition, false alarms per 100 maint
 and the median delay after the true onset with 95 % intervals over wells (markdown tables for
 docs/onset-detection.md), and draws the curve (``--png``).
 
-Conditions: in distribution (default difficulty, 6-hourly), ``--difficulty hard``, a model
-trained on another seed (``--other-model``), imaging every 12 h (the in-distribution wells,
-every other time point); and the hard wells seen through one field only (a smaller set-up).
-Each well has ``--fields`` fields (default 2, combined by the monitor's median, as the monitor
-is used; 1 when the rendering budget is short). Defaults are chosen on separate hard plates
-(seed 100) and judged on the others (seed 1). The tuning plates are rendered with at least 2
-fields: tuning uses as many as the judged plates have, and the tables of the tuning plates
-seen through 1 and through 2 fields show what a second field changes on the same wells.
+Conditions (``--conditions``, each optionally with its field count, e.g. ``hard:2``): in
+distribution (default difficulty, 6-hourly), ``hard`` (``--difficulty hard``), ``other-seed``
+(a model trained on another seed, ``--other-model``), ``every-12h`` (the in-distribution
+wells, every other time point); a hard condition with 2 or more fields also gets a table of
+the same wells through their first field. A well's fields are combined by the monitor's own
+code (:func:`stemwatch.core.aggregate.aggregate_fields`, median: the mean of 2). Defaults are
+chosen on separate hard plates (seed 100, ``--tuning-plates``, rendered with at least 2
+fields, tuned with as many as the first hard condition has) and judged on the others (seed 1);
+the tables of the tuning plates seen through 1 and through 2 fields show what a second field
+changes on the same wells. Caches are named by condition, field count and model, so 1-field and
+2-field scores never mix; a cached series of plates is extended, not scored again.
 
-    nice -n 10 python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
-        --other-model build/other-seed/other-seed.onnx        # scripts/eval-onset.sh does all
+    python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
+        --other-model build/other-seed/other-seed.onnx \
+        --conditions hard:2,hard:1,in-distribution,other-seed,every-12h   # scripts/eval-onset.sh
 
 A second run reuses the cache (seconds); ``--rescore`` scores again. The older noise-model
 simulation (no pixels, many more wells) is ``eval_onset_simulated.py``.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -48,6 +53,7 @@ from stemwatch.evaluation.onset_curve import (
     format_interval,
     naive_rule,
     pareto_front,
+    plate_specs,
     score_plates,
 )
 from stemwatch.synth.spec import PlateSpec
@@ -56,13 +62,44 @@ NAIVE_MARKS = (0.5, 0.6, 0.7, 0.8, 0.9)
 NAIVE_SMOOTHING = 0.5
 GRID_ON = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 ... 0.95
 GRID_K = (1, 2, 3, 4)
+TUNING_MIN_K = 2
+"""Defaults are chosen among settings with k >= 2 only: one bad visit (autofocus failure,
+condensation, debris over every field) must never fire alone. The rendered plates have no
+such visits, so the grid's k = 1 settings look better there than they would in a lab."""
 GRID_ALPHA = (1.0, 0.7, 0.5)
 PREVIOUS = Rule(
-    "detector (previous defaults, tuned for the previous model)",
+    "detector (previous defaults, tuned on 1 field)",
     "previous",
-    OnsetParams(on_threshold=0.55, off_threshold=0.35, k=3, alpha=1.0, aggregate="median"),
+    OnsetParams(on_threshold=0.75, off_threshold=0.35, k=2, alpha=0.7, aggregate="median"),
 )
+OTHER_MARKS = {
+    "previous": ("black", "s", "previous defaults"),
+    "tuned-1": ("tab:purple", "D", "tuned on 1 field"),
+}
+"""How the curve marks the table's other detector rows: colour, marker, legend."""
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
+
+
+CONDITIONS = ("in-distribution", "hard", "other-seed", "every-12h")
+"""What ``--conditions`` may name; ``hard:2`` asks for that condition with 2 fields per well."""
+
+
+def parse_conditions(text: str, fields: int) -> list[tuple[str, int]]:
+    """``hard:2,in-distribution`` -> [("hard", 2), ("in-distribution", fields)] (pure)."""
+    out: list[tuple[str, int]] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, n = item.partition(":")
+        if name not in CONDITIONS:
+            raise SystemExit(
+                f"--conditions: unknown condition {name!r}; use {', '.join(CONDITIONS)}"
+            )
+        if n and not (n.isdigit() and int(n) >= 1):
+            raise SystemExit(f"--conditions: {item!r}: the field count after ':' must be 1 or more")
+        if (name, int(n or fields)) not in out:
+            out.append((name, int(n or fields)))
+    if not out:
+        raise SystemExit("--conditions: name at least one condition")
+    return out
 
 
 def main() -> None:
@@ -72,62 +109,108 @@ def main() -> None:
     ap.add_argument("--cache", default="build/onset-eval", help="folder of the score caches")
     ap.add_argument("--rescore", action="store_true", help="ignore the caches, score again")
     ap.add_argument("--plates", type=int, default=9, help="96-well plates per condition")
-    ap.add_argument("--tuning-plates", type=int, default=2, help="hard plates to tune on")
+    ap.add_argument("--tuning-plates", type=int, default=6, help="hard plates to tune on")
     ap.add_argument("--size", type=int, default=384, help="image side (px, 1 um/px)")
-    ap.add_argument("--fields", type=int, default=1, help="fields per well")
+    ap.add_argument(
+        "--fields", type=int, default=1, help="fields per well (default of a condition)"
+    )
+    ap.add_argument(
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help="which conditions, comma-separated, each optionally with its field count "
+        f"(e.g. hard:2,in-distribution); of {', '.join(CONDITIONS)}",
+    )
+    ap.add_argument(
+        "--tuning-fields",
+        type=int,
+        default=None,
+        help="fields to tune on (default: the hard condition's, else --fields)",
+    )
     ap.add_argument("--hours", type=float, default=72.0, help="imaging time per plate")
     ap.add_argument("--workers", type=int, default=2, help="scoring processes")
+    ap.add_argument("--score-only", action="store_true", help="score and cache, evaluate nothing")
     ap.add_argument("--max-false-alarms", type=float, default=1.0, help="tuning budget /100")
     ap.add_argument("--png", default="docs/onset-curve.png", help="curve figure ('' = none)")
     ap.add_argument("--json", default=None, help="also write every figure here")
     args = ap.parse_args()
+    wanted = parse_conditions(args.conditions, args.fields)
+    if any(c == "other-seed" for c, _ in wanted) and not args.other_model:
+        raise SystemExit("--conditions other-seed needs --other-model")
     model = str(Path(args.model) if args.model else bundled_model_path())
-    base = PlateSpec(wells=96, n_fields=args.fields, size=args.size, seed=1)
+    base = PlateSpec(wells=96, size=args.size, seed=1)
     n6 = int(args.hours / 6) + 1
     default_6h = base.replace(interval_h=6.0, n_timepoints=n6)
     hard_6h = base.replace(interval_h=6.0, n_timepoints=n6, difficulty="hard")
-    tuning = hard_6h.replace(seed=100, n_fields=max(2, args.fields))
+    hard_fields = [n for c, n in wanted if c == "hard"]
+    tune_fields = args.tuning_fields or (hard_fields[0] if hard_fields else args.fields)
+    tuning = hard_6h.replace(seed=100, n_fields=max(2, tune_fields))
     cache = Path(args.cache)
     t0 = time.perf_counter()
-    models = [model] + ([args.other_model] if args.other_model else [])
     opts = {"rescore": args.rescore, "workers": args.workers}
-    # the hard preset first: the target is judged there, and a cut-short run keeps it
-    tune_all = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
-    tune = tune_all.first_fields(args.fields)
-    hard = scored(cache / "hard-6h", hard_6h, args.plates, [model], **opts)[0]
-    d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
-    print(f"scores ready in {time.perf_counter() - t0:.0f} s")
 
-    def fields(w: ScoredPlates) -> str:
-        n = int(w.probs.shape[2])
+    def stem(name: str, spec: PlateSpec) -> Path:
+        # the field count is in the name: 1-field and 2-field scores never share a file
+        return cache / f"{name}-{spec.n_fields}f"
+
+    # the hard preset first: the target is judged there, and a cut-short run keeps it
+    tune_spec = tuning
+    tune_all = scored(
+        stem("tuning-hard-6h", tune_spec), tune_spec, args.tuning_plates, [model], **opts
+    )[0]
+    hard: dict[int, ScoredPlates] = {}
+    for n in hard_fields:
+        spec = hard_6h.replace(n_fields=n)
+        hard[n] = scored(stem("hard-6h", spec), spec, args.plates, [model], **opts)[0]
+    d6: dict[int, list[ScoredPlates]] = {}
+    for c, n in wanted:
+        if c in ("in-distribution", "other-seed", "every-12h") and n not in d6:
+            spec = default_6h.replace(n_fields=n)
+            models = [model] + ([args.other_model] if args.other_model else [])
+            d6[n] = scored(stem("default-6h", spec), spec, args.plates, models, **opts)
+    print(f"scores ready in {time.perf_counter() - t0:.0f} s")
+    if args.score_only:
+        return
+    tune = tune_all.first_fields(tune_fields)
+
+    def fields(n: int) -> str:
         return f"{n} field{'s' if n > 1 else ''}"
 
-    conditions: dict[str, ScoredPlates] = {
-        f"in distribution (6 h, {fields(d6[0])})": d6[0],
-        f"hard (6 h, {fields(hard)})": hard,
-    }
-    if args.other_model:
-        conditions[f"other-seed model (6 h, {fields(d6[1])})"] = d6[1]
-    conditions[f"imaging every 12 h ({fields(d6[0])})"] = d6[0].every(2)
-    if args.fields > 1:
-        conditions["hard (6 h, 1 field)"] = hard.first_fields(1)
+    conditions: dict[str, ScoredPlates] = {}  # the judged conditions, each a panel of the curve
+    for c, n in wanted:
+        if c == "in-distribution":
+            conditions[f"in distribution (6 h, {fields(n)})"] = d6[n][0]
+        elif c == "hard":
+            conditions[f"hard (6 h, {fields(n)})"] = hard[n]
+        elif c == "other-seed":
+            conditions[f"other-seed model (6 h, {fields(n)})"] = d6[n][1]
+        else:
+            conditions[f"imaging every 12 h ({fields(n)})"] = d6[n][0].every(2)
+    tables = dict(conditions)  # and views that only get a table
+    for n in hard_fields:
+        if n > 1:  # the same wells through one field: what the second field changes
+            tables[f"hard (6 h, first field of the {fields(n)} plates)"] = hard[n].first_fields(1)
 
     grid = [detector_rule(on, k, a) for k in GRID_K for a in GRID_ALPHA for on in GRID_ON]
     current = Rule("detector (monitor defaults)", "current", OnsetParams())
     tuned = tune_defaults(Evaluation(tune), grid, args.max_false_alarms)
+    extra = [PREVIOUS]
+    if tune_fields > 1:  # what a one-field set-up would take: the same rule on one field
+        one = tune_defaults(Evaluation(tune_all.first_fields(1)), grid, args.max_false_alarms)
+        extra.append(Rule("detector (tuned on 1 field)", "tuned-1", one.params))
     report: dict[str, object] = {"model": model, "model_sha256": file_sha256(Path(model))}
     panels = []
-    for name, wells in conditions.items():
+    for name, wells in tables.items():
         t1 = time.perf_counter()
-        ev = Evaluation(wells)
-        panel = evaluate_condition(name, ev, grid, current, tuned)
-        panels.append(panel)
-        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
+        panel = evaluate_condition(name, Evaluation(wells), grid, current, tuned, extra=extra)
+        if name in conditions:
+            panels.append(panel)
+        report[name] = [figures_json(p) for p in panel.rows]
         print(f"({name}: {time.perf_counter() - t1:.0f} s)")
-    for n in sorted({1, 2, args.fields}):
+    for n in sorted({1, 2, tune_fields}):
         name = f"tuning plates (hard, seed 100), {n} field{'s' if n > 1 else ''}"
-        panel = evaluate_condition(name, Evaluation(tune_all.first_fields(n)), grid, current, tuned)
-        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
+        ev = Evaluation(tune_all.first_fields(n))
+        panel = evaluate_condition(name, ev, grid, current, tuned, extra=extra)
+        report[name] = [figures_json(p) for p in panel.rows]
     if args.png:
         draw(panels, Path(args.png), tuned)
         print(f"curve: {args.png}")
@@ -145,8 +228,8 @@ def scored(
     workers: int,
 ) -> list[ScoredPlates]:
     """Scores of ``n_plates`` plates like ``spec`` by each model, from the cache when it was
-    made from the same plates and the same model file, else scored now and cached."""
-    want = {"plates": n_plates, "spec": repr(spec)}
+    made from the same plates and the same model file, else scored now and cached. A cache of
+    fewer plates of the same series is extended: only the missing plates are scored."""
     out: list[ScoredPlates | None] = []
     paths = []
     for m in models:
@@ -156,16 +239,22 @@ def scored(
         hit = None
         if path.exists() and not rescore:
             hit = ScoredPlates.load(path)
-            if any(hit.meta.get(k) != v for k, v in want.items()):
+            if hit.meta.get("spec") != repr(spec):
                 print(f"{path}: made from other plates, scoring again")
                 hit = None
+            elif int(hit.meta["plates"]) > n_plates:
+                names = [p.plate_name for p in plate_specs(spec, n_plates)]
+                hit = hit.plates(names, meta={"plates": n_plates})
         out.append(hit)
-    todo = [m for m, hit in zip(models, out, strict=True) if hit is None]
-    if todo:
+    have = [0 if hit is None else int(hit.meta["plates"]) for hit in out]
+    while min(have) < n_plates:
+        first = min(have)
         t0 = time.perf_counter()
+        todo = [m for m, h in zip(models, have, strict=True) if h == first]
         print(
-            f"scoring {stem.name}: {n_plates} plates x 96 wells x {spec.n_fields} field(s) x "
-            f"{len(spec.timeline_h)} time points at {spec.size} px with {len(todo)} model(s)"
+            f"scoring {stem.name}: plates {first + 1}-{n_plates} x 96 wells x {spec.n_fields} "
+            f"field(s) x {len(spec.timeline_h)} time points at {spec.size} px with "
+            f"{len(todo)} model(s)"
         )
         fresh = score_plates(
             spec,
@@ -173,34 +262,45 @@ def scored(
             todo,
             workers=workers,
             parts=4 if workers > 1 else 1,
-            progress=lambda i, n: print(
-                f"  part {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True
-            ),
+            first=first,
+            progress=functools.partial(say_progress, t0),
         )
-        n_img = n_plates * 96 * spec.n_fields * len(spec.timeline_h)
+        n_img = (n_plates - first) * 96 * spec.n_fields * len(spec.timeline_h)
         dt = time.perf_counter() - t0
         print(f"  {n_img} images in {dt:.0f} s ({1000 * dt / n_img:.1f} ms per image)")
         it = iter(fresh)
-        for i, hit in enumerate(out):
-            if hit is None:
-                done = next(it)
-                done = dataclasses.replace(done, meta={**done.meta, **want, "model": models[i]})
-                done.save(paths[i])
-                out[i] = done
+        for i, h in enumerate(have):
+            if h != first:
+                continue
+            done = next(it)
+            prev = out[i]
+            if prev is not None:
+                done = prev.concat(done)
+            meta = {**done.meta, "plates": n_plates, "spec": repr(spec), "model": models[i]}
+            done = dataclasses.replace(done, meta=meta)
+            done.save(paths[i])
+            out[i] = done
+            have[i] = n_plates
     return [o for o in out if o is not None]
 
 
+def say_progress(t0: float, i: int, n: int) -> None:
+    print(f"  part {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
 def tune_defaults(ev: Evaluation, grid: Sequence[Rule], max_fa: float) -> Rule:
-    """The grid rule :func:`choose_default` picks on the tuning plates."""
-    points = [ev.figures(r) for r in grid]
+    """The grid rule (k >= :data:`TUNING_MIN_K`) :func:`choose_default` picks on the tuning
+    plates."""
+    points = [ev.figures(r) for r in grid if r.params.k >= TUNING_MIN_K]
     chosen = choose_default(points, max_false_alarms=max_fa, max_delay_intervals=2.0)
     assert chosen is not None
     best, why = chosen
     w = ev.wells
     print(
         f"\ntuning plates (hard, seed 100, {int((~w.induced).sum())} maintenance / "
-        f"{int(w.induced.sum())} induced wells), target <= {max_fa:g} false alarms per 100 "
-        f"at <= 2 imaging intervals; chosen by '{why}': {best.rule.name}: "
+        f"{int(w.induced.sum())} induced wells, {w.probs.shape[2]} field(s)), "
+        f"target <= {max_fa:g} false alarms per 100 "
+        f"at <= 2 imaging intervals, k >= {TUNING_MIN_K}; chosen by '{why}': {best.rule.name}: "
         f"{best.false_alarms:.1f} false alarms per 100, median delay "
         f"{format_delay(best.median_delay_h, best.interval_h)}"
     )
@@ -225,11 +325,20 @@ class Panel:
     current: RuleFigures
     family: list[RuleFigures]
     front: list[RuleFigures]
+    rows: list[RuleFigures]
+    """Every rule of the table, in its order."""
 
 
 def evaluate_condition(
-    name: str, ev: Evaluation, grid: Sequence[Rule], current: Rule, tuned: Rule
+    name: str,
+    ev: Evaluation,
+    grid: Sequence[Rule],
+    current: Rule,
+    tuned: Rule,
+    *,
+    extra: Sequence[Rule] = (),
 ) -> Panel:
+    """One condition's table (printed) and curve; ``extra``: more rules for the table."""
     w = ev.wells
     interval = w.interval_h
     grid_points = [ev.figures(r) for r in grid]
@@ -242,7 +351,14 @@ def evaluate_condition(
         for t in NAIVE_MARKS
     ]
     mine = [ev.figures(tuned, intervals=True), ev.figures(current, intervals=True)]
-    previous = ev.figures(PREVIOUS, intervals=True)
+    same = mine[0].rule.params == mine[1].rule.params  # the monitor runs the tuned rule
+    shown = [r.rule.params for r in mine]
+    others = []
+    for r in extra:
+        if r.params not in shown:
+            shown.append(r.params)
+            others.append(ev.figures(r, intervals=True))
+    rows = [*(mine[:1] if same else mine), *others, *marked]
     family = [
         ev.figures(detector_rule(on, tuned.params.k, tuned.params.alpha)) for on in SWEEP[::2]
     ]
@@ -257,8 +373,7 @@ def evaluate_condition(
         "| induced wells flagged |"
     )
     print("|---|---|---|---|")
-    same = mine[0].rule.params == mine[1].rule.params  # the monitor runs the tuned rule
-    for p in [*(mine[:1] if same else mine), previous, *marked]:
+    for p in rows:
         print(row(p))
     print()
     for p in mine[:1] if same else mine:
@@ -272,15 +387,15 @@ def evaluate_condition(
                 )
             else:
                 verdict = (
-                    "slower"
+                    "slower than"
                     if eq.median_delay_h > p.median_delay_h
-                    else ("as fast" if eq.median_delay_h == p.median_delay_h else "FASTER")
+                    else ("AS FAST as" if eq.median_delay_h == p.median_delay_h else "FASTER than")
                 )
                 print(
                     f"- at the same false-alarm rate (<= {p.false_alarms:.1f} per 100) the "
                     f"fastest {label} threshold is {eq.rule.params.on_threshold:.2f}: "
                     f"{eq.false_alarms:.1f} per 100, median delay "
-                    f"{format_delay(eq.median_delay_h, interval)} ({verdict} than "
+                    f"{format_delay(eq.median_delay_h, interval)} ({verdict} "
                     f"the {p.rule.name.removeprefix('detector ')})"
                 )
     front = pareto_front(grid_points)
@@ -292,12 +407,12 @@ def evaluate_condition(
             for q in front[:6]
         )
     )
-    return Panel(name, sweeps, marked, mine[0], mine[1], family, front)
+    return Panel(name, sweeps, marked, mine[0], mine[1], family, front, rows)
 
 
 def row(p: RuleFigures) -> str:
     name = p.rule.name
-    if p.rule.family in ("tuned", "current", "previous"):
+    if p.rule.family in ("tuned", "current", "previous", "tuned-1"):
         q = p.rule.params
         name = f"**{name}**: on {q.on_threshold:g}, k {q.k}, EWMA {q.alpha:g}"
     return (
@@ -388,6 +503,12 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
         errbar(ax, panel.tuned, "tab:blue", "*", size=12, label=tuned_label)
         if not same:
             errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
+        for p in panel.rows:
+            if p.rule.family in OTHER_MARKS:
+                colour, marker, label = OTHER_MARKS[p.rule.family]
+                q = p.rule.params
+                label = f"{label}: on {q.on_threshold:g}, k {q.k}, EWMA {q.alpha:g}"
+                errbar(ax, p, colour, marker, size=6, label=label)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-0.2, 100)
         ax.axvline(1.0, color="grey", lw=0.5, ls="--")

@@ -167,6 +167,13 @@ def test_scores_come_from_the_real_model_on_rendered_plates(tiny_model_path: Pat
     assert one.induced.sum() == 4
     assert np.isnan(one.true_onset_h[~one.induced]).all()
     assert one.meta["model_sha256"]
+    # a series of plates extends: the second plate scored alone is the whole's second plate
+    (later,) = score_plates(spec, 2, [str(tiny_model_path)], first=1)
+    assert set(later.plate) == {"SIM0001"}
+    np.testing.assert_array_equal(later.probs, one.plates(["SIM0001"]).probs)
+    pooled = one.plates(["SIM0000"]).concat(later)
+    np.testing.assert_array_equal(pooled.probs, one.probs)
+    assert pooled.well.tolist() == one.well.tolist()
 
 
 def test_a_plate_cut_into_parts_scores_as_the_whole(tiny_model_path: Path) -> None:
