@@ -97,6 +97,19 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_path: Path | None = None
     last_path: Path | None = None
+    stop_reason: str = "epochs"  # patience, time (optim.max_minutes), interrupted or epochs
+
+
+def stop_warning(stop_reason: str, best_epoch: int, epochs_run: int, max_minutes: float) -> str:
+    """A warning when the time cap, not early stopping, ended a run whose validation loss was
+    still falling (its best epoch among the last two): the model is likely under-trained."""
+    if stop_reason != "time" or best_epoch < epochs_run - 1:
+        return ""
+    return (
+        f"training was stopped by the time cap (optim.max_minutes={max_minutes:g}) after "
+        f"{epochs_run} epochs while the validation loss was still falling (best epoch "
+        f"{best_epoch}): the model is likely under-trained; raise optim.max_minutes"
+    )
 
 
 # ---------------------------------------------------------------- runtime choices
@@ -453,6 +466,7 @@ class Trainer:
         """
         run = self._prepare(resume)
         stopped_early = interrupted = False
+        stop_reason = "epochs"
         fit_start = time.perf_counter()
         for epoch in range(run.start_epoch, self.cfg.optim.epochs):
             done = epoch - run.start_epoch  # epochs of this call
@@ -460,6 +474,7 @@ class Trainer:
             if reason is not None:
                 interrupted = reason == "interrupted"
                 stopped_early = not interrupted
+                stop_reason = reason
                 break
             val_metrics, row = self._run_epoch(run, epoch)
             improved = self._track_best(run, epoch, val_metrics["val_loss"])
@@ -477,6 +492,7 @@ class Trainer:
             history=run.history,
             best_path=self.best_path,
             last_path=self.last_path,
+            stop_reason=stop_reason,
         )
         if interrupted or run.best_state is None:
             return result
@@ -838,12 +854,19 @@ def train_on_split(
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
+        "stopped_by": fit.stop_reason,
         "temperature": fit.temperature,
         "val_ece_before": fit.ece_before,
         "val_ece_after": fit.ece_after,
         "best_checkpoint": str(fit.best_path),
         **facts,
     }
+    warning = stop_warning(
+        fit.stop_reason, fit.best_epoch, fit.epochs_run, cfg.optim.max_minutes or 0
+    )
+    if warning:
+        log.warning("%s", warning)
+        summary["warnings"] = [warning]
     if hasattr(trainer, "best_model"):
         summary["param_checksum"] = parameter_checksum(trainer.best_model)
     if len(split.test) and hasattr(trainer, "best_model"):

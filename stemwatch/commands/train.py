@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         summary = run_training(cfg, resume=args.resume, overwrite=args.overwrite)
         test = summary.get("test", {})
         out = {"held_out": held_out_figures(test.get("image", {}))} if test else {}
-        warnings = test.get("warnings", [])
+        warnings = [*summary.get("warnings", []), *test.get("warnings", [])]
+        out["stopped_by"] = summary.get("stopped_by")
         out["best_checkpoint"] = str(summary.get("best_checkpoint"))
         out["temperature"] = round(float(summary.get("temperature", 1.0)), 4)
     if warnings:

@@ -76,6 +76,23 @@ def test_trained_model_separates_the_classes(trained_run: Path) -> None:
     assert "val_ece_after" in best.metrics
 
 
+def test_the_summary_says_what_stopped_training(trained_run: Path) -> None:
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["stopped_by"] == "epochs"  # the fixture's 2 epochs, patience 5
+    assert "warnings" not in summary
+
+
+def test_a_time_capped_run_still_improving_is_called_under_trained() -> None:
+    from trainer.train import stop_warning
+
+    warning = stop_warning("time", best_epoch=11, epochs_run=11, max_minutes=6)
+    assert "optim.max_minutes=6" in warning and "raise optim.max_minutes" in warning
+    assert stop_warning("time", best_epoch=10, epochs_run=11, max_minutes=6)  # last two epochs
+    assert not stop_warning("time", best_epoch=6, epochs_run=11, max_minutes=6)  # had plateaued
+    assert not stop_warning("patience", best_epoch=11, epochs_run=11, max_minutes=6)
+    assert not stop_warning("epochs", best_epoch=20, epochs_run=20, max_minutes=0)
+
+
 def test_train_prints_each_hour_and_the_balanced_accuracy_from_it_on(trained_run: Path) -> None:
     from stemwatch.commands.train import held_out_figures
 
