@@ -4,8 +4,9 @@ decision threshold chosen on validation blocks.
     python tests/benchmarks/eval_kusumoto_cnn.py RUN [--manifest LABELLED/manifest.csv]
 
 RUN is a ``stemwatch train ... --cv`` run directory (one sub-folder per fold, each with
-``best.pt``). For every fold the calibrated best model scores its own validation and test
-blocks (both recorded in ``best.pt``); the F1-maximising threshold on the stained class's
+``best.pt``), or a single run's directory (its ``best.pt``: one fold). For every fold the
+calibrated best model scores its own validation and test blocks (both recorded in
+``best.pt``); the F1-maximising threshold on the stained class's
 probability is chosen on the **validation** blocks only (:func:`trainer.decision.f1_threshold`)
 and applied to the test blocks. Printed per fold and pooled over folds (95 % intervals over
 wells) and as mean ± sd over folds, at argmax (0.5) and at the validation-chosen threshold,
@@ -69,7 +70,8 @@ def main() -> None:
     targets = ("labels", "truth") if truth else ("labels",)
     pooled: dict[str, list[Any]] = {k: [] for k in ("probs", "labels", "truth", "groups", "t")}
     per_fold: dict[str, list[dict[str, Any]]] = {}
-    for fold in sorted(p.parent for p in args.run.glob("*/best.pt")):
+    single = (args.run / "best.pt").is_file()
+    for fold in [args.run] if single else sorted(p.parent for p in args.run.glob("*/best.pt")):
         pred = CheckpointPredictor(fold / "best.pt")
         pos = pred.class_names.index(pred.positive_class)
         images = pred.checkpoint.split["images"]
