@@ -27,6 +27,7 @@ from stemwatch.core.intervals import DEFAULT_RESAMPLES, Interval
 from stemwatch.core.modelfile import open_model
 from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import DataError, Sample, TileCache, TileSet
+from trainer.decision import figures_at_threshold
 from trainer.metric_intervals import (
     figure_intervals,
     from_hours_intervals,
@@ -362,6 +363,7 @@ def heldout_summary(result: dict[str, Any], *, split: str = "") -> dict[str, Any
         "n_groups": boot.get("n_groups", 0),
         "figures": image.get("intervals", {}),
         "accuracy_by_hours": image.get("accuracy_by_hours", {}),
+        **({"at_val_threshold": image["at_val_threshold"]} if "at_val_threshold" in image else {}),
         "interval_method": boot.get("method"),
         "warnings": list(result.get("warnings", [])),
     }
@@ -393,6 +395,17 @@ def pooled_predictions(
         group_by=group_by,
         seed=seed,
     )
+    thresholds = [p.get("decision_threshold") for p in rows]
+    if rows and len(class_names) == 2 and all(t is not None for t in thresholds):
+        out["at_val_threshold"] = figures_at_threshold(
+            probs,
+            labels,
+            groups,
+            positive_index,
+            np.array(thresholds, dtype=float),
+            chosen_on="each fold's validation images",
+            seed=seed,
+        )
     warnings = test_set_warnings(out, labels, groups, np.arange(len(rows)), class_names)
     return {"image": out, "warnings": warnings}
 

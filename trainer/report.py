@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from trainer.decision import THRESHOLD_FIGURES
 from trainer.metric_intervals import (
     FIGURES,
     UNIT_PLURAL,
@@ -160,6 +161,24 @@ def interval_note(metrics: dict[str, Any]) -> str:
     )
 
 
+def threshold_lines(metrics: dict[str, Any]) -> list[str]:
+    """The figures at the decision threshold chosen on validation images (if any)."""
+    at = metrics.get("at_val_threshold")
+    if not at:
+        return []
+    t = at.get("threshold")
+    which = f"{t:.3f}" if t is not None else "one per fold"
+    cells = ", ".join(
+        f"{FIGURES.get(k, k.replace('_', ' '))} {interval_text(at['intervals'][k])}"
+        for k in THRESHOLD_FIGURES
+    )
+    return [
+        f"At the decision threshold chosen on {at.get('chosen_on')} to maximise F1 (not on "
+        f"these images), threshold {which}: {cells}.",
+        "",
+    ]
+
+
 def _metrics_table(levels: dict[str, dict[str, Any]]) -> list[str]:
     keys = list(FIGURES)
     lines = [
@@ -198,6 +217,7 @@ def write_report(
     lines += [*_metrics_table({"image": image, "tile": tile}), ""]
     if image.get("bootstrap"):
         lines += [interval_note(image), ""]
+    lines += threshold_lines(image)
     if image.get("ece_uncalibrated") is not None:
         lines += [
             f"Temperature scaling: image-level ECE {_fmt(image['ece_uncalibrated'])} before, "
@@ -282,6 +302,8 @@ def write_cv_report(
             *_metrics_table({"image": pooled_image}),
             "",
             interval_note(pooled_image),
+            "",
+            *threshold_lines(pooled_image),
         ]
     agg = summary.get("image", {})
     by_hours = {

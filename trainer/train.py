@@ -41,6 +41,7 @@ from trainer.augment import augment_batch
 from trainer.calibrate import expected_calibration_error, fit_temperature, softmax
 from trainer.config import TrainerConfig
 from trainer.data import DataError, Sample, TileCache, TileSet, load_samples, provenance
+from trainer.decision import f1_threshold, figures_at_threshold
 from trainer.evaluate import (
     evaluate_tiles,
     heldout_summary,
@@ -884,6 +885,19 @@ def train_on_split(
             image_probabilities(softmax(logits), test.image, len(test.samples)),
             np.array([s.label for s in test.samples]),
         )
+        if len(cfg.data.classes) == 2 and len(split.val):
+            val = _subset(data, split.val)
+            val_logits = predict_logits(trainer.best_model, val.x, device=trainer.device)
+            t = validation_threshold(softmax(val_logits, fit.temperature), val, pos)
+            test_result = summary["test"]
+            test_result["image"]["at_val_threshold"] = figures_at_threshold(
+                *_image_level(probs, test, group_by),
+                pos,
+                t,
+                chosen_on=f"the validation images of {split.name}",
+            )
+            for p in test_result["predictions"]:
+                p["decision_threshold"] = t
         if main and fit.best_path is not None and fit.best_path.is_file():
             from trainer.checkpoint import update_checkpoint
 
@@ -892,6 +906,26 @@ def train_on_split(
     if main:
         write_test_manifest(record, out_dir)
     return summary
+
+
+def _image_level(
+    probs: np.ndarray, tiles: TileSet, group_by: str = "well"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Image probabilities (mean of tiles), labels and groups of the images with tiles."""
+    img = image_probabilities(probs, tiles.image, len(tiles.samples))
+    ok = np.flatnonzero(~np.isnan(img).any(axis=1))
+    labels = np.array([tiles.samples[i].label for i in ok])
+    return img[ok], labels, [tiles.samples[i].group(group_by) for i in ok]
+
+
+def validation_threshold(tile_probs: np.ndarray, val: TileSet, positive_index: int) -> float:
+    """The F1-maximising threshold on the positive class's image probability (calibrated
+    tile probabilities ``tile_probs`` of ``val``), chosen on the validation images
+    (:func:`trainer.decision.f1_threshold`)."""
+    probs, labels, _ = _image_level(tile_probs, val)
+    t = f1_threshold(probs[:, positive_index], labels == positive_index)
+    log.info("decision threshold chosen on %d validation images: %.3f", len(labels), t)
+    return t
 
 
 def parameter_checksum(model: nn.Module) -> float:

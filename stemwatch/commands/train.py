@@ -136,6 +136,13 @@ def held_out_figures(image: dict[str, Any]) -> dict[str, Any]:
             f"{from_hours_text(v)}"
             for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0]))
         }
+    at = image.get("at_val_threshold")
+    if at:
+        t = at.get("threshold")
+        key = f"at_threshold_{t:.3f}" if t is not None else "at_each_folds_threshold"
+        out[key] = f"chosen on {at.get('chosen_on')} to maximise F1: " + ", ".join(
+            f"{k} {interval_text(v)}" for k, v in at["intervals"].items()
+        )
     boot = image.get("bootstrap") or {}
     if boot:
         units = UNIT_PLURAL.get(boot.get("unit", ""), "groups")
@@ -161,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"cross_validation": f"{summary['scheme']}, {summary['k']} folds"}
         out["mean_sd_over_folds"] = {
             k: f"{img[k]['mean']:.3f} ± {img[k]['sd']:.3f}"
-            for k in ("balanced_accuracy", "accuracy", "roc_auc")
+            for k in (
+                "balanced_accuracy",
+                "accuracy",
+                "roc_auc",
+                "at_val_threshold.accuracy",
+                "at_val_threshold.f1",
+            )
             if k in img
         }
         out["pooled"] = held_out_figures(summary.get("pooled", {}).get("image", {}))

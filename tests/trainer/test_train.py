@@ -74,6 +74,16 @@ def test_trained_model_separates_the_classes(trained_run: Path) -> None:
     assert best.temperature == pytest.approx(summary["temperature"])
     assert best.tiling.tile_size == 32 and best.training["split"]["group_by"] == "well"
     assert "val_ece_after" in best.metrics
+    # the F1-maximising threshold, chosen on the validation images, and the held-out figures
+    # at it, each with its interval; in the checkpoint's held-out figures and the report too
+    at = image["at_val_threshold"]
+    assert 0 < at["threshold"] < 1 and "validation images" in at["chosen_on"]
+    assert at["intervals"]["f1"]["value"] == at["f1"] and at["intervals"]["f1"]["n_groups"] >= 2
+    assert best.metrics["test"]["at_val_threshold"]["threshold"] == at["threshold"]
+    assert (
+        "At the decision threshold chosen on the validation images"
+        in (trained_run / "report.md").read_text()
+    )
 
 
 def test_the_summary_says_what_stopped_training(trained_run: Path) -> None:
@@ -102,6 +112,8 @@ def test_train_prints_each_hour_and_the_balanced_accuracy_from_it_on(trained_run
     assert list(by_hours) == ["0 h", "24 h"]
     assert "balanced accuracy from 24 h on" in by_hours["24 h"]
     assert by_hours["0 h"].endswith(figures["balanced_accuracy"])  # from 0 h on: every image
+    t = summary["test"]["image"]["at_val_threshold"]["threshold"]
+    assert figures[f"at_threshold_{t:.3f}"].startswith("chosen on the validation images")
 
 
 def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None:
@@ -286,6 +298,12 @@ def test_cross_validation_reports_mean_and_sd(dataset: Path, tmp_path: Path) -> 
     assert pooled["n"] == 32 and pooled["bootstrap"]["n_groups"] == 8
     assert pooled["intervals"]["balanced_accuracy"]["low"] is not None
     assert "Pooled over folds" in report and "[95 % intervals: percentile bootstrap" in report
+    # pooled at each fold's own validation-chosen threshold; mean ± sd of the threshold
+    folds_t = [f["test"]["image"]["at_val_threshold"]["threshold"] for f in summary["folds"]]
+    assert pooled["at_val_threshold"]["thresholds"] == sorted(set(folds_t))
+    assert pooled["at_val_threshold"]["chosen_on"] == "each fold's validation images"
+    assert len(summary["image"]["at_val_threshold.f1"]["values"]) == 2
+    assert "threshold one per fold" in report or "threshold 0." in report
 
 
 def test_cross_validation_holds_out_one_experiment_per_fold(tmp_path: Path) -> None:
