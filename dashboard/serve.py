@@ -39,20 +39,19 @@ def warm_up() -> None:
 
 def _first_use() -> None:
     """Do once what each new server process otherwise did in its first visitor's render
-    (~0.4 s of CPU there, issue 13): Streamlit compiles its emoji pattern to check the page
-    icon, and Altair builds its schema validator and imports its dataframe layer for the
-    first chart it turns into a spec."""
+    (issue 13): Streamlit compiles its emoji pattern to check the page icon (~0.2 s of CPU),
+    and Altair builds its schema validator and imports its dataframe layer for the first
+    chart it turns into a spec (the views other than the plate page)."""
     import pandas as pd
     from streamlit import string_util
 
     from dashboard import plots, shell
 
     string_util.is_emoji(shell.PAGE_ICON)
-    series = pd.DataFrame(
-        {"time_h": [0.0, 1.0], "mean": 0.5, "lower": 0.4, "upper": 0.6, "smoothed": 0.5, "n": 1}
+    curves = pd.DataFrame(
+        {"group": "a", "time_h": [0.0, 1.0], "mean": 0.5, "lower": 0.4, "upper": 0.6, "n_wells": 1}
     )
-    fields = pd.DataFrame({"time_h": [0.0, 1.0], "probability": 0.5, "field": 1})
-    plots.well_series_chart(series, fields, onset_h=1.0).to_dict()
+    plots.compare_chart(curves).to_dict()
 
 
 def main(argv: list[str]) -> None:

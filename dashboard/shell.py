@@ -16,7 +16,7 @@ import time
 
 import streamlit as st
 
-from dashboard import data, figures, reads
+from dashboard import data, figures, reads, tables
 from dashboard.context import Context
 from dashboard.registry import VIEWS, View, by_key
 from dashboard.views import alerts, models
@@ -70,7 +70,7 @@ def _shown(db_path: str) -> str:
 def main(argv: list[str]) -> None:
     """The whole page."""
     st.set_page_config(page_title="stemwatch", page_icon=PAGE_ICON, layout="wide")
-    st.html(f"<style>{COMPACT_CSS}{figures.CSS}</style>")
+    st.html(f"<style>{COMPACT_CSS}{figures.CSS}{tables.CSS}</style>")
     db_path = database_argument(argv)
     shown = _shown(db_path)
     view = _sidebar_head()

@@ -14,7 +14,7 @@ from dashboard_browser import (
     chrome,
     find_browser,
     free_port,
-    wait_for_charts,
+    wait_for_plate,
     wait_for_text,
 )
 from dashboard_db import LAYOUTS, FilledDb, fill_layouts
@@ -32,7 +32,7 @@ const [chart, n] = arguments;
 const out = [];
 for (let c = 1; c <= n; c++) {
   const name = 'A' + String(c).padStart(2, '0');
-  const cell = chart.querySelector(`path[aria-label*="Well: ${name};"]`);
+  const cell = chart.querySelector(`[aria-label*="Well: ${name};"]`);
   if (!cell) { out.push(name + ': no cell'); continue; }
   cell.scrollIntoView({block: 'center', inline: 'nearest'});
   const r = cell.getBoundingClientRect();
@@ -85,7 +85,7 @@ def checked_columns(driver: Any, cols: int) -> list[str]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     def drawn(d: Any) -> tuple[list[str]] | None:
-        found: list[str] = d.execute_script(CHECK_COLUMNS, wait_for_charts(d, 1)[0], cols)
+        found: list[str] = d.execute_script(CHECK_COLUMNS, wait_for_plate(d), cols)
         return None if any(f.endswith(": no cell") for f in found) else (found,)
 
     (result,) = WebDriverWait(
