@@ -5,7 +5,8 @@ be chosen in the sidebar ("Show results of"); the plate, well and replay views t
 model's series and onsets. Two models are compared on the plate (agreement, wells whose onset
 differs and by how much, accuracy on the lab's labelled wells neither model trained on, onset
 figures by the plate map; 95 % intervals over wells: the figures of ``stemwatch compare``) and
-on a well (both curves, both onsets).
+on a well (both curves, both onsets). The sidebar's chooser is drawn by
+:mod:`dashboard.shell` (every page has it).
 """
 
 from __future__ import annotations
@@ -18,33 +19,6 @@ from dashboard import data, lab, reads
 from dashboard.context import Context
 from stemwatch import store
 from stemwatch.core.compare import ModelComparison, compare_models
-
-DAEMON = ""  # the sidebar's choice for "the daemon's model"
-
-
-def choose_model(db_path: str, summary: store.PlateSummary | None) -> str | None:
-    """The sidebar's model chooser (only where the plate has more than one model): the hash
-    the plate views show, None for the daemon's current model."""
-    if summary is None:
-        return None
-    models = reads.plate_models(db_path, reads.stamp(db_path), summary.plate, summary.instrument)
-    others = [m for m in models if not m.daemon]
-    if not others:
-        return None
-    options = [DAEMON, *(m.model_hash for m in others)]
-    names = {DAEMON: "the daemon's model", **{m.model_hash: lab.model_label(m) for m in others}}
-    if st.session_state.get(lab.MODEL_KEY) not in options:
-        st.session_state[lab.MODEL_KEY] = DAEMON
-    with st.sidebar:
-        chosen = st.selectbox(
-            "Show results of",
-            options,
-            key=lab.MODEL_KEY,
-            format_func=names.__getitem__,
-            help="The model whose probabilities and onsets the plate, well and replay views "
-            "show (re-analyses: `stemwatch reanalyse`). Alerts always come from the daemon's.",
-        )
-    return str(chosen) or None
 
 
 def render(ctx: Context) -> None:

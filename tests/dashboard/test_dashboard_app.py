@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -295,3 +297,27 @@ def test_switching_plates_shows_the_other_plate(
     assert at.selectbox(key="well").value == "D05"
     assert metric(at, "Latest P(differentiated)") == "0.30"
     assert "no activation maps" in page_text(at)
+
+
+FIRST_PAGE_IMPORTS = """
+import os, sys
+from streamlit.testing.v1 import AppTest
+os.environ["STEMWATCH_DB"] = sys.argv[1]
+at = AppTest.from_file(sys.argv[2], default_timeout=60)
+at.run()
+assert not at.exception, at.exception
+print(sorted(m for m in ("altair", "vega_datasets", "dashboard.plots") if m in sys.modules))
+"""
+
+
+def test_the_plate_page_leaves_altair_to_the_other_views(filled_db: FilledDb) -> None:
+    """Issue 13: a fresh process (AppTest, or a server whose first visitor opens the plate
+    page) does not import Altair for it; the views that chart with it import it when drawn."""
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_PAGE_IMPORTS, str(filled_db.path), str(APP)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"
