@@ -24,11 +24,11 @@ CSS = """
   margin-bottom: 0.5rem; }
 .sw-table { border-collapse: collapse; font-size: 0.875rem; width: 100%; }
 .sw-table th { position: sticky; top: 0; background: #f8f9fb; font-weight: 400;
-  color: rgba(49, 51, 63, 0.7); text-align: left; white-space: nowrap; z-index: 1; }
+  color: rgba(49, 51, 63, 0.7); text-align: left; z-index: 1; }
 .sw-table th, .sw-table td { padding: 0.3rem 0.6rem;
   border-bottom: 1px solid rgba(49, 51, 63, 0.08); }
 .sw-table td.num, .sw-table th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.sw-table td.text { overflow-wrap: anywhere; min-width: 6rem; }
+.sw-table td.text { overflow-wrap: anywhere; min-width: 3rem; }
 .sw-table th[title] { text-decoration: underline dotted; cursor: help; }
 .sw-table td.img { padding: 2px 0.4rem; }
 .sw-table td.img img { display: block; width: 64px; height: 64px; object-fit: contain; }

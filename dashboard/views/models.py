@@ -15,10 +15,24 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, lab, reads
+from dashboard import data, lab, reads, tables
 from dashboard.context import Context
 from stemwatch import store
 from stemwatch.core.compare import ModelComparison, compare_models
+
+# the plate's figures as HTML tables: their cells wrap in a half-width column at 1280 px, where
+# the data grid cut the last column of "Onsets by the plate map" off (issue 13)
+DIFF_COLUMNS = (
+    tables.Column("Well"),
+    tables.Column("A onset (h)", "number", ".1f"),
+    tables.Column("B onset (h)", "number", ".1f"),
+    tables.Column("Difference"),
+    tables.Column("Detection shift"),
+)
+
+
+def _text_columns(frame: pd.DataFrame) -> list[tables.Column]:
+    return [tables.Column(str(c)) for c in frame.columns]
 
 
 def render(ctx: Context) -> None:
@@ -99,14 +113,7 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
         if diffs.empty:
             st.caption("none")
         else:
-            st.dataframe(
-                diffs,
-                hide_index=True,
-                column_config={
-                    "A onset (h)": st.column_config.NumberColumn(format="%.1f"),
-                    "B onset (h)": st.column_config.NumberColumn(format="%.1f"),
-                },
-            )
+            st.html(tables.table(diffs, DIFF_COLUMNS, max_height=400))
     with right:
         acc = lab.accuracy_frame(c)
         if acc is not None and c.accuracy_a is not None:
@@ -114,13 +121,13 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
                 "**Accuracy on labelled wells neither model trained on** "
                 f"({c.accuracy_a.n_images} images, {c.accuracy_a.n_wells} wells)"
             )
-            st.dataframe(acc, hide_index=True)
+            st.html(tables.table(acc, _text_columns(acc)))
         for why, n in c.labelled_wells_left_out.items():
             st.caption(f"left out: {n} labelled well(s) {why}")
         figures = lab.onset_figures_frame(c)
         if figures is not None:
             st.markdown("**Onsets by the plate map**")
-            st.dataframe(figures, hide_index=True)
+            st.html(tables.table(figures, _text_columns(figures)))
     for note in c.notes:
         st.caption(f"note: {note}")
 
