@@ -247,7 +247,7 @@ def _colour_bar(x: float, y: float, w: float) -> str:
     )
     ticks = "".join(
         f'<text class="ax" x="{x + v * w:g}" y="{y + 36}" text-anchor="middle">{v:.1f}</text>'
-        for v in (0.0, 0.5, 1.0)
+        for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     )
     return (
         f'<g class="legend" aria-hidden="true"><defs><linearGradient id="sw-viridis">{stops}'
