@@ -11,40 +11,22 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from dashboard.plots import EXCLUDED_MARKS
+from dashboard.palette import (
+    EXCLUDED_COLOR,
+    EXCLUDED_MARKS,
+    NO_DATA_COLOR,
+    ONSET_COLOR,
+    rgb,
+    viridis,
+)
 from stemwatch.core.wells import PlateLayout
 
-# viridis at 0, 1/8, ..., 1 (matplotlib's table): interpolated linearly in between
-_VIRIDIS = np.array(
-    [
-        (68, 1, 84),
-        (71, 44, 122),
-        (59, 81, 139),
-        (44, 113, 142),
-        (33, 144, 141),
-        (39, 173, 129),
-        (92, 200, 99),
-        (170, 220, 50),
-        (253, 231, 37),
-    ],
-    dtype=np.float64,
-)
-NO_DATA = (230, 230, 230)
-ONSET = (214, 39, 40)
-EXCLUDED = (230, 85, 13)
-
-
-def viridis(p: float) -> tuple[int, int, int]:
-    """The viridis colour of ``p`` in [0, 1] (clipped)."""
-    x = float(np.clip(p, 0.0, 1.0)) * (len(_VIRIDIS) - 1)
-    i = min(int(x), len(_VIRIDIS) - 2)
-    c = _VIRIDIS[i] + (x - i) * (_VIRIDIS[i + 1] - _VIRIDIS[i])
-    r, g, b = (int(v) for v in np.rint(c))
-    return (r, g, b)
+NO_DATA = rgb(NO_DATA_COLOR)
+ONSET = rgb(ONSET_COLOR)
+EXCLUDED = rgb(EXCLUDED_COLOR)
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -5,48 +5,56 @@ A view is a function ``render(ctx)`` of a :class:`dashboard.context.Context`: it
 :mod:`dashboard.plots`. To add one write ``dashboard/views/NAME.py`` with a
 ``render`` and append a :class:`View` to :data:`VIEWS`; it gets a place in the sidebar and an
 address (``?view=NAME``). Issue 10 added ``labels`` and ``models``.
+
+A view's module is imported when the view is first drawn: the plate page, drawn first, then
+does not import the Altair charts of the other views (issue 13: the first render; the
+server imports them all before it reports ready, :mod:`dashboard.serve`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 
 from dashboard.context import Context
-from dashboard.views import alerts, compare, instrument, labels, models, plate, plates, replay
 
 
 @dataclass(frozen=True)
 class View:
-    key: str  # in the address: ?view=KEY
+    key: str  # in the address: ?view=KEY (and its module: dashboard/views/KEY.py)
     title: str
-    render: Callable[[Context], None]
     needs_plate: bool = True  # shows one plate (the sidebar's)
     live: bool = True  # re-drawn at every auto-refresh (else only on interaction)
     help: str = ""
 
+    @property
+    def module(self) -> str:
+        return f"dashboard.views.{self.key}"
+
+    def render(self, ctx: Context) -> None:
+        """Draw the view (its module's ``render``)."""
+        importlib.import_module(self.module).render(ctx)
+
 
 VIEWS: tuple[View, ...] = (
-    View("plate", "Plate", plate.render, help="the plate, its wells, onsets and images"),
-    View("compare", "Compare", compare.render, live=False, help="groups of wells on one chart"),
-    View("replay", "Replay", replay.render, live=False, help="the plate at any time point"),
-    View("plates", "Plates", plates.render, needs_plate=False, help="every plate, unplaced images"),
+    View("plate", "Plate", help="the plate, its wells, onsets and images"),
+    View("compare", "Compare", live=False, help="groups of wells on one chart"),
+    View("replay", "Replay", live=False, help="the plate at any time point"),
+    View("plates", "Plates", needs_plate=False, help="every plate, unplaced images"),
     View(
         "instrument",
         "Instrument",
-        instrument.render,
         needs_plate=False,
         help="daemon, model, throughput, queue, failures, domain flags",
     ),
-    View("alerts", "Alerts", alerts.render, needs_plate=False, help="every alert, acknowledge"),
+    View("alerts", "Alerts", needs_plate=False, help="every alert, acknowledge"),
     View(
         "labels",
         "Labels",
-        labels.render,
         live=False,
         help="label wells, false alarms, undo",
     ),
-    View("models", "Models", models.render, live=False, help="two models side by side"),
+    View("models", "Models", live=False, help="two models side by side"),
 )
 
 

@@ -1,7 +1,8 @@
 """The dashboard's server process: ``python -m dashboard.serve run dashboard/app.py [...]``.
 
 What ``stemwatch dashboard`` runs instead of ``python -m streamlit``: it imports the page's
-modules (Streamlit's elements, Altair, pandas, pyarrow, the store, every view) once, then
+modules (Streamlit's elements, pandas, pyarrow, the store, every view and Altair for the
+views other than the plate page) once, then
 hands the same arguments to Streamlit's command line in this process. Streamlit runs the
 page's script in the server process, so the first visitor's page no longer waits ~1.3 s on
 2 cores for those imports (issue 13: the first render); the server reports ready (its health
@@ -14,8 +15,9 @@ import importlib
 import logging
 import sys
 
-# imported by the first render anyway; what the page script's own imports do not pull in is
-# imported by Streamlit (pyarrow: tables) or by the well view (tifffile, PIL: thumbnails)
+# imported by the first render anyway (the views when first drawn: dashboard.registry); what
+# the page script's own imports do not pull in is imported by Streamlit (pyarrow: tables) or
+# by the well view (tifffile, PIL: thumbnails)
 WARM_MODULES = ("dashboard.shell", "pyarrow", "PIL.Image", "tifffile")
 # Streamlit warns once per ``st.cache_data`` function decorated before its runtime exists;
 # harmless here (the caches themselves are made at the first call, inside the runtime)
@@ -30,7 +32,9 @@ def warm_up() -> None:
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        for name in WARM_MODULES:
+        from dashboard.registry import VIEWS
+
+        for name in (*WARM_MODULES, *(v.module for v in VIEWS)):
             importlib.import_module(name)
     finally:
         logger.setLevel(level)
@@ -39,20 +43,19 @@ def warm_up() -> None:
 
 def _first_use() -> None:
     """Do once what each new server process otherwise did in its first visitor's render
-    (~0.4 s of CPU there, issue 13): Streamlit compiles its emoji pattern to check the page
-    icon, and Altair builds its schema validator and imports its dataframe layer for the
-    first chart it turns into a spec."""
+    (issue 13): Streamlit compiles its emoji pattern to check the page icon (~0.2 s of CPU),
+    and Altair builds its schema validator and imports its dataframe layer for the first
+    chart it turns into a spec (the views other than the plate page)."""
     import pandas as pd
     from streamlit import string_util
 
     from dashboard import plots, shell
 
     string_util.is_emoji(shell.PAGE_ICON)
-    series = pd.DataFrame(
-        {"time_h": [0.0, 1.0], "mean": 0.5, "lower": 0.4, "upper": 0.6, "smoothed": 0.5, "n": 1}
+    curves = pd.DataFrame(
+        {"group": "a", "time_h": [0.0, 1.0], "mean": 0.5, "lower": 0.4, "upper": 0.6, "n_wells": 1}
     )
-    fields = pd.DataFrame({"time_h": [0.0, 1.0], "probability": 0.5, "field": 1})
-    plots.well_series_chart(series, fields, onset_h=1.0).to_dict()
+    plots.compare_chart(curves).to_dict()
 
 
 def main(argv: list[str]) -> None:

@@ -16,10 +16,10 @@ import time
 
 import streamlit as st
 
-from dashboard import data, figures, reads
+from dashboard import data, figures, lab, reads, tables
 from dashboard.context import Context
 from dashboard.registry import VIEWS, View, by_key
-from dashboard.views import alerts, models
+from dashboard.views import alerts
 from stemwatch import store
 
 DB_ENV = "STEMWATCH_DB"
@@ -38,6 +38,8 @@ COMPACT_CSS = """
 h1 { font-size: 2rem !important; }
 """
 
+
+DAEMON = ""  # the model chooser's entry for "the daemon's model"
 
 HOW_TO_START = """
 **Start the monitoring daemon** on the microscope's output folder; it creates this database
@@ -70,7 +72,7 @@ def _shown(db_path: str) -> str:
 def main(argv: list[str]) -> None:
     """The whole page."""
     st.set_page_config(page_title="stemwatch", page_icon=PAGE_ICON, layout="wide")
-    st.html(f"<style>{COMPACT_CSS}{figures.CSS}</style>")
+    st.html(f"<style>{COMPACT_CSS}{figures.CSS}{tables.CSS}</style>")
     db_path = database_argument(argv)
     shown = _shown(db_path)
     view = _sidebar_head()
@@ -95,7 +97,7 @@ def main(argv: list[str]) -> None:
         return
 
     plate = _sidebar_plate(plates)
-    shown_model = models.choose_model(db_path, data.plate_choices(plates).get(plate or ""))
+    shown_model = choose_model(db_path, data.plate_choices(plates).get(plate or ""))
     with st.sidebar:
         st.fragment(run_every=run_every)(_daemon_panel)(db_path)
         if st.button("Refresh now", help="Re-read everything, including the plate list"):
@@ -174,6 +176,31 @@ def _sidebar_plate(plates: tuple[store.PlateSummary, ...]) -> str | None:
             help="Recorded with each alert you acknowledge and each onset you reset",
         )
     return str(chosen)
+
+
+def choose_model(db_path: str, summary: store.PlateSummary | None) -> str | None:
+    """The sidebar's model chooser (only where the plate has more than one model): the hash
+    the plate views show, None for the daemon's current model."""
+    if summary is None:
+        return None
+    models = reads.plate_models(db_path, reads.stamp(db_path), summary.plate, summary.instrument)
+    others = [m for m in models if not m.daemon]
+    if not others:
+        return None
+    options = [DAEMON, *(m.model_hash for m in others)]
+    names = {DAEMON: "the daemon's model", **{m.model_hash: lab.model_label(m) for m in others}}
+    if st.session_state.get(lab.MODEL_KEY) not in options:
+        st.session_state[lab.MODEL_KEY] = DAEMON
+    with st.sidebar:
+        chosen = st.selectbox(
+            "Show results of",
+            options,
+            key=lab.MODEL_KEY,
+            format_func=names.__getitem__,
+            help="The model whose probabilities and onsets the plate, well and replay views "
+            "show (re-analyses: `stemwatch reanalyse`). Alerts always come from the daemon's.",
+        )
+    return str(chosen) or None
 
 
 def _sync_address(view: View, plate: str | None) -> None:

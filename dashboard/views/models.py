@@ -5,7 +5,8 @@ be chosen in the sidebar ("Show results of"); the plate, well and replay views t
 model's series and onsets. Two models are compared on the plate (agreement, wells whose onset
 differs and by how much, accuracy on the lab's labelled wells neither model trained on, onset
 figures by the plate map; 95 % intervals over wells: the figures of ``stemwatch compare``) and
-on a well (both curves, both onsets).
+on a well (both curves, both onsets). The sidebar's chooser is drawn by
+:mod:`dashboard.shell` (every page has it).
 """
 
 from __future__ import annotations
@@ -14,37 +15,24 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, lab, reads
+from dashboard import data, lab, reads, tables
 from dashboard.context import Context
 from stemwatch import store
 from stemwatch.core.compare import ModelComparison, compare_models
 
-DAEMON = ""  # the sidebar's choice for "the daemon's model"
+# the plate's figures as HTML tables: their cells wrap in a half-width column at 1280 px, where
+# the data grid cut the last column of "Onsets by the plate map" off (issue 13)
+DIFF_COLUMNS = (
+    tables.Column("Well"),
+    tables.Column("A onset (h)", "number", ".1f"),
+    tables.Column("B onset (h)", "number", ".1f"),
+    tables.Column("Difference"),
+    tables.Column("Detection shift"),
+)
 
 
-def choose_model(db_path: str, summary: store.PlateSummary | None) -> str | None:
-    """The sidebar's model chooser (only where the plate has more than one model): the hash
-    the plate views show, None for the daemon's current model."""
-    if summary is None:
-        return None
-    models = reads.plate_models(db_path, reads.stamp(db_path), summary.plate, summary.instrument)
-    others = [m for m in models if not m.daemon]
-    if not others:
-        return None
-    options = [DAEMON, *(m.model_hash for m in others)]
-    names = {DAEMON: "the daemon's model", **{m.model_hash: lab.model_label(m) for m in others}}
-    if st.session_state.get(lab.MODEL_KEY) not in options:
-        st.session_state[lab.MODEL_KEY] = DAEMON
-    with st.sidebar:
-        chosen = st.selectbox(
-            "Show results of",
-            options,
-            key=lab.MODEL_KEY,
-            format_func=names.__getitem__,
-            help="The model whose probabilities and onsets the plate, well and replay views "
-            "show (re-analyses: `stemwatch reanalyse`). Alerts always come from the daemon's.",
-        )
-    return str(chosen) or None
+def _text_columns(frame: pd.DataFrame) -> list[tables.Column]:
+    return [tables.Column(str(c)) for c in frame.columns]
 
 
 def render(ctx: Context) -> None:
@@ -125,14 +113,7 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
         if diffs.empty:
             st.caption("none")
         else:
-            st.dataframe(
-                diffs,
-                hide_index=True,
-                column_config={
-                    "A onset (h)": st.column_config.NumberColumn(format="%.1f"),
-                    "B onset (h)": st.column_config.NumberColumn(format="%.1f"),
-                },
-            )
+            st.html(tables.table(diffs, DIFF_COLUMNS, max_height=400))
     with right:
         acc = lab.accuracy_frame(c)
         if acc is not None and c.accuracy_a is not None:
@@ -140,13 +121,13 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
                 "**Accuracy on labelled wells neither model trained on** "
                 f"({c.accuracy_a.n_images} images, {c.accuracy_a.n_wells} wells)"
             )
-            st.dataframe(acc, hide_index=True)
+            st.html(tables.table(acc, _text_columns(acc)))
         for why, n in c.labelled_wells_left_out.items():
             st.caption(f"left out: {n} labelled well(s) {why}")
         figures = lab.onset_figures_frame(c)
         if figures is not None:
             st.markdown("**Onsets by the plate map**")
-            st.dataframe(figures, hide_index=True)
+            st.html(tables.table(figures, _text_columns(figures)))
     for note in c.notes:
         st.caption(f"note: {note}")
 

@@ -1,5 +1,9 @@
 """The plate view: figures, the plate heatmap (click a well), exports, onsets, open alerts,
-then the chosen well (:mod:`dashboard.views.well`)."""
+then the chosen well (:mod:`dashboard.views.well`).
+
+The page a lab keeps open, and the first one a visitor sees: its heatmap and tables are drawn
+on the server (SVG and HTML: :mod:`dashboard.drawing`, :mod:`dashboard.tables`), without
+Vega or Streamlit's data grid, whose JavaScript was most of the first render (issue 13)."""
 
 from __future__ import annotations
 
@@ -9,13 +13,20 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, figures, lab, plots, reads
+from dashboard import blocks, data, drawing, export, figures, lab, reads, tables
 from dashboard.context import Context
 from dashboard.views import alerts, well
 from stemwatch import store
 
 PLATE_CHART_KEY = "plate_chart"
+PICKED_KEY = "_picked_well"  # the well last clicked on the heatmap, until the next run uses it
 SIDE_BY_SIDE_MAX_COLS = 12  # up to 96 wells the onsets and alerts sit beside the plate
+ONSET_COLUMNS = (
+    tables.Column("Well"),
+    tables.Column("Onset (h)", "number", ".1f"),
+    tables.Column("Detected at (h)", "number", ".1f"),
+    tables.Column("Smoothed P", "number", ".2f", help="the detector's smoothed probability"),
+)
 
 
 def render(ctx: Context) -> None:
@@ -55,12 +66,10 @@ def render(ctx: Context) -> None:
         left = right = st.container()
     with left:
         st.subheader("Plate view")
-        st.altair_chart(
-            plots.plate_heatmap(grid, layout, selected=chosen),
-            on_select="rerun",
-            selection_mode=plots.WELL_PICK,
+        blocks.plate_picker(
+            drawing.plate_svg(grid, layout, selected=chosen),
             key=PLATE_CHART_KEY,
-            width="content",
+            on_pick=_picked,
         )
         st.caption(
             "Colour: latest P(differentiated) of each well (grey: not imaged yet). "
@@ -213,26 +222,16 @@ def _onsets_table(onsets: list[store.OnsetRecord], tb: data.TimeBase) -> None:
         }
         for o in sorted(onsets, key=lambda o: (o.onset_time_s or 0.0, o.well))
     ]
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        height=min(36 + 35 * len(rows), 280),
-        column_config={
-            "Onset (h)": st.column_config.NumberColumn(format="%.1f"),
-            "Detected at (h)": st.column_config.NumberColumn(format="%.1f"),
-            "Smoothed P": st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    st.html(tables.table(pd.DataFrame(rows), ONSET_COLUMNS, max_height=280))
 
 
 def _selected_well(imaged: list[str], onsets: list[store.OnsetRecord]) -> str | None:
-    """The well to show: a click on the heatmap wins, then the select box (or ``?well=``),
-    then the well with the most recently detected onset, then the first imaged well. Syncs
-    the select box's state (before the box is drawn in this run)."""
-    picked = _picked_from_chart(st.session_state.get(PLATE_CHART_KEY))
-    if picked and picked != st.session_state.get("_last_pick") and picked in imaged:
+    """The well to show: a click on the heatmap wins (an imaged well), then the select box (or
+    ``?well=``), then the well with the most recently detected onset, then the first imaged
+    well. Syncs the select box's state (before the box is drawn in this run)."""
+    picked = st.session_state.pop(PICKED_KEY, None)
+    if picked in imaged:
         st.session_state["well"] = picked
-    st.session_state["_last_pick"] = picked
     if st.session_state.get("well") not in imaged:
         asked = st.query_params.get("well")
         onset_wells = [o.well for o in onsets if o.well in imaged]
@@ -244,12 +243,6 @@ def _selected_well(imaged: list[str], onsets: list[store.OnsetRecord]) -> str | 
     return str(chosen) if chosen else None
 
 
-def _picked_from_chart(state: Any) -> str | None:
-    try:
-        points = state["selection"][plots.WELL_PICK]
-    except (KeyError, TypeError):
-        return None
-    if isinstance(points, list) and points and isinstance(points[0], dict):
-        picked = points[0].get("well")
-        return str(picked) if picked else None
-    return None
+def _picked() -> None:
+    """The heatmap's callback: remember the clicked well for :func:`_selected_well`."""
+    st.session_state[PICKED_KEY] = blocks.picked(PLATE_CHART_KEY)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, plots, reads
+from dashboard import blocks, data, drawing, reads
 from dashboard.context import Context
 from stemwatch import store
 
@@ -84,7 +84,7 @@ def _frame(
         f"**{tb.label.replace(' (h)', '')}: {at_h:.1f} h** · time point {int(idx) + 1} of "
         f"{len(times)} · onset flagged in {n_flagged} well{'s' if n_flagged != 1 else ''} by then"
     )
-    st.altair_chart(plots.plate_heatmap(grid, layout), key="replay_chart", width="content")
+    blocks.figure(drawing.plate_svg(grid, layout, pickable=False), key="replay_chart")
     st.caption(
         "Each well's P(differentiated) at its latest image up to this time; red ring: the "
         "detector had flagged an onset by then (reset ones included)."

@@ -10,15 +10,25 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, data, figures, lab, plots, reads, thumbs
+from dashboard import blocks, context, data, drawing, figures, lab, reads, tables, thumbs
 from dashboard.context import Context
 from stemwatch import store
 
+SERIES_KEY = "well_series"  # one drawing, redrawn in place when another well is chosen
 IMAGE_ROWS = {"newest 8": 8, "newest 30": 30, "newest 100": 100}
 THUMB_THREADS = 4  # decoding releases the GIL: thumbnails of a table are made side by side
 CAM_HELP = (
     "Activation map: where in the image the model saw evidence. Red: differentiated, "
     "blue: undifferentiated, black: background (no tile analysed)."
+)
+IMAGE_COLUMNS = (
+    tables.Column("Time (h)", "number", ".1f"),
+    tables.Column("Field", "number"),
+    tables.Column("P(diff.)", "bar", ".2f", help="the model's P(differentiated) for this image"),
+    tables.Column("Image", "image"),
+    tables.Column("Activation", "image", help=CAM_HELP),
+    tables.Column("File"),
+    tables.Column("Note"),
 )
 
 
@@ -61,15 +71,16 @@ def render_well(
 
     smoothed = data.smoothing_visible(series)
     fields = images[images["excluded"] == ""].dropna(subset=["probability", "time_h"])
-    chart = plots.well_series_chart(
+    chart = drawing.series_svg(
         series,
         fields[["time_h", "probability", "field"]],
+        well=well,
         onset_h=onset_h,
         x_title=tb.label,
         show_smoothed=smoothed,
         excluded=left_out,
     )
-    st.altair_chart(chart, key=f"series_{plate}_{well}")
+    blocks.figure(chart, key=SERIES_KEY)
     st.caption(
         series_caption(series, smoothed=smoothed, onset=onset is not None, excluded=left_out)
     )
@@ -175,23 +186,10 @@ def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) 
         row["Note"] = "; ".join(notes)
         rows.append(row)
     table = pd.DataFrame(rows)
+    columns = [c for c in IMAGE_COLUMNS if c.name in table.columns]
     if not table["Note"].any():
-        table = table.drop(columns="Note")
-    st.dataframe(
-        table,
-        hide_index=True,
-        row_height=72,
-        column_config={
-            "Time (h)": st.column_config.NumberColumn(format="%.1f", width="small"),
-            "Field": st.column_config.NumberColumn(width="small"),
-            "P(diff.)": st.column_config.ProgressColumn(
-                format="%.2f", min_value=0, max_value=1, width="small"
-            ),
-            "Image": st.column_config.ImageColumn(width="small"),
-            "Activation": st.column_config.ImageColumn(width="small", help=CAM_HELP),
-            "File": st.column_config.TextColumn(width="medium", help="double-click to see all"),
-        },
-    )
+        columns = [c for c in columns if c.name != "Note"]
+    st.html(tables.table(table, columns))
     notes = []
     if any_cam:
         notes.append(

@@ -1,6 +1,7 @@
 """Benchmark of the dashboard's first render on a large plate; prints figures.
 
     python tests/benchmarks/bench_dashboard.py [--db big.db] [--repeat 3] [--profile]
+        [--skip-apptest] [--skip-browser]
 
 Builds (once; reused with ``--db``) a database of one 384-well plate x 4 fields x 200 time
 points (307,200 scored images, 76,800 series points, onsets in a tenth of the wells, alerts),
@@ -17,6 +18,11 @@ Then measures, each on a fresh server process (cold caches):
   cached: Streamlit's JavaScript is fetched and compiled), a reload (server and browser
   warm), and on a second fresh server in the browser that has shown the page before (the
   lab's daily case). Each with the CPU seconds of the server and of every Chromium process.
+  "Drawn" accepts the page of before issue 13's speed work (two Vega charts, two data grids)
+  and today's (the server-drawn plate and well chart, two HTML tables with their thumbnails
+  decoded), so the same script measures both (an older checkout through ``PYTHONPATH``);
+- clicking a well on the heatmap (the daily interaction) until that well's chart and images
+  are shown, on the warm server after the reload: two wells per run.
 
 Target (issue 13): first render <= 2 s on 2 cores. ``--profile`` prints where the AppTest
 run spends its time (cProfile, cumulative, the project's own functions). Not a test: it
@@ -205,14 +211,31 @@ def apptest_first_render(db: Path, *, profile: bool = False) -> tuple[float, flo
     return float(cold), float(warm), float(cpu)
 
 
-# drawn: the plate heatmap and the well's chart have SVG marks, both tables are on screen and
-# the well is named (one script call per poll: polling must not slow the page it waits for)
+# drawn: the plate heatmap and the well's chart are drawn, both tables are on screen and the
+# well is named (one script call per poll: polling must not slow the page it waits for). The
+# page of before issue 13's speed work drew with Vega and the data grid: two Vega charts with
+# SVG marks and two data grids. The page now draws on the server: the plate's cells, the
+# well's mean line and two HTML tables with their thumbnails decoded. Either counts, so the
+# same script measures both. Elements a running script has marked stale do not count.
 DRAWN_JS = """
-const charts = [...document.querySelectorAll("[data-testid='stVegaLiteChart']")];
-const drawn = charts.filter((c) => c.querySelector("svg.marks path")).length;
-return drawn >= 2 && document.querySelectorAll("[data-testid='stDataFrame']").length >= 2
-    && document.body.innerText.includes("Well " + arguments[0]);
+const well = arguments[0];
+const live = (sel) => [...document.querySelectorAll(sel)].filter(
+    (e) => !e.closest("[data-stale='true']"));
+const vega = live("[data-testid='stVegaLiteChart']")
+    .filter((c) => c.querySelector("svg.marks path")).length >= 2
+  && live("[data-testid='stDataFrame']").length >= 2;
+const svg = live("svg.sw-plate .sw-well").length > 0
+  && live(`.sw-series[data-well="${well}"] polyline.mean`).length > 0
+  && live("table.sw-table").length >= 2
+  && [...document.querySelectorAll("table.sw-table img")].every((i) => i.complete);
+return (vega || svg) && document.body.innerText.includes("Well " + well)
+  && !document.querySelector("[data-stale='true']");
 """
+# the wells clicked after the renders (each an onset well, on screen at 1280 x 800)
+CLICKED = ("A04", "B10")
+# a well's cell on the heatmap, in both pages: Vega's cell path and the SVG cell carry the
+# same accessible description
+CELL = "[aria-label*='Well: {well};']"
 
 
 @dataclass(frozen=True)
@@ -228,6 +251,7 @@ class BrowserRun:
     first: Render  # on a fresh server, in a fresh browser profile (nothing cached)
     reload: Render  # the same page again: server and browser warm
     first_known: Render  # on a fresh server, in a browser that has shown the dashboard before
+    clicks: list[Render]  # a click on a well of the plate until that well is shown (warm)
 
 
 def tree_cpu_s(root: int) -> float:
@@ -283,16 +307,29 @@ def browser_first_render(db: Path, work: Path, well: str) -> BrowserRun:
     driver = chrome(browser, width=1280, height=800)
     port = free_port()  # both servers on one port: the browser's cache is per address
 
-    def render(server: DashboardServer) -> Render:
+    def timed(server: DashboardServer, act: Any, shown: str) -> Render:
         srv, chromium = server.proc.pid, driver.service.process.pid
         c0 = (tree_cpu_s(srv), tree_cpu_s(chromium))
         t0 = time.perf_counter()
-        driver.get(server.url)
+        act()
         WebDriverWait(driver, 300, poll_frequency=0.02).until(
-            lambda d: d.execute_script(DRAWN_JS, well)
+            lambda d: d.execute_script(DRAWN_JS, shown)
         )
         took = time.perf_counter() - t0
         return Render(took, tree_cpu_s(srv) - c0[0], tree_cpu_s(chromium) - c0[1])
+
+    def render(server: DashboardServer) -> Render:
+        return timed(server, lambda: driver.get(server.url), well)
+
+    def click(server: DashboardServer, target: str) -> Render:
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        cell = driver.find_element(By.CSS_SELECTOR, CELL.format(well=target))
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
+        return timed(
+            server, lambda: ActionChains(driver).move_to_element(cell).click().perform(), target
+        )
 
     try:
         t_start = time.perf_counter()
@@ -301,6 +338,7 @@ def browser_first_render(db: Path, work: Path, well: str) -> BrowserRun:
             server.wait_ready(timeout_s=300)
             ready = time.perf_counter() - t_start
             first, reload = render(server), render(server)
+            clicks = [click(server, w) for w in CLICKED]
         finally:
             server.stop()
         driver.get("about:blank")
@@ -309,7 +347,7 @@ def browser_first_render(db: Path, work: Path, well: str) -> BrowserRun:
             known = render(server)
         finally:
             server.stop()
-        return BrowserRun(ready, first, reload, known)
+        return BrowserRun(ready, first, reload, known, clicks)
     finally:
         driver.quit()
 
@@ -321,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-side", type=int, default=2048)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--skip-browser", action="store_true")
+    ap.add_argument("--skip-apptest", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -337,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores: above ~0.5 is shared)")
         if args.profile:
             apptest_first_render(db, profile=True)
-        app = [apptest_first_render(db) for _ in range(args.repeat)]
-        print(_line("AppTest first run (cold, fresh process)", [a[0] for a in app]))
-        print(_line("  its CPU seconds", [a[2] for a in app], target=False))
-        print(_line("AppTest second run (warm caches)", [a[1] for a in app]))
+        if not args.skip_apptest:
+            app = [apptest_first_render(db) for _ in range(args.repeat)]
+            print(_line("AppTest first run (cold, fresh process)", [a[0] for a in app]))
+            print(_line("  its CPU seconds", [a[2] for a in app], target=False))
+            print(_line("AppTest second run (warm caches)", [a[1] for a in app]))
         if not args.skip_browser:
             web = [browser_first_render(db, work, well) for _ in range(args.repeat)]
             print(_line("server start until ready", [w.ready_s for w in web], target=False))
@@ -349,12 +389,17 @@ def main(argv: list[str] | None = None) -> int:
                 "browser first render (fresh server, known browser)", [w.first_known for w in web]
             )
             _renders("browser reload (warm server)", [w.reload for w in web])
+            _renders(
+                "click a well until it is shown (warm)",
+                [c for w in web for c in w.clicks],
+                target=False,
+            )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 
-def _renders(what: str, runs: list[Render]) -> None:
-    print(_line(what, [r.wall_s for r in runs]))
+def _renders(what: str, runs: list[Render], *, target: bool = True) -> None:
+    print(_line(what, [r.wall_s for r in runs], target=target))
     print(_line("  server CPU seconds in it", [r.server_cpu_s for r in runs], target=False))
     print(_line("  browser CPU seconds in it", [r.browser_cpu_s for r in runs], target=False))
 

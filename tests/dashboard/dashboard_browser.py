@@ -128,8 +128,44 @@ def wait_for_text(driver: Any, text: str, timeout_s: float = PLATE_READY_TIMEOUT
     )
 
 
+# the plate page's figures, drawn on the server (dashboard/drawing.py); elements of a run that
+# Streamlit has marked stale (being replaced) do not count
+PLATE_JS = """
+const live = [...document.querySelectorAll("svg.sw-plate")].filter(
+    (e) => !e.closest("[data-stale='true']") && e.querySelector(".sw-well"));
+return live.length ? live[0] : null;
+"""
+SERIES_JS = """
+const well = arguments[0];
+const live = [...document.querySelectorAll(".sw-series")].filter(
+    (e) => !e.closest("[data-stale='true']") && (!well || e.dataset.well === well));
+return live.length ? live[0] : null;
+"""
+
+
+def wait_for_plate(driver: Any, timeout_s: float = PLATE_READY_TIMEOUT_S) -> Any:
+    """Until the plate heatmap has drawn its wells; returns its ``<svg>``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(
+        lambda d: d.execute_script(PLATE_JS), message="the plate never drew"
+    )
+
+
+def wait_for_series(
+    driver: Any, well: str | None = None, timeout_s: float = PLATE_READY_TIMEOUT_S
+) -> Any:
+    """Until the chart of ``well`` (any well: None) has drawn; returns its element."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.25).until(
+        lambda d: d.execute_script(SERIES_JS, well), message=f"the chart of {well} never drew"
+    )
+
+
 def wait_for_charts(driver: Any, n: int, timeout_s: float = PLATE_READY_TIMEOUT_S) -> Any:
-    """Until ``n`` Vega charts have drawn (SVG); returns the chart elements."""
+    """Until ``n`` Vega charts (the views other than the plate page) have drawn (SVG);
+    returns the chart elements."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -24,7 +24,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from dashboard_browser import DashboardServer, chrome, find_browser, free_port, wait_for_charts
+from dashboard_browser import (
+    DashboardServer,
+    chrome,
+    find_browser,
+    free_port,
+    wait_for_plate,
+    wait_for_series,
+)
 from dashboard_browser import wait_for_text as wait_text
 from PIL import Image
 
@@ -152,7 +159,8 @@ def main(
                 if view == "plate":
                     driver.get(server.url)
                     wait_text(driver, f"Plate {plate}")
-                    wait_for_charts(driver, 2)
+                    wait_for_plate(driver)
+                    wait_for_series(driver)
                 else:
                     driver.get(f"{server.url}/?view={view}&plate={plate}")
                     wait_text(driver, f"{view.capitalize()} · plate {plate}")

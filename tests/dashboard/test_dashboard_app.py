@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +18,7 @@ import tifffile
 from dashboard_db import DAEMON_QUEUE, OTHER_PLATE, OTHER_WELLS, PLATE, FilledDb
 from streamlit.testing.v1 import AppTest
 
-from dashboard import figures
+from dashboard import drawing, figures, tables
 from monitor.onset import OnsetConfig, update_well
 from stemwatch import store
 from stemwatch.core.platemeta import ImageLocation
@@ -33,7 +36,7 @@ def run_app(db: Path | str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 
 def chart_layers(at: AppTest, key: str | None) -> list[tuple[dict, pd.DataFrame]]:
     """Each layer of the Vega-Lite chart with this widget key (None: the unkeyed chart) with
-    the rows Streamlit sent for it."""
+    the rows Streamlit sent for it (the views other than the plate page draw with Altair)."""
     charts = [c for c in at.get("vega_lite_chart") if getattr(c, "key", None) == key]
     assert len(charts) == 1, f"expected one chart with key {key!r}, found {len(charts)}"
     proto = charts[0].proto
@@ -42,8 +45,30 @@ def chart_layers(at: AppTest, key: str | None) -> list[tuple[dict, pd.DataFrame]
     return [(layer, data.get(layer["data"]["name"], pd.DataFrame())) for layer in spec["layer"]]
 
 
-def series_chart(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
-    return chart_layers(at, None)
+def drawn(at: AppTest, key: str) -> str:
+    """The markup of the server-drawn figure with this key (:mod:`dashboard.blocks`)."""
+    found = [e for e in at.get("bidi_component") if getattr(e, "key", None) == key]
+    assert len(found) == 1, f"expected one drawing with key {key!r}, found {len(found)}"
+    return str(json.loads(found[0].proto.json)["html"])
+
+
+def plate_cells(at: AppTest, key: str = "plate_chart") -> pd.DataFrame:
+    """The wells of the plate drawn with ``key`` as shown (:func:`dashboard.drawing.read_plate`)."""
+    return drawing.read_plate(drawn(at, key))
+
+
+def series_marks(at: AppTest) -> dict[str, Any]:
+    """The marks of the well's chart (:func:`dashboard.drawing.read_series`)."""
+    return drawing.read_series(drawn(at, "well_series"))
+
+
+def html_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The page's HTML tables (:mod:`dashboard.tables`), in page order, as shown."""
+    return [
+        tables.read(b.proto.body)
+        for b in at.get("html")
+        if '<table class="sw-table"' in b.proto.body
+    ]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -68,21 +93,17 @@ def test_plate_view_colours_every_well_by_its_latest_probability(
     at = run_app(filled_db.path, monkeypatch)
     assert f"Plate {PLATE}" in at.title[0].value
     assert at.selectbox(key="plate").value == PLATE
-    layers = chart_layers(at, "plate_chart")
-    grid = layers[0][1]  # the background layer holds every well of the layout
-    assert len(grid) == 12  # A01, B02, C03 fit a 12-well (3 x 4) plate
-    imaged = grid.dropna(subset=["probability"]).set_index("well")
+    cells = plate_cells(at)
+    assert len(cells) == 12  # A01, B02, C03 fit a 12-well (3 x 4) plate: every well drawn
+    imaged = cells.dropna(subset=["probability"]).set_index("well")
     assert sorted(imaged.index) == ["A01", "B02", "C03"]
     # latest per-well value: median of the two fields at 30 h
     assert imaged.loc["B02", "probability"] == pytest.approx(0.92, abs=1e-6)
     assert imaged.loc["A01", "probability"] == pytest.approx(0.09, abs=1e-6)
+    assert (imaged.loc["B02", "text"], imaged.loc["A01", "text"]) == ("0.92", "0.09")
     assert imaged.loc["B02", "onset"] and not imaged.loc["A01", "onset"]
-    legend_titles = [
-        layer["encoding"]["color"].get("title")
-        for layer, _ in layers
-        if "color" in layer.get("encoding", {}) and "field" in layer["encoding"]["color"]
-    ]
-    assert "P(differentiated)" in legend_titles
+    assert imaged.loc["B02", "selected"]  # the well shown below is framed
+    assert "P(differentiated)" in drawn(at, "plate_chart")  # the colour bar's title
     assert metric(at, "Wells with onset") == "1"
 
 
@@ -115,19 +136,13 @@ def test_well_with_onset_is_shown_first_with_its_onset_rule(
     at = run_app(filled_db.path, monkeypatch)
     assert at.selectbox(key="well").value == "B02"
     assert metric(at, "Onset") == "at 18.0 h"
-    layers = series_chart(at)
-    rules = [
-        df
-        for layer, df in layers
-        if layer["mark"]["type"] == "rule" and "x" in layer.get("encoding", {})
+    marks = series_marks(at)
+    assert marks["onset_h"] == pytest.approx(18.0) and marks["onset_label"] == "onset 18.0 h"
+    assert marks["x_title"] == "Time (h)"
+    onsets = html_tables(at)[0]  # the plate's onsets, as the table shows them
+    assert onsets.to_dict("records") == [
+        {"Well": "B02", "Onset (h)": "18.0", "Detected at (h)": "30.0", "Smoothed P": "0.87"}
     ]
-    assert len(rules) == 1 and rules[0]["time_h"].tolist() == [pytest.approx(18.0)]
-    x_titles = {
-        layer["encoding"]["x"].get("title")
-        for layer, _ in layers
-        if "x" in layer.get("encoding", {})
-    }
-    assert "Time (h)" in x_titles
 
 
 def test_selecting_a_well_shows_its_series_and_images(
@@ -138,14 +153,15 @@ def test_selecting_a_well_shows_its_series_and_images(
     assert not at.exception, at.exception
     assert any(s.value == "Well A01" for s in at.subheader)
     assert metric(at, "Onset") == "none"
-    line = [df for layer, df in series_chart(at) if layer["mark"]["type"] == "line"]
-    means = line[-1]["mean"].tolist()
+    marks = series_marks(at)
+    times, means = zip(*marks["mean"], strict=True)
     assert means == pytest.approx([0.05, 0.08, 0.06, 0.10, 0.07, 0.09], abs=1e-6)
-    assert line[-1]["time_h"].tolist() == pytest.approx([0, 6, 12, 18, 24, 30])
-    assert not any(layer["mark"]["type"] == "rule" for layer, _ in series_chart(at))
-    assert len(at.dataframe[-1].value) == 8  # the newest 8 by default
+    assert times == pytest.approx([0, 6, 12, 18, 24, 30])
+    assert marks["onset_h"] is None and marks["markers"] == 6
+    assert plate_cells(at).set_index("well").loc["A01", "selected"]
+    assert len(html_tables(at)[-1]) == 8  # the newest 8 by default
     at.selectbox(key="image_rows").select("newest 30").run()
-    images = at.dataframe[-1].value
+    images = html_tables(at)[-1]
     assert len(images) == 12
     assert images["Image"].notna().all() and images["Activation"].notna().all()
     assert images["Image"].str.startswith("data:image/png;base64,").all()
@@ -159,7 +175,7 @@ def test_missing_image_file_is_a_note_not_an_error(
     at.selectbox(key="well").select("C03").run()
     at.selectbox(key="image_rows").select("newest 30").run()
     assert not at.exception, at.exception
-    images = at.dataframe[-1].value.set_index("File")
+    images = html_tables(at)[-1].set_index("File")
     gone = images.loc[filled_db.missing_file.name]
     assert gone["Image"] is None or pd.isna(gone["Image"])
     assert "missing" in gone["Note"]
@@ -281,3 +297,27 @@ def test_switching_plates_shows_the_other_plate(
     assert at.selectbox(key="well").value == "D05"
     assert metric(at, "Latest P(differentiated)") == "0.30"
     assert "no activation maps" in page_text(at)
+
+
+FIRST_PAGE_IMPORTS = """
+import os, sys
+from streamlit.testing.v1 import AppTest
+os.environ["STEMWATCH_DB"] = sys.argv[1]
+at = AppTest.from_file(sys.argv[2], default_timeout=60)
+at.run()
+assert not at.exception, at.exception
+print(sorted(m for m in ("altair", "vega_datasets", "dashboard.plots") if m in sys.modules))
+"""
+
+
+def test_the_plate_page_leaves_altair_to_the_other_views(filled_db: FilledDb) -> None:
+    """Issue 13: a fresh process (AppTest, or a server whose first visitor opens the plate
+    page) does not import Altair for it; the views that chart with it import it when drawn."""
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_PAGE_IMPORTS, str(filled_db.path), str(APP)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"

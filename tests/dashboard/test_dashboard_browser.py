@@ -14,7 +14,8 @@ from dashboard_browser import (
     chrome,
     find_browser,
     free_port,
-    wait_for_charts,
+    wait_for_plate,
+    wait_for_series,
     wait_for_text,
 )
 from dashboard_db import BLANK, OUTSIDE, PLATE, FilledDb, fill_database
@@ -73,38 +74,67 @@ def test_served_dashboard_shows_the_plate_follows_a_click_and_refreshes(
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(server.url)
     wait_for_text(driver, f"Plate {PLATE}")
     wait_for_text(driver, "Well B02")  # the well with an onset is shown first
-    plate_chart, series_chart = wait_for_charts(driver, 2)[:2]
-    wells = plate_chart.find_elements(By.CSS_SELECTOR, "path[aria-label*='Well: ']")
+    plate = wait_for_plate(driver)
+    series = wait_for_series(driver, "B02")
+    wells = plate.find_elements(By.CSS_SELECTOR, "[aria-label*='Well: ']")
     # every well of the layout is drawn, the wells not imaged (A02: grey) too
     assert {"A01", "A02", "B02", "C03"} <= {
         w.get_attribute("aria-label").split("Well: ")[1][:3] for w in wells
     }
-    assert "P(differentiated)" in plate_chart.text or plate_chart.find_elements(
-        By.XPATH, ".//*[text()='P(differentiated)']"
-    )
-    assert series_chart.find_elements(By.XPATH, ".//*[text()='onset 18.0 h']")
+    assert plate.find_elements(By.XPATH, ".//*[text()='P(differentiated)']")  # colour bar
+    assert series.find_elements(By.XPATH, ".//*[text()='onset 18.0 h']")
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
     shot = tmp_path / "dashboard.png"
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000
 
-    # click well A01 on the heatmap: the well view follows
-    a01 = plate_chart.find_element(By.CSS_SELECTOR, "path[aria-label*='Well: A01;']")
+    # hovering over a well shows what it is
+    b02 = plate.find_element(By.CSS_SELECTOR, "[aria-label*='Well: B02;']")
+    ActionChains(driver).move_to_element(b02).perform()
+    tip = WebDriverWait(driver, 10).until(
+        lambda d: next(
+            (t for t in d.find_elements(By.CSS_SELECTOR, ".sw-tip") if t.is_displayed()), None
+        )
+    )
+    assert "Well: B02" in tip.text and "Status: onset at 18.0 h" in tip.text
+
+    # click well A01 on the heatmap: the well view follows, the plate frames A01
+    a01 = plate.find_element(By.CSS_SELECTOR, "[aria-label*='Well: A01;']")
     ActionChains(driver).move_to_element(a01).click().perform()
     wait_for_text(driver, "Well A01", timeout_s=30)
+    wait_for_series(driver, "A01", timeout_s=30)
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script(PRESSED_JS) == ["A01"], message="A01 never framed"
+    )
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+
+    # the keyboard: arrows move between wells, Enter picks one (A01 -> C03)
+    driver.execute_script("document.querySelector(\"svg.sw-plate [aria-pressed='true']\").focus()")
+    keys = [Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ENTER]
+    ActionChains(driver).send_keys(*keys).perform()
+    wait_for_text(driver, "Well C03", timeout_s=30)
+    wait_for_series(driver, "C03", timeout_s=30)
 
     # the daemon raises an alert meanwhile: the page shows it without a reload (auto-refresh)
     with closing(store.open_db(filled_db.path)) as conn:
         Alerter(AlertsConfig(), conn).raise_alert("failures", "11 images failed in the last hour")
     wait_for_text(driver, "11 images failed in the last hour", timeout_s=40)
-    assert "Well A01" in driver.find_element(By.TAG_NAME, "body").text  # selection kept
+    assert "Well C03" in driver.find_element(By.TAG_NAME, "body").text  # selection kept
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
     assert server.proc.poll() is None, server.log()
+
+
+# the wells the plate shows as selected (after the run that a pick started has drawn it)
+PRESSED_JS = """
+return [...document.querySelectorAll("svg.sw-plate [aria-pressed='true']")]
+    .filter((e) => !e.closest("[data-stale='true']")).map((e) => e.dataset.well);
+"""
 
 
 def test_page_opened_before_the_daemon_comes_alive_by_itself(
@@ -119,7 +149,8 @@ def test_page_opened_before_the_daemon_comes_alive_by_itself(
     wait_for_text(driver, "stemwatch watch")  # how to start the daemon
     fill_database(db, tmp_path / "images")  # the daemon starts and analyses a plate
     wait_for_text(driver, f"Plate {PLATE}", timeout_s=40)  # auto-refresh, no reload
-    wait_for_charts(driver, 2)
+    wait_for_plate(driver)
+    wait_for_series(driver)
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
 
 
@@ -127,24 +158,23 @@ def test_left_out_wells_and_points_draw_in_the_browser(
     flagged_db: FilledDb, serve: Callable[[Path], DashboardServer], driver: Any
 ) -> None:
     """The plate with wells whose latest images are left out (issue 9), and such a well's
-    curve with its left-out points, draw in Chromium (AppTest does not run Vega)."""
+    curve with its left-out points, draw in Chromium (AppTest does not run the page's
+    JavaScript)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     server = serve(flagged_db.path)
     driver.get(server.url)
     wait_for_text(driver, f"Plate {PLATE}")
-    plate_chart = wait_for_charts(driver, 2)[0]
+    plate = wait_for_plate(driver)
     for well, mark in ((OUTSIDE, "OOD"), (BLANK, "bad")):
-        assert plate_chart.find_elements(By.CSS_SELECTOR, f"path[aria-label*='Well: {well};']")
-        assert plate_chart.find_elements(By.XPATH, f".//*[text()='{mark}']"), mark
-    cell = plate_chart.find_element(By.CSS_SELECTOR, f"path[aria-label*='Well: {OUTSIDE};']")
+        cell = plate.find_element(By.CSS_SELECTOR, f"[aria-label*='Well: {well};']")
+        assert cell.find_elements(By.XPATH, f".//*[text()='{mark}']"), mark
+    cell = plate.find_element(By.CSS_SELECTOR, f"[aria-label*='Well: {OUTSIDE};']")
     ActionChains(driver).move_to_element(cell).click().perform()
     wait_for_text(driver, f"Well {OUTSIDE}", timeout_s=30)
     wait_for_text(driver, "orange ×", timeout_s=30)
-    series_chart = wait_for_charts(driver, 2)[1]
-    crosses = series_chart.find_elements(
-        By.CSS_SELECTOR, "path[aria-label*='Left out: outside the model']"
-    )
+    series = wait_for_series(driver, OUTSIDE)
+    crosses = series.find_elements(By.CSS_SELECTOR, "[aria-label*='Left out: outside the model']")
     assert len(crosses) == 4
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")

@@ -12,49 +12,42 @@ import numpy as np
 import pytest
 from dashboard_db import BLANK, ONE_FIELD, OUTSIDE, PLATE, FilledDb
 from PIL import Image
-from test_dashboard_app import chart_layers, metric, page_text, run_app
-from test_dashboard_views import chart_using, goto
+from test_dashboard_app import html_tables, metric, page_text, plate_cells, run_app, series_marks
+from test_dashboard_views import goto
 
 from dashboard import data, export
 from stemwatch import store
-
-
-def _mark(layer: dict) -> dict:
-    mark = layer.get("mark", {})
-    return {"type": mark} if isinstance(mark, str) else mark
 
 
 def test_plate_view_marks_wells_whose_latest_images_are_left_out(
     flagged_db: FilledDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = run_app(flagged_db.path, monkeypatch)
-    layers = chart_layers(at, "plate_chart")
-    grid = layers[0][1].set_index("well")
-    outside, blank, one = grid.loc[OUTSIDE], grid.loc[BLANK], grid.loc[ONE_FIELD]
-    # not coloured as a probability: no value, the reason instead, the last counted kept
+    cells = plate_cells(at).set_index("well")
+    outside, blank, one = cells.loc[OUTSIDE], cells.loc[BLANK], cells.loc[ONE_FIELD]
+    # not coloured as a probability: no value, the reason instead (on hover and to a screen
+    # reader), a dashed orange frame and OOD or bad in the cell
     assert np.isnan(outside["probability"]) and outside["excluded"] == "domain"
-    assert outside["last_counted"] == pytest.approx(0.1)
-    assert outside["status"] == (
+    assert outside["Status"] == (
         "latest images outside the model's training domain (2 of 2; domain score up to 2.8)"
     )
+    assert "Status: latest images outside the model's training domain" in outside["label"]
     assert np.isnan(blank["probability"]) and blank["excluded"] == "quality"
-    assert blank["status"] == "latest frames not analysed (blank: every pixel is 0)"
+    assert blank["Status"] == "latest frames not analysed (blank: every pixel is 0)"
     assert one["probability"] == pytest.approx(0.1) and one["excluded"] == ""
-    assert one["left_out"] == "1 image left out: 1 outside the model's training domain"
-    assert outside["left_out"] == "4 images left out: 4 outside the model's training domain"
-    # the coloured layer leaves them out (no probability: grey, the no-data colour); a dashed
-    # layer frames exactly them
-    coloured = [d for lyr, d in layers if lyr.get("encoding", {}).get("color", {}).get("field")]
-    assert set(coloured[0].dropna(subset=["probability"])["well"]) == {
-        "A01",
-        "B02",
-        "C03",
-        ONE_FIELD,
-    }
-    (framed,) = [d for lyr, d in layers if _mark(lyr).get("strokeDash")]
-    assert sorted(framed["well"]) == [OUTSIDE, BLANK]
-    labels = next(d for lyr, d in layers if _mark(lyr).get("type") == "text").set_index("well")
-    assert (labels.loc[OUTSIDE, "label"], labels.loc[BLANK, "label"]) == ("OOD", "bad")
+    assert one["Left out"] == "1 image left out: 1 outside the model's training domain"
+    assert outside["Left out"] == "4 images left out: 4 outside the model's training domain"
+    coloured = cells.dropna(subset=["probability"])
+    assert set(coloured.index) == {"A01", "B02", "C03", ONE_FIELD}
+    assert sorted(cells.index[cells["dashed"]]) == [OUTSIDE, BLANK]
+    assert (outside["text"], blank["text"]) == ("OOD", "bad")
+    # the last value that counted is kept in the plate's rows (the PNG export's and the
+    # replay's), not drawn as the well's colour
+    with closing(store.open_db(flagged_db.path, readonly=True)) as conn:
+        grid, _ = data.plate_grid(
+            store.well_summary(conn, PLATE), data.TimeBase(0.0, ""), store.well_flags(conn, PLATE)
+        )
+    assert grid.set_index("well").loc[OUTSIDE, "last_counted"] == pytest.approx(0.1)
     text = page_text(at)
     assert "**OOD**: its latest images lie outside the model's training domain" in text
     assert "**bad**: its latest frames are blank, saturated or NaN" in text
@@ -71,28 +64,26 @@ def test_well_view_shows_which_points_were_left_out_and_why(
     assert not at.exception, at.exception
     assert metric(at, "Left out") == "4"
     assert metric(at, "Latest P(differentiated)") == "0.10"  # the outside points did not count
-    layers = chart_using(at, "mean")
-    line = next(d for lyr, d in layers if _mark(lyr).get("type") == "line" and "mean" in str(lyr))
-    assert line["time_h"].tolist() == [0.0, 6.0, 12.0]  # 18 h and 24 h are left out
-    (left_out,) = [d for lyr, d in layers if "shape" in lyr.get("encoding", {})]
-    assert sorted(left_out["time_h"]) == [18.0, 18.0, 24.0, 24.0]
-    assert set(left_out["kind"]) == {"domain"}
-    assert "outside the model's training domain (domain score 3.2)" in set(left_out["why"])
-    assert sorted(left_out["y"]) == pytest.approx([0.9, 0.9, 0.95, 0.95])
-    dots = next(d for lyr, d in layers if _mark(lyr).get("type") == "circle")
-    assert dots["time_h"].max() == 12.0  # the field dots show only what counted
+    marks = series_marks(at)
+    assert [t for t, _ in marks["mean"]] == [0.0, 6.0, 12.0]  # 18 h and 24 h are left out
+    left_out = marks["left_out"]
+    assert sorted(t for t, *_ in left_out) == [18.0, 18.0, 24.0, 24.0]
+    assert {kind for *_, kind, _why in left_out} == {"domain"}
+    assert "outside the model's training domain (domain score 3.2)" in {w for *_, w in left_out}
+    assert sorted(y for _, y, *_ in left_out) == pytest.approx([0.9, 0.9, 0.95, 0.95])
+    assert max(t for t, *_ in marks["dots"]) == 12.0  # the field dots show only what counted
     assert "orange ×: images outside the model's training domain" in page_text(at)
-    images = at.dataframe[-1].value.set_index("File")
+    images = html_tables(at)[-1].set_index("File")
     note = images.loc[f"{PLATE}_{OUTSIDE}_f1_t03.tif", "Note"]
     assert "left out of the series: outside the model's training domain (domain score 3.2)" in note
-    assert images.loc[f"{PLATE}_{OUTSIDE}_f1_t01.tif", "Note"] == ""
+    assert images.loc[f"{PLATE}_{OUTSIDE}_f1_t01.tif", "Note"] is None  # an empty cell
 
     at.selectbox(key="well").select(BLANK).run()
     assert not at.exception, at.exception
-    layers = chart_using(at, "mean")
-    (left_out,) = [d for lyr, d in layers if "shape" in lyr.get("encoding", {})]
-    assert set(left_out["kind"]) == {"quality"} and set(left_out["y"]) == {0.0}
-    assert set(left_out["why"]) == {"not analysed: blank: every pixel is 0"}
+    left_out = series_marks(at)["left_out"]
+    assert {kind for *_, kind, _why in left_out} == {"quality"}
+    assert {y for _, y, *_ in left_out} == {0.0}
+    assert {why for *_, why in left_out} == {"not analysed: blank: every pixel is 0"}
     assert "orange ▲ at 0: frames not analysed (blank, saturated or NaN)" in page_text(at)
 
 
@@ -133,8 +124,8 @@ def test_a_database_without_flags_says_nothing_is_left_out(
 ) -> None:
     at = run_app(filled_db.path, monkeypatch)
     assert not at.warning
-    grid = chart_layers(at, "plate_chart")[0][1]
-    assert set(grid["excluded"]) == {""}
+    cells = plate_cells(at)
+    assert set(cells["excluded"]) == {""} and not cells["dashed"].any()
     assert "OOD" not in page_text(at)
     at = goto(at, "instrument")
     text = page_text(at)

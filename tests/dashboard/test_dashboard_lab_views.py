@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from dashboard_db import PLATE, FilledDb
-from test_dashboard_app import chart_layers, page_text, run_app
+from test_dashboard_app import page_text, plate_cells, run_app
 from test_dashboard_views import chart_using, goto
 
 from monitor.onset import OnsetConfig, update_well
@@ -100,9 +100,12 @@ def test_the_plate_map_on_the_plate_view_and_as_compare_groups(
 ) -> None:
     with_plate_map(filled_db.path)
     at = run_app(filled_db.path, monkeypatch)
-    grid = chart_layers(at, "plate_chart")[0][1]
-    conditions = dict(zip(grid["well"], grid["condition"], strict=True))
-    assert (conditions["A01"], conditions["B02"]) == ("maintenance", "EpiLC")
+    cells = plate_cells(at).set_index("well")
+    assert (cells.loc["A01", "Condition"], cells.loc["B02", "Condition"]) == (
+        "maintenance",
+        "EpiLC",
+    )  # on hover
+    assert cells.loc["B02", "condition"] == "EpiLC"  # in the cell, under its value
     assert "Plate map: maintenance (2 wells), EpiLC (1 well)" in page_text(at)
     assert "condition: EpiLC · induced · induced at 6 h" in page_text(at)  # the chosen well B02
     at = goto(at, "compare")
@@ -151,9 +154,9 @@ def test_models_view_and_the_model_shown(
 
     # the sidebar's model chooser: the plate view shows the re-analysis
     at = goto(at, "plate")
-    daemon_grid = chart_layers(at, "plate_chart")[0][1].set_index("well")["probability"]
+    daemon_grid = plate_cells(at).set_index("well")["probability"]
     at.selectbox(key="shown_model").select(OTHER).run()
     assert not at.exception, at.exception
-    other_grid = chart_layers(at, "plate_chart")[0][1].set_index("well")["probability"]
+    other_grid = plate_cells(at).set_index("well")["probability"]
     assert other_grid["A01"] == pytest.approx(min(1.0, daemon_grid["A01"] + 0.3), abs=0.02)
     assert "Shown: a re-analysis" in page_text(at)

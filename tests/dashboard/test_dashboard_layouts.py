@@ -1,5 +1,5 @@
 """Every plate layout legible on a laptop and a desktop screen, in a real headless Chromium;
-the replay plays forward (issue 13)."""
+the Models view's tables fit a laptop; the replay plays forward (issue 13)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from dashboard_browser import (
     chrome,
     find_browser,
     free_port,
-    wait_for_charts,
+    wait_for_plate,
     wait_for_text,
 )
-from dashboard_db import LAYOUTS, FilledDb, fill_layouts
+from dashboard_db import LAYOUTS, PLATE, FilledDb, fill_layouts
 
 from stemwatch.core.wells import plate_format
 
@@ -32,7 +32,7 @@ const [chart, n] = arguments;
 const out = [];
 for (let c = 1; c <= n; c++) {
   const name = 'A' + String(c).padStart(2, '0');
-  const cell = chart.querySelector(`path[aria-label*="Well: ${name};"]`);
+  const cell = chart.querySelector(`[aria-label*="Well: ${name};"]`);
   if (!cell) { out.push(name + ': no cell'); continue; }
   cell.scrollIntoView({block: 'center', inline: 'nearest'});
   const r = cell.getBoundingClientRect();
@@ -44,6 +44,23 @@ for (let c = 1; c <= n; c++) {
     out.push(`${name}: covered by ${hit ? hit.outerHTML.slice(0, 80) : 'nothing'}`);
 }
 return out;
+"""
+
+
+# Each HTML table on the page: does its box scroll sideways (a column cut off), or reach out
+# of the window? (The text of a cell wraps; a cell whose text still overflows is listed too.)
+CHECK_TABLES = """
+const out = [];
+for (const wrap of document.querySelectorAll(".sw-tablewrap")) {
+  const name = wrap.querySelector("th") ? wrap.querySelector("th").textContent : "?";
+  if (wrap.scrollWidth > wrap.clientWidth + 1)
+    out.push(`${name}: ${wrap.scrollWidth - wrap.clientWidth} px cut off`);
+  if (wrap.getBoundingClientRect().right > window.innerWidth)
+    out.push(`${name}: outside the window`);
+  for (const td of wrap.querySelectorAll("td"))
+    if (td.scrollWidth > td.clientWidth + 1) out.push(`${name}: '${td.textContent}' overflows`);
+}
+return [document.querySelectorAll(".sw-tablewrap").length, out];
 """
 
 
@@ -85,7 +102,7 @@ def checked_columns(driver: Any, cols: int) -> list[str]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     def drawn(d: Any) -> tuple[list[str]] | None:
-        found: list[str] = d.execute_script(CHECK_COLUMNS, wait_for_charts(d, 1)[0], cols)
+        found: list[str] = d.execute_script(CHECK_COLUMNS, wait_for_plate(d), cols)
         return None if any(f.endswith(": no cell") for f in found) else (found,)
 
     (result,) = WebDriverWait(
@@ -121,6 +138,32 @@ def test_every_layout_shows_every_column_of_the_plate(
     finally:
         driver.quit()
     assert not problems, problems
+
+
+def test_the_models_views_tables_fit_a_laptop(
+    browser: Browser, filled_db: FilledDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug (issue 13): at 1280 x 800 the data grid of "Onsets by the plate map" cut its last
+    column (model B) off."""
+    from test_dashboard_lab_views import reanalysed, with_plate_map
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    with_plate_map(filled_db.path)
+    reanalysed(filled_db.path)
+    srv = DashboardServer(filled_db.path, free_port(), tmp_path / "server.log")
+    driver = sized(browser, 1280, 800)
+    try:
+        srv.wait_ready()
+        driver.get(f"{srv.url}/?view=models&plate={PLATE}")
+        wait_for_text(driver, "Onsets by the plate map")
+        wait_for_text(driver, "false alarms per 100 maintenance wells")
+        n, problems = driver.execute_script(CHECK_TABLES)
+        if problems:
+            driver.save_screenshot(str(tmp_path / "models.png"))
+        assert n >= 2 and not problems, problems
+    finally:
+        driver.quit()
+        srv.stop()
 
 
 def test_replay_plays_forward_in_the_browser(

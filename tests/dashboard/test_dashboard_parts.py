@@ -13,9 +13,9 @@ import tifffile
 from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
-from dashboard import data, figures, plots, thumbs
+from dashboard import data, drawing, figures, palette, tables, thumbs
 from stemwatch import store
-from stemwatch.core.wells import PlateLayout
+from stemwatch.core.wells import PlateLayout, plate_format
 
 
 def test_time_base_uses_experiment_hours_or_hours_since_first_image() -> None:
@@ -147,51 +147,122 @@ def _grid() -> pd.DataFrame:
     )
 
 
-def test_plate_heatmap_spec() -> None:
-    spec = plots.plate_heatmap(_grid(), PlateLayout(1, 2), selected="A02").to_dict()
-    assert spec["params"][0]["name"] == plots.WELL_PICK
-    assert spec["params"][0]["select"]["fields"] == ["well"]
-    colour = [lyr["encoding"]["color"] for lyr in spec["layer"] if "color" in lyr["encoding"]]
-    assert any(
-        c.get("title") == "P(differentiated)" and c["scale"]["domain"] == [0, 1] for c in colour
+def test_plate_drawing_colours_rings_frames_and_describes_each_well() -> None:
+    svg = drawing.plate_svg(_grid(), PlateLayout(1, 2), selected="A02")
+    cells = drawing.read_plate(svg).set_index("well")
+    assert list(cells.index) == ["A01", "A02"]  # every well of the layout, one cell each
+    assert cells.loc["A02", "probability"] == pytest.approx(0.9)
+    assert cells["onset"].tolist() == [False, True]  # the red ring
+    assert cells["selected"].tolist() == [False, True]  # the black frame
+    assert cells.loc["A01", "text"] == "0.20" and cells.loc["A02", "text"] == "0.90"
+    assert cells.loc["A02", "Status"] == "onset at 3.0 h"
+    assert cells.loc["A01", "label"].startswith("Well: A01; P(differentiated): 0.20; Images: 2")
+    # the fill is the probability's on the viridis scale; pickable cells are buttons
+    assert f'fill="{palette.probability_colour(0.9)}"' in svg
+    assert palette.probability_colour(0.9) == palette.hex_colour(palette.viridis(0.9))
+    assert svg.count('role="button"') == 2 and 'aria-pressed="true"' in svg
+    assert palette.PROB_TITLE in svg and 'id="sw-viridis"' in svg  # the colour bar
+    replay = drawing.plate_svg(_grid(), PlateLayout(1, 2), pickable=False)
+    assert 'role="button"' not in replay and 'class="sel"' not in replay
+
+
+def test_plate_drawing_of_wells_not_imaged_left_out_and_with_a_condition() -> None:
+    grid = _grid().assign(
+        probability=[np.nan, np.nan],
+        excluded=["", "domain"],
+        left_out=["", "2 images left out: 2 outside the model's training domain"],
+        condition=["<b>ctrl</b>", "BMP4 & FGF2, a long condition name"],
     )
-    # one rect per well: wells without a probability are grey in the coloured layer itself
-    rects = [lyr for lyr in spec["layer"] if lyr["mark"]["type"] == "rect"]
-    grey = rects[0]["encoding"]["color"]["condition"]
-    assert grey["value"] == plots.NO_DATA_COLOR and "isValid(datum.probability)" in grey["test"]
-    assert [r["well"] for r in spec["datasets"][rects[0]["data"]["name"]]] == ["A01", "A02"]
-    assert len([r for r in rects if "transform" not in r]) == 2  # the wells, the left-out frames
-    filters = [t["filter"] for lyr in spec["layer"] for t in lyr.get("transform", [])]
-    assert "datum.onset" in filters and "datum.selected" in filters
-    assert spec["autosize"]["type"] == "pad"
+    svg = drawing.plate_svg(grid, PlateLayout(1, 2), cell=60)
+    cells = drawing.read_plate(svg).set_index("well")
+    assert f'fill="{palette.NO_DATA_COLOR}"' in svg  # not imaged: grey, no value
+    assert cells.loc["A01", "text"] == "" and cells.loc["A01", "condition"] == "<b>ctrl</b>"
+    assert cells.loc["A01", "P(differentiated)"] == "none"
+    assert cells.loc["A02", "dashed"] and not cells.loc["A01", "dashed"]
+    assert cells.loc["A02", "text"] == "OOD"
+    assert cells.loc["A02", "Left out"].startswith("2 images left out")
+    assert cells.loc["A01", "Condition"] == "<b>ctrl</b>"  # escaped: text, not markup
+    assert "<b>" not in svg and "&lt;b&gt;" in svg
+    assert cells.loc["A02", "condition"].endswith("…")  # clipped to the cell
 
 
-def test_series_chart_draws_the_onset_rule_only_when_there_is_one() -> None:
+def test_every_layout_fits_the_laptop_column() -> None:
+    for n in (6, 12, 24, 48, 96, 384):
+        layout = plate_format(n)
+        width = drawing.cell_px(layout) * layout.cols + drawing.ROW_LABELS_W
+        assert width <= 660, (n, width)
+
+
+def _series(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t = np.arange(n) * 6.0
     series = pd.DataFrame(
         {
-            "time_h": [0.0, 6.0],
-            "timepoint": [0, 1],
-            "mean": [0.1, 0.8],
-            "lower": [0.0, 0.7],
-            "upper": [0.2, 0.9],
-            "smoothed": [0.1, 0.5],
-            "n": [2, 2],
+            "time_h": t,
+            "timepoint": np.arange(n),
+            "mean": np.linspace(0.1, 0.8, n),
+            "lower": np.linspace(0.0, 0.7, n),
+            "upper": np.linspace(0.2, 0.9, n),
+            "smoothed": np.linspace(0.1, 0.5, n),
+            "n": 2,
         }
     )
-    fields = pd.DataFrame({"time_h": [0.0, 6.0], "probability": [0.1, 0.8], "field": [1, 1]})
-    with_onset = plots.well_series_chart(series, fields, onset_h=6.0).to_dict()
-    rules = [lyr for lyr in with_onset["layer"] if lyr["mark"]["type"] == "rule"]
-    assert len(rules) == 1
-    rule_data = with_onset["datasets"][rules[0]["data"]["name"]]
-    assert rule_data[0]["time_h"] == 6.0
-    without = plots.well_series_chart(series, fields, onset_h=None).to_dict()
-    assert not [lyr for lyr in without["layer"] if lyr["mark"]["type"] == "rule"]
-    x_titles = {
-        lyr["encoding"]["x"]["title"]
-        for lyr in with_onset["layer"]
-        if "title" in lyr["encoding"].get("x", {})
-    }
-    assert x_titles == {"Time (h)"}
+    fields = pd.DataFrame(
+        {"time_h": np.repeat(t, 2), "probability": 0.5, "field": np.tile([1, 2], n)}
+    )
+    return series, fields
+
+
+def test_series_drawing_draws_the_onset_rule_only_when_there_is_one() -> None:
+    series, fields = _series(2)
+    with_onset = drawing.read_series(drawing.series_svg(series, fields, well="B02", onset_h=6.0))
+    assert with_onset["onset_h"] == 6.0 and with_onset["onset_label"] == "onset 6.0 h"
+    assert with_onset["mean"] == [(0.0, 0.1), (6.0, 0.8)]
+    assert with_onset["band"] == [(0.0, 0.0, 0.2), (6.0, 0.7, 0.9)]
+    assert with_onset["smoothed"] == [(0.0, 0.1), (6.0, 0.5)]
+    assert len(with_onset["dots"]) == 4 and with_onset["x_title"] == "Time (h)"
+    assert with_onset["label"].startswith("P(differentiated) of well B02 over time: 2 time")
+    assert with_onset["label"].endswith("onset at 6.0 h")
+    without = drawing.read_series(
+        drawing.series_svg(series, fields, show_smoothed=False, threshold=0.5)
+    )
+    assert without["onset_h"] is None and without["onset_label"] is None
+    assert without["smoothed"] == [] and without["threshold"] == 0.5
+
+
+def test_a_long_well_series_draws_no_marker_per_time_point() -> None:
+    """200 time points x 2 fields: the mean line has no marker per point (200 marks fewer,
+    issue 13); each field dot names the well's mean at its time instead."""
+    series, fields = _series(200)
+    svg = drawing.series_svg(series, fields)
+    assert drawing.read_series(svg)["markers"] == 0
+    assert "Well mean: 0.10" in svg
+    short = drawing.series_svg(series.head(6), fields.head(12))
+    assert drawing.read_series(short)["markers"] == 6 and "Well mean" not in short
+
+
+def test_tables_format_escape_and_read_back() -> None:
+    frame = pd.DataFrame(
+        {
+            "Well": ["B02", "<i>x</i>"],
+            "Onset (h)": [18.0, np.nan],
+            "P": [0.92, 1.7],
+            "Image": ["data:image/png;base64,AAAA", None],
+        }
+    )
+    cols = [
+        tables.Column("Well"),
+        tables.Column("Onset (h)", "number", ".1f", help='the "onset"'),
+        tables.Column("P", "bar", ".2f"),
+        tables.Column("Image", "image"),
+    ]
+    block = tables.table(frame, cols, max_height=280)
+    assert "<i>" not in block and "max-height: 280px" in block
+    assert 'title="the &quot;onset&quot;"' in block and 'style="width: 100%"' in block
+    back = tables.read(block)
+    assert back.to_dict("records") == [
+        {"Well": "B02", "Onset (h)": "18.0", "P": "0.92", "Image": "data:image/png;base64,AAAA"},
+        {"Well": "<i>x</i>", "Onset (h)": None, "P": "1.70", "Image": None},
+    ]
 
 
 @pytest.mark.shared
@@ -354,27 +425,3 @@ def test_figures_row_escapes_and_reads_back() -> None:
     )
     assert "<imaged>" not in block and 'title="from the &quot;last&quot;' in block
     assert figures.read(block) == {"Wells <imaged>": "384", "Queued": "–"}
-
-
-def test_a_long_well_series_draws_no_marker_per_time_point() -> None:
-    """200 time points x 4 fields: the mean line has no marker per point (200 SVG marks
-    fewer, issue 13); each field dot names the well's mean at its time instead."""
-    t = np.arange(200) * 0.5
-    series = pd.DataFrame(
-        {"time_h": t, "mean": 0.5, "lower": 0.4, "upper": 0.6, "smoothed": 0.5, "n": 4}
-    )
-    fields = pd.DataFrame(
-        {"time_h": np.repeat(t, 4), "probability": 0.5, "field": np.tile([1, 2, 3, 4], 200)}
-    )
-
-    def mean_line(spec: dict) -> dict:
-        return next(lyr for lyr in spec["layer"] if lyr["encoding"]["y"]["field"] == "mean")
-
-    spec = plots.well_series_chart(series, fields).to_dict()
-    line = mean_line(spec)
-    assert not line["mark"].get("point")
-    dots = next(lyr for lyr in spec["layer"] if lyr["mark"]["type"] == "circle")
-    assert "mean" in {tip["field"] for tip in dots["encoding"]["tooltip"]}
-    assert spec["datasets"][dots["data"]["name"]][0]["mean"] == 0.5
-    short = plots.well_series_chart(series.head(6), fields.head(24)).to_dict()
-    assert mean_line(short)["mark"]["point"] is True

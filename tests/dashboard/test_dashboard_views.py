@@ -14,7 +14,7 @@ import tifffile
 from dashboard_db import CURVES, OTHER_PLATE, PLATE, FilledDb
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_dashboard_app import chart_layers, metric, page_text, run_app
+from test_dashboard_app import html_tables, metric, page_text, plate_cells, run_app, series_marks
 
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.onset import OnsetConfig, update_well
@@ -113,7 +113,7 @@ def test_images_outside_the_watched_folders_are_not_shown(
     at = run_app(filled_db.path, monkeypatch)
     at.selectbox(key="well").select("A04").run()
     assert not at.exception, at.exception
-    images = at.dataframe[-1].value.set_index("File")
+    images = html_tables(at)[-1].set_index("File")
     for name in (secret.name, link.name):
         assert images.loc[name, "Image"] is None or pd.isna(images.loc[name, "Image"])
         assert "not under a watched folder" in images.loc[name, "Note"]
@@ -127,8 +127,8 @@ def test_activation_maps_are_explained_in_their_own_colours(
 ) -> None:
     """Bug (issue 13, item 5): the help said dark/yellow, the maps are red/blue."""
     at = run_app(filled_db.path, monkeypatch)
-    table = at.dataframe[-1]
-    help_text = str(table.proto.columns) if hasattr(table.proto, "columns") else ""
+    help_text = "".join(b.proto.body for b in at.get("html"))  # the columns' help
+    assert "Activation map: where in the image" in help_text
     text = page_text(at) + help_text
     assert "yellow" not in text
     assert ":red[red] differentiated" in text and ":blue[blue] undifferentiated" in text
@@ -151,7 +151,7 @@ def test_the_caption_describes_the_band_and_smoothing_as_drawn(
     at = run_app(filled_db.path, monkeypatch)
     captions = "\n".join(c.value for c in at.caption)
     assert "± 1 SD across fields" in captions  # B02: two fields
-    dashed = [lyr for lyr, _ in chart_layers(at, None) if "strokeDash" in lyr["mark"]]
+    dashed = series_marks(at)["smoothed"]
     if dashed:
         assert "dashed: smoothed" in captions
     else:
@@ -259,10 +259,10 @@ def test_replay_shows_the_plate_as_it_was(
     at = goto(run_app(filled_db.path, monkeypatch), "replay")
     slider = at.select_slider(key="replay_idx")
     assert len(slider.options) == 6 and slider.value == 5  # opens at the latest time point
-    grid = chart_using(at, "probability")[0][1].set_index("well")
+    grid = plate_cells(at, "replay_chart").set_index("well")
     assert grid.loc["B02", "onset"]
     slider.set_value(2).run()
-    grid = chart_using(at, "probability")[0][1].set_index("well")
+    grid = plate_cells(at, "replay_chart").set_index("well")
     assert grid.loc["B02", "probability"] == pytest.approx(0.20, abs=1e-6)  # at 12 h
     assert not grid.loc["B02", "onset"]  # not flagged yet
     assert "12.0 h" in page_text(at) and "time point 3 of 6" in page_text(at)
@@ -409,7 +409,7 @@ def test_every_view_keeps_two_instruments_plates_of_one_name_apart(
     assert any("Instrument **zeiss**" in c.value for c in at.caption)
     at.selectbox(key="well").select("B02").run()
     assert not at.exception, at.exception
-    images = at.dataframe[-1].value
+    images = html_tables(at)[-1]
     assert all("not under a watched folder" in n for n in images["Note"])  # not zeiss's folder
 
     at.button(key="reset_P1_B02").click().run()
@@ -420,7 +420,7 @@ def test_every_view_keeps_two_instruments_plates_of_one_name_apart(
 
     at.selectbox(key="plate").select("leica · P1").run()
     assert not at.exception, at.exception
-    images = at.dataframe[-1].value
+    images = html_tables(at)[-1]
     assert "Note" not in images.columns  # leica's files are under leica's folder
 
     for view in ("compare", "replay", "plates", "instrument", "alerts"):

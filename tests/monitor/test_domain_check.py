@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import tifffile
 from monitor_helpers import image_name, make_config, running_daemon
@@ -19,6 +18,7 @@ from onnx_models import build_classifier, tiny_metadata
 from scipy import ndimage as ndi
 from streamlit.testing.v1 import AppTest
 
+from dashboard import drawing
 from monitor.alerts import Alerter, AlertsConfig
 from monitor.domain_check import DomainCheckConfig, domain_alert
 from monitor.inference import load_model
@@ -157,14 +157,16 @@ def test_out_of_domain_image_is_marked_and_kept_out_of_onset_detection(
     # has only bad frames; neither is coloured as a probability
     grid = _plate_grid_on_the_dashboard(config.database, monkeypatch, plate="P1")
     assert grid.loc["A01", "excluded"] == "domain" and np.isnan(grid.loc["A01", "probability"])
-    assert grid.loc["A01", "status"].startswith("latest images outside the model's training")
+    assert grid.loc["A01", "Status"].startswith("latest images outside the model's training")
+    assert grid.loc["A01", "text"] == "OOD" and grid.loc["A01", "dashed"]
     assert grid.loc["A02", "excluded"] == "quality" and np.isnan(grid.loc["A02", "probability"])
 
 
 def _plate_grid_on_the_dashboard(
     database: Path, monkeypatch: pytest.MonkeyPatch, *, plate: str
 ) -> pd.DataFrame:
-    """The plate heatmap's rows as Streamlit's AppTest renders the dashboard on ``database``."""
+    """The plate heatmap's wells as Streamlit's AppTest renders the dashboard on ``database``
+    (read back from its drawing: :func:`dashboard.drawing.read_plate`)."""
     app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
     monkeypatch.setenv("STEMWATCH_DB", str(database))
     at = AppTest.from_file(str(app), default_timeout=30)
@@ -173,10 +175,10 @@ def _plate_grid_on_the_dashboard(
     if at.selectbox(key="plate").value != plate:
         at.selectbox(key="plate").select(plate).run()
         assert not at.exception, at.exception
-    (chart,) = [c for c in at.get("vega_lite_chart") if getattr(c, "key", None) == "plate_chart"]
-    spec = json.loads(chart.proto.spec)
-    sets = {ds.name: pa.ipc.open_stream(ds.data.data).read_pandas() for ds in chart.proto.datasets}
-    return sets[spec["layer"][0]["data"]["name"]].set_index("well")
+    (plate_drawing,) = [
+        e for e in at.get("bidi_component") if getattr(e, "key", None) == "plate_chart"
+    ]
+    return drawing.read_plate(json.loads(plate_drawing.proto.json)["html"]).set_index("well")
 
 
 def test_model_without_a_description_runs_unchecked_and_says_so_once(
