@@ -141,7 +141,7 @@ def test_well_with_onset_is_shown_first_with_its_onset_rule(
     assert marks["x_title"] == "Time (h)"
     onsets = html_tables(at)[0]  # the plate's onsets, as the table shows them
     assert onsets.to_dict("records") == [
-        {"Well": "B02", "Onset (h)": "18.0", "Detected at (h)": "30.0", "Smoothed P": "0.87"}
+        {"Well": "B02", "Onset (h)": "18.0", "Detected at (h)": "24.0", "Smoothed P": "0.85"}
     ]
 
 
