@@ -102,12 +102,12 @@ class Look:
     """The same for phase contrast."""
     colony_contrast: bool = False
     """Normalise the contrast inside colonies (else over the whole field)."""
-    relief: tuple[float, float] = (1.0, 3.0)
+    relief: tuple[float, float] = (0.3, 1.2)
     """Oblique-illumination relief (gradient term) relative to the Laplacian."""
     full_well_e: tuple[float, float] = (3500.0, 7000.0)
     """Camera full well (electrons; log-uniform): sets the shot noise."""
     camera_blur_px: tuple[float, float] = (0.5, 0.6)
-    phase_blur_um: tuple[float, float] = (0.5, 0.9)
+    phase_blur_um: tuple[float, float] = (0.3, 0.6)
     """How much finer detail than this the phase image loses (partial coherence)."""
     debris_per_mm2: float = 80.0
     debris_absorb_scale: float = 3.0
@@ -120,7 +120,11 @@ class Look:
     gap: float = 0.8
     """Depth of the gaps between compact cells."""
     fibres: tuple[float, float] = (0.01, 0.03)
-    mottle: tuple[float, float] = (0.0006, 0.0018)
+    mottle: tuple[float, float] = (0.002, 0.006)
+    """Fine mottle of the coating (absorption, band-pass ``mottle_band_um``)."""
+    mottle_band_um: tuple[float, float] = (2.0, 5.0)
+    smudge: tuple[float, float] = (0.0006, 0.002)
+    """Large soft smudges of the background (absorption, band-pass 30-90 µm)."""
     specks_per_mm2: float = 2000.0
     colony_absorb: float = 0.003
     edge_ramp_um: float = 4.0
@@ -564,11 +568,16 @@ def _background(
     lo = round(3.0 * ppu, 1)
     fib = _noise_frame(size, rng, (lo, round(lo * 4.0, 1)))
     fibres = np.exp(-((fib / np.float32(0.12)) ** 2))
-    mottle = _noise_frame(size, rng, (round(2.0 * ppu, 1), round(8.0 * ppu, 1)))
+    mlo, mhi = look.mottle_band_um
+    mottle = _noise_frame(size, rng, (round(mlo * ppu, 1), round(mhi * ppu, 1)))
     a_f = float(rng.uniform(*look.fibres)) * amount
     a_m = float(rng.uniform(*look.mottle)) * amount
     spec.phase += np.float32(0.3 * a_f) * fibres
     spec.absorb += np.float32(a_f) * fibres + np.float32(a_m) * mottle
+    a_s = float(rng.uniform(*look.smudge)) * amount
+    if a_s > 0:
+        smudge = _noise_frame(size, rng, (round(30.0 * ppu), round(90.0 * ppu)))
+        spec.absorb += np.float32(a_s) * smudge
     n = int(rng.poisson(size * size / (ppu * ppu) * 1e-6 * look.specks_per_mm2 * amount))
     if n:
         ys = rng.integers(0, size, n)
