@@ -424,12 +424,20 @@ def _draw_colony(
     xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(view.cx)
     u = (xx * ca + yy * sa) / sq
     v = (yy * ca - xx * sa) * sq
-    rho = np.hypot(u, v)
+    # the angle and radius only where the colony can reach (its box's corners are empty)
+    rho2 = u * u + v * v
+    # and not where a colony drawn before is already at full thickness: nothing changes
+    # there (the thickness is the maximum, the cells are that colony's); at confluence this
+    # skips most of the overlap
+    reachable = rho2 < np.float32((rmax + 3 * rag) ** 2)
+    reachable &= layer.thick[y0:y1, x0:x1] < np.float32(1.0)
+    ly, lx = np.nonzero(reachable)
+    u, v = u[ly, lx], v[ly, lx]
     theta = np.arctan2(v, u)
     idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) % N_THETA
-    s = table[idx] - rho  # ~ signed distance to the border, positive inside
-    ly, lx = np.nonzero(s > -3 * rag)
-    s = s[ly, lx]
+    s = table[idx] - np.sqrt(rho2[ly, lx])  # ~ signed distance to the border, positive inside
+    near = s > -3 * rag
+    ly, lx, s = ly[near], lx[near], s[near]
     ys = ly + y0
     xs = lx + x0
     off = (int(view.seed % 509), int(view.seed % 503))
@@ -691,8 +699,11 @@ def form_image(
     # partial coherence: the condenser's aperture damps the phase contrast of the finest
     # detail (the transfer of a defocused bright field falls off beyond ~1 µm)
     path = _blur(spec.phase, math.hypot(defocus, float(rng.uniform(*look.phase_blur_um)) * ppu))
-    absorb = _blur(spec.absorb, defocus)
-    glint = _blur(spec.glint, defocus)
+    # absorption darkens, glints brighten: both enter the image linearly, so one blur of
+    # their difference serves both
+    spec.glint *= np.float32(look.glint)
+    spec.glint -= spec.absorb
+    shade = _blur(spec.glint, defocus)
     # oblique illumination: a little relief along a random direction
     ang = float(rng.uniform(0, 2 * math.pi))
     relief = float(rng.uniform(*look.relief))
@@ -711,8 +722,7 @@ def form_image(
         mod = np.float32(-look.pc_gain) * (path - np.float32(1.0 - keep) * _lowpass(path, ring))
         mod += np.float32(0.04) * (lap + np.float32(relief) * grad)
         target = look.pc_contrast
-    mod -= absorb
-    mod += np.float32(look.glint) * glint
+    mod += shade
     # exposure and condenser setting: the contrast of the colonies is scaled to a random
     # target drawn independently of what they are, so contrast carries no label (fields
     # almost without colonies keep the contrast their optics give)
