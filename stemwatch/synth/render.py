@@ -366,7 +366,8 @@ def _cells(
     body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
     rn = _lerp(0.36, 0.2, dl) * spacing
     nucleus = np.exp(-((f1 / rn) ** 2))
-    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2)) * (crand > 1.0 - look.nucleolus_fraction)
+    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2))
+    nucleolus *= crand > 1.0 - look.nucleolus_fraction
     gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
     mask = np.clip(
         _lerp(0.3, 0.9, dl) + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
@@ -381,7 +382,8 @@ def _cells(
         + _lerp(0.08, 0.05, dl) * fine
     )
     # dead and mitotic cells per area, not per cell: larger flat cells carry as many
-    dead = (crand < look.dead_fraction * min(8.0, (spacing / (look.cell_um * ppu)) ** 2)) & (f1 < 1.6 * ppu)
+    per_cell = look.dead_fraction * min(8.0, (spacing / (look.cell_um * ppu)) ** 2)
+    dead = (crand < per_cell) & (f1 < 1.6 * ppu)
     glint = np.clip(fine - 1.6, 0.0, None) * (mask > 0.5) * (1.0 - dl)
     return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
 
@@ -520,6 +522,7 @@ def _stamp(
     spec: Specimen,
     ys: np.ndarray,
     xs: np.ndarray,
+    *,
     radii: np.ndarray,
     absorb: np.ndarray,
     height: np.ndarray,
@@ -569,7 +572,16 @@ def _particles(
     small = ~soft & (reach <= STAMP_HALF)
     # the many small sharp ones (dead cells, most debris) in one vectorised stamp
     if small.any():
-        _stamp(spec, *(a[small] for a in (ys, xs, radii, absorb, height, aspects, angles)))
+        _stamp(
+            spec,
+            ys[small],
+            xs[small],
+            radii=radii[small],
+            absorb=absorb[small],
+            height=height[small],
+            aspects=aspects[small],
+            angles=angles[small],
+        )
     big = ~small
     for y, x, r, a, hgt, sft, asp, ang in zip(
         ys[big],
