@@ -19,6 +19,9 @@ EXCLUDED_COLOR = "#e6550d"  # left out of the series: outside the training domai
 EXCLUDED_MARKS = {"domain": "OOD", "quality": "bad"}
 # cell side (px) per plate width: every layout from 6 to 384 wells fits the plate column of a
 # 1280 px laptop with the sidebar open (tests/dashboard/test_dashboard_layouts.py checks it)
+# longer well series draw their mean line without a marker per time point (issue 13: the
+# browser's drawing of SVG marks is most of the first render)
+LINE_POINTS_MAX = 60
 CELL_PX = {2: 72, 3: 72, 4: 64, 6: 56, 8: 44, 12: 34, 24: 26}
 
 
@@ -83,27 +86,31 @@ def plate_heatmap(
         tooltip.insert(1, alt.Tooltip("condition:N", title="Condition"))
     pick = alt.selection_point(name=WELL_PICK, fields=["well"], on="click", clear=False)
     base = alt.Chart(df).encode(x=x, y=y)
-    empty = base.mark_rect(cornerRadius=4, color=NO_DATA_COLOR).encode(tooltip=tooltip)
-    imaged = df["probability"].notna()
+    # one rect per well (a 384-well plate draws 384 marks, not a grey one under each coloured
+    # one: the browser's drawing of the page is most of its first render, issue 13)
     cells = (
-        alt.Chart(df[imaged] if imaged.any() else df.head(0))
-        .encode(x=x, y=y)
-        .mark_rect(cornerRadius=4, stroke="white", strokeWidth=1)
+        # invalid=None: a well without a probability is drawn (grey), not filtered out
+        base.mark_rect(cornerRadius=4, stroke="white", strokeWidth=1, invalid=None)
         .encode(
-            color=alt.Color(
-                "probability:Q",
-                title=PROB_TITLE,
-                scale=alt.Scale(scheme="viridis", domain=[0, 1]),
-                legend=alt.Legend(
-                    orient="bottom",
-                    direction="horizontal",
-                    gradientLength=min(260, cell * layout.cols),
-                    titleFontSize=12,
-                    labelFontSize=11,
+            color=alt.condition(
+                "!isValid(datum.probability) || !isFinite(datum.probability)",
+                alt.value(NO_DATA_COLOR),
+                alt.Color(
+                    "probability:Q",
+                    title=PROB_TITLE,
+                    scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+                    legend=alt.Legend(
+                        orient="bottom",
+                        direction="horizontal",
+                        gradientLength=min(260, cell * layout.cols),
+                        titleFontSize=12,
+                        labelFontSize=11,
+                    ),
                 ),
             ),
             tooltip=tooltip,
         )
+        .add_params(pick)
     )
     excluded = (
         alt.Chart(df[df["flagged"]] if df["flagged"].any() else df.head(0))
@@ -120,19 +127,24 @@ def plate_heatmap(
     ring = (
         base.transform_filter("datum.onset")
         .mark_point(
-            shape="circle", filled=False, color=ONSET_COLOR, strokeWidth=3, size=cell * cell * 0.55
+            shape="circle",
+            filled=False,
+            color=ONSET_COLOR,
+            strokeWidth=3,
+            size=cell * cell * 0.55,
+            aria=False,  # the cell under it describes the well
         )
         .encode(tooltip=tooltip)
     )
     frame = base.transform_filter("datum.selected").mark_rect(
-        filled=False, stroke="black", strokeWidth=3, cornerRadius=4
+        filled=False, stroke="black", strokeWidth=3, cornerRadius=4, aria=False
     )
-    layers: list[alt.Chart] = [empty.add_params(pick), cells, excluded, ring, frame]
+    layers: list[alt.Chart] = [cells, excluded, ring, frame]
     if layout.n_wells <= 96:
         font = 10 if cell < 40 else 11
         text = (
             base.transform_filter("!datum.flagged")
-            .mark_text(fontSize=font)
+            .mark_text(fontSize=font, aria=False)
             .encode(
                 text="label:N",
                 color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
@@ -141,13 +153,13 @@ def plate_heatmap(
         )
         marked = (
             base.transform_filter("datum.flagged")
-            .mark_text(fontSize=font, fontWeight="bold", color=EXCLUDED_COLOR)
+            .mark_text(fontSize=font, fontWeight="bold", color=EXCLUDED_COLOR, aria=False)
             .encode(text="label:N", tooltip=tooltip)
         )
         layers.extend([text, marked])
     if conditions and cell >= 44:  # room for the condition under the probability
         layers.append(
-            base.mark_text(fontSize=8, dy=cell * 0.3, limit=cell - 4).encode(
+            base.mark_text(fontSize=8, dy=cell * 0.3, limit=cell - 4, aria=False).encode(
                 text="condition:N",
                 color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
                 tooltip=tooltip,
@@ -197,7 +209,7 @@ def well_series_chart(
     y_scale = alt.Scale(domain=[0, 1])
     band = (
         alt.Chart(series)
-        .mark_area(opacity=0.25, color="#1f77b4")
+        .mark_area(opacity=0.25, color="#1f77b4", aria=False)
         .encode(
             x=x,
             y=alt.Y("lower:Q", title=PROB_TITLE, scale=y_scale),
@@ -206,7 +218,9 @@ def well_series_chart(
     )
     line = (
         alt.Chart(series)
-        .mark_line(point=True, color="#1f77b4", strokeWidth=2)
+        # a marker per time point only where they stay apart (a 200-point series would add
+        # 200 SVG marks; the field dots carry the mean in their tooltip instead)
+        .mark_line(point=len(series) <= LINE_POINTS_MAX, color="#1f77b4", strokeWidth=2)
         .encode(
             x=x,
             y=alt.Y("mean:Q", title=PROB_TITLE, scale=y_scale),
@@ -219,22 +233,25 @@ def well_series_chart(
             ],
         )
     )
+    dot_tips = [
+        alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
+        alt.Tooltip("field:N", title="Field"),
+        alt.Tooltip("probability:Q", title=PROB_TITLE, format=".2f"),
+    ]
+    if len(series) > LINE_POINTS_MAX and not fields.empty:
+        means = series[["time_h", "mean"]].drop_duplicates("time_h")
+        fields = fields.merge(means, on="time_h", how="left")
+        dot_tips.append(alt.Tooltip("mean:Q", title="Well mean", format=".2f"))
     points = (
         alt.Chart(fields)
-        .mark_circle(size=36, opacity=0.55, color="#555555")
-        .encode(
-            x=x,
-            y=alt.Y("probability:Q", scale=y_scale),
-            tooltip=[
-                alt.Tooltip("time_h:Q", title="Time (h)", format=".1f"),
-                alt.Tooltip("field:N", title="Field"),
-                alt.Tooltip("probability:Q", title=PROB_TITLE, format=".2f"),
-            ],
-        )
+        # aria=False: no accessible description per dot (Vega formats one for each of a long
+        # series' hundreds of dots while drawing the page; the tooltips stay)
+        .mark_circle(size=36, opacity=0.55, color="#555555", aria=False)
+        .encode(x=x, y=alt.Y("probability:Q", scale=y_scale), tooltip=dot_tips)
     )
     smooth = (
         alt.Chart(series.dropna(subset=["smoothed"]))
-        .mark_line(strokeDash=[5, 3], color="#1f77b4", opacity=0.7)
+        .mark_line(strokeDash=[5, 3], color="#1f77b4", opacity=0.7, aria=False)
         .encode(x=x, y=alt.Y("smoothed:Q", scale=y_scale))
     )
     layers: list[alt.Chart] = (

@@ -16,7 +16,7 @@ import time
 
 import streamlit as st
 
-from dashboard import data, reads
+from dashboard import data, figures, reads
 from dashboard.context import Context
 from dashboard.registry import VIEWS, View, by_key
 from dashboard.views import alerts, models
@@ -31,11 +31,13 @@ REFRESH_CHOICES: dict[str, float | None] = {
     "1 min": 60.0,
 }
 TITLE = "Stem cell differentiation monitor"
+PAGE_ICON = "🔬"
 # less empty space above the title, a smaller title: more plate on a 1280 x 800 laptop
-COMPACT_CSS = """<style>
+COMPACT_CSS = """
 .block-container, [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 h1 { font-size: 2rem !important; }
-</style>"""
+"""
+
 
 HOW_TO_START = """
 **Start the monitoring daemon** on the microscope's output folder; it creates this database
@@ -67,8 +69,8 @@ def _shown(db_path: str) -> str:
 
 def main(argv: list[str]) -> None:
     """The whole page."""
-    st.set_page_config(page_title="stemwatch", page_icon="🔬", layout="wide")
-    st.html(COMPACT_CSS)
+    st.set_page_config(page_title="stemwatch", page_icon=PAGE_ICON, layout="wide")
+    st.html(f"<style>{COMPACT_CSS}{figures.CSS}</style>")
     db_path = database_argument(argv)
     shown = _shown(db_path)
     view = _sidebar_head()
@@ -228,11 +230,12 @@ def _daemon_panel(db_path: str) -> None:
         return
     st.subheader(f"Daemons ({len(beats)} instruments)")
     now = time.time()
+    lines = []
     for hb in beats:
         status = data.daemon_status(hb, now=now)
         model = models.get(hb.instrument)
         queued = f" · {status.queued} queued" if status.queued is not None and status.queued else ""
-        st.markdown(
+        lines.append(
             f"**{hb.instrument}** {BADGES[status.state]} {data.age_text(status.age_s)}{queued}"
             + (
                 f"  \n`{model.name or model.model_hash[:12]}` on `{model.provider or 'unknown'}`"
@@ -240,6 +243,7 @@ def _daemon_panel(db_path: str) -> None:
                 else ""
             )
         )
+    st.markdown("\n\n".join(lines))  # one element for all of them
 
 
 BADGES = {
@@ -251,14 +255,17 @@ BADGES = {
 
 
 def _daemon_status(hb: store.Heartbeat | None, model: store.ModelRecord | None) -> None:
+    """The daemon's state, queue and model in one element (the sidebar is part of every
+    page's first render)."""
     st.subheader("Daemon")
     status = data.daemon_status(hb, now=time.time())
-    st.markdown(f"{BADGES[status.state]} last heartbeat {data.age_text(status.age_s)}")
+    lines = [f"{BADGES[status.state]} last heartbeat {data.age_text(status.age_s)}"]
     if status.queued is not None:
-        st.caption(f"{status.queued} image{'s' if status.queued != 1 else ''} queued")
+        lines.append(f"{status.queued} image{'s' if status.queued != 1 else ''} queued")
     if status.state == "stale":
-        st.caption("No heartbeat for a while: is `stemwatch watch` still running?")
+        lines.append("No heartbeat for a while: is `stemwatch watch` still running?")
     if model is None:
-        st.caption("no model registered yet")
+        lines.append("no model registered yet")
     else:
-        st.markdown(f"model **{model.name or 'unnamed'}** on `{model.provider or 'unknown'}`")
+        lines.append(f"model **{model.name or 'unnamed'}** on `{model.provider or 'unknown'}`")
+    st.markdown("  \n".join(lines))

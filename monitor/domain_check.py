@@ -75,14 +75,15 @@ def domain_alert(
     plate looks out of the model's domain; ``recovered`` when an episode may end."""
     n, out = window.n_scored, window.n_out_of_domain
     if n and out >= config.alert_min_images and out / n >= config.alert_fraction:
-        latest = (
+        typical = (
             ""
-            if window.last_score is None
-            else f"; latest domain score {window.last_score:.1f} (above 1 is outside)"
+            if window.median_out_score is None
+            else f"; their median domain score is {window.median_out_score:.1f}, where 1 is the "
+            "edge"
         )
         return (
             f"Images from plate {plate} do not look like model {model_name}'s training data "
-            f"({out} of its last {n} images lie outside the model's training domain{latest}): "
+            f"({out} of its last {n} images lie outside the model's training domain{typical}): "
             f"its predictions there mean little and those images are kept out of onset "
             f"detection. Train a model on your own images: {config.how_to}",
             False,

@@ -43,7 +43,7 @@ class OnsetParams(StrictModel):
     """Detector parameters (also the shape of a per-plate override)."""
 
     on_threshold: float = Field(
-        0.55,
+        0.75,
         ge=0.0,
         le=1.0,
         description="Smoothed well probability at or above which a time point counts as "
@@ -57,18 +57,18 @@ class OnsetParams(StrictModel):
         "below this (hysteresis); also bounds the walk back to the onset time estimate.",
     )
     k: int = Field(
-        3,
+        2,
         ge=1,
-        description="Consecutive time points at or above on_threshold to flag onset (3: a\n"
-        "false alarm needs three bad visits in a row; 2 is one interval sooner and noisier,\n"
+        description="Consecutive time points at or above on_threshold to flag onset (2: a\n"
+        "false alarm needs two bad visits in a row; 1 is one interval sooner and noisier,\n"
         "see docs/onset-detection.md).",
     )
     alpha: float = Field(
-        1.0,
+        0.7,
         gt=0.0,
         le=1.0,
-        description="EWMA weight of the newest time point (1 = no smoothing; lower it for\n"
-        "noisy models, at the cost of delay; see docs/onset-detection.md).",
+        description="EWMA weight of the newest time point (1 = no smoothing; lower is\n"
+        "quieter and later; 0.7 damps one bad visit, see docs/onset-detection.md).",
     )
     aggregate: Literal["mean", "median"] = Field(
         "median",

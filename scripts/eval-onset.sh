@@ -3,11 +3,13 @@
 # the tables of docs/onset-detection.md section 3.
 #   scripts/eval-onset.sh [MODEL.onnx]     (default: the bundled model)
 # Trains the other-seed model once (build/other-seed/, synth seed 29, the bundled model's
-# recipe with a 7-minute cap), then renders and scores 9 + 9 + 2 plates (cached under
+# recipe with a 7-minute cap), then renders and scores 2 + 9 + 9 plates (cached under
 # build/onset-eval/: a second run with the same models only replays the rules, in minutes).
 # Extra arguments after MODEL go to tests/benchmarks/eval_onset.py (e.g. --rescore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# a worktree's own environment first, when it has one
+if [[ -x .venv/bin/python ]]; then PATH="$PWD/.venv/bin:$PATH"; fi
 model="${1:-models/stemwatch-default.onnx}"
 shift || true
 other=build/other-seed

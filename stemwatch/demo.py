@@ -104,7 +104,7 @@ def train_tiny_model(out: Path) -> Path:
     if onnx_path.is_file():
         return onnx_path
     log.info("no bundled model: training a tiny one in %s (about a minute)", out)
-    manifest = generate_dataset(out / "data", size=512, seed=1)
+    manifest = generate_dataset(out / "data", n_experiments=2, wells_per_class=4, size=512, seed=1)
     cfg = validate_mapping(
         TrainerConfig,
         {

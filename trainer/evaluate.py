@@ -29,6 +29,7 @@ from trainer.calibrate import expected_calibration_error, reliability_bins
 from trainer.data import DataError, Sample, TileCache, TileSet
 from trainer.metric_intervals import (
     figure_intervals,
+    from_hours_intervals,
     interval_dict,
     small_test_set_warning,
 )
@@ -126,7 +127,7 @@ def _is_number(v: Any) -> bool:
 
 
 _NOT_A_FIGURE = frozenset(
-    {"n", "count", "support", "intervals", "bootstrap", "low", "high", "n_groups", "roc"}
+    {"n", "count", "support", "intervals", "bootstrap", "low", "high", "n_groups", "level", "roc"}
 )
 
 
@@ -251,10 +252,13 @@ def metrics_with_intervals(
         return out
     figures, hourly = figure_intervals(probs, labels, groups, positive_index, hours, seed=seed)
     out["intervals"] = {name: interval_dict(iv) for name, iv in figures.items()}
+    from_hours = from_hours_intervals(probs, labels, groups, hours, seed=seed) if hours else {}
     for key, entry in (out.get("accuracy_by_hours") or {}).items():
         iv = hourly.get(key)
         entry.update(low=iv.low if iv else None, high=iv.high if iv else None)
         entry["n_groups"] = iv.n_groups if iv else 0
+        if key in from_hours:
+            entry["balanced_accuracy_from"] = interval_dict(from_hours[key])
     out["bootstrap"] = {
         "unit": group_by,
         "n_groups": len(set(groups)),

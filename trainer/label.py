@@ -37,12 +37,11 @@ from stemwatch.core.intervals import Interval, bootstrap_items
 from stemwatch.core.manifest import SOURCE_COLUMN, write_manifest
 from stemwatch.core.optics import read_pixel_size
 from stemwatch.core.platemeta import resolve
+from stemwatch.core.stainmask import TRUTH_STAINED
 from trainer.threshold import Threshold, ThresholdRule, binarise, choose_threshold
 
 log = logging.getLogger(__name__)
 
-TRUTH_STAINED = 2
-"""Value of a stained cell in a ground-truth mask (as :mod:`stemwatch.synth.fluorescence`)."""
 LABEL_COLUMNS = (
     SOURCE_COLUMN,
     "source_image",

@@ -50,14 +50,17 @@ def accuracy_statistic(correct: np.ndarray, mask: np.ndarray | None = None) -> S
     return lambda w: _ratio(w @ (c * m), w @ m)
 
 
-def balanced_accuracy_statistic(pred: np.ndarray, labels: np.ndarray) -> Statistic:
-    """Mean recall over the classes present in ``labels`` (scikit-learn's definition); NaN
-    in a resample that lost a class."""
+def balanced_accuracy_statistic(
+    pred: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None
+) -> Statistic:
+    """Mean recall over the classes present in ``labels`` (among ``mask``; scikit-learn's
+    definition); NaN in a resample that lost a class."""
     y = np.asarray(labels)
+    m = np.ones(len(y), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     correct = (np.asarray(pred) == y).astype(float)
-    present = np.unique(y)
-    hit = np.stack([correct * (y == c) for c in present], axis=1)
-    tot = np.stack([(y == c).astype(float) for c in present], axis=1)
+    present = np.unique(y[m])
+    hit = np.stack([correct * ((y == c) & m) for c in present], axis=1)
+    tot = np.stack([((y == c) & m).astype(float) for c in present], axis=1)
     return lambda w: _ratio(w @ hit, w @ tot).mean(axis=1)
 
 
@@ -176,6 +179,31 @@ def figure_intervals(
     return figures, hourly
 
 
+def from_hours_intervals(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[str],
+    hours: Sequence[float | None],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Interval]:
+    """Balanced accuracy of the images at or after each hours-since-induction value (keys as
+    in ``accuracy_by_hours``): from when on a model can be trusted, e.g. "from 12 h on". The
+    same resamples as :func:`figure_intervals` (same groups, same seed)."""
+    y = np.asarray(labels)
+    if len(y) == 0:
+        return {}
+    pred = np.asarray(probs, dtype=float).argmax(axis=1)
+    h = np.array([np.nan if v is None else float(v) for v in hours])
+    stats = {
+        hours_key(value): balanced_accuracy_statistic(pred, y, h >= value)
+        for value in sorted({float(v) for v in h if not math.isnan(v)})
+    }
+    return bootstrap_items(groups, stats, resamples=resamples, seed=seed, level=level)
+
+
 def interval_text(iv: Mapping[str, Any] | None) -> str:
     """``0.912 [0.850, 0.960]`` from an interval's JSON form (``n/a`` without a value,
     ``[n/a]`` without bounds)."""
@@ -187,6 +215,12 @@ def interval_text(iv: Mapping[str, Any] | None) -> str:
 def hours_interval_text(entry: Mapping[str, Any]) -> str:
     """:func:`interval_text` of an ``accuracy_by_hours`` entry."""
     return interval_text({"value": entry.get("accuracy"), **entry})
+
+
+def from_hours_text(entry: Mapping[str, Any]) -> str:
+    """:func:`interval_text` of an ``accuracy_by_hours`` entry's ``balanced_accuracy_from``
+    (the balanced accuracy of the images at or after that hour)."""
+    return interval_text(entry.get("balanced_accuracy_from"))
 
 
 def interval_dict(iv: Interval) -> dict[str, Any]:

@@ -11,7 +11,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
+from trainer.metric_intervals import (
+    FIGURES,
+    UNIT_PLURAL,
+    from_hours_text,
+    hours_interval_text,
+    interval_text,
+)
 
 
 def _pyplot() -> Any:
@@ -169,10 +175,14 @@ def _metrics_table(levels: dict[str, dict[str, Any]]) -> list[str]:
 
 def _hours_table(by_hours: dict[str, Any], unit: str) -> list[str]:
     units = UNIT_PLURAL.get(unit, f"{unit} groups")
-    lines = [f"| hours | accuracy [95 % CI] | images | {units} |", "|---|---|---|---|"]
+    lines = [
+        f"| hours | accuracy [95 % CI] | images | {units} | balanced accuracy from this hour "
+        "on [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
     for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
-        cell = hours_interval_text(v)
-        lines.append(f"| {h} | {cell} | {v.get('n', '')} | {v.get('n_groups', '')} |")
+        cell, since = hours_interval_text(v), from_hours_text(v)
+        lines.append(f"| {h} | {cell} | {v.get('n', '')} | {v.get('n_groups', '')} | {since} |")
     return lines
 
 

@@ -49,6 +49,7 @@ from trainer.evaluate import (
 )
 from trainer.optics import resolve_optics
 from trainer.predict import autocast, predict_logits
+from trainer.report import write_cv_report, write_report
 from trainer.splits import (
     Split,
     experiments_of,
@@ -193,6 +194,20 @@ def epoch_order(labels: np.ndarray, balance: str, gen: torch.Generator) -> np.nd
         w = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
         return torch.multinomial(w, n, replacement=True, generator=gen).numpy()
     return torch.randperm(n, generator=gen).numpy()
+
+
+def draw_tiles(image: np.ndarray, per_image: int | None, gen: torch.Generator) -> np.ndarray:
+    """Indices of at most ``per_image`` tiles of each image (``image``: the image index of
+    every tile), drawn at random; all tiles, in order, when ``per_image`` is None."""
+    n = len(image)
+    if per_image is None or n == 0:
+        return np.arange(n)
+    perm = torch.randperm(n, generator=gen).numpy()
+    by_image = perm[np.argsort(image[perm], kind="stable")]
+    ids = image[by_image]
+    first = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
+    rank = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+    return np.sort(by_image[rank < per_image])
 
 
 def shard(order: np.ndarray, dist: DistContext, epoch: int) -> np.ndarray:
@@ -392,7 +407,10 @@ class Trainer:
         seed = cfg.runtime.seed
         torch.manual_seed(seed * 7919 + epoch)  # dropout and other in-model randomness
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = shard(epoch_order(self.train_set.y, cfg.optim.balance, gen), self.dist, epoch)
+        pool = draw_tiles(self.train_set.image, cfg.optim.tiles_per_image, gen)
+        order = pool[
+            shard(epoch_order(self.train_set.y[pool], cfg.optim.balance, gen), self.dist, epoch)
+        ]
         bs = cfg.optim.batch_size
         starts = list(range(0, len(order), bs))
         model.train()
@@ -975,8 +993,6 @@ def run_cross_validation(
 
 
 def _write_summary(out_dir: Path, summary: dict[str, Any], cfg: TrainerConfig) -> None:
-    from trainer.report import write_cv_report, write_report
-
     if "folds" in summary:
         write_cv_report(summary, out_dir, title=f"{cfg.model.architecture} cross-validation")
     elif "test" in summary:

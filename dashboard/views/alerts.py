@@ -12,6 +12,7 @@ from dashboard.context import Context
 from stemwatch import store
 
 MAX_ALERTS = 200
+ACK_PICK_KEY = "ack_pick"  # the plate page's choice of the alert to acknowledge
 
 
 def render(ctx: Context) -> None:
@@ -49,13 +50,14 @@ def alert_list(
     if not alerts:
         st.caption("No open alerts." if not show_all else "No alerts.")
         return
+    more = ""
     if show is not None and len(alerts) > show:
-        st.caption(f"The newest {show} of {len(alerts)}; all of them on the Alerts view.")
+        more = f"The newest {show} of {len(alerts)}; all of them on the Alerts view."
         alerts = alerts[:show]
     version = reads.stamp(ctx.db_path)
     onsets: dict[tuple[str, str], list[store.OnsetRecord]] = {}
-    box = st.container(height=height) if height and len(alerts) > 3 else st.container()
     now = time.time()
+    lines: list[tuple[store.AlertRecord, str]] = []
     for a in alerts:
         text = a.message
         if a.kind == "onset" and a.plate:
@@ -63,15 +65,21 @@ def alert_list(
             if key not in onsets:
                 onsets[key] = reads.all_onsets(ctx.db_path, version, a.plate, a.instrument)
             text = data.onset_alert_text(a, onsets[key], ctx.time_base_of(a.plate, a.instrument))
+        colour = "red" if a.kind == "onset" else "orange"
+        # a facility's alerts say whose they are
+        shown_who = a.instrument if ctx.several_instruments and plate is None else None
+        where = " ".join(x for x in (a.plate, a.well) if x)
+        if shown_who:
+            where = f"{shown_who} · {where}" if where else shown_who
+        head = f":{colour}-badge[{a.kind}] " + (f"**{where}** · " if where else "")
+        lines.append((a, f"{head}raised {data.age_text(now - a.created_at)}  \n{text}"))
+    if show is not None:
+        _compact(ctx, lines, more, height=height)
+        return
+    box = st.container(height=height) if height and len(alerts) > 3 else st.container()
+    for a, line in lines:
         with box, st.container(border=True):
-            colour = "red" if a.kind == "onset" else "orange"
-            # a facility's alerts say whose they are
-            shown_who = a.instrument if ctx.several_instruments and plate is None else None
-            where = " ".join(x for x in (a.plate, a.well) if x)
-            if shown_who:
-                where = f"{shown_who} · {where}" if where else shown_who
-            head = f":{colour}-badge[{a.kind}] " + (f"**{where}** · " if where else "")
-            st.markdown(f"{head}raised {data.age_text(now - a.created_at)}  \n{text}")
+            st.markdown(line)
             if a.acknowledged_at is None:
                 st.button(
                     "Acknowledge",
@@ -84,3 +92,48 @@ def alert_list(
                     f"✓ acknowledged by {a.acknowledged_by}, "
                     f"{data.age_text(now - a.acknowledged_at)}"
                 )
+
+
+def _compact(
+    ctx: Context,
+    lines: list[tuple[store.AlertRecord, str]],
+    more: str,
+    *,
+    height: int | None,
+) -> None:
+    """The alerts as one list and one Acknowledge control (a box and a button) instead of a
+    card and a button per alert: 4 elements instead of 3 per alert on the plate page, whose
+    first render is mostly the browser's work per element (issue 13)."""
+    text = "\n".join(f"- {line}" for _, line in lines) + (f"\n\n*{more}*" if more else "")
+    box = st.container(height=height) if height and len(lines) > 3 else st.container()
+    box.markdown(text)
+    open_ = {a.id: a for a, _ in lines if a.acknowledged_at is None}
+    if not open_:
+        return
+    if st.session_state.get(ACK_PICK_KEY) not in open_:
+        st.session_state[ACK_PICK_KEY] = next(iter(open_))
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox(
+            "Alert to acknowledge",
+            list(open_),
+            key=ACK_PICK_KEY,
+            format_func=lambda i: _short(open_[i]),
+            label_visibility="collapsed",
+        )
+        st.button(
+            "Acknowledge",
+            key="ack_picked",
+            on_click=_acknowledge_picked,
+            args=(ctx.db_path,),
+        )
+
+
+def _short(a: store.AlertRecord) -> str:
+    where = " ".join(x for x in (a.plate, a.well) if x)
+    return f"{a.kind}{' · ' + where if where else ''} (#{a.id})"
+
+
+def _acknowledge_picked(db_path: str) -> None:
+    picked = st.session_state.get(ACK_PICK_KEY)
+    if picked is not None:
+        context.acknowledge(db_path, int(picked))

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, export, lab, plots, reads
+from dashboard import data, export, figures, lab, plots, reads
 from dashboard.context import Context
 from dashboard.views import alerts, well
 from stemwatch import store
@@ -103,22 +103,27 @@ def excluded_caption(grid: pd.DataFrame) -> str:
 
 def _figures(plate: store.PlateSummary, ov: reads.PlateOverview, daemon: data.DaemonStatus) -> None:
     c = ov.counts
-    m = st.columns(5)
-    m[0].metric("Wells imaged", plate.n_wells)
-    m[1].metric(
-        "Images analysed",
-        c.done,
-        help="Current image files of this plate with a result. A file the microscope wrote "
-        "again (a re-acquisition) counts once, as its latest version.",
+    st.html(
+        figures.row(
+            [
+                figures.Figure("Wells imaged", plate.n_wells),
+                figures.Figure(
+                    "Images analysed",
+                    c.done,
+                    "Current image files of this plate with a result. A file the microscope "
+                    "wrote again (a re-acquisition) counts once, as its latest version.",
+                ),
+                figures.Figure(
+                    "Queued",
+                    "–" if daemon.queued is None else daemon.queued,
+                    "Images the plate's instrument's daemon has found and not yet analysed (all "
+                    "its plates), from its last heartbeat; – while it is not running.",
+                ),
+                figures.Figure("Failed", c.failed),
+                figures.Figure("Wells with onset", len({o.well for o in ov.onsets})),
+            ]
+        )
     )
-    m[2].metric(
-        "Queued",
-        "–" if daemon.queued is None else daemon.queued,
-        help="Images the plate's instrument's daemon has found and not yet analysed (all its "
-        "plates), from its last heartbeat; – while it is not running.",
-    )
-    m[3].metric("Failed", c.failed)
-    m[4].metric("Wells with onset", len({o.well for o in ov.onsets}))
     out = sum(f.n_out_of_domain for f in ov.flags)
     bad = sum(f.n_quality for f in ov.flags)
     if out or bad:
@@ -172,11 +177,11 @@ def _exports(
     def png() -> bytes:
         return export.plate_png(grid, layout, title=title)
 
-    cols = st.columns(3)
-    cols[0].download_button(
+    row = st.container(horizontal=True)  # one block, not a column block per button
+    row.download_button(
         "Plate (PNG)", png, file_name=f"{stem}-plate.png", mime="image/png", key="dl_png"
     )
-    cols[1].download_button(
+    row.download_button(
         "Time courses (CSV)",
         courses,
         file_name=f"{stem}-time-courses.csv",
@@ -184,7 +189,7 @@ def _exports(
         key="dl_courses",
         help="P(differentiated) per well and time point, with SD, SEM, fields, smoothed",
     )
-    cols[2].download_button(
+    row.download_button(
         "Onsets (CSV)",
         onsets,
         file_name=f"{stem}-onsets.csv",

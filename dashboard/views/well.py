@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import context, data, lab, plots, reads, thumbs
+from dashboard import context, data, figures, lab, plots, reads, thumbs
 from dashboard.context import Context
 from stemwatch import store
 
@@ -38,17 +38,25 @@ def render_well(
     st.subheader(f"Well {well}")
     if mapped := lab.well_text(reads.plate_map(ctx.db_path, version, plate, who), well, tb):
         st.caption(mapped)
-    m = st.columns(4)
     latest = series["mean"].iloc[-1] if not series.empty else None
-    m[0].metric("Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}")
-    m[1].metric("Onset", "none" if onset is None else f"at {onset_h or 0:.1f} h")
-    m[2].metric("Images", len(images))
     left_out = data.excluded_points(images)
-    m[3].metric(
-        "Left out",
-        int((images["excluded"] != "").sum()),
-        help="Images outside the model's training domain and bad frames (blank, saturated, "
-        "NaN): kept in the database, left out of the series and of onset detection.",
+    st.html(
+        figures.row(
+            [
+                figures.Figure(
+                    "Latest P(differentiated)", "–" if latest is None else f"{latest:.2f}"
+                ),
+                figures.Figure("Onset", "none" if onset is None else f"at {onset_h or 0:.1f} h"),
+                figures.Figure("Images", len(images)),
+                figures.Figure(
+                    "Left out",
+                    int((images["excluded"] != "").sum()),
+                    "Images outside the model's training domain and bad frames (blank, "
+                    "saturated, NaN): kept in the database, left out of the series and of "
+                    "onset detection.",
+                ),
+            ]
+        )
     )
 
     smoothed = data.smoothing_visible(series)
@@ -118,13 +126,11 @@ def series_caption(
 
 
 def _images_table(db_path: str, images: pd.DataFrame, folders: tuple[str, ...]) -> None:
-    head, choice = st.columns([3, 1])
-    head.markdown("**Images behind this well** (newest first)")
     if images.empty:
-        st.caption("no images")
+        st.markdown("**Images behind this well**: none")
         return
-    label = choice.selectbox(
-        "Images", list(IMAGE_ROWS), key="image_rows", label_visibility="collapsed"
+    label = st.selectbox(
+        "**Images behind this well** (newest first)", list(IMAGE_ROWS), key="image_rows", width=320
     )
     limit = IMAGE_ROWS[str(label)]
     shown = images.tail(limit).iloc[::-1]

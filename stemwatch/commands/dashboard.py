@@ -1,7 +1,8 @@
 """`stemwatch dashboard`: Open the Streamlit dashboard on a results database.
 
-Runs ``streamlit run dashboard/app.py -- --db PATH|URL`` headless (no browser is opened, no usage
-statistics are sent), replacing this process so that stopping it stops the server.
+Runs ``streamlit run dashboard/app.py -- --db PATH|URL`` headless (no browser is opened, no
+usage statistics are sent) through :mod:`dashboard.serve`, which imports the page's modules
+before the server reports ready, replacing this process so that stopping it stops the server.
 
 The database is fixed here, on the command line (a SQLite file, or a facility's
 ``postgresql://`` URL: every instrument's plates): a visitor of the page cannot open another.
@@ -76,11 +77,13 @@ def app_path() -> Path:
 
 
 def streamlit_argv(db: Path | str, *, port: int, address: str) -> list[str]:
-    """The command line that serves the dashboard headless on ``address:port`` for ``db``."""
+    """The command line that serves the dashboard headless on ``address:port`` for ``db``:
+    Streamlit's ``run``, through :mod:`dashboard.serve`, which imports the page's modules
+    before the server reports ready (the first visitor does not wait for them)."""
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "dashboard.serve",
         "run",
         str(app_path()),
         "--server.headless=true",
@@ -146,6 +149,9 @@ def check_args(db: Path | None, port: int, address: str) -> None:
     if not 1 <= port <= 65535:
         raise StemwatchError(f"--port {port}: not a TCP port; use a number from 1024 to 65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the server binds: a port whose last server just stopped (its connections in
+        # TIME_WAIT) is free, one a server listens on is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((address, port))
         except OSError as exc:

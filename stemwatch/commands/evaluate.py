@@ -59,7 +59,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def summary_lines(result: dict[str, Any], model: Path) -> list[str]:
     """What the terminal shows: the notice (if any) first, then every figure with its
     interval, accuracy per hours, the bootstrap's unit and the warnings."""
-    from trainer.metric_intervals import FIGURES, UNIT_PLURAL, hours_interval_text, interval_text
+    from trainer.metric_intervals import (
+        FIGURES,
+        UNIT_PLURAL,
+        from_hours_text,
+        hours_interval_text,
+        interval_text,
+    )
 
     image = result.get("image", {})
     boot = image.get("bootstrap") or {}
@@ -79,11 +85,14 @@ def summary_lines(result: dict[str, Any], model: Path) -> list[str]:
             lines.append(f"  {label:<28} {interval_text(intervals[key])}")
     by_hours = image.get("accuracy_by_hours") or {}
     if by_hours:
-        lines.append("  accuracy per hours since induction:")
+        lines.append("  accuracy per hours since induction; balanced accuracy from that hour on:")
         for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0])):
+            since = (
+                f"; from {h} h on {from_hours_text(v)}" if v.get("balanced_accuracy_from") else ""
+            )
             lines.append(
                 f"    {h:>6} h  {hours_interval_text(v)}  ({v.get('n')} images, "
-                f"{v.get('n_groups')} {units})"
+                f"{v.get('n_groups')} {units}){since}"
             )
     if boot:
         lines.append(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stemwatch.core.errors import StemwatchError
+from stemwatch.synth import dataset as ds
 from stemwatch.synth.spec import PlateSpec
 
 
@@ -68,12 +69,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ss = p.add_subparsers(dest="synth_command", metavar="WHAT", required=True)
 
     d = ss.add_parser("dataset", help="labelled images (class folders + manifest.csv)")
-    _common(d, size=512, bit_depth=8)
+    _common(d, size=ds.DEFAULT_SIZE, bit_depth=8)
     _optics(d)
-    d.add_argument("--experiments", type=int, default=2, help="experiments/plates (2)")
-    d.add_argument("--wells-per-class", type=int, default=4, help="wells per class (4)")
-    d.add_argument("--fields", type=int, default=2, help="fields per well (2)")
-    d.add_argument("--hours", default="0,6,12,24,48", help="hours since induction (0,6,12,24,48)")
+    n_exp, n_wells, n_fields = ds.DEFAULT_EXPERIMENTS, ds.DEFAULT_WELLS_PER_CLASS, ds.DEFAULT_FIELDS
+    hours = ",".join(f"{h:g}" for h in ds.DEFAULT_HOURS)
+    d.add_argument("--experiments", type=int, default=n_exp, help=f"experiments/plates ({n_exp})")
+    d.add_argument(
+        "--wells-per-class", type=int, default=n_wells, help=f"wells per class ({n_wells})"
+    )
+    d.add_argument("--fields", type=int, default=n_fields, help=f"fields per well ({n_fields})")
+    d.add_argument("--hours", default=hours, help=f"hours since induction ({hours})")
     d.add_argument(
         "--label-by",
         default="condition",

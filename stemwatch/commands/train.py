@@ -119,10 +119,23 @@ def config_from_args(args: argparse.Namespace) -> TrainerConfig:
 
 def held_out_figures(image: dict[str, Any]) -> dict[str, Any]:
     """``{figure: "value [low, high]"}`` plus what the intervals are over."""
-    from trainer.metric_intervals import FIGURES, UNIT_PLURAL, interval_text
+    from trainer.metric_intervals import (
+        FIGURES,
+        UNIT_PLURAL,
+        from_hours_text,
+        hours_interval_text,
+        interval_text,
+    )
 
     intervals = image.get("intervals", {})
     out: dict[str, Any] = {k: interval_text(intervals[k]) for k in FIGURES if k in intervals}
+    by_hours = image.get("accuracy_by_hours") or {}
+    if by_hours:
+        out["hours_since_induction"] = {
+            f"{h} h": f"accuracy {hours_interval_text(v)}; balanced accuracy from {h} h on "
+            f"{from_hours_text(v)}"
+            for h, v in sorted(by_hours.items(), key=lambda kv: float(kv[0]))
+        }
     boot = image.get("bootstrap") or {}
     if boot:
         units = UNIT_PLURAL.get(boot.get("unit", ""), "groups")

@@ -83,6 +83,21 @@ class ScoredPlates:
             {**self.meta, "every": step * int(self.meta.get("every", 1))},
         )
 
+    def first_fields(self, n: int) -> ScoredPlates:
+        """The same wells seen through their first ``n`` fields only (a smaller set-up)."""
+        if not 1 <= n <= self.probs.shape[2]:
+            raise ValueError(f"n={n}; use 1 to {self.probs.shape[2]} (the fields scored)")
+        return ScoredPlates(
+            self.probs[:, :, :n],
+            self.times_h,
+            self.plate,
+            self.well,
+            self.induced,
+            self.induction_h,
+            self.true_onset_h,
+            {**self.meta, "fields": n},
+        )
+
     def concat(self, other: ScoredPlates) -> ScoredPlates:
         if not np.array_equal(self.times_h, other.times_h):
             raise ValueError("plates with different time points cannot be pooled")
@@ -138,8 +153,14 @@ def plate_specs(plate: PlateSpec, n_plates: int) -> list[PlateSpec]:
     return [plate.replace(seed=s, plate_name=f"SIM{s:04d}") for s in seeds]
 
 
-def score_plate(spec: PlateSpec, model_paths: Sequence[str]) -> list[ScoredPlates]:
-    """Render every image of one plate once and score it with each model (one result each)."""
+def score_plate(
+    spec: PlateSpec, model_paths: Sequence[str], part: tuple[int, int] = (0, 1)
+) -> list[ScoredPlates]:
+    """Render every image of one plate once and score it with each model (one result each).
+
+    ``part = (i, n)`` keeps the ``i``-th of ``n`` equal runs of its wells (in plate order),
+    so a plate can be shared among processes: every image has its own random stream, so the
+    parts pooled in order equal the whole plate."""
     from monitor.inference import load_model
     from stemwatch.core.imaging import prepare
     from stemwatch.synth.biology import true_onset_h
@@ -147,7 +168,12 @@ def score_plate(spec: PlateSpec, model_paths: Sequence[str]) -> list[ScoredPlate
 
     models = [load_model(Path(p)) for p in model_paths]
     plan = plan_plate(spec)
-    names = plan.well_names
+    i_part, n_parts = part
+    if not 0 <= i_part < n_parts:
+        raise ValueError(f"part={part}; use (i, n) with 0 <= i < n")
+    all_names = plan.well_names
+    lo, hi = (len(all_names) * i_part) // n_parts, (len(all_names) * (i_part + 1)) // n_parts
+    names = all_names[lo:hi]
     n_t, n_f = len(plan.times_h), plan.n_fields
     probs = np.full((len(models), len(names), n_t, n_f), np.nan)
     for w, name in enumerate(names):
@@ -178,7 +204,7 @@ def _nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def _score_job(args: tuple[PlateSpec, tuple[str, ...]]) -> list[ScoredPlates]:
+def _score_job(args: tuple[PlateSpec, tuple[str, ...], tuple[int, int]]) -> list[ScoredPlates]:
     return score_plate(*args)
 
 
@@ -188,11 +214,17 @@ def score_plates(
     model_paths: Sequence[str],
     *,
     workers: int = 1,
+    parts: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[ScoredPlates]:
     """:func:`score_plate` over :func:`plate_specs`, pooled per model (``workers`` processes,
-    one plate each at a time; the result does not depend on ``workers``)."""
-    jobs = [(spec, tuple(model_paths)) for spec in plate_specs(plate, n_plates)]
+    each plate cut into ``parts`` runs of wells so the processes stay busy to the end; the
+    result depends on neither)."""
+    jobs = [
+        (spec, tuple(model_paths), (i, parts))
+        for spec in plate_specs(plate, n_plates)
+        for i in range(parts)
+    ]
     results: list[list[ScoredPlates]] = []
     if workers <= 1:
         for i, job in enumerate(jobs):

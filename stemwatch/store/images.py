@@ -787,8 +787,10 @@ def well_flags(
     groups them). Out of the domain by ``model_hash``'s predictions, else by the prediction an
     image shows (its instrument's daemon's model's, else the latest).
 
-    Asked at every render of the plate view: the flagged images are found first (a plate
-    without any costs one query), the newest time point only of their wells."""
+    Asked at every render of the plate view: the flagged images are found first, from the
+    few rows the partial indexes ``images_quality`` and ``predictions_out_of_domain`` hold
+    (a plate without any costs two index probes, not a pass over its images), the newest
+    time point only of their wells."""
     who = plate_instrument(db, plate, instrument)
     current = (
         "i.instrument = ? AND i.plate = ? AND i.well IS NOT NULL AND i.superseded_by IS NULL "
@@ -799,11 +801,17 @@ def well_flags(
     if model_hash is not None:
         join = "LEFT JOIN predictions p ON p.image_id = i.id AND p.model_hash = ?"
         first = (model_hash,)
+    # every image that may be flagged: a bad frame of the plate, or any prediction outside
+    # the domain (whether it is the one shown is checked below)
+    candidates = (
+        "SELECT id FROM images WHERE instrument = ? AND plate = ? AND quality IS NOT NULL "
+        "UNION SELECT image_id FROM predictions WHERE out_of_domain = 1"
+    )
     flagged = db.rows(
         "SELECT i.well, i.timepoint, i.time_s, i.quality, p.out_of_domain, p.domain_score "
-        f"FROM images i {join} "
+        f"FROM ({candidates}) c JOIN images i ON i.id = c.id {join} "
         f"WHERE {current} AND (i.quality IS NOT NULL OR p.out_of_domain = 1)",
-        (*first, who, plate),
+        (who, plate, *first, who, plate),
     )
     if not flagged:
         return []
@@ -873,10 +881,11 @@ def domain_window(
         "ORDER BY p.id DESC LIMIT ?",
         (who, plate, model_hash, int(last)),
     )
+    outside = sorted(float(r[1]) for r in rows if r[0])
     return DomainWindow(
         n_scored=len(rows),
-        n_out_of_domain=sum(1 for r in rows if r[0]),
-        last_score=float(rows[0][1]) if rows else None,
+        n_out_of_domain=len(outside),
+        median_out_score=float(statistics.median(outside)) if outside else None,
     )
 
 

@@ -329,7 +329,7 @@ class DomainWindow:
 
     n_scored: int
     n_out_of_domain: int
-    last_score: float | None = None
+    median_out_score: float | None = None  # median domain score of the ones outside
 
     @property
     def fraction_out(self) -> float:

@@ -54,6 +54,17 @@ SYNTH_COLUMNS = ("condition", "state", SOURCE_COLUMN)
 the images' source (:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
 
 
+DEFAULT_EXPERIMENTS = 4
+DEFAULT_WELLS_PER_CLASS = 10
+DEFAULT_FIELDS = 2
+DEFAULT_HOURS = (0.0, 6.0, 12.0, 24.0, 48.0)
+DEFAULT_SIZE = 1024
+"""The default set (``stemwatch synth dataset OUT``): 4 plates x 10 wells per class x 2
+fields x 0/6/12/24/48 h = 800 images of 1024² px (1 µm pixels, as a camera gives them).
+Enough wells that the trainer's default split (``split.test_fraction`` 0.25) holds out 10
+wells per class, the fewest that give a stable figure; images large enough that each is
+judged on 16 tiles (docs/training.md, "The README's path, measured")."""
+
 FLUORESCENCE_DIR = "fluorescence"
 FLUORESCENCE_TRUTH_COLUMNS = (
     "image",
@@ -96,11 +107,11 @@ def _render_to(args: _Job) -> dict[str, object] | None:
 def generate_dataset(
     out_dir: Path,
     *,
-    n_experiments: int = 2,
-    wells_per_class: int = 4,
-    fields_per_well: int = 2,
-    timepoints_h: Sequence[float] = (0, 6, 12, 24, 48),
-    size: int = 512,
+    n_experiments: int = DEFAULT_EXPERIMENTS,
+    wells_per_class: int = DEFAULT_WELLS_PER_CLASS,
+    fields_per_well: int = DEFAULT_FIELDS,
+    timepoints_h: Sequence[float] = DEFAULT_HOURS,
+    size: int = DEFAULT_SIZE,
     bit_depth: int = 8,
     difficulty: str | Difficulty = "default",
     seed: int = 0,

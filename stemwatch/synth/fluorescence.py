@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from stemwatch.core.stainmask import TRUTH_BACKGROUND, TRUTH_STAINED, TRUTH_UNSTAINED
 from stemwatch.core.wells import normalise_well, parse_well
 from stemwatch.synth.biology import ColonyView, views_for_field
 from stemwatch.synth.difficulty import SynthError
@@ -43,8 +44,6 @@ from stemwatch.synth.difficulty import SynthError
 if TYPE_CHECKING:
     from stemwatch.synth.plate import PlatePlan
 
-TRUTH_BACKGROUND, TRUTH_UNSTAINED, TRUTH_STAINED = 0, 1, 2
-"""Values of the ground-truth mask: no cell, a cell without marker, a cell with marker."""
 DENSE_MAX_STATE = 0.2
 """A colony can be dense only while compact: differentiation state below this."""
 DENSE_MIN_RADIUS_UM = 80.0
@@ -173,7 +172,7 @@ def render_fluorescence(
     camera = camera or Camera.draw(rng)
     ppu = 1.0 / pixel_size_um
     signal = np.zeros((size, size), np.float32)  # in units of the background noise sd
-    truth = np.zeros((size, size), np.uint8)
+    truth = np.full((size, size), TRUTH_BACKGROUND, np.uint8)
     free = np.ones((size, size), bool)
     faint = bool(rng.random() < spec.faint_rate)
     gain = float(rng.uniform(0.08, 0.25)) if faint else 1.0

@@ -518,6 +518,26 @@ STAMP_HALF = 9
 """Half-width (px) of the window :func:`_stamp` draws small particles in."""
 
 
+def _particle_profile(
+    yy: np.ndarray,
+    xx: np.ndarray,
+    *,
+    cos: Any,
+    sin: Any,
+    aspect: Any,
+    r2: Any,
+    soft: bool,
+) -> np.ndarray:
+    """A particle's profile at offsets (``yy``, ``xx``) from its centre: an ellipse of squared
+    radius ``r2`` stretched ``aspect``-fold along its angle, Gaussian when ``soft`` (out of
+    focus), else flat-topped and sharp-edged. Scalars or arrays that broadcast (one particle
+    or many at once)."""
+    u = (xx * cos + yy * sin) / aspect
+    v = yy * cos - xx * sin
+    q = (u * u + v * v) / r2
+    return np.exp(-q) if soft else np.exp(-(q * q))
+
+
 def _stamp(
     spec: Specimen,
     ys: np.ndarray,
@@ -538,12 +558,15 @@ def _stamp(
     ix = np.floor(xs).astype(np.int64)[:, None] + off
     yy = (iy - ys[:, None]).astype(np.float32)[:, :, None]
     xx = (ix - xs[:, None]).astype(np.float32)[:, None, :]
-    c = np.cos(angles).astype(np.float32)[:, None, None]
-    s = np.sin(angles).astype(np.float32)[:, None, None]
-    u = (xx * c + yy * s) / aspects.astype(np.float32)[:, None, None]
-    v = yy * c - xx * s
-    q = (u * u + v * v) / (radii * radii).astype(np.float32)[:, None, None]
-    prof = np.exp(-(q * q))
+    prof = _particle_profile(
+        yy,
+        xx,
+        cos=np.cos(angles).astype(np.float32)[:, None, None],
+        sin=np.sin(angles).astype(np.float32)[:, None, None],
+        aspect=aspects.astype(np.float32)[:, None, None],
+        r2=(radii * radii).astype(np.float32)[:, None, None],
+        soft=False,
+    )
     valid = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]
     flat = (iy[:, :, None] * w + ix[:, None, :])[valid]
     for target, amp in ((spec.absorb, absorb), (spec.phase, height)):
@@ -601,11 +624,15 @@ def _particles(
             continue
         yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(y)
         xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(x)
-        c, s = np.float32(math.cos(ang)), np.float32(math.sin(ang))
-        u = (xx * c + yy * s) / np.float32(asp)
-        v = yy * c - xx * s
-        q = (u * u + v * v) / np.float32(r * r)
-        prof = np.exp(-q) if sft else np.exp(-(q * q))
+        prof = _particle_profile(
+            yy,
+            xx,
+            cos=np.float32(math.cos(ang)),
+            sin=np.float32(math.sin(ang)),
+            aspect=np.float32(asp),
+            r2=np.float32(r * r),
+            soft=bool(sft),
+        )
         spec.absorb[y0:y1, x0:x1] += np.float32(a) * prof
         spec.phase[y0:y1, x0:x1] += np.float32(hgt) * prof
 

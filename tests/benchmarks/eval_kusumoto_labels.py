@@ -21,8 +21,8 @@ import argparse
 from pathlib import Path
 
 from stemwatch.core.imaging import read_image
+from stemwatch.core.stainmask import TRUTH_STAINED
 from trainer.label import (
-    TRUTH_STAINED,
     Controls,
     block_fractions,
     locate,

@@ -9,8 +9,12 @@ docs/onset-detection.md), and draws the curve (``--png``).
 
 Conditions: in distribution (default difficulty, 6-hourly), ``--difficulty hard``, a model
 trained on another seed (``--other-model``), imaging every 12 h (the in-distribution wells,
-every other time point). Defaults are chosen on separate hard
-plates (seed 100) and judged on the others (seed 1).
+every other time point); and the hard wells seen through one field only (a smaller set-up).
+Each well has ``--fields`` fields (default 2, combined by the monitor's median, as the monitor
+is used; 1 when the rendering budget is short). Defaults are chosen on separate hard plates
+(seed 100) and judged on the others (seed 1). The tuning plates are rendered with at least 2
+fields: tuning uses as many as the judged plates have, and the tables of the tuning plates
+seen through 1 and through 2 fields show what a second field changes on the same wells.
 
     nice -n 10 python tests/benchmarks/eval_onset.py --model models/stemwatch-default.onnx \
         --other-model build/other-seed/other-seed.onnx        # scripts/eval-onset.sh does all
@@ -28,8 +32,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from monitor.onset import OnsetParams
 from stemwatch.core.intervals import Interval
@@ -56,9 +58,9 @@ GRID_ON = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 ... 0.95
 GRID_K = (1, 2, 3, 4)
 GRID_ALPHA = (1.0, 0.7, 0.5)
 PREVIOUS = Rule(
-    "detector (defaults until 2026-12)",
+    "detector (previous defaults, tuned for the previous model)",
     "previous",
-    OnsetParams(on_threshold=0.55, off_threshold=0.35, k=2, alpha=1.0, aggregate="median"),
+    OnsetParams(on_threshold=0.55, off_threshold=0.35, k=3, alpha=1.0, aggregate="median"),
 )
 SWEEP = tuple(round(0.30 + 0.01 * i, 2) for i in range(70))  # 0.30 ... 0.99
 
@@ -84,23 +86,31 @@ def main() -> None:
     n6 = int(args.hours / 6) + 1
     default_6h = base.replace(interval_h=6.0, n_timepoints=n6)
     hard_6h = base.replace(interval_h=6.0, n_timepoints=n6, difficulty="hard")
-    tuning = hard_6h.replace(seed=100)
+    tuning = hard_6h.replace(seed=100, n_fields=max(2, args.fields))
     cache = Path(args.cache)
     t0 = time.perf_counter()
     models = [model] + ([args.other_model] if args.other_model else [])
     opts = {"rescore": args.rescore, "workers": args.workers}
-    d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
+    # the hard preset first: the target is judged there, and a cut-short run keeps it
+    tune_all = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
+    tune = tune_all.first_fields(args.fields)
     hard = scored(cache / "hard-6h", hard_6h, args.plates, [model], **opts)[0]
-    tune = scored(cache / "tuning-hard-6h", tuning, args.tuning_plates, [model], **opts)[0]
+    d6 = scored(cache / "default-6h", default_6h, args.plates, models, **opts)
     print(f"scores ready in {time.perf_counter() - t0:.0f} s")
 
+    def fields(w: ScoredPlates) -> str:
+        n = int(w.probs.shape[2])
+        return f"{n} field{'s' if n > 1 else ''}"
+
     conditions: dict[str, ScoredPlates] = {
-        "in distribution (6 h)": d6[0],
-        "hard (6 h)": hard,
+        f"in distribution (6 h, {fields(d6[0])})": d6[0],
+        f"hard (6 h, {fields(hard)})": hard,
     }
     if args.other_model:
-        conditions["other-seed model (6 h)"] = d6[1]
-    conditions["imaging every 12 h"] = d6[0].every(2)
+        conditions[f"other-seed model (6 h, {fields(d6[1])})"] = d6[1]
+    conditions[f"imaging every 12 h ({fields(d6[0])})"] = d6[0].every(2)
+    if args.fields > 1:
+        conditions["hard (6 h, 1 field)"] = hard.first_fields(1)
 
     grid = [detector_rule(on, k, a) for k in GRID_K for a in GRID_ALPHA for on in GRID_ON]
     current = Rule("detector (monitor defaults)", "current", OnsetParams())
@@ -114,6 +124,10 @@ def main() -> None:
         panels.append(panel)
         report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
         print(f"({name}: {time.perf_counter() - t1:.0f} s)")
+    for n in sorted({1, 2, args.fields}):
+        name = f"tuning plates (hard, seed 100), {n} field{'s' if n > 1 else ''}"
+        panel = evaluate_condition(name, Evaluation(tune_all.first_fields(n)), grid, current, tuned)
+        report[name] = [figures_json(p) for p in (panel.tuned, panel.current, *panel.marked)]
     if args.png:
         draw(panels, Path(args.png), tuned)
         print(f"curve: {args.png}")
@@ -158,7 +172,10 @@ def scored(
             n_plates,
             todo,
             workers=workers,
-            progress=lambda i, n: print(f"  plate {i}/{n} ({time.perf_counter() - t0:.0f} s)"),
+            parts=4 if workers > 1 else 1,
+            progress=lambda i, n: print(
+                f"  part {i}/{n} ({time.perf_counter() - t0:.0f} s)", flush=True
+            ),
         )
         n_img = n_plates * 96 * spec.n_fields * len(spec.timeline_h)
         dt = time.perf_counter() - t0
@@ -240,10 +257,10 @@ def evaluate_condition(
         "| induced wells flagged |"
     )
     print("|---|---|---|---|")
-    for p in [*mine, previous, *marked]:
+    same = mine[0].rule.params == mine[1].rule.params  # the monitor runs the tuned rule
+    for p in [*(mine[:1] if same else mine), previous, *marked]:
         print(row(p))
     print()
-    same = mine[0].rule.params == mine[1].rule.params
     for p in mine[:1] if same else mine:
         for pts in sweeps.values():
             eq = fastest_within(pts, p.false_alarms)
@@ -327,8 +344,13 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
     import matplotlib.pyplot as plt
 
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.4), sharey=True)
-    axes = np.atleast_1d(axes)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.2 * rows), squeeze=False)
+    axes = grid.ravel()
+    spare = axes[n:]
+    axes = axes[:n]
+    ymin, ymax = 0.0, 1.0
     colours = {1.0: "tab:orange", NAIVE_SMOOTHING: "tab:green"}
     for ax, panel in zip(axes, panels, strict=True):
 
@@ -361,10 +383,11 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
                     xytext=(3, 3),
                     textcoords="offset points",
                 )
-        errbar(
-            ax, panel.tuned, "tab:blue", "*", size=12, label="detector tuned on other hard plates"
-        )
-        errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
+        same = panel.tuned.rule.params == panel.current.rule.params
+        tuned_label = "detector tuned on other hard plates" + (" = monitor's" if same else "")
+        errbar(ax, panel.tuned, "tab:blue", "*", size=12, label=tuned_label)
+        if not same:
+            errbar(ax, panel.current, "black", "s", size=5, label="monitor defaults (OnsetParams)")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(-0.2, 100)
         ax.axvline(1.0, color="grey", lw=0.5, ls="--")
@@ -372,8 +395,17 @@ def draw(panels: Sequence[Panel], png: Path, tuned: Rule) -> None:
         ax.set_title(panel.name, fontsize=10)
         ax.set_xlabel("false alarms per 100 maintenance wells")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("median delay after true onset (imaging intervals)")
-    axes[0].legend(fontsize=7, loc="upper right")
+        ymin, ymax = min(ymin, ax.get_ylim()[0]), max(ymax, ax.get_ylim()[1])
+    for ax in axes:  # one delay scale for all panels
+        ax.set_ylim(ymin, ymax)
+        ax.set_ylabel("median delay after true onset (intervals)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(spare):
+        for ax in spare:
+            ax.axis("off")
+        spare[0].legend(handles, labels, fontsize=8, loc="center")
+    else:
+        axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Onset detection: delay vs false alarms, 95 % intervals over wells", fontsize=11)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import tifffile
 from dashboard_db import DAEMON_QUEUE, OTHER_PLATE, OTHER_WELLS, PLATE, FilledDb
 from streamlit.testing.v1 import AppTest
 
+from dashboard import figures
 from monitor.onset import OnsetConfig, update_well
 from stemwatch import store
 from stemwatch.core.platemeta import ImageLocation
@@ -46,8 +47,14 @@ def series_chart(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
 
 
 def metric(at: AppTest, label: str) -> str:
-    (m,) = [m for m in at.metric if m.label == label]
-    return str(m.value)
+    """The figure named ``label`` (a ``st.metric``, or one of a row of figures)."""
+    found = [str(m.value) for m in at.metric if m.label == label]
+    for block in at.get("html"):
+        value = figures.read(block.proto.body).get(label)
+        if value is not None:
+            found.append(value)
+    (value,) = found
+    return value
 
 
 def page_text(at: AppTest) -> str:
@@ -168,7 +175,13 @@ def test_acknowledging_an_alert_writes_the_database(
     assert {a.kind for a in alerts} == {"onset", "stall"}
     onset_alert = next(a for a in alerts if a.kind == "onset")
     at.text_input(key="ack_by").input("dr. jones")
-    at.button(key=f"ack_{onset_alert.id}").click().run()
+    # the plate page lists its alerts and acknowledges the one chosen in its box
+    picker = at.selectbox(key="ack_pick")
+    assert len(picker.options) == len(alerts) and all(
+        any(o.endswith(f"(#{a.id})") for o in picker.options) for a in alerts
+    )  # every open alert can be chosen
+    picker.set_value(onset_alert.id)
+    at.button(key="ack_picked").click().run()
     assert not at.exception, at.exception
     with closing(store.open_db(filled_db.path, readonly=True)) as conn:
         after = {a.id: a for a in store.list_alerts(conn)}
@@ -176,8 +189,17 @@ def test_acknowledging_an_alert_writes_the_database(
     assert after[onset_alert.id].acknowledged_at is not None
     assert all(a.acknowledged_at is None for a in after.values() if a.id != onset_alert.id)
     # the page no longer offers to acknowledge it, and counts one open alert
-    assert not [b for b in at.button if b.key == f"ack_{onset_alert.id}"]
+    assert [
+        o for o in at.selectbox(key="ack_pick").options if o.endswith(f"(#{onset_alert.id})")
+    ] == []
     assert any("Alerts (1 open)" in s.value for s in at.subheader)
+    # the Alerts view acknowledges each card by its own button
+    stall = next(a for a in alerts if a.kind == "stall")
+    at.radio(key="view").set_value("alerts").run()
+    at.button(key=f"ack_{stall.id}").click().run()
+    assert not at.exception, at.exception
+    with closing(store.open_db(filled_db.path, readonly=True)) as conn:
+        assert all(a.acknowledged_by == "dr. jones" for a in store.list_alerts(conn))
 
 
 def test_onset_reset_button_rearms_the_well(

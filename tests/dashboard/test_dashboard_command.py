@@ -20,7 +20,7 @@ from stemwatch.core.errors import StemwatchError
 def test_streamlit_command_line_is_headless_and_private(tmp_path: Path) -> None:
     db = tmp_path / "results.db"
     argv = command.streamlit_argv(db, port=8642, address="127.0.0.1")
-    assert argv[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert argv[:4] == [sys.executable, "-m", "dashboard.serve", "run"]
     assert Path(argv[4]) == Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
     assert Path(argv[4]).is_file()
     for option in (
@@ -59,6 +59,21 @@ def test_busy_port_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
         assert main(["dashboard", "--db", str(tmp_path / "r.db"), "--port", str(port)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert f"--port {port}" in line and "choose a free port" in line
+
+
+def test_a_port_whose_server_just_stopped_is_free() -> None:
+    """Restarting the dashboard on its port at once: the stopped server's connections wait
+    in TIME_WAIT for a minute, which Streamlit's own bind allows, so the check must too."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its address goes to TIME_WAIT
+            client.recv(1)
+    command.check_args(None, port, "127.0.0.1")
 
 
 def test_port_out_of_range_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,9 +42,15 @@ def test_plate_view_marks_wells_whose_latest_images_are_left_out(
     assert one["probability"] == pytest.approx(0.1) and one["excluded"] == ""
     assert one["left_out"] == "1 image left out: 1 outside the model's training domain"
     assert outside["left_out"] == "4 images left out: 4 outside the model's training domain"
-    # the coloured layer leaves them out; a dashed layer frames exactly them
+    # the coloured layer leaves them out (no probability: grey, the no-data colour); a dashed
+    # layer frames exactly them
     coloured = [d for lyr, d in layers if lyr.get("encoding", {}).get("color", {}).get("field")]
-    assert set(coloured[0]["well"]) == {"A01", "B02", "C03", ONE_FIELD}
+    assert set(coloured[0].dropna(subset=["probability"])["well"]) == {
+        "A01",
+        "B02",
+        "C03",
+        ONE_FIELD,
+    }
     (framed,) = [d for lyr, d in layers if _mark(lyr).get("strokeDash")]
     assert sorted(framed["well"]) == [OUTSIDE, BLANK]
     labels = next(d for lyr, d in layers if _mark(lyr).get("type") == "text").set_index("well")

@@ -13,7 +13,7 @@ import tifffile
 from dashboard_db import PLATE, FilledDb
 from PIL import Image
 
-from dashboard import data, plots, thumbs
+from dashboard import data, figures, plots, thumbs
 from stemwatch import store
 from stemwatch.core.wells import PlateLayout
 
@@ -155,6 +155,12 @@ def test_plate_heatmap_spec() -> None:
     assert any(
         c.get("title") == "P(differentiated)" and c["scale"]["domain"] == [0, 1] for c in colour
     )
+    # one rect per well: wells without a probability are grey in the coloured layer itself
+    rects = [lyr for lyr in spec["layer"] if lyr["mark"]["type"] == "rect"]
+    grey = rects[0]["encoding"]["color"]["condition"]
+    assert grey["value"] == plots.NO_DATA_COLOR and "isValid(datum.probability)" in grey["test"]
+    assert [r["well"] for r in spec["datasets"][rects[0]["data"]["name"]]] == ["A01", "A02"]
+    assert len([r for r in rects if "transform" not in r]) == 2  # the wells, the left-out frames
     filters = [t["filter"] for lyr in spec["layer"] for t in lyr.get("transform", [])]
     assert "datum.onset" in filters and "datum.selected" in filters
     assert spec["autosize"]["type"] == "pad"
@@ -337,3 +343,38 @@ def test_model_card_from_stored_metadata() -> None:
     assert card.card_text == "# card" and card.provider == "CPUExecutionProvider"
     broken = data.model_card(store.ModelRecord("f" * 64, None, "{not json", None, 0.0, 0.0))
     assert broken.facts == {} and broken.name == "unnamed" and broken.provider == "unknown"
+
+
+def test_figures_row_escapes_and_reads_back() -> None:
+    block = figures.row(
+        [
+            figures.Figure("Wells <imaged>", 384),
+            figures.Figure("Queued", "–", help='from the "last" heartbeat & co'),
+        ]
+    )
+    assert "<imaged>" not in block and 'title="from the &quot;last&quot;' in block
+    assert figures.read(block) == {"Wells <imaged>": "384", "Queued": "–"}
+
+
+def test_a_long_well_series_draws_no_marker_per_time_point() -> None:
+    """200 time points x 4 fields: the mean line has no marker per point (200 SVG marks
+    fewer, issue 13); each field dot names the well's mean at its time instead."""
+    t = np.arange(200) * 0.5
+    series = pd.DataFrame(
+        {"time_h": t, "mean": 0.5, "lower": 0.4, "upper": 0.6, "smoothed": 0.5, "n": 4}
+    )
+    fields = pd.DataFrame(
+        {"time_h": np.repeat(t, 4), "probability": 0.5, "field": np.tile([1, 2, 3, 4], 200)}
+    )
+
+    def mean_line(spec: dict) -> dict:
+        return next(lyr for lyr in spec["layer"] if lyr["encoding"]["y"]["field"] == "mean")
+
+    spec = plots.well_series_chart(series, fields).to_dict()
+    line = mean_line(spec)
+    assert not line["mark"].get("point")
+    dots = next(lyr for lyr in spec["layer"] if lyr["mark"]["type"] == "circle")
+    assert "mean" in {tip["field"] for tip in dots["encoding"]["tooltip"]}
+    assert spec["datasets"][dots["data"]["name"]][0]["mean"] == 0.5
+    short = plots.well_series_chart(series.head(6), fields.head(24)).to_dict()
+    assert mean_line(short)["mark"]["point"] is True

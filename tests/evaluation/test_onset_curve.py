@@ -167,3 +167,17 @@ def test_scores_come_from_the_real_model_on_rendered_plates(tiny_model_path: Pat
     assert one.induced.sum() == 4
     assert np.isnan(one.true_onset_h[~one.induced]).all()
     assert one.meta["model_sha256"]
+
+
+def test_a_plate_cut_into_parts_scores_as_the_whole(tiny_model_path: Path) -> None:
+    spec = PlateSpec(wells=["A01", "A02", "B01", "B02", "C01"], n_fields=2, n_timepoints=2)
+    spec = spec.replace(size=256)
+    (whole,) = score_plates(spec, 1, [str(tiny_model_path)])
+    (cut,) = score_plates(spec, 1, [str(tiny_model_path)], parts=3, workers=2)
+    np.testing.assert_array_equal(cut.probs, whole.probs)
+    assert cut.well.tolist() == whole.well.tolist() == ["A01", "A02", "B01", "B02", "C01"]
+    one = whole.first_fields(1)
+    assert one.probs.shape == (5, 2, 1) and one.meta["fields"] == 1
+    np.testing.assert_array_equal(one.probs[..., 0], whole.probs[..., 0])
+    with pytest.raises(ValueError, match="use 1 to 2"):
+        whole.first_fields(3)

@@ -215,7 +215,7 @@ def test_alert_rule() -> None:
     assert rule(2, 2)[0] is None  # two of two: too few to judge
     message, _ = rule(6, 3)
     assert message is not None and "3 of its last 6 images" in message
-    assert "latest domain score 2.5" in message and CONFIG.how_to in message
+    assert "their median domain score is 2.5" in message and CONFIG.how_to in message
     assert rule(10, 2) == (None, True)  # at most a fifth: the episode may end
     assert rule(0, 0) == (None, True)
 

@@ -186,6 +186,8 @@ def test_old_databases_migrate_forward_keeping_rows(target: str, tmp_path: Path,
     assert hb is not None and hb.interval_s is None and hb.stale_after_s == 30.0
     assert hb.instrument == who
     assert {"images_created", "predictions_created", "heartbeat_log_at"} <= r.indexes()
+    # v9: what every render of the dashboard's plate page asks (issue 13)
+    assert {"images_plates", "images_quality", "predictions_out_of_domain"} <= r.indexes()
     r.close()
     # v5: no watched folder or heartbeat history known yet; unplaced images listed (no reason
     # recorded before v5)

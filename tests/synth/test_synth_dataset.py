@@ -23,7 +23,7 @@ Dataset = tuple[Path, list[dict[str, str]]]
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """2 experiments x 4 wells per class x 2 fields x 5 time points = 160 images of 256²."""
     out = tmp_path_factory.mktemp("dataset")
-    manifest = generate_dataset(out, size=256, seed=11)
+    manifest = generate_dataset(out, n_experiments=2, wells_per_class=4, size=256, seed=11)
     with manifest.open() as fh:
         return out, list(csv.DictReader(fh))
 
@@ -103,7 +103,7 @@ def _grouped_cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> fl
 def test_whole_image_intensity_statistics_stay_near_chance(tmp_path: Path) -> None:
     """Logistic regression on mean, std and percentiles, validated on held-out wells, over
     2 experiments x 16 wells x 2 fields x 5 time points (320 images of 128²)."""
-    manifest = generate_dataset(tmp_path, size=128, wells_per_class=8, seed=12)
+    manifest = generate_dataset(tmp_path, n_experiments=2, wells_per_class=8, size=128, seed=12)
     with manifest.open() as fh:
         rows = list(csv.DictReader(fh))
     x = np.array([_intensity_features(tifffile.imread(tmp_path / r["path"])) for r in rows])

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import tifffile
 
+from stemwatch.core.stainmask import TRUTH_STAINED, TRUTH_UNSTAINED
 from stemwatch.synth.biology import ColonyView
 from stemwatch.synth.dataset import generate_dataset
 from stemwatch.synth.difficulty import SynthError, get_difficulty
 from stemwatch.synth.fluorescence import (
-    TRUTH_STAINED,
-    TRUTH_UNSTAINED,
     Camera,
     FluorescenceSpec,
     is_dense,

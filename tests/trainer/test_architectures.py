@@ -32,7 +32,16 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-EXPECTED = {"lenet5", "alexnet", "resnet18", "resnet34", "resnet50", "densenet121", "fastnet"}
+EXPECTED = {
+    "lenet5",
+    "alexnet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "densenet121",
+    "fastnet",
+    "fastnet_s",
+}
 
 
 def build(name: str, **kwargs: object) -> torch.nn.Module:
@@ -54,6 +63,7 @@ def test_unknown_architecture_names_the_choices():
     with pytest.raises(ArchitectureError, match=r"resnet18: unsupported .*'width': 2"):
         create("resnet18", width=2)
     assert create("fastnet", width=0.5).fc.in_features == 128
+    assert create("fastnet_s").fc.in_features == 128  # fastnet at half width
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -11,6 +11,7 @@ from trainer.evaluate import classification_metrics
 from trainer.metric_intervals import (
     figure_intervals,
     figure_statistics,
+    from_hours_intervals,
     groups_per_class,
     small_test_set_warning,
 )
@@ -63,6 +64,28 @@ def test_intervals_of_figures_and_hours() -> None:
         assert iv.value == pytest.approx(ref["accuracy_by_hours"][h]["accuracy"])
     again, _ = figure_intervals(p, y, groups, 1, hours, resamples=500)
     assert again == figures  # fixed seed
+
+
+def test_balanced_accuracy_from_each_hour_on() -> None:
+    """Balanced accuracy "from 12 h on" is that of the images at 12 h or later, with an
+    interval over the same groups; at the first hour it is the overall figure."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    p, y = predictions(n=400)
+    groups = [f"w{i % 40}" for i in range(400)]
+    hours = np.arange(400) % 4 * 6.0
+    p[hours >= 12] = np.eye(2)[y[hours >= 12]]  # perfect from 12 h on
+    out = from_hours_intervals(p, y, groups, [*hours[:-1], None], resamples=500)
+    assert list(out) == ["0", "6", "12", "18"]
+    pred = p.argmax(axis=1)
+    known = np.arange(400) < 399
+    for key, iv in out.items():
+        m = known & (hours >= float(key))
+        assert iv.value == pytest.approx(balanced_accuracy_score(y[m], pred[m])), key
+        assert iv.n_groups == 40 and iv.low is not None and iv.high is not None
+    assert out["12"].value == out["12"].low == out["12"].high == 1.0
+    assert out["0"].value < 0.95 and out["0"].low < out["0"].value < out["0"].high
+    assert from_hours_intervals(p[:0], y[:0], [], []) == {}
 
 
 def test_one_class_test_set_has_no_auc() -> None:

@@ -27,6 +27,7 @@ from trainer.train import (
     amp_enabled,
     build_model,
     check_run_dir,
+    draw_tiles,
     prepare_data,
     resolve_device,
     run_cross_validation,
@@ -75,6 +76,17 @@ def test_trained_model_separates_the_classes(trained_run: Path) -> None:
     assert "val_ece_after" in best.metrics
 
 
+def test_train_prints_each_hour_and_the_balanced_accuracy_from_it_on(trained_run: Path) -> None:
+    from stemwatch.commands.train import held_out_figures
+
+    summary = json.loads((trained_run / "summary.json").read_text())
+    figures = held_out_figures(summary["test"]["image"])
+    by_hours = figures["hours_since_induction"]
+    assert list(by_hours) == ["0 h", "24 h"]
+    assert "balanced accuracy from 24 h on" in by_hours["24 h"]
+    assert by_hours["0 h"].endswith(figures["balanced_accuracy"])  # from 0 h on: every image
+
+
 def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None:
     """The checkpoint on its own held-out split and the exported model on the run's
     test_manifest.csv score the same images the same way, with the training's figures."""
@@ -99,8 +111,14 @@ def test_evaluate_checkpoint_and_onnx_agree(trained_run: Path, tmp_path) -> None
     assert {Path(p["path"]).name for p in pt["predictions"]} == {
         Path(p["path"]).name for p in ox["predictions"]
     }
-    assert set(pt["image"]["accuracy_by_hours"]) == {"0", "24"}
+    by_hours = pt["image"]["accuracy_by_hours"]
+    assert set(by_hours) == {"0", "24"}
+    # "from 0 h on" is every image: the overall balanced accuracy, with its interval
+    assert by_hours["0"]["balanced_accuracy_from"] == pytest.approx(
+        pt["image"]["intervals"]["balanced_accuracy"]
+    )
     report = (tmp_path / "pt" / "report.md").read_text()
+    assert "balanced accuracy from this hour on" in report
     assert report.startswith("# Evaluation of best.pt")
     assert "balanced accuracy" in report and (tmp_path / "pt" / "confusion.png").stat().st_size > 0
     assert "percentile bootstrap over the 2 wells" in report
@@ -211,6 +229,24 @@ def test_resume_gives_the_uninterrupted_result(dataset: Path, tmp_path: Path) ->
 
 def test_balanced_sampler_trains(dataset: Path, tmp_path: Path) -> None:
     result = _trainer(dataset, tmp_path, optim__balance="sampler", optim__epochs=1).fit()
+    assert result.epochs_run == 1 and (tmp_path / "best.pt").is_file()
+
+
+def test_draw_tiles_takes_at_most_k_of_each_image_afresh_each_epoch() -> None:
+    image = np.repeat(np.arange(5), [1, 3, 16, 16, 2])
+    assert np.array_equal(draw_tiles(image, None, torch.Generator()), np.arange(len(image)))
+    gen = torch.Generator().manual_seed(0)
+    draws = [draw_tiles(image, 4, gen) for _ in range(2)]
+    for d in draws:
+        assert np.bincount(image[d]).tolist() == [1, 3, 4, 4, 2]
+        assert len(set(d.tolist())) == len(d) and np.all(np.diff(d) > 0)
+    assert not np.array_equal(*draws)  # another draw next epoch
+
+
+def test_training_on_a_few_tiles_per_image(dataset: Path, tmp_path: Path) -> None:
+    trainer = _trainer(dataset, tmp_path, optim__tiles_per_image=1, optim__epochs=1)
+    assert len(set(trainer.train_set.image.tolist())) < len(trainer.train_set)  # several each
+    result = trainer.fit()
     assert result.epochs_run == 1 and (tmp_path / "best.pt").is_file()
 
 
