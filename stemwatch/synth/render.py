@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
+from threadpoolctl import ThreadpoolController
 
 from stemwatch.synth.biology import ColonyView
 from stemwatch.synth.difficulty import Difficulty, SynthError
@@ -388,16 +389,76 @@ def _cells(
     return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
 
 
+BLOCK = 16
+"""Side (px) of the blocks a colony skips whole where it cannot reach or where colonies drawn
+before it already cover every pixel at full thickness."""
+
+
 @dataclass
 class _Colonies:
     """The colony layer while it is drawn: thickness (the maximum over overlapping colonies,
     so touching colonies merge into one sheet), the optical path of the cells of the colony
-    that owns each pixel (the top one) and which pixels are owned."""
+    that owns each pixel (the top one) and which pixels are owned; per :data:`BLOCK`² block,
+    how many of its pixels are at full thickness (``n_full``) and how many it has (``n_px``,
+    fewer at the image's edge)."""
 
     thick: np.ndarray
     body: np.ndarray
     glint: np.ndarray
     owner: np.ndarray
+    n_full: np.ndarray
+    n_px: np.ndarray
+
+    @classmethod
+    def empty(cls, size: int) -> _Colonies:
+        nb = -(-size // BLOCK)
+        side = np.minimum(BLOCK, size - BLOCK * np.arange(nb))
+        return cls(
+            np.zeros((size, size), np.float32),
+            np.zeros((size, size), np.float32),
+            np.zeros((size, size), np.float32),
+            np.zeros((size, size), bool),
+            np.zeros((nb, nb), np.int64),
+            (side[:, None] * side[None, :]).astype(np.int64),
+        )
+
+
+def _candidates(
+    layer: _Colonies,
+    box: tuple[int, int, int, int],
+    centre: tuple[float, float],
+    frame: tuple[float, float, float],
+    reach: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (int32) of the pixels of ``box`` (y0, y1, x0, x1) in blocks that a
+    colony at ``centre`` (cy, cx) with stretched ``frame`` (cos, sin, sqrt aspect) may reach
+    within ``reach`` and that are not all at full thickness yet; block by block, not in
+    row-major order."""
+    y0, y1, x0, x1 = box
+    cy, cx = centre
+    ca, sa, sq = frame
+    by0, by1 = y0 // BLOCK, (y1 - 1) // BLOCK + 1
+    bx0, bx1 = x0 // BLOCK, (x1 - 1) // BLOCK + 1
+    half = (BLOCK - 1) / 2
+    dy = np.arange(by0, by1) * BLOCK + half - cy
+    dx = np.arange(bx0, bx1) * BLOCK + half - cx
+    ub = (dx[None, :] * ca + dy[:, None] * sa) / sq
+    vb = (dy[:, None] * ca - dx[None, :] * sa) * sq
+    # a pixel lies within half * sqrt(2) of its block's centre, which the stretch moves by at
+    # most max(sq, 1 / sq) times that in the colony's frame (plus a pixel for rounding)
+    slack = half * math.sqrt(2.0) * max(sq, 1.0 / sq) + 1.0
+    open_ = layer.n_full[by0:by1, bx0:bx1] < layer.n_px[by0:by1, bx0:bx1]
+    bi, bj = np.nonzero(open_ & (ub * ub + vb * vb < (reach + slack) ** 2))
+    ar = np.arange(BLOCK, dtype=np.int32)
+    rows = (bi.astype(np.int32) + by0)[:, None] * BLOCK + ar
+    cols = (bj.astype(np.int32) + bx0)[:, None] * BLOCK + ar
+    shape = (bi.size, BLOCK, BLOCK)
+    ys = np.broadcast_to(rows[:, :, None], shape)
+    xs = np.broadcast_to(cols[:, None, :], shape)
+    ok = ((rows >= y0) & (rows < y1))[:, :, None] & ((cols >= x0) & (cols < x1))[:, None, :]
+    if ok.all():
+        return ys.ravel(), xs.ravel()
+    return ys[ok], xs[ok]
 
 
 def _draw_colony(
@@ -432,47 +493,53 @@ def _draw_colony(
     pts: list[tuple[float, float, float]] = []
     dead_y: np.ndarray = none[0]
     dead_x: np.ndarray = none[1]
-    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(view.cy)
-    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(view.cx)
+    # the colony's pixels: those in its reach (its box's corners are empty) and not where a
+    # colony drawn before is already at full thickness (nothing changes there: the thickness
+    # is the maximum, the cells are that colony's); at confluence this skips most of the
+    # overlap, whole blocks at a time
+    width = layer.thick.shape[1]
+    thick_flat = layer.thick.reshape(-1)
+    ys, xs = _candidates(layer, (y0, y1, x0, x1), (view.cy, view.cx), (ca, sa, sq), rmax + 3 * rag)
+    pix = ys * width + xs
+    keep = thick_flat[pix] < np.float32(1.0)
+    ys, xs, pix = ys[keep], xs[keep], pix[keep]
+    yy = ys.astype(np.float32) - np.float32(view.cy)
+    xx = xs.astype(np.float32) - np.float32(view.cx)
     u = (xx * ca + yy * sa) / sq
     v = (yy * ca - xx * sa) * sq
-    # the angle and radius only where the colony can reach (its box's corners are empty)
     rho2 = u * u + v * v
-    # and not where a colony drawn before is already at full thickness: nothing changes
-    # there (the thickness is the maximum, the cells are that colony's); at confluence this
-    # skips most of the overlap
-    reachable = rho2 < np.float32((rmax + 3 * rag) ** 2)
-    reachable &= layer.thick[y0:y1, x0:x1] < np.float32(1.0)
-    ly, lx = np.nonzero(reachable)
-    u, v = u[ly, lx], v[ly, lx]
     theta = np.arctan2(v, u)
-    idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) % N_THETA
-    s = table[idx] - np.sqrt(rho2[ly, lx])  # ~ signed distance to the border, positive inside
-    near = s > -3 * rag
-    ly, lx, s = ly[near], lx[near], s[near]
-    ys = ly + y0
-    xs = lx + x0
+    idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) & (N_THETA - 1)
+    s = table[idx] - np.sqrt(rho2)  # ~ signed distance to the border, positive inside
+    near = (rho2 < np.float32((rmax + 3 * rag) ** 2)) & (s > -3 * rag)
+    ys, xs, pix, s = ys[near], xs[near], pix[near], s[near]
     off = (int(view.seed % 509), int(view.seed % 503))
     s = s + np.float32(rag) * _noise_at(ys, xs, off, (3.0 * ppu, 10.0 * ppu))
     inside = s > 0
-    ys, xs, s = ys[inside], xs[inside], s[inside]
+    ys, xs, pix, s = ys[inside], xs[inside], pix[inside], s[inside]
     if ys.size:
         # thickness: rises over w_edge (varying along the border: an uneven halo)
         wl = w_edge * (0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu))))
         t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
         thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
-        cur = layer.thick[ys, xs]
-        layer.thick[ys, xs] = np.maximum(cur, thick)
-        free = ~layer.owner[ys, xs]
-        ys, xs, s = ys[free], xs[free], s[free]
+        thick_flat[pix] = np.maximum(thick_flat[pix], thick)
+        # every pixel here was below full thickness: count those that reach it, per block
+        nb = layer.n_full.shape[0]
+        done = thick >= np.float32(1.0)
+        blocks = (ys[done] // BLOCK) * nb + xs[done] // BLOCK
+        layer.n_full += np.bincount(blocks, minlength=layer.n_full.size).reshape(nb, nb)
+        free = ~layer.owner.reshape(-1)[pix]
+        ys, xs, pix, s = ys[free], xs[free], pix[free], s[free]
         if ys.size:
             cells, dead, glint = _cells(
                 view, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, rng=rng, look=look
             )
-            layer.body[ys, xs] = plateau + cells
-            layer.glint[ys, xs] = glint
-            layer.owner[ys, xs] = True
-            dead_y, dead_x = ys[dead], xs[dead]
+            layer.body.reshape(-1)[pix] = plateau + cells
+            layer.glint.reshape(-1)[pix] = glint
+            layer.owner.reshape(-1)[pix] = True
+            # in row-major order, as the dead cells are thinned by a draw per pixel
+            order = np.argsort(pix[dead])
+            dead_y, dead_x = ys[dead][order].astype(np.int64), xs[dead][order].astype(np.int64)
     # spindle-shaped cells migrating out of differentiating colonies
     if d > 0.15:
         n_sp = int(rng.poisson(d**2 * 2 * math.pi * rmean / (90.0 * ppu)))
@@ -712,12 +779,7 @@ def render_specimen(
     ppu = 1.0 / pixel_size_um
     spec = Specimen(*(np.zeros((size, size), np.float32) for _ in range(4)))
     _background(spec, rng, ppu, 1.0, look)
-    layer = _Colonies(
-        np.zeros((size, size), np.float32),
-        np.zeros((size, size), np.float32),
-        np.zeros((size, size), np.float32),
-        np.zeros((size, size), bool),
-    )
+    layer = _Colonies.empty(size)
     spindles: list[tuple[float, float, float]] = []
     dead_y: list[np.ndarray] = []
     dead_x: list[np.ndarray] = []
@@ -1008,6 +1070,12 @@ def _tone_match(
     return lut[np.clip(idx, 0, n_lut - 1, out=idx)]
 
 
+@lru_cache(maxsize=1)
+def _threadpools() -> ThreadpoolController:
+    """This process's native thread pools (BLAS), looked up once (~2 ms)."""
+    return ThreadpoolController()
+
+
 def render_field(
     views: list[ColonyView],
     size: int,
@@ -1023,21 +1091,24 @@ def render_field(
     check_pixel_size(pixel_size_um)
     check_modality(modality)
     look = LOOK if look is None else look
-    spec = render_specimen(
-        views, size, rng, pixel_size_um=pixel_size_um, noise=difficulty.noise, look=look
-    )
-    colony_fraction = float((spec.cover[::4, ::4] > 0.5).mean())
-    mod, defocus, gain = form_image(
-        spec, rng, difficulty, modality=modality, pixel_size_um=pixel_size_um, look=look
-    )
-    img, _ = expose(
-        mod,
-        rng,
-        difficulty,
-        bit_depth=bit_depth,
-        defocus_px=defocus,
-        contrast=gain,
-        look=look,
-        colony_fraction=colony_fraction,
-    )
-    return img
+    # the few small matrix products here gain nothing from BLAS threads, whose helper thread
+    # then spins on the other core, taking it from the other render process
+    with _threadpools().limit(limits=1, user_api="blas"):
+        spec = render_specimen(
+            views, size, rng, pixel_size_um=pixel_size_um, noise=difficulty.noise, look=look
+        )
+        colony_fraction = float((spec.cover[::4, ::4] > 0.5).mean())
+        mod, defocus, gain = form_image(
+            spec, rng, difficulty, modality=modality, pixel_size_um=pixel_size_um, look=look
+        )
+        img, _ = expose(
+            mod,
+            rng,
+            difficulty,
+            bit_depth=bit_depth,
+            defocus_px=defocus,
+            contrast=gain,
+            look=look,
+            colony_fraction=colony_fraction,
+        )
+        return img
