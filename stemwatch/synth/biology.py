@@ -27,6 +27,9 @@ ONSET_THRESHOLD = 0.25
 """A well's true onset is when its mean colony state first reaches this value."""
 
 N_HARMONICS = 10
+AREA_DOUBLING_H = 18.0
+"""Colony area doubles in this many hours (hPSC population doubling is ~16-20 h), so a
+maintenance well seeded at ~15 % cover is confluent (~90 %) by 60-72 h."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,10 @@ def colony_state(colony: Colony, t_h: float) -> float:
 
 
 def colony_radius_um(colony: Colony, t_h: float, d: float) -> float:
-    """Radius grows with proliferation (area doubles in ~30 h) and with spreading of
-    differentiating cells (area up to ~1.8x)."""
+    """Radius grows with proliferation (area doubles every :data:`AREA_DOUBLING_H`) and with
+    spreading of differentiating cells (area up to ~1.8x)."""
     age = max(0.0, t_h - colony.born_h)
-    growth = 2.0 ** (age / 60.0)
+    growth = 2.0 ** (age / (2.0 * AREA_DOUBLING_H))
     spread = math.sqrt(1.0 + 0.8 * d)
     return colony.r0_um * growth * spread
 

@@ -103,26 +103,40 @@ class Look:
     """The same for phase contrast."""
     colony_contrast: bool = False
     """Normalise the contrast inside colonies (else over the whole field)."""
-    relief: tuple[float, float] = (1.0, 3.0)
+    relief: tuple[float, float] = (0.3, 1.2)
     """Oblique-illumination relief (gradient term) relative to the Laplacian."""
     full_well_e: tuple[float, float] = (3500.0, 7000.0)
     """Camera full well (electrons; log-uniform): sets the shot noise."""
     camera_blur_px: tuple[float, float] = (0.5, 0.6)
-    phase_blur_um: tuple[float, float] = (0.5, 0.9)
+    phase_blur_um: tuple[float, float] = (0.3, 0.6)
     """How much finer detail than this the phase image loses (partial coherence)."""
     debris_per_mm2: float = 80.0
     debris_absorb_scale: float = 3.0
     debris_height_scale: float = 3.0
     """Debris is refractile: a strong phase bump gives sharp dark/bright rims."""
     dead_fraction: float = 0.04
+    dead_absorb: float = 0.2
+    """Scales the absorption of dead cells (relative to debris): real ones are refractile
+    rings with a bright centre, not black dots."""
+    cell_um: float = 6.5
+    """Spacing of compact, undifferentiated cells (differentiated: 17 µm)."""
+    nucleolus: float = 0.3
+    """Optical path of a compact cell's nucleoli (dense: a dark central dot)."""
+    nucleolus_fraction: float = 0.7
     """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
     cell_scale: float = 1.4
     """Scales the optical path of the cells' texture (not the colony's thickness)."""
     gap: float = 0.8
     """Depth of the gaps between compact cells."""
     fibres: tuple[float, float] = (0.01, 0.03)
-    mottle: tuple[float, float] = (0.0006, 0.0018)
+    mottle: tuple[float, float] = (0.002, 0.006)
+    """Fine mottle of the coating (absorption, band-pass ``mottle_band_um``)."""
+    mottle_band_um: tuple[float, float] = (2.0, 5.0)
+    smudge: tuple[float, float] = (0.0006, 0.002)
+    """Large soft smudges of the background (absorption, band-pass 30-90 µm)."""
     specks_per_mm2: float = 2000.0
+    speck_amp: float = 0.06
+    """Mean absorption of the coating's tiny dark squiggles."""
     colony_absorb: float = 0.003
     edge_ramp_um: float = 4.0
     """A compact colony's thickness rises over this distance inside its border."""
@@ -321,7 +335,7 @@ def _cells(
     cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
     d = float(np.clip(view.d, 0.0, 1.0))
     compaction = 1.0 - 0.1 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = _lerp(6.5, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
+    spacing = _lerp(look.cell_um, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
@@ -353,7 +367,8 @@ def _cells(
     body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
     rn = _lerp(0.36, 0.2, dl) * spacing
     nucleus = np.exp(-((f1 / rn) ** 2))
-    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2)) * (crand > 0.3)
+    nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2))
+    nucleolus *= crand > 1.0 - look.nucleolus_fraction
     gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
     mask = np.clip(
         _lerp(0.3, 0.9, dl) + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
@@ -363,12 +378,13 @@ def _cells(
     path = (
         _lerp(0.6, 0.2, dl) * body * size_var
         + _lerp(0.5, 0.35, dl) * nucleus * size_var
-        + _lerp(0.3, 0.3, dl) * nucleolus
+        + _lerp(look.nucleolus, 0.3, dl) * nucleolus
         - _lerp(look.gap, 0.3, dl) * gap * mask
         + _lerp(0.08, 0.05, dl) * fine
     )
     # dead and mitotic cells per area, not per cell: larger flat cells carry as many
-    dead = (crand < look.dead_fraction * min(8.0, (spacing / (6.5 * ppu)) ** 2)) & (f1 < 1.6 * ppu)
+    per_cell = look.dead_fraction * min(8.0, (spacing / (look.cell_um * ppu)) ** 2)
+    dead = (crand < per_cell) & (f1 < 1.6 * ppu)
     glint = np.clip(fine - 1.6, 0.0, None) * (mask > 0.5) * (1.0 - dl)
     return (path * np.float32(look.cell_scale)).astype(np.float32), dead, glint
 
@@ -726,18 +742,23 @@ def _background(
     lo = round(3.0 * ppu, 1)
     fib = _noise_frame(size, rng, (lo, round(lo * 4.0, 1)))
     fibres = np.exp(-((fib / np.float32(0.12)) ** 2))
-    mottle = _noise_frame(size, rng, (round(2.0 * ppu, 1), round(8.0 * ppu, 1)))
+    mlo, mhi = look.mottle_band_um
+    mottle = _noise_frame(size, rng, (round(mlo * ppu, 1), round(mhi * ppu, 1)))
     a_f = float(rng.uniform(*look.fibres)) * amount
     a_m = float(rng.uniform(*look.mottle)) * amount
     spec.phase += np.float32(0.3 * a_f) * fibres
     spec.absorb += np.float32(a_f) * fibres + np.float32(a_m) * mottle
+    a_s = float(rng.uniform(*look.smudge)) * amount
+    if a_s > 0:
+        smudge = _noise_frame(size, rng, (round(30.0 * ppu), round(90.0 * ppu)))
+        spec.absorb += np.float32(a_s) * smudge
     n = int(rng.poisson(size * size / (ppu * ppu) * 1e-6 * look.specks_per_mm2 * amount))
     if n:
         ys = rng.integers(0, size, n)
         xs = rng.integers(0, size, n)
         # short squiggles, not points: a random walk of 2-6 steps each
         steps = rng.integers(2, 7, n)
-        amp = rng.exponential(0.06, n).astype(np.float32)
+        amp = rng.exponential(look.speck_amp, n).astype(np.float32)
         for k in range(int(steps.max())):
             live = steps > k
             np.add.at(spec.absorb, (ys[live] % size, xs[live] % size), amp[live])
@@ -788,7 +809,7 @@ def render_specimen(
                 cy,
                 cx,
                 radii=radii,
-                absorb=rng.uniform(0.05, 0.25, m) * look.debris_absorb_scale,
+                absorb=rng.uniform(0.05, 0.25, m) * look.debris_absorb_scale * look.dead_absorb,
                 height=rng.uniform(0.6, 2.0, m) * look.debris_height_scale,
                 soft=np.zeros(m, bool),
                 rng=rng,
