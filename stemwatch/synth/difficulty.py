@@ -34,9 +34,12 @@ class Difficulty:
     """Fraction of colonies in maintenance wells that differentiate spontaneously."""
     contrast_jitter: float = 0.35
     """Relative spread of per-image contrast (illumination gain, exposure)."""
-    tone_match: float = 0.85
+    tone_match: float = 1.0
     """How strongly each image's histogram is mapped to a random, specimen-independent one
-    (0: off). Keeps whole-image intensity statistics from giving the label away."""
+    (0: off, 1: fully). Keeps whole-image intensity statistics from giving the label away;
+    below 1 part of the specimen's own histogram shows through (at 0.85 the dark and bright
+    tails of compact colonies told them apart at 24-48 h: balanced accuracy ~0.6 on 512
+    images)."""
 
 
 PRESETS: dict[str, Difficulty] = {

@@ -105,16 +105,20 @@ class Look:
     """Normalise the contrast inside colonies (else over the whole field)."""
     relief: tuple[float, float] = (0.3, 1.2)
     """Oblique-illumination relief (gradient term) relative to the Laplacian."""
-    full_well_e: tuple[float, float] = (3500.0, 7000.0)
+    full_well_e: tuple[float, float] = (20000.0, 40000.0)
     """Camera full well (electrons; log-uniform): sets the shot noise."""
     camera_blur_px: tuple[float, float] = (0.5, 0.6)
     phase_blur_um: tuple[float, float] = (0.3, 0.6)
     """How much finer detail than this the phase image loses (partial coherence)."""
     debris_per_mm2: float = 80.0
+    debris_um: float = 2.0
+    """Median radius of debris (log-normal, 0.4-6 µm)."""
     debris_absorb_scale: float = 3.0
     debris_height_scale: float = 3.0
     """Debris is refractile: a strong phase bump gives sharp dark/bright rims."""
     dead_fraction: float = 0.04
+    dead_um: float = 1.6
+    """Median radius of a dead cell on a colony (log-normal)."""
     dead_absorb: float = 0.2
     """Scales the absorption of dead cells (relative to debris): real ones are refractile
     rings with a bright centre, not black dots."""
@@ -124,12 +128,17 @@ class Look:
     """Optical path of a compact cell's nucleoli (dense: a dark central dot)."""
     nucleolus_fraction: float = 0.7
     """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
-    cell_scale: float = 1.4
+    cell_scale: float = 1.0
     """Scales the optical path of the cells' texture (not the colony's thickness)."""
     gap: float = 0.8
     """Depth of the gaps between compact cells."""
+    gap_continuity: float = 0.7
+    """How continuous the gaps between compact cells are (0.3: fragmented; 0.9: every
+    border, as in a flat epithelium)."""
+    fine: float = 0.08
+    """Optical path of the fine granularity (1-3 µm) inside compact cells."""
     fibres: tuple[float, float] = (0.01, 0.03)
-    mottle: tuple[float, float] = (0.002, 0.006)
+    mottle: tuple[float, float] = (0.0006, 0.0018)
     """Fine mottle of the coating (absorption, band-pass ``mottle_band_um``)."""
     mottle_band_um: tuple[float, float] = (2.0, 5.0)
     smudge: tuple[float, float] = (0.0006, 0.002)
@@ -137,7 +146,7 @@ class Look:
     specks_per_mm2: float = 2000.0
     speck_amp: float = 0.06
     """Mean absorption of the coating's tiny dark squiggles."""
-    colony_absorb: float = 0.003
+    colony_absorb: float = 0.02
     edge_ramp_um: float = 4.0
     """A compact colony's thickness rises over this distance inside its border."""
     ragged_um: float = 1.5
@@ -371,7 +380,8 @@ def _cells(
     nucleolus *= crand > 1.0 - look.nucleolus_fraction
     gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
     mask = np.clip(
-        _lerp(0.3, 0.9, dl) + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
+        _lerp(look.gap_continuity, 0.9, dl)
+        + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
         0.0,
         1.0,
     )
@@ -380,7 +390,7 @@ def _cells(
         + _lerp(0.5, 0.35, dl) * nucleus * size_var
         + _lerp(look.nucleolus, 0.3, dl) * nucleolus
         - _lerp(look.gap, 0.3, dl) * gap * mask
-        + _lerp(0.08, 0.05, dl) * fine
+        + _lerp(look.fine, 0.05, dl) * fine
     )
     # dead and mitotic cells per area, not per cell: larger flat cells carry as many
     per_cell = look.dead_fraction * min(8.0, (spacing / (look.cell_um * ppu)) ** 2)
@@ -723,7 +733,7 @@ def _debris(
         ys = np.concatenate([ys, ys[parent] + rng.normal(0, 3.0 * ppu, k)])
         xs = np.concatenate([xs, xs[parent] + rng.normal(0, 3.0 * ppu, k)])
     m = ys.size
-    radii = np.clip(rng.lognormal(math.log(1.3), 0.5, m), 0.4, 6.0) * ppu
+    radii = np.clip(rng.lognormal(math.log(look.debris_um), 0.5, m), 0.4, 6.0) * ppu
     soft = rng.random(m) < 0.05
     radii = np.where(soft, radii * rng.uniform(2.0, 5.0, m), radii)
     absorb = rng.uniform(0.05, 0.3, m) * np.where(soft, 0.12, 1.0) * look.debris_absorb_scale
@@ -803,7 +813,7 @@ def render_specimen(
             keep = rng.random(cy.size) < 1.0 / max(1.0, 3.0 * ppu * ppu)
             cy, cx = cy[keep], cx[keep]
             m = cy.size
-            radii = np.clip(rng.lognormal(math.log(1.6), 0.35, m), 0.8, 4.0) * ppu
+            radii = np.clip(rng.lognormal(math.log(look.dead_um), 0.35, m), 0.8, 4.0) * ppu
             _particles(
                 spec,
                 cy,
@@ -989,8 +999,8 @@ def expose(
     look: Look = LOOK,
     colony_fraction: float = 0.5,
 ) -> tuple[np.ndarray, Exposure]:
-    """Image an intensity modulation (around 0; used as scratch): illumination, tone curve,
-    noise, camera blur, gain/offset, quantisation."""
+    """Image an intensity modulation (around 0; used as scratch): illumination,
+    noise, camera blur, tone curve, gain/offset, quantisation."""
     if bit_depth not in (8, 16):
         raise SynthError(f"bit_depth {bit_depth} is not supported; use 8 or 16")
     size = modulation.shape[0]
@@ -1002,8 +1012,6 @@ def expose(
     illum_small = _smooth_field(size, rng, 32, look.illumination, 2 * nz)
     level = float(rng.uniform(0.45, 0.6)) * full
     signal = _illuminate(signal, illum_small)
-    if difficulty.tone_match > 0:
-        signal = _tone_match(signal, rng, difficulty.tone_match, colony_fraction)
     # auto-exposure: the image mean (not the background) lands at ``level``
     signal *= np.float32(level / max(float(signal[::4, ::4].mean()), 0.05))
     # Poisson-Gaussian noise (Gaussian approximation of the shot noise: counts are high)
@@ -1017,7 +1025,22 @@ def expose(
     sd_noise *= rng.standard_normal(signal.shape, dtype=np.float32)
     signal += sd_noise
     # the camera's own blur (optics' MTF, demosaicing, resampling): noise is not white
+    # (with the contrast the image had before it: the blur takes more from fine texture than
+    # from coarse, so compact colonies would end up with less contrast than flat ones, and the
+    # image's standard deviation would tell them apart)
+    before = float(signal[::4, ::4].std())
     signal = _blur(signal, float(rng.uniform(*look.camera_blur_px)))
+    sub = signal[::4, ::4]
+    mean, after = float(sub.mean()), float(sub.std())
+    if after > 0:
+        signal -= np.float32(mean)
+        signal *= np.float32(before / after)
+        signal += np.float32(mean)
+    # the camera's response and the export's auto-levels: a random tone curve on what the
+    # camera read (noise and blur included, so the histogram's tails, which the blur shapes
+    # differently in fine and coarse texture, are matched too)
+    if difficulty.tone_match > 0:
+        signal = _tone_match(signal, rng, difficulty.tone_match, colony_fraction)
     offset = float(rng.uniform(0.0, 0.04)) * full
     signal += np.float32(offset + 0.5)
     np.clip(signal, 0.0, full + 0.49, out=signal)
