@@ -55,12 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     # single-process render cost per image, warm caches first
     plan.render(names[0], 0, 0)
     for t, label in ((0, "0 h"), (1, "48 h")):
-        per = []
+        per, cpu_per = [], []
         for w in names[: min(6, n_wells)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_s()
             plan.render(w, 0, t)
             per.append(time.perf_counter() - t0)
-        print(f"  render only, one process, {label}: median {statistics.median(per):.3f} s/image")
+            cpu_per.append(_cpu_s() - c0)
+        print(
+            f"  render only, one process, {label}: median {statistics.median(per):.3f} s/image, "
+            f"{statistics.median(cpu_per):.3f} CPU-s/image (all its threads)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for t, label in ((0, "0 h"), (1, "48 h")):
             out = Path(tmp) / f"t{t}"
