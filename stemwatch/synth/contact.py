@@ -30,6 +30,7 @@ def make_contact_sheet(
     real_image: Path | None = None,
     pixel_size_um: float = 1.0,
     modality: str = "brightfield",
+    cell_line: str = "hipsc",
 ) -> Path:
     """Write a PNG: maintenance and induced fields (rows) at ``hours`` after induction
     (columns), then ``crop``-pixel crops at native resolution; ``real_image`` (any format
@@ -52,6 +53,7 @@ def make_contact_sheet(
             induction_h=0.0,
             pixel_size_um=pixel_size_um,
             modality=modality,
+            cell_line=cell_line,
         )
     )
     fields = {w: [plan.render(w, 0, t) for t in range(len(hours))] for w in ("A01", "A02")}
@@ -92,7 +94,7 @@ def make_contact_sheet(
         axes[2, -1].imshow(_stretch(real[cy : cy + crop, cx : cx + crop]), cmap="gray")
         axes[2, -1].set_title("real hiPSC, 1:1", fontsize=9)
     fig.suptitle(
-        f"stemwatch synthetic {modality} (seed {seed}, {difficulty}, {size}² fields at "
+        f"stemwatch synthetic {modality}, {cell_line} (seed {seed}, {difficulty}, {size}² at "
         f"{plan.pixel_size_um:g} µm/px)",
         fontsize=11,
     )
