@@ -67,11 +67,11 @@ def _mesc_look(base: Look) -> Look:
         base,
         # 2i: small cells so tightly packed in 3-D that no cell border shows ...
         cell_um=6.0,
-        gap=0.15,
+        gap=0.1,
         nucleolus=0.1,
         nucleolus_fraction=0.3,
         dead_fraction=0.015,
-        cell_scale=0.6,
+        cell_scale=0.3,
         # ... in a thick dome with a smooth, steep border (the bright, refractile halo)
         ragged_um=0.5,
         edge_ramp_um=3.0,
@@ -83,7 +83,7 @@ def _mesc_look(base: Look) -> Look:
         diff_ragged_um=4.0,
         diff_edge_ramp_um=10.0,
         diff_plateau=0.6,
-        diff_gap=0.7,
+        diff_gap=2.2,
         spindles=0.5,
     )
 
