@@ -8,10 +8,18 @@ from pathlib import Path
 from stemwatch.core.cores import usable_cores
 from stemwatch.core.errors import StemwatchError
 from stemwatch.synth import dataset as ds
+from stemwatch.synth.cellline import CELL_LINES
 from stemwatch.synth.spec import PlateSpec
 
 
 def _optics(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cell-line",
+        default="hipsc",
+        choices=list(CELL_LINES),
+        help="what grows: hipsc (human iPSC) or mesc (mouse ESC in 2i+LIF, induced to "
+        "EpiLC as in Waisman et al. 2019) (hipsc)",
+    )
     p.add_argument(
         "--modality",
         default="brightfield",
@@ -140,6 +148,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--difficulty", default="default", choices=["easy", "default", "hard"], help="(default)"
     )
     sh.add_argument("--real", type=Path, default=None, help="a real image to show beside them")
+    sh.add_argument("--hours", default="0,12,24,48", help="hours since induction (0,12,24,48)")
     _optics(sh)
 
     r = ss.add_parser(
@@ -289,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
             fluorescence=fluorescence,
             pixel_size_um=args.pixel_size_um,
             modality=args.modality,
+            cell_line=args.cell_line,
         )
         n = sum(1 for _ in manifest.open()) - 1
         print(f"wrote {n} images; manifest: {manifest}")
@@ -311,6 +321,8 @@ def run(args: argparse.Namespace) -> int:
             real_image=args.real,
             pixel_size_um=args.pixel_size_um,
             modality=args.modality,
+            cell_line=args.cell_line,
+            hours=_hours(args.hours, "--hours"),
         )
         print(f"wrote {out}")
         return 0
@@ -343,4 +355,5 @@ def plate_spec(args: argparse.Namespace) -> PlateSpec:
         compression=args.compression,
         pixel_size_um=args.pixel_size_um,
         modality=args.modality,
+        cell_line=args.cell_line,
     )

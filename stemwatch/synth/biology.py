@@ -33,6 +33,34 @@ maintenance well seeded at ~15 % cover is confluent (~90 %) by 60-72 h."""
 
 
 @dataclass(frozen=True)
+class Growth:
+    """How a cell line's colonies are seeded, grow and change: the biology half of a
+    :class:`~stemwatch.synth.cellline.CellLine`. The defaults are hiPSC; every knob enters
+    as a factor or a bound of the same draw, so the defaults reproduce the original draws."""
+
+    colonies_per_mm2: float = 12.0
+    """Colonies seeded per mm² (times ``Difficulty.density``)."""
+    r_median_um: float = 60.0
+    """Median colony radius at seeding (log-normal, sd 0.35)."""
+    area_doubling_h: float = AREA_DOUBLING_H
+    """Colony area doubles in this many hours."""
+    spread: float = 0.8
+    """Area gained by spreading as the state goes to 1: area x (1 + spread * d)."""
+    aspect_max: float = 1.45
+    """Colonies are ellipses of aspect ratio uniform in 1..this."""
+    shape_scale: float = 1.0
+    """Scales the colonies' polygonal outline harmonics (smaller: rounder)."""
+    clock: float = 1.0
+    """Scales the time course of differentiation (``Difficulty`` onset, spread and kinetics,
+    and the spontaneous ones): below 1 the line changes faster."""
+    spontaneous_scale: float = 1.0
+    """Scales ``Difficulty.spontaneous_fraction``."""
+
+
+HIPSC_GROWTH = Growth()
+
+
+@dataclass(frozen=True)
 class Colony:
     """One colony in well coordinates (µm), with the random numbers that fix its look."""
 
@@ -50,6 +78,10 @@ class Colony:
     angle: float
     seed: int
     born_h: float = 0.0
+    doubling_h: float = AREA_DOUBLING_H
+    """Hours the colony's area takes to double (its line's :attr:`Growth.area_doubling_h`)."""
+    spread: float = 0.8
+    """Its line's :attr:`Growth.spread`."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +95,7 @@ class Well:
     difficulty: Difficulty
     seed: int
     n_spontaneous: int = 0
+    cell_line: str = "hipsc"
 
 
 @dataclass(frozen=True)
@@ -103,11 +136,12 @@ def colony_state(colony: Colony, t_h: float) -> float:
 
 
 def colony_radius_um(colony: Colony, t_h: float, d: float) -> float:
-    """Radius grows with proliferation (area doubles every :data:`AREA_DOUBLING_H`) and with
-    spreading of differentiating cells (area up to ~1.8x)."""
+    """Radius grows with proliferation (area doubles every ``colony.doubling_h``, hiPSC:
+    :data:`AREA_DOUBLING_H`) and with spreading of differentiating cells (hiPSC: area up to
+    ~1.8x)."""
     age = max(0.0, t_h - colony.born_h)
-    growth = 2.0 ** (age / (2.0 * AREA_DOUBLING_H))
-    spread = math.sqrt(1.0 + 0.8 * d)
+    growth = 2.0 ** (age / (2.0 * colony.doubling_h))
+    spread = math.sqrt(1.0 + colony.spread * d)
     return colony.r0_um * growth * spread
 
 
@@ -119,32 +153,36 @@ def make_colony(
     start_h: float | None,
     *,
     spontaneous: bool = False,
-    r_median_um: float = 60.0,
+    growth: Growth = HIPSC_GROWTH,
 ) -> Colony:
-    """Draw one colony's size, shape and kinetics."""
+    """Draw one colony's size, shape and kinetics (``growth``: its cell line's)."""
     k = np.arange(2, N_HARMONICS + 2)
-    amp = rng.normal(0.0, 1.0, N_HARMONICS) / k**1.3
+    amp = rng.normal(0.0, 1.0, N_HARMONICS) / k**1.3 * growth.shape_scale
+    clock = growth.clock
     if spontaneous:
-        t50 = float(rng.uniform(10.0, 30.0))
-        tau = float(rng.uniform(5.0, 10.0))
+        t50 = float(rng.uniform(10.0, 30.0)) * clock
+        tau = float(rng.uniform(5.0, 10.0)) * clock
         strength = float(rng.uniform(0.6, 1.0))
     else:
-        t50 = float(max(2.0, rng.normal(difficulty.onset_h, difficulty.onset_spread_h)))
-        tau = float(difficulty.kinetics_h * rng.uniform(0.8, 1.25))
+        onset, spread = difficulty.onset_h * clock, difficulty.onset_spread_h * clock
+        t50 = float(max(2.0 * clock, rng.normal(onset, spread)))
+        tau = float(difficulty.kinetics_h * clock * rng.uniform(0.8, 1.25))
         strength = float(np.clip(difficulty.strength * rng.uniform(0.85, 1.1), 0.0, 1.0))
     return Colony(
         x_um=float(x_um),
         y_um=float(y_um),
-        r0_um=float(r_median_um * math.exp(rng.normal(0.0, 0.35))),
+        r0_um=float(growth.r_median_um * math.exp(rng.normal(0.0, 0.35))),
         t50_h=t50,
         kinetics_h=tau,
         strength=strength,
         start_h=start_h,
         shape_amp=tuple(float(a) for a in amp),
         shape_phase=tuple(float(p) for p in rng.uniform(0, 2 * math.pi, N_HARMONICS)),
-        aspect=float(rng.uniform(1.0, 1.45)),
+        aspect=float(rng.uniform(1.0, growth.aspect_max)),
         angle=float(rng.uniform(0, math.pi)),
         seed=int(rng.integers(0, 2**31 - 1)),
+        doubling_h=growth.area_doubling_h,
+        spread=growth.spread,
     )
 
 
@@ -157,17 +195,20 @@ def make_well(
     *,
     regions_um: list[tuple[float, float, float, float]],
     duration_h: float = 48.0,
+    growth: Growth = HIPSC_GROWTH,
+    cell_line: str = "hipsc",
 ) -> Well:
     """Seed colonies over ``regions_um`` (x0, y0, width, height: the fields' windows with margin).
 
-    Colony density is ~12 per mm² times ``difficulty.density`` so colonies cover about a
-    quarter of the surface at 0 h and touch after a day or two; every region gets a colony
-    near its centre so no field is empty.
+    Colony density is ``growth.colonies_per_mm2`` (hiPSC: 12) times ``difficulty.density``
+    so hiPSC colonies cover about a quarter of the surface at 0 h and touch after a day or
+    two; every region gets a colony near its centre so no field is empty. ``growth`` and
+    ``cell_line`` (its name, recorded on the well) are the cell line's.
     """
     seed = int(rng.integers(0, 2**31 - 1))
     colonies: list[Colony] = []
     n_spont = 0
-    density_per_um2 = 12e-6 * difficulty.density
+    density_per_um2 = growth.colonies_per_mm2 / 1e6 * difficulty.density
     start = induction_h if condition == "induced" else None
     for x0, y0, w, h in regions_um:
         n = int(rng.poisson(density_per_um2 * w * h))
@@ -176,11 +217,14 @@ def make_well(
         for x, y in zip(xs, ys, strict=True):
             c_start = start
             spont = False
-            if condition == "maintenance" and rng.random() < difficulty.spontaneous_fraction:
+            p_spont = difficulty.spontaneous_fraction * growth.spontaneous_scale
+            if condition == "maintenance" and rng.random() < p_spont:
                 c_start = float(rng.uniform(0.0, max(1.0, duration_h * 0.7)))
                 spont = True
                 n_spont += 1
-            colonies.append(make_colony(rng, x, y, difficulty, c_start, spontaneous=spont))
+            colonies.append(
+                make_colony(rng, x, y, difficulty, c_start, spontaneous=spont, growth=growth)
+            )
     return Well(
         well=well,
         condition=condition,
@@ -189,6 +233,7 @@ def make_well(
         difficulty=difficulty,
         seed=seed,
         n_spontaneous=n_spont,
+        cell_line=cell_line,
     )
 
 

@@ -30,6 +30,7 @@ def make_contact_sheet(
     real_image: Path | None = None,
     pixel_size_um: float = 1.0,
     modality: str = "brightfield",
+    cell_line: str = "hipsc",
 ) -> Path:
     """Write a PNG: maintenance and induced fields (rows) at ``hours`` after induction
     (columns), then ``crop``-pixel crops at native resolution; ``real_image`` (any format
@@ -52,6 +53,7 @@ def make_contact_sheet(
             induction_h=0.0,
             pixel_size_um=pixel_size_um,
             modality=modality,
+            cell_line=cell_line,
         )
     )
     fields = {w: [plan.render(w, 0, t) for t in range(len(hours))] for w in ("A01", "A02")}
@@ -64,7 +66,8 @@ def make_contact_sheet(
     fig, axes = plt.subplots(3, n_cols, figsize=(3.2 * n_cols, 10.2), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
-    for r, (well, label) in enumerate((("A01", "maintenance"), ("A02", "induced"))):
+    names = ("2i+LIF", "EpiLC induction") if cell_line == "mesc" else ("maintenance", "induced")
+    for r, (well, label) in enumerate(zip(("A01", "A02"), names, strict=True)):
         for c, h in enumerate(hours):
             axes[r, c].imshow(_stretch(fields[well][c]), cmap="gray", vmin=0, vmax=1)
             state = plan.mean_state(well, c)
@@ -73,12 +76,12 @@ def make_contact_sheet(
     crop = min(crop, size)
     y0 = x0 = (size - crop) // 2
     crops = [
-        (fields["A01"][0], f"maintenance {hours[0]:g} h, 1:1"),
-        (fields["A01"][-1], f"maintenance {hours[-1]:g} h, 1:1"),
-        (fields["A02"][-1], f"induced {hours[-1]:g} h, 1:1"),
+        (fields["A01"][0], f"{names[0]} {hours[0]:g} h, 1:1"),
+        (fields["A01"][-1], f"{names[0]} {hours[-1]:g} h, 1:1"),
+        (fields["A02"][-1], f"{names[1]} {hours[-1]:g} h, 1:1"),
     ]
     if len(hours) > 1:
-        crops.insert(2, (fields["A02"][-2], f"induced {hours[-2]:g} h, 1:1"))
+        crops.insert(2, (fields["A02"][-2], f"{names[1]} {hours[-2]:g} h, 1:1"))
     for c, (img, title) in enumerate(crops[: len(hours)]):
         axes[2, c].imshow(_stretch(img[y0 : y0 + crop, x0 : x0 + crop]), cmap="gray")
         axes[2, c].set_title(title, fontsize=9)
@@ -92,7 +95,7 @@ def make_contact_sheet(
         axes[2, -1].imshow(_stretch(real[cy : cy + crop, cx : cx + crop]), cmap="gray")
         axes[2, -1].set_title("real hiPSC, 1:1", fontsize=9)
     fig.suptitle(
-        f"stemwatch synthetic {modality} (seed {seed}, {difficulty}, {size}² fields at "
+        f"stemwatch synthetic {modality}, {cell_line} (seed {seed}, {difficulty}, {size}² at "
         f"{plan.pixel_size_um:g} µm/px)",
         fontsize=11,
     )

@@ -41,6 +41,7 @@ import numpy as np
 from stemwatch.core.manifest import SOURCE_COLUMN, SYNTHETIC_SOURCE, write_manifest
 from stemwatch.core.wells import well_from_index
 from stemwatch.synth.biology import ONSET_THRESHOLD
+from stemwatch.synth.cellline import CellLine, get_cell_line
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.fluorescence import FluorescenceSpec, control_image, render_for
 from stemwatch.synth.plate import PlatePlan, plan_plate, write_tiff
@@ -49,9 +50,10 @@ from stemwatch.synth.spec import PlateSpec
 log = logging.getLogger(__name__)
 
 LABELS = ("undifferentiated", "differentiated")
-SYNTH_COLUMNS = ("condition", "state", SOURCE_COLUMN)
-"""Columns the synthetic set adds to the manifest: the well's condition and true state, and
-the images' source (:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
+SYNTH_COLUMNS = ("condition", "state", "cell_line", SOURCE_COLUMN)
+"""Columns the synthetic set adds to the manifest: the well's condition and true state, the
+cell line drawn (``hipsc``, ``mesc``) and the images' source
+(:data:`~stemwatch.core.manifest.SYNTHETIC_SOURCE`)."""
 
 
 DEFAULT_EXPERIMENTS = 4
@@ -121,9 +123,11 @@ def generate_dataset(
     workers: int = 1,
     fluorescence: FluorescenceSpec | None = None,
     modality: str = "brightfield",
+    cell_line: str | CellLine = "hipsc",
 ) -> Path:
     """Write a labelled image set and return the path of its ``manifest.csv`` (with
-    ``fluorescence``, the paired fluorescence images too: module docstring)."""
+    ``fluorescence``, the paired fluorescence images too: module docstring). ``cell_line``
+    is what grows (:mod:`stemwatch.synth.cellline`; ``mesc``: 2i+LIF vs induced EpiLC)."""
     if label_by not in ("condition", "state"):
         raise SynthError(f"label_by={label_by!r}; use 'condition' or 'state'")
     if n_experiments < 1 or wells_per_class < 1 or fields_per_well < 1:
@@ -134,6 +138,7 @@ def generate_dataset(
     if any(t < 0 for t in timepoints_h):
         raise SynthError(f"timepoints_h={tuple(timepoints_h)}: hours must be >= 0")
     diff = get_difficulty(difficulty)
+    line = get_cell_line(cell_line)
     out_dir = Path(out_dir)
     for label in LABELS:
         (out_dir / label).mkdir(parents=True, exist_ok=True)
@@ -162,6 +167,7 @@ def generate_dataset(
                 induction_h=0.0,
                 pixel_size_um=pixel_size_um,
                 modality=modality,
+                cell_line=line,
             )
         )
         if fluorescence is not None:
@@ -189,6 +195,7 @@ def generate_dataset(
                             "hours_since_induction": f"{hours:g}",
                             "condition": cond,
                             "state": f"{state:.4f}",
+                            "cell_line": line.name,
                             SOURCE_COLUMN: SYNTHETIC_SOURCE,
                         }
                     )

@@ -40,6 +40,7 @@ from stemwatch.synth.biology import (
     views_for_field,
     well_mean_state,
 )
+from stemwatch.synth.cellline import CellLine, get_cell_line
 from stemwatch.synth.difficulty import Difficulty, SynthError, get_difficulty
 from stemwatch.synth.ome import plate_image_xml
 from stemwatch.synth.render import render_field
@@ -109,6 +110,7 @@ class PlatePlan:
     drift_um: np.ndarray
     field_origins_um: dict[int, tuple[float, float]] = field(default_factory=dict)
     modality: str = "brightfield"
+    cell_line: CellLine = field(default_factory=lambda: get_cell_line("hipsc"))
 
     @property
     def well_names(self) -> list[str]:
@@ -152,6 +154,7 @@ class PlatePlan:
             bit_depth=self.bit_depth,
             pixel_size_um=self.pixel_size_um,
             modality=self.modality,
+            look=self.cell_line.look,
         )
 
     def ome_xml(self, well: str, fld: int, t: int) -> str:
@@ -250,6 +253,7 @@ def plate_wells(wells: int | Sequence[str]) -> tuple[int, int, list[str]]:
 def plan_plate(spec: PlateSpec) -> PlatePlan:
     """Lay out a plate: which wells are induced and when, their colonies, fields and drift."""
     diff = get_difficulty(spec.difficulty)
+    line = get_cell_line(spec.cell_line)
     rows, cols, names = plate_wells(spec.wells)
     times = spec.timeline_h
     n_fields, size, seed, interval_h = spec.n_fields, spec.size, spec.seed, spec.interval_h
@@ -287,7 +291,15 @@ def plan_plate(spec: PlateSpec) -> PlatePlan:
                 else float(rng.choice(candidates))
             )
         well_models[name] = make_well(
-            rng, name, cond, ind, diff, regions_um=regions, duration_h=duration
+            rng,
+            name,
+            cond,
+            ind,
+            diff,
+            regions_um=regions,
+            duration_h=duration,
+            growth=line.growth,
+            cell_line=line.name,
         )
     return PlatePlan(
         plate=spec.plate_name,
@@ -305,6 +317,7 @@ def plan_plate(spec: PlateSpec) -> PlatePlan:
         drift_um=drift,
         field_origins_um=origins,
         modality=spec.modality,
+        cell_line=line,
     )
 
 

@@ -157,6 +157,23 @@ class Look:
     """Brightness of the refractile points in compact colonies."""
     illumination: float = 0.005
     """Sd of the illumination gradient across the field."""
+    # what fully differentiated colonies (d = 1) look like, and the compact colonies' dome;
+    # the defaults are hiPSC's, a cell line (stemwatch.synth.cellline) sets its own
+    diff_cell_um: float = 17.0
+    """Spacing of fully differentiated cells (compact: ``cell_um``)."""
+    diff_ragged_um: float = 3.5
+    """Ragged border amplitude of differentiated colonies (compact: ``ragged_um``)."""
+    diff_edge_ramp_um: float = 12.0
+    """Distance over which a differentiated colony's thickness rises (``edge_ramp_um``)."""
+    diff_plateau: float = 0.4
+    """Optical path of a differentiated sheet (compact: ``plateau``)."""
+    diff_gap: float = 0.3
+    """Depth of the gaps between differentiated cells (compact: ``gap``)."""
+    dome: float = 0.0
+    """Extra optical path at a compact colony's centre, relative to ``plateau``, rising
+    from its border like a spherical cap (0: flat-topped; fades as ``d`` goes to 1)."""
+    spindles: float = 1.0
+    """Scales how many cells migrate out of differentiating colonies."""
 
 
 LOOK = Look()
@@ -344,7 +361,8 @@ def _cells(
     cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
     d = float(np.clip(view.d, 0.0, 1.0))
     compaction = 1.0 - 0.1 * min(1.0, view.age_h / 48.0) * (1.0 - d)
-    spacing = _lerp(look.cell_um, 17.0, d) * compaction * ppu * float(rng.uniform(0.9, 1.1))
+    spacing = _lerp(look.cell_um, look.diff_cell_um, d) * compaction * ppu
+    spacing *= float(rng.uniform(0.9, 1.1))
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
@@ -389,7 +407,7 @@ def _cells(
         _lerp(0.6, 0.2, dl) * body * size_var
         + _lerp(0.5, 0.35, dl) * nucleus * size_var
         + _lerp(look.nucleolus, 0.3, dl) * nucleolus
-        - _lerp(look.gap, 0.3, dl) * gap * mask
+        - _lerp(look.gap, look.diff_gap, dl) * gap * mask
         + _lerp(look.fine, 0.05, dl) * fine
     )
     # dead and mitotic cells per area, not per cell: larger flat cells carry as many
@@ -486,9 +504,9 @@ def _draw_colony(
     d = float(np.clip(view.d, 0.0, 1.0))
     table = _radial_table(view, rng, ppu)
     rmax = float(table.max())
-    rag = _lerp(look.ragged_um, 3.5, d) * ppu  # ragged border, px
-    w_edge = _lerp(look.edge_ramp_um, 12.0, d) * ppu  # the thickness rises over this, px
-    plateau = _lerp(look.plateau, 0.4, d)
+    rag = _lerp(look.ragged_um, look.diff_ragged_um, d) * ppu  # ragged border, px
+    w_edge = _lerp(look.edge_ramp_um, look.diff_edge_ramp_um, d) * ppu  # thickness rise, px
+    plateau = _lerp(look.plateau, look.diff_plateau, d)
     sq = math.sqrt(view.aspect)
     reach = rmax * sq + 3 * rag + 2
     y0 = max(0, int(view.cy - reach))
@@ -544,7 +562,13 @@ def _draw_colony(
             cells, dead, glint = _cells(
                 view, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, rng=rng, look=look
             )
-            layer.body.reshape(-1)[pix] = plateau + cells
+            if look.dome > 0.0:
+                # a dome: the path rises like a spherical cap from the border inwards
+                cap = np.sqrt(np.clip(s * (2.0 * rmean - s), 0.0, None)) / np.float32(rmean)
+                dome = np.float32(plateau * look.dome * (1.0 - d)) * np.minimum(cap, 1.0)
+                layer.body.reshape(-1)[pix] = plateau + dome + cells
+            else:
+                layer.body.reshape(-1)[pix] = plateau + cells
             layer.glint.reshape(-1)[pix] = glint
             layer.owner.reshape(-1)[pix] = True
             # in row-major order, as the dead cells are thinned by a draw per pixel
@@ -552,7 +576,7 @@ def _draw_colony(
             dead_y, dead_x = ys[dead][order].astype(np.int64), xs[dead][order].astype(np.int64)
     # spindle-shaped cells migrating out of differentiating colonies
     if d > 0.15:
-        n_sp = int(rng.poisson(d**2 * 2 * math.pi * rmean / (90.0 * ppu)))
+        n_sp = int(rng.poisson(look.spindles * d**2 * 2 * math.pi * rmean / (90.0 * ppu)))
         for _ in range(n_sp):
             th = float(rng.uniform(-math.pi, math.pi))
             rr = float(table[int((th + math.pi) * N_THETA / (2 * math.pi)) % N_THETA])

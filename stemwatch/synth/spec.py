@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from stemwatch.core.wells import PLATE_FORMATS, normalise_well
+from stemwatch.synth.cellline import CellLine, get_cell_line
 from stemwatch.synth.difficulty import Difficulty, SynthError
 from stemwatch.synth.render import check_modality, check_pixel_size
 
@@ -54,6 +55,9 @@ class PlateSpec:
     """TIFF compression of the written files (tifffile's names: zlib, lzw, zstd, ...)."""
     modality: str = "brightfield"
     """How the fields are imaged: ``brightfield`` or ``phase`` (contrast)."""
+    cell_line: str | CellLine = "hipsc"
+    """What grows in the wells: ``hipsc`` (human iPSC) or ``mesc`` (mouse ESC, 2i+LIF ->
+    EpiLC); see :mod:`stemwatch.synth.cellline`."""
 
     def __post_init__(self) -> None:
         # sequences become tuples, so a spec is immutable and hashable
@@ -91,6 +95,7 @@ class PlateSpec:
             raise SynthError(f"interval_h={self.interval_h}; use a positive number of hours")
         check_pixel_size(self.pixel_size_um)
         check_modality(self.modality)
+        get_cell_line(self.cell_line)  # raises SynthError naming the line and the choices
 
     @property
     def timeline_h(self) -> tuple[float, ...]:
