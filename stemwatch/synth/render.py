@@ -242,6 +242,20 @@ def _cell_tile(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out
 
 
+@lru_cache(maxsize=24)
+def _cell_profiles(n: int, ppu: float) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of a cell's profile that depend only on the lattice of :func:`_cell_tile`
+    (and the pixel size), computed once per tile instead of at every pixel that samples it:
+    the smooth body and the gap at the border (flat float32, as :func:`_cells` used them)."""
+    f1_t, edge_t, _crand_t = _cell_tile(n)
+    spacing = TILE / n
+    body = np.exp(-((f1_t / (0.45 * spacing)) ** 2))
+    gap = np.exp(-((edge_t / (1.0 * ppu)) ** 2))
+    for a in (body, gap):
+        a.flags.writeable = False
+    return body, gap
+
+
 def _band_noise(n: int, sigma_lo: float, sigma_hi: float, seed: int) -> np.ndarray:
     """Periodic band-pass Gaussian noise on an ``n`` x ``n`` square (unit sd, float32)
     keeping scales between ``sigma_lo`` and ``sigma_hi`` pixels."""
@@ -280,7 +294,8 @@ def _noise_at(
     oy, ox = offset
     tile = _noise_tile(round(band[0], 3), round(band[1], 3))
     m = NOISE_TILE - 1
-    return tile[(((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m)]
+    # np.take: ~a third faster than fancy indexing for a flat gather
+    return np.take(tile, (((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m))
 
 
 def _noise_frame(size: int, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
@@ -366,7 +381,7 @@ def _cells(
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
     spacing = TILE / n
-    f1_t, edge_t, crand_t = _cell_tile(n)
+    f1_t, _edge_t, crand_t = _cell_tile(n)
     ang = float(rng.uniform(0, math.pi))
     stretch = float(rng.uniform(1.0, 1.3)) + 0.5 * d * float(rng.uniform(0.5, 1.0))
     c, s = math.cos(ang), math.sin(ang)
@@ -379,9 +394,9 @@ def _cells(
     iu = ((xf * c + yf * s + warp) / stretch).astype(np.int64) + ox
     iv = (yf * c - xf * s - warp).astype(np.int64) + oy
     flat = ((iv & (TILE - 1)) << TILE_BITS) | (iu & (TILE - 1))
-    f1 = f1_t[flat]
-    edge = edge_t[flat]
-    crand = crand_t[flat]
+    body_t, gap_t = _cell_profiles(n, ppu)
+    f1 = np.take(f1_t, flat)
+    crand = np.take(crand_t, flat)
     fine = _noise_at(ys, xs, (nx, ny), (1.2 * ppu, 3.0 * ppu))
     # the periphery differentiates first: local state is higher near the border
     inner = np.clip(depth / (0.35 * rmean), 0.0, 1.0)
@@ -391,12 +406,12 @@ def _cells(
     # small dense dots, and between cells narrow gaps, fragmented in compact colonies
     # (where neighbours press together there is no gap) and continuous in flat epithelia
     size_var = 0.75 + 0.5 * crand
-    body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
+    body = np.take(body_t, flat)
     rn = _lerp(0.36, 0.2, dl) * spacing
     nucleus = np.exp(-((f1 / rn) ** 2))
     nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2))
     nucleolus *= crand > 1.0 - look.nucleolus_fraction
-    gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
+    gap = np.take(gap_t, flat)
     mask = np.clip(
         _lerp(look.gap_continuity, 0.9, dl)
         + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
@@ -529,7 +544,7 @@ def _draw_colony(
     thick_flat = layer.thick.reshape(-1)
     ys, xs = _candidates(layer, (y0, y1, x0, x1), (view.cy, view.cx), (ca, sa, sq), rmax + 3 * rag)
     pix = ys * width + xs
-    keep = thick_flat[pix] < np.float32(1.0)
+    keep = np.take(thick_flat, pix) < np.float32(1.0)
     ys, xs, pix = ys[keep], xs[keep], pix[keep]
     yy = ys.astype(np.float32) - np.float32(view.cy)
     xx = xs.astype(np.float32) - np.float32(view.cx)
@@ -538,7 +553,7 @@ def _draw_colony(
     rho2 = u * u + v * v
     theta = np.arctan2(v, u)
     idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) & (N_THETA - 1)
-    s = table[idx] - np.sqrt(rho2)  # ~ signed distance to the border, positive inside
+    s = np.take(table, idx) - np.sqrt(rho2)  # ~ signed distance to the border, positive inside
     near = (rho2 < np.float32((rmax + 3 * rag) ** 2)) & (s > -3 * rag)
     ys, xs, pix, s = ys[near], xs[near], pix[near], s[near]
     off = (int(view.seed % 509), int(view.seed % 503))
@@ -550,13 +565,13 @@ def _draw_colony(
         wl = w_edge * (0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu))))
         t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
         thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
-        thick_flat[pix] = np.maximum(thick_flat[pix], thick)
+        thick_flat[pix] = np.maximum(np.take(thick_flat, pix), thick)
         # every pixel here was below full thickness: count those that reach it, per block
         nb = layer.n_full.shape[0]
         done = thick >= np.float32(1.0)
         blocks = (ys[done] // BLOCK) * nb + xs[done] // BLOCK
         layer.n_full += np.bincount(blocks, minlength=layer.n_full.size).reshape(nb, nb)
-        free = ~layer.owner.reshape(-1)[pix]
+        free = ~np.take(layer.owner.reshape(-1), pix)
         ys, xs, pix, s = ys[free], xs[free], pix[free], s[free]
         if ys.size:
             cells, dead, glint = _cells(
