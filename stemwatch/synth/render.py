@@ -242,6 +242,20 @@ def _cell_tile(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out
 
 
+@lru_cache(maxsize=24)
+def _cell_profiles(n: int, ppu: float) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of a cell's profile that depend only on the lattice of :func:`_cell_tile`
+    (and the pixel size), computed once per tile instead of at every pixel that samples it:
+    the smooth body and the gap at the border (flat float32, as :func:`_cells` used them)."""
+    f1_t, edge_t, _crand_t = _cell_tile(n)
+    spacing = TILE / n
+    body = np.exp(-((f1_t / (0.45 * spacing)) ** 2))
+    gap = np.exp(-((edge_t / (1.0 * ppu)) ** 2))
+    for a in (body, gap):
+        a.flags.writeable = False
+    return body, gap
+
+
 def _band_noise(n: int, sigma_lo: float, sigma_hi: float, seed: int) -> np.ndarray:
     """Periodic band-pass Gaussian noise on an ``n`` x ``n`` square (unit sd, float32)
     keeping scales between ``sigma_lo`` and ``sigma_hi`` pixels."""
@@ -280,7 +294,8 @@ def _noise_at(
     oy, ox = offset
     tile = _noise_tile(round(band[0], 3), round(band[1], 3))
     m = NOISE_TILE - 1
-    return tile[(((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m)]
+    # np.take: ~a third faster than fancy indexing for a flat gather
+    return np.take(tile, (((ys + oy) & m) << NOISE_BITS) | ((xs + ox) & m))
 
 
 def _noise_frame(size: int, rng: np.random.Generator, band: tuple[float, float]) -> np.ndarray:
@@ -341,47 +356,72 @@ def _lerp(undiff: float, diff: float, d: Any) -> Any:
     return undiff + (diff - undiff) * d
 
 
-def _cells(
-    view: ColonyView,
-    *,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    depth: np.ndarray,
-    rmean: float,
-    ppu: float,
-    rng: np.random.Generator,
-    look: Look,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Optical path of the cells of a colony at absolute pixels (``ys``, ``xs``), ``depth`` px
-    inside its border, and where dead cells sit (a boolean mask over those pixels).
+@dataclass(frozen=True)
+class _Lattice:
+    """A colony's cell lattice, drawn once per colony (:func:`_lattice`): its state ``d``,
+    the tile's cell count ``n`` and spacing (px), orientation (``c``, ``s``: cos, sin),
+    stretch, and the offsets of the cell tile (``oy``, ``ox``) and of its noise (``ny``,
+    ``nx``)."""
 
-    Compact, undifferentiated cells (Thomson et al. 1998): small (~6.5 µm), tightly packed,
-    domed, a large nucleus (high nucleus-to-cytoplasm ratio) with prominent nucleoli.
-    Differentiating cells (``d`` -> 1): enlarged (~16 µm), flattened (less relief) with spread
-    cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
+    d: float
+    n: int
+    spacing: float
+    c: float
+    s: float
+    stretch: float
+    oy: int
+    ox: int
+    ny: int
+    nx: int
+
+
+def _lattice(view: ColonyView, *, ppu: float, rng: np.random.Generator, look: Look) -> _Lattice:
+    """Draw the cell lattice of a colony (for :func:`_cells`) from its generator."""
     d = float(np.clip(view.d, 0.0, 1.0))
     compaction = 1.0 - 0.1 * min(1.0, view.age_h / 48.0) * (1.0 - d)
     spacing = _lerp(look.cell_um, look.diff_cell_um, d) * compaction * ppu
     spacing *= float(rng.uniform(0.9, 1.1))
     # few distinct lattices (every other cell count) so the per-process tile cache stays small
     n = max(4, 2 * round(TILE / spacing / 2))
-    spacing = TILE / n
-    f1_t, edge_t, crand_t = _cell_tile(n)
     ang = float(rng.uniform(0, math.pi))
     stretch = float(rng.uniform(1.0, 1.3)) + 0.5 * d * float(rng.uniform(0.5, 1.0))
-    c, s = math.cos(ang), math.sin(ang)
     oy, ox = (int(v) for v in rng.integers(0, TILE, 2))
+    ny, nx = (int(v) for v in rng.integers(0, NOISE_TILE, 2))
+    return _Lattice(d, n, TILE / n, math.cos(ang), math.sin(ang), stretch, oy, ox, ny, nx)
+
+
+def _cells(
+    lat: _Lattice,
+    *,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    depth: np.ndarray,
+    rmean: float,
+    ppu: float,
+    look: Look,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optical path of the cells of a colony (its lattice ``lat``) at absolute pixels
+    (``ys``, ``xs``), ``depth`` px inside its border, where dead cells sit (a boolean mask
+    over those pixels) and its glints. Pixel by pixel: any subset of a colony's pixels gets
+    the same values.
+
+    Compact, undifferentiated cells (Thomson et al. 1998): small (~6.5 µm), tightly packed,
+    domed, a large nucleus (high nucleus-to-cytoplasm ratio) with prominent nucleoli.
+    Differentiating cells (``d`` -> 1): enlarged (~16 µm), flattened (less relief) with spread
+    cytoplasm, a small nucleus (low nucleus-to-cytoplasm ratio) and thin distinct borders."""
+    d, n, spacing, c, s = lat.d, lat.n, lat.spacing, lat.c, lat.s
+    stretch, oy, ox, ny, nx = lat.stretch, lat.oy, lat.ox, lat.ny, lat.nx
+    f1_t, _edge_t, crand_t = _cell_tile(n)
     xf = xs.astype(np.float32)
     yf = ys.astype(np.float32)
     # a slow warp of the lattice coordinates: cells are not on a grid
-    ny, nx = (int(v) for v in rng.integers(0, NOISE_TILE, 2))
     warp = _noise_at(ys, xs, (ny, nx), (4.0 * ppu, 12.0 * ppu)) * np.float32(0.2 * spacing)
     iu = ((xf * c + yf * s + warp) / stretch).astype(np.int64) + ox
     iv = (yf * c - xf * s - warp).astype(np.int64) + oy
     flat = ((iv & (TILE - 1)) << TILE_BITS) | (iu & (TILE - 1))
-    f1 = f1_t[flat]
-    edge = edge_t[flat]
-    crand = crand_t[flat]
+    body_t, gap_t = _cell_profiles(n, ppu)
+    f1 = np.take(f1_t, flat)
+    crand = np.take(crand_t, flat)
     fine = _noise_at(ys, xs, (nx, ny), (1.2 * ppu, 3.0 * ppu))
     # the periphery differentiates first: local state is higher near the border
     inner = np.clip(depth / (0.35 * rmean), 0.0, 1.0)
@@ -391,12 +431,12 @@ def _cells(
     # small dense dots, and between cells narrow gaps, fragmented in compact colonies
     # (where neighbours press together there is no gap) and continuous in flat epithelia
     size_var = 0.75 + 0.5 * crand
-    body = np.exp(-((f1 / (0.45 * spacing)) ** 2))
+    body = np.take(body_t, flat)
     rn = _lerp(0.36, 0.2, dl) * spacing
     nucleus = np.exp(-((f1 / rn) ** 2))
     nucleolus = np.exp(-((f1 / (_lerp(1.0, 1.1, dl) * ppu)) ** 2))
     nucleolus *= crand > 1.0 - look.nucleolus_fraction
-    gap = np.exp(-((edge / (1.0 * ppu)) ** 2))
+    gap = np.take(gap_t, flat)
     mask = np.clip(
         _lerp(look.gap_continuity, 0.9, dl)
         + 0.8 * _noise_at(ys, xs, (ny, ox), (1.5 * ppu, 4.0 * ppu)),
@@ -489,6 +529,73 @@ def _candidates(
     return ys[ok], xs[ok]
 
 
+CHUNK = 65536
+"""Candidate pixels a colony's pixel work handles at a time (see :func:`_draw_colony`)."""
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """A colony's outline for :func:`_colony_pixels`: centre (cy, cx), stretched frame
+    (cos, sin, sqrt aspect), radial ``table``, ``reach`` (px, the longest radius plus the
+    ragged margin), the ragged border's amplitude ``rag`` and the thickness rise ``w_edge``
+    (px), and the offsets ``off`` of its noise."""
+
+    centre: tuple[float, float]
+    frame: tuple[float, float, float]
+    table: np.ndarray
+    reach: float
+    rag: float
+    w_edge: float
+    off: tuple[int, int]
+
+
+def _colony_pixels(
+    layer: _Colonies, shape: _Outline, ys: np.ndarray, xs: np.ndarray, ppu: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of the candidate pixels (``ys``, ``xs``) of a colony: raise the layer's thickness
+    where the colony lies (the maximum of the colonies'), count the blocks' pixels that reach
+    full thickness, and return the pixels inside it that no colony drawn before owns: rows,
+    columns, flat indices and depth inside the border (px)."""
+    width = layer.thick.shape[1]
+    thick_flat = layer.thick.reshape(-1)
+    cy, cx = shape.centre
+    ca, sa, sq = shape.frame
+    rag = shape.rag
+    pix = ys * width + xs
+    keep = np.take(thick_flat, pix) < np.float32(1.0)
+    ys, xs, pix = ys[keep], xs[keep], pix[keep]
+    yy = ys.astype(np.float32) - np.float32(cy)
+    xx = xs.astype(np.float32) - np.float32(cx)
+    u = (xx * ca + yy * sa) / sq
+    v = (yy * ca - xx * sa) * sq
+    rho2 = u * u + v * v
+    theta = np.arctan2(v, u)
+    idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) & (N_THETA - 1)
+    s = np.take(shape.table, idx) - np.sqrt(rho2)  # ~ signed distance to the border, + inside
+    near = (rho2 < np.float32(shape.reach**2)) & (s > -3 * rag)
+    ys, xs, pix, s = ys[near], xs[near], pix[near], s[near]
+    off = shape.off
+    s = s + np.float32(rag) * _noise_at(ys, xs, off, (3.0 * ppu, 10.0 * ppu))
+    inside = s > 0
+    ys, xs, pix, s = ys[inside], xs[inside], pix[inside], s[inside]
+    if not ys.size:
+        return ys, xs, pix, s
+    # thickness: rises over w_edge (varying along the border: an uneven halo)
+    wl = shape.w_edge * (
+        0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu)))
+    )
+    t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
+    thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
+    thick_flat[pix] = np.maximum(np.take(thick_flat, pix), thick)
+    # every pixel here was below full thickness: count those that reach it, per block
+    nb = layer.n_full.shape[0]
+    done = thick >= np.float32(1.0)
+    blocks = (ys[done] // BLOCK) * nb + xs[done] // BLOCK
+    layer.n_full += np.bincount(blocks, minlength=layer.n_full.size).reshape(nb, nb)
+    free = ~np.take(layer.owner.reshape(-1), pix)
+    return ys[free], xs[free], pix[free], s[free]
+
+
 def _draw_colony(
     layer: _Colonies,
     view: ColonyView,
@@ -526,54 +633,47 @@ def _draw_colony(
     # is the maximum, the cells are that colony's); at confluence this skips most of the
     # overlap, whole blocks at a time
     width = layer.thick.shape[1]
-    thick_flat = layer.thick.reshape(-1)
-    ys, xs = _candidates(layer, (y0, y1, x0, x1), (view.cy, view.cx), (ca, sa, sq), rmax + 3 * rag)
-    pix = ys * width + xs
-    keep = thick_flat[pix] < np.float32(1.0)
-    ys, xs, pix = ys[keep], xs[keep], pix[keep]
-    yy = ys.astype(np.float32) - np.float32(view.cy)
-    xx = xs.astype(np.float32) - np.float32(view.cx)
-    u = (xx * ca + yy * sa) / sq
-    v = (yy * ca - xx * sa) * sq
-    rho2 = u * u + v * v
-    theta = np.arctan2(v, u)
-    idx = ((theta + math.pi) * (N_THETA / (2 * math.pi))).astype(np.int32) & (N_THETA - 1)
-    s = table[idx] - np.sqrt(rho2)  # ~ signed distance to the border, positive inside
-    near = (rho2 < np.float32((rmax + 3 * rag) ** 2)) & (s > -3 * rag)
-    ys, xs, pix, s = ys[near], xs[near], pix[near], s[near]
-    off = (int(view.seed % 509), int(view.seed % 503))
-    s = s + np.float32(rag) * _noise_at(ys, xs, off, (3.0 * ppu, 10.0 * ppu))
-    inside = s > 0
-    ys, xs, pix, s = ys[inside], xs[inside], pix[inside], s[inside]
-    if ys.size:
-        # thickness: rises over w_edge (varying along the border: an uneven halo)
-        wl = w_edge * (0.55 + 0.45 * (1.0 + _noise_at(ys, xs, off[::-1], (6.0 * ppu, 20.0 * ppu))))
-        t = np.clip(s / np.maximum(wl, 0.5), 0.0, 1.0)
-        thick = (t * (2.0 - t)).astype(np.float32)  # a kink at the foot: a thin bright halo
-        thick_flat[pix] = np.maximum(thick_flat[pix], thick)
-        # every pixel here was below full thickness: count those that reach it, per block
-        nb = layer.n_full.shape[0]
-        done = thick >= np.float32(1.0)
-        blocks = (ys[done] // BLOCK) * nb + xs[done] // BLOCK
-        layer.n_full += np.bincount(blocks, minlength=layer.n_full.size).reshape(nb, nb)
-        free = ~layer.owner.reshape(-1)[pix]
-        ys, xs, pix, s = ys[free], xs[free], pix[free], s[free]
-        if ys.size:
-            cells, dead, glint = _cells(
-                view, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, rng=rng, look=look
-            )
-            if look.dome > 0.0:
-                # a dome: the path rises like a spherical cap from the border inwards
-                cap = np.sqrt(np.clip(s * (2.0 * rmean - s), 0.0, None)) / np.float32(rmean)
-                dome = np.float32(plateau * look.dome * (1.0 - d)) * np.minimum(cap, 1.0)
-                layer.body.reshape(-1)[pix] = plateau + dome + cells
-            else:
-                layer.body.reshape(-1)[pix] = plateau + cells
-            layer.glint.reshape(-1)[pix] = glint
-            layer.owner.reshape(-1)[pix] = True
-            # in row-major order, as the dead cells are thinned by a draw per pixel
-            order = np.argsort(pix[dead])
-            dead_y, dead_x = ys[dead][order].astype(np.int64), xs[dead][order].astype(np.int64)
+    ys_all, xs_all = _candidates(
+        layer, (y0, y1, x0, x1), (view.cy, view.cx), (ca, sa, sq), rmax + 3 * rag
+    )
+    shape = _Outline(
+        centre=(view.cy, view.cx),
+        frame=(ca, sa, sq),
+        table=table,
+        reach=rmax + 3 * rag,
+        rag=rag,
+        w_edge=w_edge,
+        off=(int(view.seed % 509), int(view.seed % 503)),
+    )
+    lat: _Lattice | None = None
+    dead_pix: list[np.ndarray] = []
+    # pixel by pixel work in chunks, so a large colony's temporaries stay in the cache
+    # (colony drawing ~5-10 % faster at 48 h); every step is per pixel, so the values do not
+    # depend on the chunking, and the lattice is drawn at the first pixel that gets cells
+    # (its generator's draws in the same order as before)
+    for i in range(0, ys_all.size, CHUNK):
+        ys, xs, pix, s = _colony_pixels(
+            layer, shape, ys_all[i : i + CHUNK], xs_all[i : i + CHUNK], ppu
+        )
+        if not ys.size:
+            continue
+        if lat is None:
+            lat = _lattice(view, ppu=ppu, rng=rng, look=look)
+        cells, dead, glint = _cells(lat, ys=ys, xs=xs, depth=s, rmean=rmean, ppu=ppu, look=look)
+        if look.dome > 0.0:
+            # a dome: the path rises like a spherical cap from the border inwards
+            cap = np.sqrt(np.clip(s * (2.0 * rmean - s), 0.0, None)) / np.float32(rmean)
+            dome = np.float32(plateau * look.dome * (1.0 - d)) * np.minimum(cap, 1.0)
+            layer.body.reshape(-1)[pix] = plateau + dome + cells
+        else:
+            layer.body.reshape(-1)[pix] = plateau + cells
+        layer.glint.reshape(-1)[pix] = glint
+        layer.owner.reshape(-1)[pix] = True
+        dead_pix.append(pix[dead])
+    if dead_pix:
+        # in row-major order, as the dead cells are thinned by a draw per pixel
+        at = np.sort(np.concatenate(dead_pix)).astype(np.int64)
+        dead_y, dead_x = at // width, at % width
     # spindle-shaped cells migrating out of differentiating colonies
     if d > 0.15:
         n_sp = int(rng.poisson(look.spindles * d**2 * 2 * math.pi * rmean / (90.0 * ppu)))
