@@ -127,7 +127,7 @@ class Look:
     nucleolus: float = 0.3
     """Optical path of a compact cell's nucleoli (dense: a dark central dot)."""
     nucleolus_fraction: float = 0.7
-    """Fraction of compact colony cells that are dead or mitotic (dark, refractile)."""
+    """Fraction of compact colony cells that show a nucleolus (a dense, dark central dot)."""
     cell_scale: float = 1.0
     """Scales the optical path of the cells' texture (not the colony's thickness)."""
     gap: float = 0.8
