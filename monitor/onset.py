@@ -43,13 +43,13 @@ class OnsetParams(StrictModel):
     """Detector parameters (also the shape of a per-plate override)."""
 
     on_threshold: float = Field(
-        0.70,
+        0.80,
         ge=0.0,
         le=1.0,
         description="Smoothed well probability at or above which a time point counts as\n"
-        "differentiated (0.70 with k 2 and no smoothing: chosen for wells of 2 or more\n"
-        "fields; with 1 field per well 0.70 and alpha 0.7 is quieter, see\n"
-        "docs/onset-detection.md).",
+        "differentiated (0.80 with k 2 and no smoothing: chosen for the bundled model on\n"
+        "wells of 2 or more fields; with 1 field per well 0.75 with k 3 is quieter; a lab's\n"
+        "own model needs its own, see docs/onset-detection.md).",
     )
     off_threshold: float = Field(
         0.35,

@@ -68,9 +68,9 @@ condensation, debris over every field) must never fire alone. The rendered plate
 such visits, so the grid's k = 1 settings look better there than they would in a lab."""
 GRID_ALPHA = (1.0, 0.7, 0.5)
 PREVIOUS = Rule(
-    "detector (previous defaults, tuned on 1 field)",
+    "detector (previous defaults, tuned for the previous bundled model)",
     "previous",
-    OnsetParams(on_threshold=0.75, off_threshold=0.35, k=2, alpha=0.7, aggregate="median"),
+    OnsetParams(on_threshold=0.70, off_threshold=0.35, k=2, alpha=1.0, aggregate="median"),
 )
 OTHER_MARKS = {
     "previous": ("black", "s", "previous defaults"),
