@@ -75,7 +75,10 @@ def seen_from_training(training: dict[str, Any] | None, source: str) -> SeenReco
     )
 
 
-def _sample(im: dict[str, Any], class_names: Sequence[str]) -> Sample:
+def sample_from_record(im: dict[str, Any], class_names: Sequence[str]) -> Sample:
+    """One image of a split record (as checkpoints and summaries store it) as a :class:`Sample`.
+
+    Raises :class:`DataError` naming the image when its label is not one of ``class_names``."""
     label = str(im["label"])
     if label not in class_names:
         raise DataError(
@@ -120,7 +123,7 @@ def heldout_samples(
             f"{', '.join(missing[:3])}{more}; restore them, or give DATA (e.g. the run's "
             "test_manifest.csv next to the moved images)"
         )
-    samples = [_sample(im, class_names) for im in test]
+    samples = [sample_from_record(im, class_names) for im in test]
     hashes = {
         s.path: str(im.get("content_hash") or "") for s, im in zip(samples, test, strict=True)
     }

@@ -90,7 +90,7 @@ def plate_comparison(c: ModelComparison, tb: data.TimeBase) -> None:
         f"over wells: {c.image_agreement.text('.2f')}",
     )
     m[1].metric(
-        "Wells with the same onset call",
+        "Same onset call (wells)",
         "–" if c.well_agreement.value is None else f"{c.well_agreement.value:.2f}",
         help=f"of {c.well_agreement.n_groups} wells both scored; 95 % interval (exact "
         f"binomial over wells): {c.well_agreement.text('.2f')}",

@@ -27,12 +27,12 @@ from stemwatch.core.aggregate import image_probabilities
 from trainer.data import TileCache
 from trainer.decision import THRESHOLD_FIGURES, f1_threshold, figures_at_threshold
 from trainer.evaluate import CheckpointPredictor
-from trainer.heldout import _sample
+from trainer.heldout import sample_from_record
 from trainer.metric_intervals import interval_text
 
 
 def block_probs(pred: CheckpointPredictor, images: list[dict[str, Any]]) -> tuple[Any, ...]:
-    samples = [_sample(im, pred.class_names) for im in images]
+    samples = [sample_from_record(im, pred.class_names) for im in images]
     cache = TileCache(pred.tiling, pred.normalisation)
     readable = cache.warm(samples)
     tiles = cache.tileset(readable)

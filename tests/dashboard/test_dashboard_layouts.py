@@ -63,6 +63,20 @@ for (const wrap of document.querySelectorAll(".sw-tablewrap")) {
 return [document.querySelectorAll(".sw-tablewrap").length, out];
 """
 
+# Each metric's label: is its text cut off (Streamlit ends a label too long for its column in
+# an ellipsis)?
+CHECK_METRICS = """
+const out = [];
+const labels = document.querySelectorAll('[data-testid="stMetricLabel"]');
+for (const label of labels)
+  for (const el of [label, ...label.querySelectorAll("*")])
+    if (el.scrollWidth > el.clientWidth + 1) {
+      out.push(`'${label.textContent}' cut off by ${el.scrollWidth - el.clientWidth} px`);
+      break;
+    }
+return [labels.length, out];
+"""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Browser:
@@ -144,7 +158,7 @@ def test_the_models_views_tables_fit_a_laptop(
     browser: Browser, filled_db: FilledDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Bug (issue 13): at 1280 x 800 the data grid of "Onsets by the plate map" cut its last
-    column (model B) off."""
+    column (model B) off; and the label "Wells with the same onset call" ended in an ellipsis."""
     from test_dashboard_lab_views import reanalysed, with_plate_map
 
     monkeypatch.setenv("SE_OFFLINE", "true")
@@ -158,9 +172,11 @@ def test_the_models_views_tables_fit_a_laptop(
         wait_for_text(driver, "Onsets by the plate map")
         wait_for_text(driver, "false alarms per 100 maintenance wells")
         n, problems = driver.execute_script(CHECK_TABLES)
-        if problems:
+        n_metrics, cut = driver.execute_script(CHECK_METRICS)
+        if problems or cut:
             driver.save_screenshot(str(tmp_path / "models.png"))
         assert n >= 2 and not problems, problems
+        assert n_metrics >= 4 and not cut, cut
     finally:
         driver.quit()
         srv.stop()
