@@ -78,9 +78,9 @@ class Colony:
     angle: float
     seed: int
     born_h: float = 0.0
-    doubling_h: float = AREA_DOUBLING_H
+    doubling_h: float = HIPSC_GROWTH.area_doubling_h
     """Hours the colony's area takes to double (its line's :attr:`Growth.area_doubling_h`)."""
-    spread: float = 0.8
+    spread: float = HIPSC_GROWTH.spread
     """Its line's :attr:`Growth.spread`."""
 
 
@@ -210,6 +210,7 @@ def make_well(
     n_spont = 0
     density_per_um2 = growth.colonies_per_mm2 / 1e6 * difficulty.density
     start = induction_h if condition == "induced" else None
+    p_spont = difficulty.spontaneous_fraction * growth.spontaneous_scale
     for x0, y0, w, h in regions_um:
         n = int(rng.poisson(density_per_um2 * w * h))
         xs = [x0 + w / 2 + rng.normal(0, w / 10), *(x0 + rng.uniform(0, w, n))]
@@ -217,7 +218,6 @@ def make_well(
         for x, y in zip(xs, ys, strict=True):
             c_start = start
             spont = False
-            p_spont = difficulty.spontaneous_fraction * growth.spontaneous_scale
             if condition == "maintenance" and rng.random() < p_spont:
                 c_start = float(rng.uniform(0.0, max(1.0, duration_h * 0.7)))
                 spont = True
